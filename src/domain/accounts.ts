@@ -1,0 +1,185 @@
+// Accounts: sign-up, password sign-in, password change, deletion.
+import type { DataSource, EntityManager } from "typeorm";
+import { UserEntity, type UserRow } from "../db/entities/index.js";
+import type { AuditLog, ClientMeta } from "./audit.js";
+import type { Caller } from "./callers.js";
+import type { Clock } from "./clock.js";
+import { AppError, Violations } from "./errors.js";
+import { normalizeEmail, normalizePhone, normalizeUsername, parseIdentifier } from "./identifiers.js";
+import { checkPassword, type PasswordHasher } from "./passwords.js";
+import type { SessionTokens, TokenPair } from "./session-tokens.js";
+import type { Sessions } from "./sessions.js";
+
+export interface SignUpInput {
+  readonly email: string;
+  readonly username: string;
+  readonly phone: string;
+  readonly password: string;
+  readonly displayName: string;
+}
+
+export interface SignedIn {
+  readonly user: UserRow;
+  readonly tokens: TokenPair;
+}
+
+export const MAX_DISPLAY_NAME_LENGTH = 100;
+
+export interface Accounts {
+  signUp(input: SignUpInput, client: ClientMeta): Promise<SignedIn>;
+  login(identifier: string, password: string, client: ClientMeta): Promise<SignedIn>;
+  get(userId: string): Promise<UserRow>;
+  changePassword(caller: Caller, currentPassword: string, newPassword: string, client: ClientMeta): Promise<number>;
+  delete(caller: Caller, password: string, client: ClientMeta): Promise<void>;
+}
+
+export interface AccountDeps {
+  readonly db: DataSource;
+  readonly clock: Clock;
+  readonly passwords: PasswordHasher;
+  readonly sessions: Sessions;
+  readonly sessionTokens: SessionTokens;
+  readonly audit: AuditLog;
+}
+
+const UNIQUE_VIOLATION = "23505";
+
+function isUniqueViolation(err: unknown): boolean {
+  const driverError = (err as { driverError?: { code?: string } }).driverError;
+  return (driverError?.code ?? (err as { code?: string }).code) === UNIQUE_VIOLATION;
+}
+
+export function createAccounts({ db, clock, passwords, sessions, sessionTokens, audit }: AccountDeps): Accounts {
+  function findLive(manager: EntityManager, column: "email" | "username" | "phone", value: string): Promise<UserRow | null> {
+    const query = manager.createQueryBuilder(UserEntity, "u").where("u.deleted_at IS NULL");
+    return (column === "phone"
+      ? query.andWhere("u.phone = :value", { value })
+      : query.andWhere(`lower(u.${column}) = lower(:value)`, { value })
+    ).getOne();
+  }
+
+  async function requireLiveUser(userId: string): Promise<UserRow> {
+    const user = await db.manager.findOneBy(UserEntity, { id: userId });
+    if (!user || user.status !== "active") throw new AppError("ACCESS_TOKEN_INVALID", `account ${userId} is not active`);
+    return user;
+  }
+
+  return {
+    async signUp(input, client) {
+      const violations = new Violations();
+      const email = input.email.trim() === "" ? null : normalizeEmail(input.email);
+      const username = input.username.trim() === "" ? null : normalizeUsername(input.username);
+      const phone = input.phone.trim() === "" ? null : normalizePhone(input.phone);
+      if (email === undefined) violations.add("email", "INVALID_EMAIL", "is not an email address");
+      if (username === undefined) {
+        violations.add("username", "INVALID_USERNAME", "must be 3 to 32 characters of a-z, 0-9, '.', '_', '-', starting with a letter or digit");
+      }
+      if (phone === undefined) violations.add("phone", "INVALID_PHONE", "is not a valid phone number in E.164 form (+14155550123)");
+      if (email === null && username === null && phone === null) {
+        violations.add("email", "IDENTIFIER_REQUIRED", "one of email, username or phone is required");
+      }
+      const passwordViolation = checkPassword("password", input.password);
+      if (passwordViolation) violations.add(passwordViolation.field, passwordViolation.reason, passwordViolation.description);
+      const displayName = input.displayName.normalize("NFKC").trim();
+      if ([...displayName].length > MAX_DISPLAY_NAME_LENGTH) {
+        violations.add("display_name", "TOO_LONG", `must be at most ${MAX_DISPLAY_NAME_LENGTH} characters`);
+      }
+      violations.throwIfAny();
+
+      const passwordHash = await passwords.hash(input.password);
+      try {
+        return await db.transaction(async (manager) => {
+          const user = await manager.save(UserEntity, manager.create(UserEntity, {
+            email: email ?? null,
+            username: username ?? null,
+            phone: phone ?? null,
+            displayName,
+            role: "user",
+            passwordHash,
+            status: "active",
+          }));
+          const tokens = await sessionTokens.start(manager, user, ["pwd"], client);
+          await audit.record({ userId: user.id, type: "SIGN_UP", client, sessionId: tokens.sessionId, details: { method: "pwd" } }, manager);
+          return { user, tokens };
+        });
+      } catch (err) {
+        if (isUniqueViolation(err)) throw new AppError("IDENTIFIER_TAKEN", "email, username or phone already in use", { cause: err });
+        throw err;
+      }
+    },
+
+    async login(identifierText, password, client) {
+      const violations = new Violations();
+      if (identifierText.trim() === "") violations.add("identifier", "REQUIRED", "is required");
+      if (password === "") violations.add("password", "REQUIRED", "is required");
+      violations.throwIfAny();
+
+      const identifier = parseIdentifier(identifierText);
+      const user = identifier ? await findLive(db.manager, identifier.kind, identifier.value) : null;
+      // An unknown account still costs one hash, so timing does not tell whether it exists.
+      const result = await passwords.verify(user?.passwordHash ?? null, password.slice(0, 1024));
+      if (!user || !result.ok || user.status !== "active") {
+        if (user) {
+          await audit.record({
+            userId: user.id,
+            type: "LOGIN_FAILED",
+            client,
+            details: { method: "pwd", cause: !result.ok ? "wrong_password" : "account_disabled" },
+          });
+        }
+        throw new AppError("INVALID_CREDENTIALS", user ? `login failed for ${user.id}` : "login failed for unknown identifier");
+      }
+      if (result.needsRehash) {
+        await db.manager.update(UserEntity, { id: user.id }, { passwordHash: await passwords.hash(password) });
+      }
+      return db.transaction(async (manager) => {
+        const tokens = await sessionTokens.start(manager, user, ["pwd"], client);
+        await audit.record({ userId: user.id, type: "LOGIN_SUCCEEDED", client, sessionId: tokens.sessionId, details: { method: "pwd" } }, manager);
+        return { user, tokens };
+      });
+    },
+
+    get: requireLiveUser,
+
+    async changePassword(caller, currentPassword, newPassword, client) {
+      const violations = new Violations();
+      if (currentPassword === "") violations.add("current_password", "REQUIRED", "is required");
+      const passwordViolation = checkPassword("new_password", newPassword);
+      if (passwordViolation) violations.add(passwordViolation.field, passwordViolation.reason, passwordViolation.description);
+      violations.throwIfAny();
+
+      const user = await requireLiveUser(caller.userId);
+      const result = await passwords.verify(user.passwordHash, currentPassword.slice(0, 1024));
+      if (!result.ok) {
+        await audit.record({ userId: user.id, type: "LOGIN_FAILED", client, sessionId: caller.sessionId, details: { method: "pwd", cause: "change_password" } });
+        throw new AppError("WRONG_PASSWORD", `wrong current password for ${user.id}`);
+      }
+      const passwordHash = await passwords.hash(newPassword);
+      return db.transaction(async (manager) => {
+        await manager.update(UserEntity, { id: user.id }, { passwordHash });
+        const ended = await sessions.revokeAll(user.id, "password_changed", caller.sessionId, manager);
+        await audit.record({ userId: user.id, type: "PASSWORD_CHANGED", client, sessionId: caller.sessionId, details: { ended_sessions: String(ended) } }, manager);
+        return ended;
+      });
+    },
+
+    async delete(caller, password, client) {
+      const user = await requireLiveUser(caller.userId);
+      if (user.passwordHash !== null) {
+        if (password === "") {
+          throw new AppError("INVALID_ARGUMENT", "password required to delete", {
+            violations: [{ field: "password", reason: "REQUIRED", description: "is required" }],
+          });
+        }
+        const result = await passwords.verify(user.passwordHash, password.slice(0, 1024));
+        if (!result.ok) throw new AppError("WRONG_PASSWORD", `wrong password deleting ${user.id}`);
+      }
+      await db.transaction(async (manager) => {
+        const now = clock.now();
+        await manager.update(UserEntity, { id: user.id }, { status: "deleted", deletedAt: now, tokensValidAfter: now });
+        await sessions.revokeAll(user.id, "account_deleted", undefined, manager);
+        await audit.record({ userId: user.id, type: "ACCOUNT_DELETED", client, sessionId: caller.sessionId }, manager);
+      });
+    },
+  };
+}

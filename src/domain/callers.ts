@@ -1,0 +1,61 @@
+// Who is calling: a person with an access token, or a backend service with a service key.
+import type { Revocations } from "./revocation.js";
+import type { AccessClaims, AccessTokens, Verification } from "./tokens.js";
+import { AppError } from "./errors.js";
+import { safeEqual } from "./crypto.js";
+
+export interface Caller {
+  readonly userId: string;
+  readonly sessionId: string;
+  readonly amr: readonly string[];
+  readonly claims: AccessClaims;
+}
+
+export interface Callers {
+  /** Full introspection: signature, claims and revocation. */
+  introspect(token: string): Promise<Verification>;
+  /** The person behind a bearer token; UNAUTHENTICATED when there is none or it is not active. */
+  authenticate(bearer: string | undefined): Promise<Caller>;
+  /** Checks the service credential of an internal RPC. */
+  authorizeService(serviceKey: string | undefined, peerIsLoopback: boolean): void;
+}
+
+export interface CallerSettings {
+  readonly serviceKeys: readonly string[];
+  /** Development mode lets loopback callers skip the service key. */
+  readonly allowLoopbackWithoutKey: boolean;
+}
+
+export function createCallers(accessTokens: AccessTokens, revocations: Revocations, settings: CallerSettings): Callers {
+  async function introspect(token: string): Promise<Verification> {
+    const verification = await accessTokens.verify(token);
+    if (!verification.active) return verification;
+    const reason = await revocations.check(verification.claims);
+    return reason === undefined ? verification : { active: false, reason };
+  }
+
+  return {
+    introspect,
+    async authenticate(bearer) {
+      if (bearer === undefined || bearer === "") {
+        throw new AppError("AUTHENTICATION_REQUIRED", "no bearer token");
+      }
+      const verification = await introspect(bearer);
+      if (!verification.active) {
+        throw new AppError("ACCESS_TOKEN_INVALID", `access token inactive: ${verification.reason}`);
+      }
+      const { claims } = verification;
+      return { userId: claims.sub, sessionId: claims.sid, amr: claims.amr, claims };
+    },
+    authorizeService(serviceKey, peerIsLoopback) {
+      if (serviceKey === undefined || serviceKey === "") {
+        if (settings.allowLoopbackWithoutKey && peerIsLoopback) return;
+        throw new AppError("SERVICE_KEY_REQUIRED", "internal RPC called without x-service-key");
+      }
+      // Compare against every key so timing does not reveal which one nearly matched.
+      let match = false;
+      for (const key of settings.serviceKeys) match = safeEqual(key, serviceKey) || match;
+      if (!match) throw new AppError("SERVICE_KEY_INVALID", "unknown x-service-key");
+    },
+  };
+}

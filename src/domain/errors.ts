@@ -1,0 +1,66 @@
+// The one error type of the domain. `reason` is a stable machine code; services/errors.ts
+// maps it to a canonical gRPC code in exactly one place. `message` is for the server log.
+
+export type ErrorReason =
+  | "INVALID_ARGUMENT"
+  | "IDENTIFIER_TAKEN"
+  | "INVALID_CREDENTIALS"
+  | "AUTHENTICATION_REQUIRED"
+  | "ACCESS_TOKEN_INVALID"
+  | "SERVICE_KEY_REQUIRED"
+  | "SERVICE_KEY_INVALID"
+  | "REFRESH_TOKEN_INVALID"
+  | "REFRESH_TOKEN_REUSED"
+  | "SESSION_NOT_FOUND"
+  | "WRONG_PASSWORD"
+  | "RATE_LIMITED"
+  | "NOT_IMPLEMENTED"
+  | "DEADLINE_EXCEEDED"
+  | "UNAVAILABLE"
+  | "INTERNAL";
+
+export interface FieldViolation {
+  readonly field: string;
+  readonly reason: string;
+  readonly description: string;
+}
+
+export interface AppErrorOptions {
+  readonly violations?: readonly FieldViolation[];
+  readonly retryAfterMs?: number;
+  readonly cause?: unknown;
+}
+
+export class AppError extends Error {
+  override name = "AppError";
+  readonly violations: readonly FieldViolation[];
+  readonly retryAfterMs: number | undefined;
+
+  constructor(readonly reason: ErrorReason, message: string = reason, options: AppErrorOptions = {}) {
+    super(message, { cause: options.cause });
+    this.violations = options.violations ?? [];
+    this.retryAfterMs = options.retryAfterMs;
+  }
+}
+
+/** Collects field violations and throws one INVALID_ARGUMENT error carrying all of them. */
+export class Violations {
+  private readonly list: FieldViolation[] = [];
+
+  add(field: string, reason: string, description: string): this {
+    this.list.push({ field, reason, description });
+    return this;
+  }
+
+  get empty(): boolean {
+    return this.list.length === 0;
+  }
+
+  throwIfAny(): void {
+    if (this.list.length > 0) {
+      throw new AppError("INVALID_ARGUMENT", `invalid fields: ${this.list.map((v) => v.field).join(", ")}`, {
+        violations: this.list,
+      });
+    }
+  }
+}

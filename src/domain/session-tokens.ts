@@ -1,0 +1,38 @@
+// Issues the token pair of a session: starting one at sign-in, and rotating it on refresh.
+import type { DataSource, EntityManager } from "typeorm";
+import { UserEntity, type UserRow } from "../db/entities/index.js";
+import type { ClientMeta } from "./audit.js";
+import type { Sessions } from "./sessions.js";
+import type { AccessTokens } from "./tokens.js";
+
+export interface TokenPair {
+  readonly accessToken: string;
+  readonly accessTokenExpiresAt: Date;
+  readonly refreshToken: string;
+  readonly refreshTokenExpiresAt: Date;
+  readonly sessionId: string;
+}
+
+export interface SessionTokens {
+  start(manager: EntityManager, user: UserRow, amr: readonly string[], client: ClientMeta): Promise<TokenPair>;
+  refresh(refreshToken: string, client: ClientMeta): Promise<TokenPair>;
+}
+
+export function createSessionTokens(db: DataSource, sessions: Sessions, accessTokens: AccessTokens): SessionTokens {
+  async function pair(user: Pick<UserRow, "id" | "role" | "username">, sessionId: string, amr: readonly string[], refreshToken: string, refreshTokenExpiresAt: Date): Promise<TokenPair> {
+    const access = await accessTokens.issue({ userId: user.id, sessionId, role: user.role, username: user.username, amr });
+    return { accessToken: access.token, accessTokenExpiresAt: access.expiresAt, refreshToken, refreshTokenExpiresAt, sessionId };
+  }
+
+  return {
+    async start(manager, user, amr, client) {
+      const session = await sessions.create(manager, user.id, amr, client);
+      return pair(user, session.sessionId, amr, session.refreshToken, session.refreshExpiresAt);
+    },
+    async refresh(refreshToken, client) {
+      const rotated = await sessions.rotate(refreshToken, client);
+      const user = await db.manager.findOneByOrFail(UserEntity, { id: rotated.userId });
+      return pair(user, rotated.sessionId, rotated.amr, rotated.refreshToken, rotated.refreshExpiresAt);
+    },
+  };
+}

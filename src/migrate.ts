@@ -1,0 +1,15 @@
+// `npm run migrate`: applies pending migrations to DATABASE_URL (or the embedded database).
+import { loadConfig } from "./config.js";
+import { createLogger } from "./logger.js";
+import { locateDatabase } from "./database.js";
+import { createDataSource } from "./db/data-source.js";
+
+const config = loadConfig();
+const logger = createLogger(config.logLevel);
+const location = await locateDatabase(config, logger);
+const db = createDataSource({ url: location.url });
+await db.initialize();
+const applied = await db.runMigrations();
+logger.info({ applied: applied.map((m) => m.name) }, "migrations applied");
+await db.destroy();
+await location.stop();

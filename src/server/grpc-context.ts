@@ -1,0 +1,92 @@
+// A HandlerContext for calls arriving through grpc-js. Everything a handler may not need
+// (Headers objects, AbortController) is built on first use: VerifyToken touches none of it.
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
+import { createContextValues, type ContextValues, type HandlerContext } from "@connectrpc/connect";
+import type * as grpc from "@grpc/grpc-js";
+import { callInfoKey, normalizeAddress, type CallInfo } from "../services/call.js";
+
+/** `127.0.0.1:5000`, `[::1]:5000`, `ipv4:1.2.3.4:5` -> the address without the port. */
+function peerHost(peer: string): string {
+  const bare = peer.replace(/^ipv[46]:/, "");
+  const bracketed = /^\[([^\]]+)\]/.exec(bare);
+  if (bracketed) return bracketed[1]!;
+  const colon = bare.lastIndexOf(":");
+  return colon > 0 && bare.indexOf(":") === colon ? bare.slice(0, colon) : bare;
+}
+
+class GrpcCallInfo implements CallInfo {
+  private peer: string | undefined;
+  constructor(private readonly call: grpc.ServerUnaryCall<unknown, unknown>) {}
+  header(name: string): string | undefined {
+    const value = this.call.metadata.get(name)[0];
+    return typeof value === "string" ? value : undefined;
+  }
+  get peerAddress(): string {
+    return (this.peer ??= normalizeAddress(peerHost(this.call.getPeer())));
+  }
+}
+
+export class GrpcHandlerContext implements HandlerContext {
+  readonly protocolName = "grpc";
+  readonly requestMethod = "POST";
+  readonly values: ContextValues;
+  private abort?: AbortController;
+  private reqHeader?: Headers;
+  private resHeader?: Headers;
+  private resTrailer?: Headers;
+
+  constructor(
+    readonly service: DescService,
+    readonly method: DescMethod,
+    private readonly call: grpc.ServerUnaryCall<unknown, unknown>,
+  ) {
+    this.values = createContextValues().set(callInfoKey, new GrpcCallInfo(call));
+  }
+
+  get url(): string {
+    return `/${this.service.typeName}/${this.method.name}`;
+  }
+
+  get signal(): AbortSignal {
+    if (!this.abort) {
+      const abort = (this.abort = new AbortController());
+      this.call.once("cancelled", () => abort.abort());
+    }
+    return this.abort.signal;
+  }
+
+  readonly timeoutMs = (): number | undefined => {
+    const deadline = this.call.getDeadline();
+    const ms = deadline instanceof Date ? deadline.getTime() : deadline;
+    return Number.isFinite(ms) ? Math.max(0, ms - Date.now()) : undefined;
+  };
+
+  get requestHeader(): Headers {
+    if (!this.reqHeader) {
+      this.reqHeader = new Headers();
+      for (const [key, value] of Object.entries(this.call.metadata.getMap())) {
+        if (typeof value === "string") this.reqHeader.append(key, value);
+      }
+    }
+    return this.reqHeader;
+  }
+
+  get responseHeader(): Headers {
+    return (this.resHeader ??= new Headers());
+  }
+
+  get responseTrailer(): Headers {
+    return (this.resTrailer ??= new Headers());
+  }
+
+  /** Headers and trailers the handler set, as grpc-js metadata (undefined when untouched). */
+  takeResponseMetadata(metadataCtor: typeof grpc.Metadata): { header?: grpc.Metadata; trailer?: grpc.Metadata } {
+    const toMetadata = (headers: Headers | undefined) => {
+      if (!headers) return undefined;
+      const md = new metadataCtor();
+      headers.forEach((value, key) => md.add(key, value));
+      return md;
+    };
+    return { header: toMetadata(this.resHeader), trailer: toMetadata(this.resTrailer) };
+  }
+}

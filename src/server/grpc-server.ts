@@ -1,0 +1,128 @@
+// The native gRPC server (grpc-js, h2c). It mounts the ServiceImpls registered by `routes`
+// through one adapter, plus grpc.health.v1 and server reflection (v1 and v1alpha).
+import { readFileSync } from "node:fs";
+import { create, fromBinary, isMessage, toBinary, type DescMessage, type DescMethod, type DescService } from "@bufbuild/protobuf";
+import { FileDescriptorProtoSchema, FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
+import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import * as grpc from "@grpc/grpc-js";
+import type { PackageDefinition } from "@grpc/proto-loader";
+import { ReflectionService } from "@grpc/reflection";
+import { HealthImplementation } from "grpc-health-check";
+import { toConnectError } from "../services/errors.js";
+import { GrpcHandlerContext } from "./grpc-context.js";
+
+export interface GrpcServerOptions {
+  readonly routes: (router: ConnectRouter) => void;
+  readonly health: HealthImplementation;
+  readonly descriptorSetPath: string;
+  readonly maxMessageBytes: number;
+}
+
+type UnaryImpl = (request: unknown, ctx: HandlerContext) => unknown;
+
+interface Registration {
+  readonly service: DescService;
+  readonly impl: Record<string, UnaryImpl | undefined>;
+}
+
+/** Runs `routes` against a router that only records what it registers. */
+function collect(routes: (router: ConnectRouter) => void): Registration[] {
+  const registrations: Registration[] = [];
+  const recorder = {
+    handlers: [],
+    service(service: DescService, impl: object) {
+      registrations.push({ service, impl: impl as Registration["impl"] });
+      return recorder;
+    },
+    rpc() {
+      throw new Error("register whole services with router.service()");
+    },
+  };
+  routes(recorder as unknown as ConnectRouter);
+  return registrations;
+}
+
+/** A request that did not decode; the handler answers INVALID_ARGUMENT instead of crashing. */
+const undecodable = Symbol("undecodable");
+
+function serializer(schema: DescMessage) {
+  return (value: unknown) =>
+    Buffer.from(toBinary(schema, isMessage(value, schema) ? value : create(schema, value as never)));
+}
+
+function deserializer(schema: DescMessage) {
+  return (bytes: Buffer) => {
+    try {
+      return fromBinary(schema, bytes);
+    } catch {
+      return undecodable;
+    }
+  };
+}
+
+export function toServiceError(error: ConnectError): Partial<grpc.StatusObject> {
+  const metadata = new grpc.Metadata();
+  const trailer = setTrailerStatus(new Headers(), error);
+  const details = trailer.get("grpc-status-details-bin");
+  if (details) metadata.set("grpc-status-details-bin", Buffer.from(details, "base64"));
+  return { code: error.code as number as grpc.status, details: error.rawMessage, metadata };
+}
+
+function unaryHandler(service: DescService, method: DescMethod, impl: UnaryImpl | undefined): grpc.handleUnaryCall<unknown, unknown> {
+  return (call, callback) => {
+    const ctx = new GrpcHandlerContext(service, method, call);
+    const run = async () => {
+      if (call.request === undecodable) throw new ConnectError("request message could not be decoded", Code.InvalidArgument);
+      if (!impl) throw new ConnectError(`${method.name} is not implemented`, Code.Unimplemented);
+      return impl(call.request, ctx);
+    };
+    run().then(
+      (response) => {
+        const { header, trailer } = ctx.takeResponseMetadata(grpc.Metadata);
+        if (header) call.sendMetadata(header);
+        callback(null, response, trailer);
+      },
+      (err: unknown) => callback(toServiceError(err instanceof ConnectError ? err : toConnectError(err))),
+    );
+  };
+}
+
+function definitionOf({ service, impl }: Registration): [grpc.ServiceDefinition, grpc.UntypedServiceImplementation] {
+  const definition: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  const handlers: grpc.UntypedServiceImplementation = {};
+  for (const method of service.methods) {
+    if (method.methodKind !== "unary") throw new Error(`${method.name}: only unary RPCs are supported`);
+    definition[method.localName] = {
+      path: `/${service.typeName}/${method.name}`,
+      requestStream: false,
+      responseStream: false,
+      requestSerialize: serializer(method.input),
+      requestDeserialize: deserializer(method.input),
+      responseSerialize: serializer(method.output),
+      responseDeserialize: deserializer(method.output),
+    };
+    handlers[method.localName] = unaryHandler(service, method, impl[method.localName]);
+  }
+  return [definition as grpc.ServiceDefinition, handlers];
+}
+
+/** The raw FileDescriptorProtos of the buf-built set, imports included (grpc/grpc-node#3018). */
+export function loadFileDescriptorProtos(path: string): Buffer[] {
+  const set = fromBinary(FileDescriptorSetSchema, readFileSync(path));
+  return set.file.map((file) => Buffer.from(toBinary(FileDescriptorProtoSchema, file)));
+}
+
+export function createGrpcServer({ routes, health, descriptorSetPath, maxMessageBytes }: GrpcServerOptions): grpc.Server {
+  const server = new grpc.Server({
+    "grpc.max_receive_message_length": maxMessageBytes,
+    "grpc.max_send_message_length": 4 * 1024 * 1024,
+    "grpc.keepalive_permit_without_calls": 1,
+  });
+  for (const registration of collect(routes)) server.addService(...definitionOf(registration));
+  health.addToServer(server);
+  const fileDescriptorProtos = loadFileDescriptorProtos(descriptorSetPath);
+  const reflection = new ReflectionService({ all: { fileDescriptorProtos } } as unknown as PackageDefinition);
+  reflection.addToServer(server);
+  return server;
+}

@@ -1,0 +1,96 @@
+// identity.v1.AuthService: proto <-> domain mapping only.
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import type { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
+import type { Accounts } from "../domain/accounts.js";
+import type { AuditLog } from "../domain/audit.js";
+import type { Callers } from "../domain/callers.js";
+import { AppError } from "../domain/errors.js";
+import { pageOf } from "../domain/paging.js";
+import type { Sessions } from "../domain/sessions.js";
+import { bearerToken, clientMeta } from "./call.js";
+import { auditEventToProto, sessionToProto, tokensToProto, userToProto } from "./mappers.js";
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export interface AuthServiceDeps {
+  readonly accounts: Accounts;
+  readonly callers: Callers;
+  readonly sessions: Sessions;
+  readonly audit: AuditLog;
+}
+
+export class AuthServiceImpl implements Partial<ServiceImpl<typeof AuthService>> {
+  constructor(private readonly deps: AuthServiceDeps) {}
+
+  private caller(ctx: HandlerContext) {
+    return this.deps.callers.authenticate(bearerToken(ctx));
+  }
+
+  async signUp(req: { email: string; username: string; phone: string; password: string; displayName: string }, ctx: HandlerContext) {
+    const { user, tokens } = await this.deps.accounts.signUp(req, clientMeta(ctx));
+    return { user: userToProto(user), tokens: tokensToProto(tokens) };
+  }
+
+  async login(req: { identifier: string; password: string }, ctx: HandlerContext) {
+    const { user, tokens } = await this.deps.accounts.login(req.identifier, req.password, clientMeta(ctx));
+    return { result: { case: "tokens" as const, value: tokensToProto(tokens) }, user: userToProto(user) };
+  }
+
+  async logout(req: { allSessions: boolean }, ctx: HandlerContext) {
+    const caller = await this.caller(ctx);
+    const ended = req.allSessions
+      ? await this.deps.sessions.revokeAll(caller.userId, "logout")
+      : Number(await this.deps.sessions.revoke(caller.userId, caller.sessionId, "logout"));
+    await this.deps.audit.record({
+      userId: caller.userId,
+      type: "LOGOUT",
+      client: clientMeta(ctx),
+      sessionId: caller.sessionId,
+      details: { all_sessions: String(req.allSessions) },
+    });
+    return { endedSessionCount: ended };
+  }
+
+  async whoAmI(_req: unknown, ctx: HandlerContext) {
+    const caller = await this.caller(ctx);
+    const user = await this.deps.accounts.get(caller.userId);
+    return { user: userToProto(user), sessionId: caller.sessionId, amr: [...caller.amr] };
+  }
+
+  async changePassword(req: { currentPassword: string; newPassword: string }, ctx: HandlerContext) {
+    const caller = await this.caller(ctx);
+    const ended = await this.deps.accounts.changePassword(caller, req.currentPassword, req.newPassword, clientMeta(ctx));
+    return { endedSessionCount: ended };
+  }
+
+  async deleteAccount(req: { password: string }, ctx: HandlerContext) {
+    const caller = await this.caller(ctx);
+    await this.deps.accounts.delete(caller, req.password, clientMeta(ctx));
+    return {};
+  }
+
+  async listSessions(req: { pageSize: number; pageToken: string }, ctx: HandlerContext) {
+    const caller = await this.caller(ctx);
+    const page = await this.deps.sessions.listActive(caller.userId, pageOf(req.pageSize, req.pageToken));
+    return { sessions: page.sessions.map((s) => sessionToProto(s, caller.sessionId)), nextPageToken: page.nextPageToken };
+  }
+
+  async revokeSession(req: { sessionId: string }, ctx: HandlerContext) {
+    const caller = await this.caller(ctx);
+    if (!UUID.test(req.sessionId)) {
+      throw new AppError("INVALID_ARGUMENT", "bad session id", {
+        violations: [{ field: "session_id", reason: "INVALID_ID", description: "is not a session id" }],
+      });
+    }
+    const revoked = await this.deps.sessions.revoke(caller.userId, req.sessionId.toLowerCase(), "revoked");
+    if (!revoked) throw new AppError("SESSION_NOT_FOUND", `session ${req.sessionId} not active for ${caller.userId}`);
+    await this.deps.audit.record({ userId: caller.userId, type: "SESSION_REVOKED", client: clientMeta(ctx), sessionId: req.sessionId.toLowerCase() });
+    return {};
+  }
+
+  async listActivity(req: { pageSize: number; pageToken: string }, ctx: HandlerContext) {
+    const caller = await this.caller(ctx);
+    const page = await this.deps.audit.list(caller.userId, pageOf(req.pageSize, req.pageToken));
+    return { events: page.events.map(auditEventToProto), nextPageToken: page.nextPageToken };
+  }
+}

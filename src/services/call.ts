@@ -1,0 +1,43 @@
+// Transport-neutral facts about the current call, set by each server before a handler runs:
+// request headers and the peer address. Handlers read them through these helpers only.
+import { createContextKey, type HandlerContext } from "@connectrpc/connect";
+import type { ClientMeta } from "../domain/audit.js";
+
+export interface CallInfo {
+  /** First value of a request header (lower-case name), or undefined. */
+  header(name: string): string | undefined;
+  /** IP address of the TCP peer. */
+  readonly peerAddress: string;
+}
+
+export const callInfoKey = createContextKey<CallInfo>(
+  { header: () => undefined, peerAddress: "" },
+  { description: "identity call info" },
+);
+
+export function callInfo(ctx: HandlerContext): CallInfo {
+  return ctx.values.get(callInfoKey);
+}
+
+/** Strips the IPv4-mapped IPv6 prefix so `::ffff:127.0.0.1` reads as `127.0.0.1`. */
+export function normalizeAddress(address: string | undefined): string {
+  if (!address) return "";
+  return address.startsWith("::ffff:") ? address.slice(7) : address;
+}
+
+export function isLoopback(address: string): boolean {
+  return address === "::1" || address.startsWith("127.");
+}
+
+export function clientMeta(ctx: HandlerContext): ClientMeta {
+  const info = callInfo(ctx);
+  return { ip: info.peerAddress, userAgent: info.header("user-agent") ?? "" };
+}
+
+/** The token of an `authorization: Bearer <token>` header. */
+export function bearerToken(ctx: HandlerContext): string | undefined {
+  const value = callInfo(ctx).header("authorization");
+  if (!value) return undefined;
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(value);
+  return match?.[1];
+}

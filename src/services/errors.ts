@@ -1,0 +1,68 @@
+// The one place where domain errors become wire errors: a canonical code, a generic message,
+// and google.rpc details (ErrorInfo always; BadRequest and RetryInfo when they apply).
+import { Code, ConnectError } from "@connectrpc/connect";
+import { create, type DescMessage, type MessageInitShape } from "@bufbuild/protobuf";
+import { durationFromMs } from "@bufbuild/protobuf/wkt";
+import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { AppError, type ErrorReason } from "../domain/errors.js";
+
+type OutgoingDetail = { desc: DescMessage; value: MessageInitShape<DescMessage> };
+
+export const ERROR_DOMAIN = "identity.v1";
+
+const wire: Record<ErrorReason, { code: Code; message: string }> = {
+  INVALID_ARGUMENT: { code: Code.InvalidArgument, message: "invalid request; see the field violations" },
+  IDENTIFIER_TAKEN: { code: Code.AlreadyExists, message: "an account with this email, username or phone already exists" },
+  INVALID_CREDENTIALS: { code: Code.Unauthenticated, message: "invalid credentials" },
+  WRONG_PASSWORD: { code: Code.PermissionDenied, message: "the password is not correct" },
+  AUTHENTICATION_REQUIRED: { code: Code.Unauthenticated, message: "authentication required" },
+  ACCESS_TOKEN_INVALID: { code: Code.Unauthenticated, message: "the access token is not valid" },
+  SERVICE_KEY_REQUIRED: { code: Code.Unauthenticated, message: "a service credential is required" },
+  SERVICE_KEY_INVALID: { code: Code.PermissionDenied, message: "the service credential is not valid" },
+  REFRESH_TOKEN_INVALID: { code: Code.Unauthenticated, message: "the refresh token is not valid" },
+  REFRESH_TOKEN_REUSED: { code: Code.Unauthenticated, message: "the refresh token is not valid" },
+  SESSION_NOT_FOUND: { code: Code.NotFound, message: "session not found" },
+  RATE_LIMITED: { code: Code.ResourceExhausted, message: "too many requests; retry later" },
+  NOT_IMPLEMENTED: { code: Code.Unimplemented, message: "not implemented" },
+  DEADLINE_EXCEEDED: { code: Code.DeadlineExceeded, message: "deadline exceeded" },
+  UNAVAILABLE: { code: Code.Unavailable, message: "service unavailable; retry later" },
+  INTERNAL: { code: Code.Internal, message: "internal error" },
+};
+
+function errorInfo(reason: string): OutgoingDetail {
+  return { desc: ErrorInfoSchema, value: { reason, domain: ERROR_DOMAIN } };
+}
+
+/** PostgreSQL unreachable or shutting down: the client may retry. */
+function isUnavailable(err: unknown): boolean {
+  const e = err as { code?: string; driverError?: { code?: string }; message?: string };
+  const code = e.driverError?.code ?? e.code;
+  return (
+    code === "ECONNREFUSED" || code === "ECONNRESET" || code === "57P01" || code === "57P03" ||
+    /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(e.message ?? "")
+  );
+}
+
+export function toConnectError(err: unknown): ConnectError {
+  if (err instanceof AppError) {
+    const { code, message } = wire[err.reason];
+    const details: OutgoingDetail[] = [errorInfo(err.reason)];
+    if (err.violations.length > 0) {
+      details.push({ desc: BadRequestSchema, value: create(BadRequestSchema, { fieldViolations: [...err.violations] }) });
+    }
+    if (err.retryAfterMs !== undefined) {
+      details.push({ desc: RetryInfoSchema, value: create(RetryInfoSchema, { retryDelay: durationFromMs(err.retryAfterMs) }) });
+    }
+    return new ConnectError(message, code, undefined, details, err);
+  }
+  if (err instanceof ConnectError) {
+    // Raised by the transport (size limit, unimplemented, cancelled): its message is generic already.
+    if (err.findDetails(ErrorInfoSchema).length === 0 && err.code !== Code.Internal) {
+      const reason = Code[err.code].replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
+      return new ConnectError(err.rawMessage, err.code, err.metadata, [errorInfo(reason)], err);
+    }
+    if (err.code !== Code.Internal) return err;
+  }
+  const reason: ErrorReason = isUnavailable(err) ? "UNAVAILABLE" : "INTERNAL";
+  return new ConnectError(wire[reason].message, wire[reason].code, undefined, [errorInfo(reason)], err);
+}

@@ -1,0 +1,59 @@
+// Domain rows to proto messages.
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { UserSchema, TokenPairSchema } from "../../gen/identity/v1/common_pb.js";
+import { AuditEventType, type AuditEventSchema, type SessionSchema } from "../../gen/identity/v1/auth_service_pb.js";
+import type { AuditEventRow, SessionRow, UserRow } from "../db/entities/index.js";
+import type { TokenPair } from "../domain/session-tokens.js";
+
+export function userToProto(user: UserRow): MessageInitShape<typeof UserSchema> {
+  return {
+    id: user.id,
+    email: user.email ?? "",
+    emailVerified: user.emailVerifiedAt !== null,
+    username: user.username ?? "",
+    phone: user.phone ?? "",
+    phoneVerified: user.phoneVerifiedAt !== null,
+    displayName: user.displayName,
+    role: user.role,
+    mfaEnabled: user.mfaEnabledAt !== null,
+    hasPassword: user.passwordHash !== null,
+    createTime: timestampFromDate(user.createdAt),
+  };
+}
+
+export function tokensToProto(tokens: TokenPair): MessageInitShape<typeof TokenPairSchema> {
+  return {
+    accessToken: tokens.accessToken,
+    accessTokenExpireTime: timestampFromDate(tokens.accessTokenExpiresAt),
+    refreshToken: tokens.refreshToken,
+    refreshTokenExpireTime: timestampFromDate(tokens.refreshTokenExpiresAt),
+    tokenType: "Bearer",
+    sessionId: tokens.sessionId,
+  };
+}
+
+export function sessionToProto(session: SessionRow, currentSessionId: string): MessageInitShape<typeof SessionSchema> {
+  return {
+    id: session.id,
+    createTime: timestampFromDate(session.createdAt),
+    lastRefreshTime: timestampFromDate(session.lastRefreshAt),
+    expireTime: timestampFromDate(session.absoluteExpiresAt),
+    userAgent: session.userAgent,
+    ipAddress: session.ipAddress,
+    amr: session.amr,
+    current: session.id === currentSessionId,
+  };
+}
+
+export function auditEventToProto(event: AuditEventRow): MessageInitShape<typeof AuditEventSchema> {
+  return {
+    id: event.id,
+    type: AuditEventType[event.type as keyof typeof AuditEventType] ?? AuditEventType.UNSPECIFIED,
+    createTime: timestampFromDate(event.createdAt),
+    ipAddress: event.ipAddress,
+    userAgent: event.userAgent,
+    sessionId: event.sessionId ?? "",
+    details: event.details,
+  };
+}

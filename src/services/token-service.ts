@@ -1,0 +1,82 @@
+// identity.v1.TokenService: proto <-> domain mapping only.
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { InactiveReason, type TokenService } from "../../gen/identity/v1/token_service_pb.js";
+import type { AuditLog } from "../domain/audit.js";
+import type { Callers } from "../domain/callers.js";
+import { AppError } from "../domain/errors.js";
+import type { SessionTokens } from "../domain/session-tokens.js";
+import type { Sessions } from "../domain/sessions.js";
+import type { SigningKeys } from "../domain/signing-keys.js";
+import type { AccessTokens } from "../domain/tokens.js";
+import { callInfo, clientMeta, isLoopback } from "./call.js";
+import { tokensToProto } from "./mappers.js";
+
+export interface TokenServiceDeps {
+  readonly callers: Callers;
+  readonly accessTokens: AccessTokens;
+  readonly sessionTokens: SessionTokens;
+  readonly sessions: Sessions;
+  readonly signingKeys: SigningKeys;
+  readonly audit: AuditLog;
+}
+
+function required(field: string, value: string): void {
+  if (value === "") {
+    throw new AppError("INVALID_ARGUMENT", `${field} missing`, { violations: [{ field, reason: "REQUIRED", description: "is required" }] });
+  }
+}
+
+export class TokenServiceImpl implements Partial<ServiceImpl<typeof TokenService>> {
+  constructor(private readonly deps: TokenServiceDeps) {}
+
+  async verifyToken(req: { token: string }, ctx: HandlerContext) {
+    const info = callInfo(ctx);
+    this.deps.callers.authorizeService(info.header("x-service-key"), isLoopback(info.peerAddress));
+    required("token", req.token);
+    const verification = await this.deps.callers.introspect(req.token);
+    if (!verification.active) return { active: false, reason: InactiveReason[verification.reason] };
+    const c = verification.claims;
+    return {
+      active: true,
+      userId: c.sub,
+      sessionId: c.sid,
+      tokenId: c.jti,
+      role: c.role,
+      username: c.username,
+      amr: [...c.amr],
+      issueTime: timestampFromMs(c.iat * 1000),
+      expireTime: timestampFromMs(c.exp * 1000),
+      issuer: c.iss,
+      audience: c.aud,
+    };
+  }
+
+  async refreshToken(req: { refreshToken: string }, ctx: HandlerContext) {
+    required("refresh_token", req.refreshToken);
+    const tokens = await this.deps.sessionTokens.refresh(req.refreshToken, clientMeta(ctx));
+    return { tokens: tokensToProto(tokens) };
+  }
+
+  async revokeToken(req: { token: string }, ctx: HandlerContext) {
+    required("token", req.token);
+    const session = await this.sessionOf(req.token);
+    if (session && (await this.deps.sessions.revoke(session.userId, session.sessionId, "revoked"))) {
+      await this.deps.audit.record({ userId: session.userId, type: "SESSION_REVOKED", client: clientMeta(ctx), sessionId: session.sessionId, details: { via: "revoke_token" } });
+    }
+    return {};
+  }
+
+  getJwks() {
+    return { keys: this.deps.signingKeys.jwks().map((k) => ({ ...k })) };
+  }
+
+  /** The session a token belongs to: an access token by its claims, a refresh token by lookup. */
+  private async sessionOf(token: string): Promise<{ userId: string; sessionId: string } | undefined> {
+    if (token.split(".").length === 3) {
+      const verification = await this.deps.accessTokens.verify(token);
+      return verification.active ? { userId: verification.claims.sub, sessionId: verification.claims.sid } : undefined;
+    }
+    return this.deps.sessions.findByRefreshToken(token);
+  }
+}
