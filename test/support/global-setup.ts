@@ -1,0 +1,40 @@
+// One embedded PostgreSQL for the whole run; every test file creates its own database in it.
+import { mkdirSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import path from "node:path";
+import type { TestProject } from "vitest/node";
+import { startEmbeddedPostgres, type EmbeddedDatabase } from "../../src/db/embedded.js";
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+let database: EmbeddedDatabase | undefined;
+let dir: string | undefined;
+
+export async function setup(project: TestProject): Promise<void> {
+  const root = path.resolve(".test-data");
+  mkdirSync(root, { recursive: true });
+  dir = path.join(root, `pg-${process.pid}`);
+  rmSync(dir, { recursive: true, force: true });
+  database = await startEmbeddedPostgres({ dir, port: await freePort(), password: "test", persistent: false });
+  project.provide("adminDatabaseUrl", database.url);
+}
+
+export async function teardown(): Promise<void> {
+  await database?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+}
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    adminDatabaseUrl: string;
+  }
+}

@@ -1,0 +1,72 @@
+// The real service on port 0 against a real PostgreSQL database, built from the same
+// factories main.ts uses. Tests read and write the database directly to check effects.
+import { Writable } from "node:stream";
+import type { DataSource } from "typeorm";
+import { createApp, type App } from "../../src/app.js";
+import { loadConfig, type Config } from "../../src/config.js";
+import { openDatabase } from "../../src/db/data-source.js";
+import { ManualClock, systemClock, type Clock } from "../../src/domain/clock.js";
+import { createLogger } from "../../src/logger.js";
+import { createTestDatabase, type TestDatabase } from "./database.js";
+
+/** Fixed so that several instances on one database can unseal the same signing keys. */
+export const TEST_KEK = Buffer.alloc(32, 7);
+export const TEST_SERVICE_KEY = "test-service-key-0123456789abcdef0123456789";
+
+export interface TestService {
+  readonly app: App;
+  readonly db: DataSource;
+  readonly config: Config;
+  readonly clock: Clock;
+  readonly grpcAddress: string;
+  readonly httpUrl: string;
+  /** Every line the service logged, for tests that grep the log. */
+  readonly logLines: string[];
+  close(): Promise<void>;
+}
+
+export interface TestServiceOptions {
+  readonly env?: Record<string, string>;
+  readonly clock?: Clock;
+  /** Reuse a database (a second instance on the same data). */
+  readonly database?: TestDatabase;
+}
+
+export async function startTestService(options: TestServiceOptions = {}): Promise<TestService> {
+  const database = options.database ?? (await createTestDatabase());
+  const config = loadConfig({
+    NODE_ENV: "test",
+    SERVICE_KEYS: TEST_SERVICE_KEY,
+    CORS_ORIGINS: "http://allowed.example",
+    LOG_LEVEL: "info",
+    ...options.env,
+  });
+  const logLines: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      logLines.push(...chunk.toString().split("\n").filter((l) => l !== ""));
+      done();
+    },
+  });
+  const logger = createLogger(config.logLevel, sink);
+  const db = await openDatabase({ url: database.url, poolSize: 20 });
+  const clock = options.clock ?? systemClock;
+  const app = await createApp({ config, db, logger, kek: TEST_KEK, clock });
+  const ports = await app.servers.listen("127.0.0.1", 0, 0);
+  return {
+    app,
+    db,
+    config,
+    clock,
+    grpcAddress: `127.0.0.1:${ports.grpcPort}`,
+    httpUrl: `http://127.0.0.1:${ports.httpPort}`,
+    logLines,
+    async close() {
+      await app.servers.close(1_000);
+      await db.destroy();
+      if (!options.database) await database.drop();
+    },
+  };
+}
+
+export { ManualClock };

@@ -1,0 +1,85 @@
+// Real clients for the contract suite: grpc-js on the gRPC port, Connect and gRPC-web on the
+// gateway. The grpc-js client is wrapped in Connect's Transport interface so one suite can
+// drive all three through the same generated client.
+import { create, fromBinary, toBinary, type DescMessage, type DescMethodUnary, type MessageInitShape } from "@bufbuild/protobuf";
+import { Code, ConnectError, createClient, type Client, type Transport } from "@connectrpc/connect";
+import { findTrailerError } from "@connectrpc/connect/protocol-grpc";
+import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import * as grpc from "@grpc/grpc-js";
+import type { DescService } from "@bufbuild/protobuf";
+import type { TestService } from "./service.js";
+
+function metadataToHeaders(metadata: grpc.Metadata): Headers {
+  const headers = new Headers();
+  for (const [key, value] of Object.entries(metadata.getMap())) {
+    headers.append(key, typeof value === "string" ? value : Buffer.from(value).toString("base64"));
+  }
+  return headers;
+}
+
+/** A Connect Transport that speaks through a real @grpc/grpc-js client. */
+export function createGrpcJsTransport(address: string): Transport & { close(): void } {
+  const client = new grpc.Client(address, grpc.credentials.createInsecure());
+  return {
+    close: () => client.close(),
+    unary<I extends DescMessage, O extends DescMessage>(
+      method: DescMethodUnary<I, O>,
+      signal: AbortSignal | undefined,
+      timeoutMs: number | undefined,
+      header: HeadersInit | undefined,
+      input: MessageInitShape<I>,
+    ) {
+      const metadata = new grpc.Metadata();
+      new Headers(header).forEach((value, key) => metadata.add(key, value));
+      return new Promise((resolve, reject) => {
+        let responseHeader = new Headers();
+        const call = client.makeUnaryRequest(
+          `/${method.parent.typeName}/${method.name}`,
+          (message: MessageInitShape<I>) => Buffer.from(toBinary(method.input, create(method.input, message))),
+          (bytes: Buffer) => fromBinary(method.output, bytes),
+          input,
+          metadata,
+          timeoutMs ? { deadline: Date.now() + timeoutMs } : {},
+          (err, message) => {
+            if (err) {
+              const trailer = metadataToHeaders(err.metadata ?? new grpc.Metadata());
+              reject(findTrailerError(trailer) ?? new ConnectError(err.details, err.code as number as Code, trailer));
+              return;
+            }
+            resolve({ stream: false, service: method.parent, method, header: responseHeader, message: message!, trailer: new Headers() });
+          },
+        );
+        call.on("metadata", (md) => (responseHeader = metadataToHeaders(md)));
+        signal?.addEventListener("abort", () => call.cancel());
+      });
+    },
+    stream() {
+      throw new Error("streaming is not used by this API");
+    },
+  };
+}
+
+export type TransportName = "grpc" | "connect" | "grpc-web";
+export const transportNames: TransportName[] = ["grpc", "connect", "grpc-web"];
+
+export interface Clients {
+  readonly name: TransportName;
+  readonly transport: Transport;
+  client<S extends DescService>(service: S): Client<S>;
+  close(): void;
+}
+
+export function clientsFor(service: TestService, name: TransportName): Clients {
+  let transport: Transport;
+  let close = () => {};
+  if (name === "grpc") {
+    const grpcTransport = createGrpcJsTransport(service.grpcAddress);
+    transport = grpcTransport;
+    close = () => grpcTransport.close();
+  } else if (name === "connect") {
+    transport = createConnectTransport({ baseUrl: service.httpUrl, httpVersion: "1.1" });
+  } else {
+    transport = createGrpcWebTransport({ baseUrl: service.httpUrl, httpVersion: "1.1" });
+  }
+  return { name, transport, client: (s) => createClient(s, transport), close };
+}
