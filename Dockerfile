@@ -1,0 +1,29 @@
+# syntax=docker/dockerfile:1
+# Multi-stage build of the identity service on Node 24 LTS.
+# Build: docker build -t grpc-identity .
+# Run:   docker run -e DATABASE_URL=postgres://... -e KEY_ENCRYPTION_KEY=... -e SERVICE_KEYS=... \
+#          -e NODE_ENV=production -p 50051:50051 -p 8080:8080 grpc-identity
+
+FROM node:24-bookworm-slim AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+# Production dependencies only; argon2 is built here (toolchain present in this stage only).
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ \
+ && npm ci --omit=dev --no-audit --no-fund \
+ && rm -rf /var/lib/apt/lists/*
+
+FROM node:24-bookworm-slim AS runtime
+ENV NODE_ENV=production \
+    GRPC_PORT=50051 \
+    HTTP_PORT=8080 \
+    DATA_DIR=/app/.data
+WORKDIR /app
+COPY --from=deps /app/node_modules ./node_modules
+COPY package.json tsconfig.json ./
+COPY src ./src
+COPY gen ./gen
+USER node
+EXPOSE 50051 8080
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.HTTP_PORT||8080)+'/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+CMD ["node", "--import", "tsx", "src/main.ts"]
