@@ -26,4 +26,5 @@ USER node
 EXPOSE 50051 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.HTTP_PORT||8080)+'/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-CMD ["node", "--import", "tsx", "src/main.ts"]
+# Same entry point as `npm start`; tsx relays SIGTERM to the service for a graceful stop.
+CMD ["node", "node_modules/tsx/dist/cli.mjs", "src/main.ts"]

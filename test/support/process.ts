@@ -1,0 +1,64 @@
+// The service as a separate OS process (src/main.ts through tsx) on a given database, for
+// tests about several instances sharing one PostgreSQL.
+import { spawn, type ChildProcess } from "node:child_process";
+import { createInterface } from "node:readline";
+import { TEST_KEK, TEST_SERVICE_KEY } from "./service.js";
+
+export interface ServiceProcess {
+  readonly child: ChildProcess;
+  readonly grpcAddress: string;
+  readonly httpUrl: string;
+  /** Log lines printed so far (JSON strings). */
+  readonly logLines: string[];
+  stop(): Promise<number | null>;
+}
+
+export async function spawnServiceProcess(databaseUrl: string, env: Record<string, string> = {}): Promise<ServiceProcess> {
+  const child = spawn(process.execPath, ["node_modules/tsx/dist/cli.mjs", "src/main.ts"], {
+    env: {
+      // Not the test worker's NODE_OPTIONS or VITEST_* variables: the child is a plain service.
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      NODE_ENV: "test",
+      DATABASE_URL: databaseUrl,
+      KEY_ENCRYPTION_KEY: TEST_KEK.toString("base64"),
+      SERVICE_KEYS: TEST_SERVICE_KEY,
+      BIND_HOST: "127.0.0.1",
+      GRPC_PORT: "0",
+      HTTP_PORT: "0",
+      LOG_LEVEL: "info",
+      ...env,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const logLines: string[] = [];
+  const stderr: string[] = [];
+  child.stderr!.on("data", (chunk: Buffer) => stderr.push(chunk.toString()));
+  const ports = await new Promise<{ grpcPort: number; httpPort: number }>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`service process did not start: ${stderr.join("")}`)), 30_000);
+    createInterface({ input: child.stdout! }).on("line", (line) => {
+      logLines.push(line);
+      if (line.includes('"identity service listening"')) {
+        clearTimeout(timer);
+        const parsed = JSON.parse(line) as { grpcPort: number; httpPort: number };
+        resolve({ grpcPort: parsed.grpcPort, httpPort: parsed.httpPort });
+      }
+    });
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`service process exited with ${code}: ${stderr.join("")}`));
+    });
+  });
+  return {
+    child,
+    grpcAddress: `127.0.0.1:${ports.grpcPort}`,
+    httpUrl: `http://127.0.0.1:${ports.httpPort}`,
+    logLines,
+    stop: () =>
+      new Promise((resolve) => {
+        if (child.exitCode !== null) return resolve(child.exitCode);
+        child.once("exit", (code) => resolve(code));
+        child.kill("SIGTERM");
+      }),
+  };
+}
