@@ -4,13 +4,17 @@
 # Run:   docker run -e DATABASE_URL=postgres://... -e KEY_ENCRYPTION_KEY=... -e SERVICE_KEYS=... \
 #          -e NODE_ENV=production -p 50051:50051 -p 8080:8080 grpc-identity
 
-FROM node:24-bookworm-slim AS deps
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-# Production dependencies only; argon2 is built here (toolchain present in this stage only).
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ \
- && npm ci --omit=dev --no-audit --no-fund \
  && rm -rf /var/lib/apt/lists/*
+RUN npm ci --no-audit --no-fund
+COPY src ./src
+COPY gen ./gen
+RUN npm run build
+# Production dependencies only for the runtime image; argon2 is compiled here.
+RUN npm ci --omit=dev --no-audit --no-fund
 
 FROM node:24-bookworm-slim AS runtime
 ENV NODE_ENV=production \
@@ -18,13 +22,12 @@ ENV NODE_ENV=production \
     HTTP_PORT=8080 \
     DATA_DIR=/app/.data
 WORKDIR /app
-COPY --from=deps /app/node_modules ./node_modules
-COPY package.json tsconfig.json ./
-COPY src ./src
-COPY gen ./gen
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY package.json ./
 USER node
 EXPOSE 50051 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.HTTP_PORT||8080)+'/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-# Same entry point as `npm start`; tsx relays SIGTERM to the service for a graceful stop.
-CMD ["node", "node_modules/tsx/dist/cli.mjs", "src/main.ts"]
+# The same build `npm start` runs; node is PID 1's child-free process and handles SIGTERM itself.
+CMD ["node", "--enable-source-maps", "dist/src/main.js"]

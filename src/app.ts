@@ -29,22 +29,28 @@ export interface AppOptions {
 export interface App {
   readonly services: ServiceDeps;
   readonly servers: Servers;
+  /** Stops background work (the revocation listener); the servers are closed separately. */
+  stop(): Promise<void>;
 }
 
 export async function createApp({ config, db, logger, kek, clock = systemClock }: AppOptions): Promise<App> {
   const audit = createAuditLog(db);
-  const passwords = createPasswordHasher(config.argon2);
+  const passwords = createPasswordHasher(config.argon2, config.hashing);
   const signingKeys = createSigningKeys(db, kek, clock);
   await signingKeys.init();
   const accessTokens = createAccessTokens(signingKeys, config, clock);
-  const sessions = createSessions(db, audit, clock, config);
+  const revocations = createRevocations(db, clock, logger, {
+    databaseUrl: (db.options as { url: string }).url,
+    accessTokenTtlSec: config.accessTokenTtlSec,
+  });
+  await revocations.start();
+  const sessions = createSessions(db, audit, clock, config, revocations);
   const sessionTokens = createSessionTokens(db, sessions, accessTokens);
-  const revocations = createRevocations(db);
   const callers = createCallers(accessTokens, revocations, {
     serviceKeys: config.serviceKeys,
     allowLoopbackWithoutKey: !config.production,
   });
-  const accounts = createAccounts({ db, clock, passwords, sessions, sessionTokens, audit });
+  const accounts = createAccounts({ db, clock, passwords, sessions, sessionTokens, audit, revocations });
 
   const services: ServiceDeps = {
     accounts,
@@ -69,5 +75,5 @@ export async function createApp({ config, db, logger, kek, clock = systemClock }
     maxDeadlineMs: config.maxDeadlineMs,
     descriptorSetPath,
   });
-  return { services, servers };
+  return { services, servers, stop: () => revocations.stop() };
 }

@@ -1,5 +1,6 @@
 // The one place that reads the environment. Every variable is validated here; a bad
 // value stops the process at start with a message naming the variable.
+import { availableParallelism } from "node:os";
 import path from "node:path";
 
 export interface Config {
@@ -17,6 +18,7 @@ export interface Config {
   readonly refreshTokenIdleTtlSec: number;
   readonly sessionAbsoluteTtlSec: number;
   readonly argon2: { readonly memoryKiB: number; readonly iterations: number; readonly parallelism: number };
+  readonly hashing: { readonly maxConcurrent: number; readonly maxQueue: number };
   readonly serviceKeys: readonly string[];
   readonly keyEncryptionKey: string | undefined;
   readonly corsOrigins: readonly string[];
@@ -80,6 +82,10 @@ export function loadConfig(env: Env = process.env): Config {
       memoryKiB: int(env, "ARGON2_MEMORY_KIB", 19456, 1024, 4 * 1024 * 1024),
       iterations: int(env, "ARGON2_ITERATIONS", 2, 1, 100),
       parallelism: int(env, "ARGON2_PARALLELISM", 1, 1, 16),
+    },
+    hashing: {
+      maxConcurrent: int(env, "HASH_CONCURRENCY", Math.max(1, Math.min(availableParallelism(), 4)), 1, 64),
+      maxQueue: int(env, "HASH_QUEUE_LIMIT", 64, 0, 10_000),
     },
     serviceKeys,
     keyEncryptionKey,

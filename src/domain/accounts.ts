@@ -9,6 +9,7 @@ import { normalizeEmail, normalizePhone, normalizeUsername, parseIdentifier } fr
 import { checkPassword, type PasswordHasher } from "./passwords.js";
 import type { SessionTokens, TokenPair } from "./session-tokens.js";
 import type { Sessions } from "./sessions.js";
+import type { Revocations } from "./revocation.js";
 
 export interface SignUpInput {
   readonly email: string;
@@ -40,6 +41,7 @@ export interface AccountDeps {
   readonly sessions: Sessions;
   readonly sessionTokens: SessionTokens;
   readonly audit: AuditLog;
+  readonly revocations: Revocations;
 }
 
 const UNIQUE_VIOLATION = "23505";
@@ -49,7 +51,7 @@ function isUniqueViolation(err: unknown): boolean {
   return (driverError?.code ?? (err as { code?: string }).code) === UNIQUE_VIOLATION;
 }
 
-export function createAccounts({ db, clock, passwords, sessions, sessionTokens, audit }: AccountDeps): Accounts {
+export function createAccounts({ db, clock, passwords, sessions, sessionTokens, audit, revocations }: AccountDeps): Accounts {
   function findLive(manager: EntityManager, column: "email" | "username" | "phone", value: string): Promise<UserRow | null> {
     const query = manager.createQueryBuilder(UserEntity, "u").where("u.deleted_at IS NULL");
     return (column === "phone"
@@ -179,6 +181,7 @@ export function createAccounts({ db, clock, passwords, sessions, sessionTokens, 
         await manager.update(UserEntity, { id: user.id }, { status: "deleted", deletedAt: now, tokensValidAfter: now });
         await sessions.revokeAll(user.id, "account_deleted", undefined, manager);
         await audit.record({ userId: user.id, type: "ACCOUNT_DELETED", client, sessionId: caller.sessionId }, manager);
+        revocations.userTokensInvalidated(user.id, now, "deleted");
       });
     },
   };

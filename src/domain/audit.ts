@@ -58,7 +58,13 @@ export function createAuditLog(db: DataSource): AuditLog {
         .orderBy("e.created_at", "DESC")
         .addOrderBy("e.id", "DESC")
         .limit(page.pageSize + 1);
-      if (cursor) query.andWhere("(e.created_at, e.id) < (:t, :id)", { t: cursor.time, id: cursor.id });
+      // Compare with the cursor row itself: created_at has microseconds, the token only milliseconds.
+      if (cursor) {
+        query.andWhere(
+          "(e.created_at, e.id) < (SELECT c.created_at, c.id FROM audit_events c WHERE c.id = :id AND c.user_id = :userId)",
+          { id: cursor.id },
+        );
+      }
       const rows = await query.getMany();
       const more = rows.length > page.pageSize;
       const events = rows.slice(0, page.pageSize);

@@ -30,7 +30,7 @@ export function createCallers(accessTokens: AccessTokens, revocations: Revocatio
   async function introspect(token: string): Promise<Verification> {
     const verification = await accessTokens.verify(token);
     if (!verification.active) return verification;
-    const reason = await revocations.check(verification.claims);
+    const reason = revocations.check(verification.claims);
     return reason === undefined ? verification : { active: false, reason };
   }
 

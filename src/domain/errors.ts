@@ -14,6 +14,7 @@ export type ErrorReason =
   | "SESSION_NOT_FOUND"
   | "WRONG_PASSWORD"
   | "RATE_LIMITED"
+  | "OVERLOADED"
   | "NOT_IMPLEMENTED"
   | "DEADLINE_EXCEEDED"
   | "UNAVAILABLE"

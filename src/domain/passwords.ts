@@ -1,13 +1,25 @@
 // Password rules and hashing: argon2id with parameters from config, NFKC, 8..128 code points,
 // common passwords refused, unknown users still pay one hash.
 import argon2 from "argon2";
+import pLimit from "p-limit";
 import { dictionary } from "@zxcvbn-ts/language-common";
-import type { FieldViolation } from "./errors.js";
+import { AppError, type FieldViolation } from "./errors.js";
 
 export interface Argon2Params {
   readonly memoryKiB: number;
   readonly iterations: number;
   readonly parallelism: number;
+}
+
+/**
+ * Hashing runs on libuv's thread pool (argon2 is asynchronous), never on the event loop. At
+ * most `maxConcurrent` hashes run at once, so a login storm cannot take every pool thread or
+ * core from the rest of the service; up to `maxQueue` more wait, beyond that a call is shed
+ * at once with RESOURCE_EXHAUSTED rather than timing out.
+ */
+export interface HashingLimits {
+  readonly maxConcurrent: number;
+  readonly maxQueue: number;
 }
 
 export const MIN_PASSWORD_LENGTH = 8;
@@ -48,7 +60,14 @@ export interface PasswordHasher {
   verify(hash: string | null, password: string): Promise<VerifyResult>;
 }
 
-export function createPasswordHasher(params: Argon2Params): PasswordHasher {
+export function createPasswordHasher(params: Argon2Params, limits: HashingLimits): PasswordHasher {
+  const limit = pLimit(limits.maxConcurrent);
+  function gated<T>(work: () => Promise<T>): Promise<T> {
+    if (limit.pendingCount >= limits.maxQueue) {
+      return Promise.reject(new AppError("OVERLOADED", `password hashing queue full (${limit.pendingCount} waiting)`, { retryAfterMs: 1_000 }));
+    }
+    return limit(work);
+  }
   const options = {
     type: argon2.argon2id,
     memoryCost: params.memoryKiB,
@@ -60,18 +79,20 @@ export function createPasswordHasher(params: Argon2Params): PasswordHasher {
   let dummyHash: Promise<string> | undefined;
 
   return {
-    hash: (password) => argon2.hash(normalizePassword(password), options),
+    hash: (password) => gated(() => argon2.hash(normalizePassword(password), options)),
     async verify(hash, password) {
       const input = normalizePassword(password);
       if (hash === null) {
         dummyHash ??= argon2.hash("dummy password for timing", options);
-        await argon2.verify(await dummyHash, input);
+        const dummy = await dummyHash;
+        await gated(() => argon2.verify(dummy, input));
         return { ok: false, needsRehash: false };
       }
       let ok = false;
       try {
-        ok = await argon2.verify(hash, input);
-      } catch {
+        ok = await gated(() => argon2.verify(hash, input));
+      } catch (err) {
+        if (err instanceof AppError) throw err;
         ok = false;
       }
       return { ok, needsRehash: ok && argon2.needsRehash(hash, options) };

@@ -4,6 +4,7 @@ import type { DataSource, EntityManager } from "typeorm";
 import { RefreshTokenEntity, SessionEntity, type SessionRow } from "../db/entities/index.js";
 import type { AuditLog, ClientMeta } from "./audit.js";
 import type { Clock } from "./clock.js";
+import type { Revocations } from "./revocation.js";
 import { randomToken, sha256 } from "./crypto.js";
 import { AppError } from "./errors.js";
 import { decodePageToken, encodePageToken, type Page } from "./paging.js";
@@ -39,7 +40,7 @@ export interface Sessions {
   listActive(userId: string, page: Page): Promise<{ sessions: SessionRow[]; nextPageToken: string }>;
 }
 
-export function createSessions(db: DataSource, audit: AuditLog, clock: Clock, settings: SessionSettings): Sessions {
+export function createSessions(db: DataSource, audit: AuditLog, clock: Clock, settings: SessionSettings, revocations: Revocations): Sessions {
   const idleMs = settings.refreshTokenIdleTtlSec * 1000;
 
   async function issueRefreshToken(manager: EntityManager, sessionId: string, absoluteExpiresAt: Date): Promise<{ token: string; expiresAt: Date }> {
@@ -50,12 +51,15 @@ export function createSessions(db: DataSource, audit: AuditLog, clock: Clock, se
   }
 
   async function revokeWhere(manager: EntityManager, where: string, params: unknown[], reason: RevokeReason): Promise<number> {
+    const now = clock.now();
     const rows: unknown[] = await manager.query(
       `UPDATE sessions SET revoked_at = $1, revoke_reason = $2 WHERE revoked_at IS NULL AND ${where} RETURNING id`,
-      [clock.now(), reason, ...params],
+      [now, reason, ...params],
     );
     // TypeORM returns [rows, count] for UPDATE ... RETURNING on PostgreSQL.
-    const returned = Array.isArray(rows[0]) ? (rows[0] as unknown[]) : rows;
+    const returned = (Array.isArray(rows[0]) ? rows[0] : rows) as Array<{ id: string }>;
+    // Other instances learn of it by NOTIFY on commit; this one at once.
+    revocations.sessionsRevoked(returned.map((r) => r.id), now);
     return returned.length;
   }
 
@@ -82,8 +86,12 @@ export function createSessions(db: DataSource, audit: AuditLog, clock: Clock, se
       const hash = sha256(refreshToken);
       const outcome = await db.transaction(async (manager) => {
         const now = clock.now();
+        // A token of an ended session is refused without being spent, so a second try is not "reuse".
         const [spent] = (await manager.query(
-          `UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING session_id`,
+          `UPDATE refresh_tokens rt SET used_at = $2 WHERE rt.token_hash = $1 AND rt.used_at IS NULL AND rt.expires_at > $2
+           AND EXISTS (SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id
+                       WHERE s.id = rt.session_id AND s.revoked_at IS NULL AND s.absolute_expires_at > $2 AND u.status = 'active')
+           RETURNING rt.session_id`,
           [hash, now],
         )) as [Array<{ session_id: string }>, number];
         const sessionId = spent[0]?.session_id;

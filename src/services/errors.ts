@@ -23,6 +23,7 @@ const wire: Record<ErrorReason, { code: Code; message: string }> = {
   REFRESH_TOKEN_REUSED: { code: Code.Unauthenticated, message: "the refresh token is not valid" },
   SESSION_NOT_FOUND: { code: Code.NotFound, message: "session not found" },
   RATE_LIMITED: { code: Code.ResourceExhausted, message: "too many requests; retry later" },
+  OVERLOADED: { code: Code.ResourceExhausted, message: "the service is busy; retry later" },
   NOT_IMPLEMENTED: { code: Code.Unimplemented, message: "not implemented" },
   DEADLINE_EXCEEDED: { code: Code.DeadlineExceeded, message: "deadline exceeded" },
   UNAVAILABLE: { code: Code.Unavailable, message: "service unavailable; retry later" },

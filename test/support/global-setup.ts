@@ -1,4 +1,5 @@
 // One embedded PostgreSQL for the whole run; every test file creates its own database in it.
+import { execFileSync } from "node:child_process";
 import { mkdirSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import path from "node:path";
@@ -20,6 +21,8 @@ let database: EmbeddedDatabase | undefined;
 let dir: string | undefined;
 
 export async function setup(project: TestProject): Promise<void> {
+  // Tests that run the service as a process start the same build `npm start` runs.
+  execFileSync("npm", ["run", "--silent", "build"], { stdio: "inherit" });
   const root = path.resolve(".test-data");
   mkdirSync(root, { recursive: true });
   dir = path.join(root, `pg-${process.pid}`);

@@ -1,5 +1,6 @@
-// The service as a separate OS process (src/main.ts through tsx) on a given database, for
-// tests about several instances sharing one PostgreSQL.
+// The service as a separate OS process (the built dist/src/main.js, as `npm start` runs it) on
+// a given database, for tests about several instances sharing one PostgreSQL. The global
+// setup builds dist/ once per run.
 import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
 import { TEST_KEK, TEST_SERVICE_KEY } from "./service.js";
@@ -14,7 +15,7 @@ export interface ServiceProcess {
 }
 
 export async function spawnServiceProcess(databaseUrl: string, env: Record<string, string> = {}): Promise<ServiceProcess> {
-  const child = spawn(process.execPath, ["node_modules/tsx/dist/cli.mjs", "src/main.ts"], {
+  const child = spawn(process.execPath, ["--enable-source-maps", "dist/src/main.js"], {
     env: {
       // Not the test worker's NODE_OPTIONS or VITEST_* variables: the child is a plain service.
       PATH: process.env.PATH,

@@ -63,6 +63,7 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
     logLines,
     async close() {
       await app.servers.close(1_000);
+      await app.stop();
       await db.destroy();
       if (!options.database) await database.drop();
     },

@@ -2,7 +2,7 @@
 // gateway. The grpc-js client is wrapped in Connect's Transport interface so one suite can
 // drive all three through the same generated client.
 import { create, fromBinary, toBinary, type DescMessage, type DescMethodUnary, type MessageInitShape } from "@bufbuild/protobuf";
-import { Code, ConnectError, createClient, type Client, type Transport } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type Client, type Transport, type UnaryResponse } from "@connectrpc/connect";
 import { findTrailerError } from "@connectrpc/connect/protocol-grpc";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
@@ -31,7 +31,7 @@ export function createGrpcJsTransport(address: string): Transport & { close(): v
     ) {
       const metadata = new grpc.Metadata();
       new Headers(header).forEach((value, key) => metadata.add(key, value));
-      return new Promise((resolve, reject) => {
+      return new Promise<UnaryResponse<I, O>>((resolve, reject) => {
         let responseHeader = new Headers();
         const call = client.makeUnaryRequest(
           `/${method.parent.typeName}/${method.name}`,

@@ -1,0 +1,103 @@
+// Verification of access tokens on the hot path (VerifyToken runs on every request of every
+// backend service). Two choices keep it at transport speed:
+// - the Ed25519 signature is checked with node:crypto synchronously on the main thread (about
+//   50 µs). jose's verify goes through WebCrypto, whose jobs queue on the libuv thread pool
+//   behind argon2 hashes during a login storm;
+// - results are cached per token string (bounded LRU), never past the token's expiry and
+//   re-checked against the clock on every hit. Revocation is checked by the caller on every
+//   call, so a cached signature never outlives a logout.
+import { verify as verifySignature } from "node:crypto";
+import { decodeJwt, decodeProtectedHeader, type JWTPayload } from "jose";
+import { LRUCache } from "lru-cache";
+import type { Clock } from "./clock.js";
+import { SIGNING_ALG, type SigningKeys } from "./signing-keys.js";
+import type { AccessClaims, InactiveReason, TokenSettings, Verification } from "./tokens.js";
+
+export const ACCESS_TOKEN_TYPE = "at+jwt";
+
+/** Clock skew tolerated between instances, in seconds. */
+export const CLOCK_TOLERANCE_SEC = 5;
+const MAX_TOKEN_LENGTH = 4096;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** Failed verifications are remembered briefly so a flood of one bad token stays cheap. */
+const NEGATIVE_TTL_MS = 60_000;
+
+const inactive = (reason: InactiveReason): Verification => ({ active: false, reason });
+
+export interface AccessTokenVerifier {
+  verify(token: string): Verification;
+}
+
+export interface VerifierOptions {
+  readonly cacheSize?: number;
+}
+
+export function createAccessTokenVerifier(keys: SigningKeys, settings: TokenSettings, clock: Clock, options: VerifierOptions = {}): AccessTokenVerifier {
+  const cache = new LRUCache<string, Verification>({ max: options.cacheSize ?? 10_000, ttlAutopurge: false });
+
+  function timeCheck(claims: AccessClaims, nowSec: number): Verification {
+    if (claims.exp <= nowSec - CLOCK_TOLERANCE_SEC) return inactive("EXPIRED");
+    if (claims.iat > nowSec + CLOCK_TOLERANCE_SEC) return inactive("NOT_YET_VALID");
+    return { active: true, claims };
+  }
+
+  function verifyUncached(token: string, nowSec: number): Verification {
+    const parts = token.split(".");
+    if (token.length > MAX_TOKEN_LENGTH || parts.length !== 3) return inactive("MALFORMED");
+    let header: ReturnType<typeof decodeProtectedHeader>;
+    let payload: JWTPayload;
+    try {
+      header = decodeProtectedHeader(token);
+      payload = decodeJwt(token);
+    } catch {
+      return inactive("MALFORMED");
+    }
+    if (header.alg !== SIGNING_ALG) return inactive("ALGORITHM_NOT_ALLOWED");
+    if (typeof header.typ !== "string" || header.typ.toLowerCase().replace(/^application\//, "") !== ACCESS_TOKEN_TYPE) {
+      return inactive("WRONG_TYPE");
+    }
+    if (header.crit !== undefined) return inactive("MALFORMED");
+    const key = typeof header.kid === "string" ? keys.publicKey(header.kid) : undefined;
+    if (!key) return inactive("UNKNOWN_KEY");
+    const signed = Buffer.from(`${parts[0]}.${parts[1]}`);
+    const signature = Buffer.from(parts[2]!, "base64url");
+    // Node's decoder skips junk and padding; only the canonical encoding is this signature.
+    if (signature.toString("base64url") !== parts[2]) return inactive("MALFORMED");
+    if (!verifySignature(null, signed, key, signature)) return inactive("BAD_SIGNATURE");
+
+    const { sub, sid, jti, iat, exp, nbf, iss, aud, role, username, amr } = payload as JWTPayload & Record<string, unknown>;
+    if (iss !== settings.issuer) return inactive("WRONG_ISSUER");
+    if (aud !== settings.audience && !(Array.isArray(aud) && aud.includes(settings.audience))) return inactive("WRONG_AUDIENCE");
+    if (
+      typeof sub !== "string" || !UUID.test(sub) ||
+      typeof sid !== "string" || !UUID.test(sid) ||
+      typeof jti !== "string" ||
+      typeof iat !== "number" || typeof exp !== "number" ||
+      (nbf !== undefined && typeof nbf !== "number") ||
+      typeof role !== "string" ||
+      (username !== undefined && typeof username !== "string") ||
+      !Array.isArray(amr) || !amr.every((m) => typeof m === "string")
+    ) {
+      return inactive("INVALID_CLAIMS");
+    }
+    if (nbf !== undefined && nbf > nowSec + CLOCK_TOLERANCE_SEC) return inactive("NOT_YET_VALID");
+    return timeCheck({ sub, sid, jti, iat, exp, iss, aud: settings.audience, role, username: (username as string | undefined) ?? "", amr: amr as string[] }, nowSec);
+  }
+
+  return {
+    verify(token) {
+      const nowMs = clock.now().getTime();
+      const nowSec = nowMs / 1000;
+      const cached = cache.get(token);
+      if (cached) return cached.active ? timeCheck(cached.claims, nowSec) : cached;
+      const result = verifyUncached(token, nowSec);
+      if (result.active) {
+        // Kept no longer than the token lives (by the wall clock; the clock is re-checked on hits).
+        cache.set(token, result, { ttl: Math.max(1, (result.claims.exp + CLOCK_TOLERANCE_SEC) * 1000 - nowMs) });
+      } else if (result.reason !== "NOT_YET_VALID") {
+        cache.set(token, result, { ttl: NEGATIVE_TTL_MS });
+      }
+      return result;
+    },
+  };
+}
