@@ -1,0 +1,107 @@
+// AuthService.Login and WhoAmI over every transport: each kind of identifier, one answer for
+// a wrong password and an unknown account, and bearer-token authentication.
+import { Code } from "@connectrpc/connect";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
+import {
+  auditRows, bearer, createVerifier, expectUnchanged, login, PASSWORD, signUp, uniqueEmail, uniquePhone, uniqueUsername,
+  type AuthClient, type Verifier,
+} from "../support/accounts.js";
+import { expectError } from "../support/errors.js";
+import { startTestService, type TestService } from "../support/service.js";
+import { clientsFor, transportNames, type Clients } from "../support/transports.js";
+
+let service: TestService;
+let verifier: Verifier;
+beforeAll(async () => {
+  service = await startTestService();
+  verifier = createVerifier(service);
+});
+afterAll(async () => {
+  verifier?.close();
+  await service?.close();
+});
+
+describe.each(transportNames)("Login and WhoAmI over %s", (name) => {
+  let clients: Clients;
+  let auth: AuthClient;
+  beforeAll(() => {
+    clients = clientsFor(service, name);
+    auth = clients.client(AuthService);
+  });
+  afterAll(() => clients.close());
+
+  it("logs in by email, in any case, and starts a new session", async () => {
+    const account = await signUp(auth, "login-email");
+    const response = await auth.login({ identifier: ` ${account.email.toUpperCase()} `, password: PASSWORD });
+    expect(response.result.case).toBe("tokens");
+    const tokens = response.result.value as NonNullable<typeof account.tokens>;
+    expect(response.user?.id).toBe(account.userId);
+    expect(tokens.sessionId).not.toBe(account.tokens.sessionId);
+    expect(await verifier.verify(tokens.accessToken)).toMatchObject({ active: true, userId: account.userId, sessionId: tokens.sessionId });
+
+    const sessions = await service.db.query(`SELECT id FROM sessions WHERE user_id = $1 AND revoked_at IS NULL`, [account.userId]);
+    expect(sessions).toHaveLength(2);
+    const events = await auditRows(service.db, account.userId);
+    expect(events.map((e) => e.type)).toEqual(["SIGN_UP", "LOGIN_SUCCEEDED"]);
+    expect(events[1]).toMatchObject({ session_id: tokens.sessionId, details: { method: "pwd" } });
+  });
+
+  it("logs in by username and by phone, however written", async () => {
+    const username = uniqueUsername("login");
+    const phone = uniquePhone();
+    const account = await signUp(auth, "login-ids", { username, phone });
+    const byUsername = await login(auth, username.toUpperCase());
+    const byPhone = await login(auth, `+1 (415) 555-${phone.slice(-4)}`);
+    for (const tokens of [byUsername, byPhone]) {
+      expect((await verifier.verify(tokens.accessToken)).userId).toBe(account.userId);
+    }
+  });
+
+  it("answers a wrong password and an unknown account alike", async () => {
+    const account = await signUp(auth, "login-wrong");
+    const wrong = await expectUnchanged(
+      service.db,
+      () => expectError(auth.login({ identifier: account.email, password: "not the password" }), { code: Code.Unauthenticated, reason: "INVALID_CREDENTIALS" }),
+      ["audit_events"],
+    );
+    const unknown = await expectUnchanged(service.db, () =>
+      expectError(auth.login({ identifier: uniqueEmail("nobody"), password: PASSWORD }), { code: Code.Unauthenticated, reason: "INVALID_CREDENTIALS" }),
+    );
+    expect(unknown.rawMessage).toBe(wrong.rawMessage);
+    expect(unknown.findDetails(ErrorInfoSchema)).toEqual(wrong.findDetails(ErrorInfoSchema));
+    // The failure is on the account's audit trail; nothing else was written.
+    expect((await auditRows(service.db, account.userId)).map((e) => e.type)).toEqual(["SIGN_UP", "LOGIN_FAILED"]);
+  });
+
+  it("refuses empty fields as INVALID_ARGUMENT and stores nothing", async () => {
+    await expectUnchanged(service.db, async () => {
+      await expectError(auth.login({ identifier: "  ", password: "" }), { code: Code.InvalidArgument, fields: ["identifier", "password"] });
+      await expectError(auth.login({ identifier: uniqueEmail("empty"), password: "" }), { code: Code.InvalidArgument, fields: ["password"] });
+    });
+  });
+
+  it("WhoAmI returns the caller's account and session", async () => {
+    const account = await signUp(auth, "whoami", { displayName: "Who Am I" });
+    const me = await auth.whoAmI({}, bearer(account.tokens.accessToken));
+    expect(me.user).toMatchObject({ id: account.userId, email: account.email, displayName: "Who Am I", hasPassword: true });
+    expect(me.sessionId).toBe(account.tokens.sessionId);
+    expect(me.amr).toEqual(["pwd"]);
+  });
+
+  it("WhoAmI without a token, or with a bad one, is UNAUTHENTICATED", async () => {
+    const account = await signUp(auth, "whoami-bad");
+    await expectUnchanged(service.db, async () => {
+      await expectError(auth.whoAmI({}), { code: Code.Unauthenticated, reason: "AUTHENTICATION_REQUIRED" });
+      await expectError(auth.whoAmI({}, bearer("garbage")), { code: Code.Unauthenticated, reason: "ACCESS_TOKEN_INVALID" });
+      await expectError(auth.whoAmI({}, bearer(account.tokens.refreshToken)), { code: Code.Unauthenticated, reason: "ACCESS_TOKEN_INVALID" });
+      const [header, payload] = account.tokens.accessToken.split(".");
+      await expectError(auth.whoAmI({}, bearer(`${header}.${payload}.AAAA`)), { code: Code.Unauthenticated, reason: "ACCESS_TOKEN_INVALID" });
+      await expectError(auth.whoAmI({}, { headers: { authorization: `Basic ${account.tokens.accessToken}` } }), {
+        code: Code.Unauthenticated,
+        reason: "AUTHENTICATION_REQUIRED",
+      });
+    });
+  });
+});

@@ -1,0 +1,122 @@
+// TokenService.VerifyToken is internal: not served by the gateway; on the gRPC port it needs
+// a service key, except from loopback in development mode.
+import { Code } from "@connectrpc/connect";
+import { decodeJwt } from "jose";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
+import { InactiveReason, TokenService } from "../../gen/identity/v1/token_service_pb.js";
+import { expectUnchanged, signUp, uniqueUsername, type TokenClient } from "../support/accounts.js";
+import { expectError } from "../support/errors.js";
+import { startTestService, TEST_KEK, TEST_SERVICE_KEY, type TestService } from "../support/service.js";
+import { clientsFor, type Clients, type TransportName } from "../support/transports.js";
+
+const WITH_KEY = { headers: { "x-service-key": TEST_SERVICE_KEY } };
+const WRONG_KEY = { headers: { "x-service-key": "not-the-service-key-0123456789abcdef" } };
+
+let service: TestService;
+let grpc: Clients;
+let accessToken: string;
+let refreshToken: string;
+beforeAll(async () => {
+  service = await startTestService();
+  grpc = clientsFor(service, "grpc");
+  const account = await signUp(grpc.client(AuthService), "verify", { username: uniqueUsername("verify") });
+  accessToken = account.tokens.accessToken;
+  refreshToken = account.tokens.refreshToken;
+});
+afterAll(async () => {
+  grpc?.close();
+  await service?.close();
+});
+
+describe.each<TransportName>(["connect", "grpc-web"])("VerifyToken on the gateway over %s", (name) => {
+  it("answers UNIMPLEMENTED, with or without a service key", async () => {
+    const clients = clientsFor(service, name);
+    const tokens = clients.client(TokenService);
+    await expectUnchanged(service.db, async () => {
+      await expectError(tokens.verifyToken({ token: accessToken }, WITH_KEY), { code: Code.Unimplemented });
+      await expectError(tokens.verifyToken({ token: accessToken }), { code: Code.Unimplemented });
+    });
+    clients.close();
+  });
+});
+
+describe("VerifyToken over grpc in development mode", () => {
+  let tokens: TokenClient;
+  beforeAll(() => {
+    tokens = grpc.client(TokenService);
+  });
+
+  it("returns the token's claims to a caller with a service key", async () => {
+    const claims = decodeJwt(accessToken);
+    const response = await tokens.verifyToken({ token: accessToken }, WITH_KEY);
+    expect(response).toMatchObject({
+      active: true,
+      reason: InactiveReason.UNSPECIFIED,
+      userId: claims.sub,
+      sessionId: claims.sid,
+      tokenId: claims.jti,
+      role: "user",
+      username: claims.username,
+      amr: ["pwd"],
+      issuer: service.config.issuer,
+      audience: service.config.audience,
+    });
+    expect(response.username).not.toBe("");
+    expect(Number(response.issueTime?.seconds)).toBe(claims.iat);
+    expect(Number(response.expireTime?.seconds)).toBe(claims.exp);
+  });
+
+  it("lets a loopback caller without a key in", async () => {
+    expect((await tokens.verifyToken({ token: accessToken })).active).toBe(true);
+  });
+
+  it("refuses a wrong key with PERMISSION_DENIED, even from loopback", async () => {
+    await expectUnchanged(service.db, () =>
+      expectError(tokens.verifyToken({ token: accessToken }, WRONG_KEY), { code: Code.PermissionDenied, reason: "SERVICE_KEY_INVALID" }),
+    );
+  });
+
+  it("answers active=false with a reason for a bad token, INVALID_ARGUMENT for none", async () => {
+    const [header, payload] = accessToken.split(".");
+    await expectUnchanged(service.db, async () => {
+      expect(await tokens.verifyToken({ token: "garbage" }, WITH_KEY)).toMatchObject({ active: false, reason: InactiveReason.MALFORMED, userId: "" });
+      expect((await tokens.verifyToken({ token: refreshToken }, WITH_KEY)).reason).toBe(InactiveReason.MALFORMED);
+      expect((await tokens.verifyToken({ token: `${header}.${payload}.AAAA` }, WITH_KEY)).reason).toBe(InactiveReason.BAD_SIGNATURE);
+      await expectError(tokens.verifyToken({ token: "" }, WITH_KEY), { code: Code.InvalidArgument, fields: ["token"] });
+    });
+  });
+});
+
+describe("VerifyToken over grpc in production mode", () => {
+  let production: TestService;
+  let clients: Clients;
+  let tokens: TokenClient;
+  let productionToken: string;
+  beforeAll(async () => {
+    production = await startTestService({ env: { NODE_ENV: "production", KEY_ENCRYPTION_KEY: TEST_KEK.toString("base64") } });
+    expect(production.config.production).toBe(true);
+    clients = clientsFor(production, "grpc");
+    tokens = clients.client(TokenService);
+    productionToken = (await signUp(clients.client(AuthService), "verify-prod")).tokens.accessToken;
+  });
+  afterAll(async () => {
+    clients?.close();
+    await production?.close();
+  });
+
+  it("requires a service key even from loopback", async () => {
+    await expectUnchanged(production.db, async () => {
+      await expectError(tokens.verifyToken({ token: productionToken }), { code: Code.Unauthenticated, reason: "SERVICE_KEY_REQUIRED" });
+      await expectError(tokens.verifyToken({ token: productionToken }, { headers: { "x-service-key": "" } }), {
+        code: Code.Unauthenticated,
+        reason: "SERVICE_KEY_REQUIRED",
+      });
+      await expectError(tokens.verifyToken({ token: productionToken }, WRONG_KEY), { code: Code.PermissionDenied, reason: "SERVICE_KEY_INVALID" });
+    });
+  });
+
+  it("verifies for a caller with the key", async () => {
+    expect((await tokens.verifyToken({ token: productionToken }, WITH_KEY)).active).toBe(true);
+  });
+});
