@@ -3,9 +3,18 @@ import type { DataSource } from "typeorm";
 import type { Config } from "./config.js";
 import type { Logger } from "./logger.js";
 import { createAccounts } from "./domain/accounts.js";
+import { createContactVerification } from "./domain/contact-verification.js";
+import { createOtp } from "./domain/otp.js";
+import { createOtpCodes } from "./domain/otp-codes.js";
+import { createOtpLogin } from "./domain/otp-login.js";
+import { createPasswordReset } from "./domain/password-reset.js";
+import { createRateLimits } from "./domain/rate-limits.js";
+import { createOtpSenders } from "./delivery/index.js";
 import { createAuditLog } from "./domain/audit.js";
 import { createCallers } from "./domain/callers.js";
 import { systemClock, type Clock } from "./domain/clock.js";
+import { createMfa } from "./domain/mfa.js";
+import { createSignIn } from "./domain/sign-in.js";
 import { createPasswordHasher } from "./domain/passwords.js";
 import { createRevocations } from "./domain/revocation.js";
 import { createSessionTokens } from "./domain/session-tokens.js";
@@ -13,6 +22,8 @@ import { createSessions } from "./domain/sessions.js";
 import { createSigningKeys } from "./domain/signing-keys.js";
 import { createAccessTokens } from "./domain/tokens.js";
 import { createServers, type Servers } from "./server/servers.js";
+import { createReadiness } from "./server/readiness.js";
+import { createMetrics, type Metrics } from "./metrics.js";
 import type { ServiceDeps } from "./services/routes.js";
 import { fileURLToPath } from "node:url";
 
@@ -29,15 +40,23 @@ export interface AppOptions {
 export interface App {
   readonly services: ServiceDeps;
   readonly servers: Servers;
+  readonly metrics: Metrics;
   /** Stops background work (the revocation listener); the servers are closed separately. */
   stop(): Promise<void>;
 }
 
 export async function createApp({ config, db, logger, kek, clock = systemClock }: AppOptions): Promise<App> {
-  const audit = createAuditLog(db);
+  const metrics = createMetrics(() => {
+    // The pg pool behind TypeORM's driver.
+    const pool = (db.driver as unknown as { master?: { totalCount: number; idleCount: number; waitingCount: number } }).master;
+    return { total: pool?.totalCount ?? 0, idle: pool?.idleCount ?? 0, waiting: pool?.waitingCount ?? 0 };
+  });
+  const audit = createAuditLog(db, clock);
   const passwords = createPasswordHasher(config.argon2, config.hashing);
-  const signingKeys = createSigningKeys(db, kek, clock);
+  const signingKeys = createSigningKeys(db, kek, clock, { accessTokenTtlSec: config.accessTokenTtlSec, ...config.keys });
   await signingKeys.init();
+  await signingKeys.rotateIfDue();
+  signingKeys.startMaintenance(60_000, (err) => logger.warn({ err }, "signing key maintenance failed"));
   const accessTokens = createAccessTokens(signingKeys, config, clock);
   const revocations = createRevocations(db, clock, logger, {
     databaseUrl: (db.options as { url: string }).url,
@@ -50,7 +69,18 @@ export async function createApp({ config, db, logger, kek, clock = systemClock }
     serviceKeys: config.serviceKeys,
     allowLoopbackWithoutKey: !config.production,
   });
-  const accounts = createAccounts({ db, clock, passwords, sessions, sessionTokens, audit, revocations });
+  const limits = createRateLimits(db, clock);
+  const mfa = createMfa({ db, clock, kek, passwords, sessionTokens, audit, limits, settings: config.mfa });
+  const signIn = createSignIn(sessionTokens, mfa);
+  const accounts = createAccounts({ db, clock, passwords, sessions, sessionTokens, signIn, audit, revocations, limits, loginLimits: config.loginLimits });
+
+  const senders = createOtpSenders(config.otp, logger);
+  logger.info({ email: senders.email?.name ?? "disabled", sms: senders.sms?.name ?? "disabled" }, "one-time code delivery");
+  const otp = createOtp({ db, logger, codes: createOtpCodes(db, clock, kek, config.otp), limits, senders, settings: config.otp });
+  const otpLogin = createOtpLogin({ otp, clock, sessions, signIn, audit, revocations, signUpEnabled: config.otp.signUpEnabled });
+  const contactVerification = createContactVerification({ otp, clock, accounts, audit });
+  const passwordReset = createPasswordReset({ otp, clock, passwords, sessions, audit, revocations });
+
 
   const services: ServiceDeps = {
     accounts,
@@ -60,20 +90,26 @@ export async function createApp({ config, db, logger, kek, clock = systemClock }
     accessTokens,
     sessionTokens,
     signingKeys,
+    mfa,
+    otpLogin,
+    contactVerification,
+    passwordReset,
     logger,
+    metrics,
     maxDeadlineMs: config.maxDeadlineMs,
   };
   const servers = createServers({
     services,
     signingKeys,
-    ready: async () => {
-      await db.query("SELECT 1");
-      return true;
-    },
+    readiness: createReadiness(db, logger),
+    metrics: metrics.registry,
     corsOrigins: config.corsOrigins,
     maxMessageBytes: config.maxMessageBytes,
     maxDeadlineMs: config.maxDeadlineMs,
     descriptorSetPath,
   });
-  return { services, servers, stop: () => revocations.stop() };
+  return { services, servers, metrics, stop: async () => {
+    signingKeys.stop();
+    await revocations.stop();
+  } };
 }

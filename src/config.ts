@@ -24,6 +24,34 @@ export interface Config {
   readonly corsOrigins: readonly string[];
   readonly maxMessageBytes: number;
   readonly maxDeadlineMs: number;
+  readonly mfa: { readonly issuer: string; readonly challengeTtlSec: number };
+  readonly keys: { readonly publishAheadSec: number; readonly rotationIntervalSec: number };
+  readonly shutdownGraceMs: number;
+  readonly otp: OtpConfig;
+  readonly loginLimits: LoginLimitConfig;
+}
+
+export type EmailProvider = "console" | "smtp" | "disabled";
+export type SmsProvider = "console" | "webhook" | "disabled";
+
+export interface OtpConfig {
+  readonly ttlSec: number;
+  readonly resendCooldownSec: number;
+  readonly maxSendsPerDestinationPerHour: number;
+  readonly maxSendsPerIpPerHour: number;
+  readonly maxVerifyFailuresPerIpPerHour: number;
+  /** Whether a LOGIN code for an unknown destination creates an account. */
+  readonly signUpEnabled: boolean;
+  readonly emailProvider: EmailProvider;
+  readonly smsProvider: SmsProvider;
+  readonly smtp: { readonly url: string; readonly from: string } | undefined;
+  readonly smsWebhook: { readonly url: string; readonly secret: string | undefined } | undefined;
+  readonly deliveryTimeoutMs: number;
+}
+
+export interface LoginLimitConfig {
+  readonly maxFailuresPerAccountPerHour: number;
+  readonly maxFailuresPerIpPerHour: number;
 }
 
 export class ConfigError extends Error {
@@ -45,6 +73,69 @@ function list(env: Env, name: string, fallback: readonly string[]): string[] {
   const raw = env[name];
   if (raw === undefined || raw.trim() === "") return [...fallback];
   return raw.split(",").map((s) => s.trim()).filter((s) => s !== "");
+}
+
+function bool(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (raw === "true" || raw === "1") return true;
+  if (raw === "false" || raw === "0") return false;
+  throw new ConfigError(`${name} must be true or false, got "${raw}"`);
+}
+
+function oneOf<T extends string>(env: Env, name: string, fallback: T, allowed: readonly T[]): T {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (!(allowed as readonly string[]).includes(raw)) throw new ConfigError(`${name} must be one of ${allowed.join(", ")}, got "${raw}"`);
+  return raw as T;
+}
+
+function loadOtpConfig(env: Env, production: boolean): OtpConfig {
+  // Development sends codes to the log; production has no default provider: a channel stays
+  // disabled until one is configured, and the console provider is refused outright.
+  const fallback = production ? "disabled" : "console";
+  const emailProvider = oneOf<EmailProvider>(env, "OTP_EMAIL_PROVIDER", fallback, ["console", "smtp", "disabled"]);
+  const smsProvider = oneOf<SmsProvider>(env, "OTP_SMS_PROVIDER", fallback, ["console", "webhook", "disabled"]);
+  if (production && emailProvider === "console") throw new ConfigError("OTP_EMAIL_PROVIDER=console is refused when NODE_ENV=production (it logs codes)");
+  if (production && smsProvider === "console") throw new ConfigError("OTP_SMS_PROVIDER=console is refused when NODE_ENV=production (it logs codes)");
+  let smtp: OtpConfig["smtp"];
+  if (emailProvider === "smtp") {
+    const url = env.SMTP_URL ?? "";
+    if (!/^smtps?:\/\/[^\s/]+/.test(url)) throw new ConfigError("SMTP_URL must be an smtp:// or smtps:// URL when OTP_EMAIL_PROVIDER=smtp");
+    const from = env.SMTP_FROM ?? "";
+    if (!/@[^\s@]+\.[^\s@]+/.test(from)) throw new ConfigError("SMTP_FROM must be a sender address (e.g. Identity <no-reply@example.com>) when OTP_EMAIL_PROVIDER=smtp");
+    smtp = { url, from };
+  }
+  let smsWebhook: OtpConfig["smsWebhook"];
+  if (smsProvider === "webhook") {
+    const url = env.SMS_WEBHOOK_URL ?? "";
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(url);
+    } catch {
+      parsed = undefined;
+    }
+    if (!parsed || !["http:", "https:"].includes(parsed.protocol)) {
+      throw new ConfigError("SMS_WEBHOOK_URL must be an http:// or https:// URL when OTP_SMS_PROVIDER=webhook");
+    }
+    if (production && parsed.protocol !== "https:" && !["localhost", "127.0.0.1", "[::1]"].includes(parsed.hostname)) {
+      throw new ConfigError("SMS_WEBHOOK_URL must use https:// when NODE_ENV=production (the message carries the code)");
+    }
+    smsWebhook = { url, secret: env.SMS_WEBHOOK_SECRET || undefined };
+  }
+  return {
+    ttlSec: int(env, "OTP_TTL_SECONDS", 300, 30, 600),
+    resendCooldownSec: int(env, "OTP_RESEND_COOLDOWN_SECONDS", 30, 1, 3600),
+    maxSendsPerDestinationPerHour: int(env, "OTP_MAX_SENDS_PER_DESTINATION_PER_HOUR", 5, 1, 100),
+    maxSendsPerIpPerHour: int(env, "OTP_MAX_SENDS_PER_IP_PER_HOUR", 30, 1, 1_000_000),
+    maxVerifyFailuresPerIpPerHour: int(env, "OTP_MAX_VERIFY_FAILURES_PER_IP_PER_HOUR", 60, 1, 1_000_000),
+    signUpEnabled: bool(env, "OTP_SIGN_UP", true),
+    emailProvider,
+    smsProvider,
+    smtp,
+    smsWebhook,
+    deliveryTimeoutMs: int(env, "OTP_DELIVERY_TIMEOUT_MS", 10_000, 100, 60_000),
+  };
 }
 
 export function loadConfig(env: Env = process.env): Config {
@@ -92,6 +183,21 @@ export function loadConfig(env: Env = process.env): Config {
     corsOrigins,
     maxMessageBytes: int(env, "MAX_MESSAGE_BYTES", 64 * 1024, 1024, 16 * 1024 * 1024),
     maxDeadlineMs: int(env, "MAX_DEADLINE_MS", 30_000, 100, 600_000),
+    keys: {
+      publishAheadSec: int(env, "KEY_PUBLISH_AHEAD_SECONDS", 600, 0, 7 * 86400),
+      rotationIntervalSec: int(env, "KEY_ROTATION_DAYS", 30, 0, 3650) * 86400,
+    },
+    shutdownGraceMs: int(env, "SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
+    mfa: {
+      issuer: env.TOTP_ISSUER || "grpc-identity",
+      challengeTtlSec: int(env, "MFA_CHALLENGE_TTL_SECONDS", 300, 30, 300),
+    },
+    otp: loadOtpConfig(env, production),
+    loginLimits: {
+      // 100 is also the ceiling: never more than 100 failed logins per account per hour.
+      maxFailuresPerAccountPerHour: int(env, "LOGIN_MAX_FAILURES_PER_ACCOUNT_PER_HOUR", 100, 1, 100),
+      maxFailuresPerIpPerHour: int(env, "LOGIN_MAX_FAILURES_PER_IP_PER_HOUR", 300, 1, 1_000_000),
+    },
   };
   if (!["fatal", "error", "warn", "info", "debug", "trace", "silent"].includes(config.logLevel)) {
     throw new ConfigError(`LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent`);

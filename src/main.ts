@@ -30,7 +30,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, "shutting down");
-    await servers.close();
+    await servers.close(config.shutdownGraceMs);
     await app.stop();
     await db.destroy();
     await location.stop();

@@ -10,6 +10,10 @@ import { checkPassword, type PasswordHasher } from "./passwords.js";
 import type { SessionTokens, TokenPair } from "./session-tokens.js";
 import type { Sessions } from "./sessions.js";
 import type { Revocations } from "./revocation.js";
+import type { SignIn, SignInResult } from "./sign-in.js";
+import type { LoginLimitConfig } from "../config.js";
+import { loginFailureRules, loginSubject } from "./login-limits.js";
+import type { RateLimits } from "./rate-limits.js";
 
 export interface SignUpInput {
   readonly email: string;
@@ -28,7 +32,7 @@ export const MAX_DISPLAY_NAME_LENGTH = 100;
 
 export interface Accounts {
   signUp(input: SignUpInput, client: ClientMeta): Promise<SignedIn>;
-  login(identifier: string, password: string, client: ClientMeta): Promise<SignedIn>;
+  login(identifier: string, password: string, client: ClientMeta): Promise<{ user: UserRow; result: SignInResult }>;
   get(userId: string): Promise<UserRow>;
   changePassword(caller: Caller, currentPassword: string, newPassword: string, client: ClientMeta): Promise<number>;
   delete(caller: Caller, password: string, client: ClientMeta): Promise<void>;
@@ -40,8 +44,11 @@ export interface AccountDeps {
   readonly passwords: PasswordHasher;
   readonly sessions: Sessions;
   readonly sessionTokens: SessionTokens;
+  readonly signIn: SignIn;
   readonly audit: AuditLog;
   readonly revocations: Revocations;
+  readonly limits: RateLimits;
+  readonly loginLimits: LoginLimitConfig;
 }
 
 const UNIQUE_VIOLATION = "23505";
@@ -51,7 +58,7 @@ function isUniqueViolation(err: unknown): boolean {
   return (driverError?.code ?? (err as { code?: string }).code) === UNIQUE_VIOLATION;
 }
 
-export function createAccounts({ db, clock, passwords, sessions, sessionTokens, audit, revocations }: AccountDeps): Accounts {
+export function createAccounts({ db, clock, passwords, sessions, sessionTokens, signIn, audit, revocations, limits, loginLimits }: AccountDeps): Accounts {
   function findLive(manager: EntityManager, column: "email" | "username" | "phone", value: string): Promise<UserRow | null> {
     const query = manager.createQueryBuilder(UserEntity, "u").where("u.deleted_at IS NULL");
     return (column === "phone"
@@ -118,8 +125,13 @@ export function createAccounts({ db, clock, passwords, sessions, sessionTokens, 
 
       const identifier = parseIdentifier(identifierText);
       const user = identifier ? await findLive(db.manager, identifier.kind, identifier.value) : null;
+      // Failure limits (login-limits.ts): the attempt takes its slot first, a success gives it back.
+      const reservation = await limits.take(loginFailureRules(loginSubject(user?.id, identifier, identifierText), client.ip, loginLimits));
       // An unknown account still costs one hash, so timing does not tell whether it exists.
-      const result = await passwords.verify(user?.passwordHash ?? null, password.slice(0, 1024));
+      const result = await passwords.verify(user?.passwordHash ?? null, password.slice(0, 1024)).catch(async (err: unknown) => {
+        await limits.refund(reservation); // not a failed guess: the check itself did not run
+        throw err;
+      });
       if (!user || !result.ok || user.status !== "active") {
         if (user) {
           await audit.record({
@@ -131,13 +143,17 @@ export function createAccounts({ db, clock, passwords, sessions, sessionTokens, 
         }
         throw new AppError("INVALID_CREDENTIALS", user ? `login failed for ${user.id}` : "login failed for unknown identifier");
       }
+      await limits.refund(reservation);
       if (result.needsRehash) {
         await db.manager.update(UserEntity, { id: user.id }, { passwordHash: await passwords.hash(password) });
       }
       return db.transaction(async (manager) => {
-        const tokens = await sessionTokens.start(manager, user, ["pwd"], client);
-        await audit.record({ userId: user.id, type: "LOGIN_SUCCEEDED", client, sessionId: tokens.sessionId, details: { method: "pwd" } }, manager);
-        return { user, tokens };
+        const result = await signIn.complete(manager, user, ["pwd"], client);
+        // With MFA the sign-in succeeds only at VerifyMfa, which records it.
+        if (result.kind === "tokens") {
+          await audit.record({ userId: user.id, type: "LOGIN_SUCCEEDED", client, sessionId: result.tokens.sessionId, details: { method: "pwd" } }, manager);
+        }
+        return { user, result };
       });
     },
 

@@ -1,6 +1,7 @@
 // The audit trail: what happened to an account, by whom (client IP, user agent), when.
 import type { DataSource, EntityManager } from "typeorm";
 import { AuditEventEntity, type AuditEventRow } from "../db/entities/index.js";
+import type { Clock } from "./clock.js";
 import { decodePageToken, encodePageToken, type Page } from "./paging.js";
 
 export type AuditEventType =
@@ -38,7 +39,8 @@ export interface AuditLog {
   list(userId: string, page: Page): Promise<{ events: AuditEventRow[]; nextPageToken: string }>;
 }
 
-export function createAuditLog(db: DataSource): AuditLog {
+/** Event times come from the service clock, like every other time the service stores. */
+export function createAuditLog(db: DataSource, clock: Clock): AuditLog {
   return {
     async record(event, manager = db.manager) {
       await manager.insert(AuditEventEntity, {
@@ -48,6 +50,7 @@ export function createAuditLog(db: DataSource): AuditLog {
         userAgent: event.client.userAgent.slice(0, 512),
         sessionId: event.sessionId ?? null,
         details: event.details ?? {},
+        createdAt: clock.now(),
       });
     },
     async list(userId, page) {

@@ -25,7 +25,10 @@ export interface Rotated extends NewSession {
   readonly amr: readonly string[];
 }
 
-export type RevokeReason = "logout" | "revoked" | "password_changed" | "password_reset" | "account_deleted" | "refresh_token_reuse";
+export type RevokeReason =
+  | "logout" | "revoked" | "password_changed" | "password_reset" | "account_deleted" | "refresh_token_reuse"
+  // A sign-in code proved an unverified contact: whoever added it to the account loses access.
+  | "contact_claimed";
 
 export interface Sessions {
   create(manager: EntityManager, userId: string, amr: readonly string[], client: ClientMeta): Promise<NewSession>;

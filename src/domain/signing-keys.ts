@@ -1,13 +1,23 @@
 // Ed25519 signing keys, kept in PostgreSQL with the private half sealed by the key-encryption
-// key. The newest active key signs; every unexpired key verifies and is published in the JWKS.
-import { createPrivateKey, createPublicKey, type KeyObject } from "node:crypto";
-import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from "jose";
-import type { DataSource } from "typeorm";
+// key. Rotation publishes the next key before it signs (so JWKS caches pick it up first), and
+// keeps the previous one in the JWKS until the last token it signed has expired:
+//
+//   rotate at T:  new key  activates_at = T + publishAhead
+//                 old key  retires_at   = T + publishAhead,  expires_at = retires_at + token TTL + skew
+//
+// Which key signs, and which keys verify, is decided from the clock on every call, so every
+// instance switches at the same instant without coordination.
+import { createPrivateKey, createPublicKey, type JsonWebKey, type KeyObject } from "node:crypto";
+import { calculateJwkThumbprint, exportJWK, generateKeyPair } from "jose";
+import type { DataSource, EntityManager } from "typeorm";
 import { SigningKeyEntity, type SigningKeyRow } from "../db/entities/index.js";
 import type { Clock } from "./clock.js";
 import { seal, unseal } from "./crypto.js";
 
 export const SIGNING_ALG = "EdDSA";
+const UNKNOWN_KID_RELOAD_MS = 5_000;
+/** Skew allowed between instances' clocks when deciding that an old key's tokens are gone. */
+const EXPIRY_MARGIN_SEC = 60;
 
 export interface PublicJwk {
   readonly kty: string;
@@ -18,96 +28,164 @@ export interface PublicJwk {
   readonly use: string;
 }
 
+export interface KeySettings {
+  readonly accessTokenTtlSec: number;
+  /** How long a new key is published before it signs. */
+  readonly publishAheadSec: number;
+  /** Rotate automatically when the signing key is this old; 0 turns automatic rotation off. */
+  readonly rotationIntervalSec: number;
+}
+
 export interface SigningKeys {
   /** Creates the first key when the table is empty, then loads the keys. */
   init(): Promise<void>;
   /** Reloads keys from the database (another instance may have rotated). */
   reload(): Promise<void>;
+  /** Publishes a new key that signs from now + publishAhead; returns its kid and that instant. */
+  rotate(): Promise<{ kid: string; activatesAt: Date }>;
+  /** Rotates when the signing key is older than the rotation interval and none is pending. */
+  rotateIfDue(): Promise<boolean>;
   current(): { readonly kid: string; readonly privateKey: KeyObject };
   /** The public key of `kid`, if it is published. */
   publicKey(kid: string): KeyObject | undefined;
   jwks(): readonly PublicJwk[];
+  /** Reloads and rotates in the background every `intervalMs` until stop(). */
+  startMaintenance(intervalMs?: number, onError?: (err: unknown) => void): void;
+  stop(): void;
 }
 
 interface LoadedKey {
   readonly row: SigningKeyRow;
   readonly publicKey: KeyObject;
-  privateKey?: KeyObject;
+  readonly privateKey: KeyObject;
 }
 
-export function createSigningKeys(db: DataSource, kek: Buffer, clock: Clock): SigningKeys {
-  let keys = new Map<string, LoadedKey>();
-  let signer: { kid: string; privateKey: KeyObject } | undefined;
+export function createSigningKeys(db: DataSource, kek: Buffer, clock: Clock, settings: KeySettings): SigningKeys {
+  let keys: LoadedKey[] = [];
+  let lastUnknownReload = 0;
+  let timer: NodeJS.Timeout | undefined;
 
-  async function createKey(): Promise<void> {
+  async function insertKey(manager: EntityManager, activatesAt: Date): Promise<string> {
     const pair = await generateKeyPair(SIGNING_ALG, { crv: "Ed25519", extractable: true });
     const publicJwk = await exportJWK(pair.publicKey);
     const privateJwk = await exportJWK(pair.privateKey);
     const kid = await calculateJwkThumbprint(publicJwk);
-    await db.manager.insert(SigningKeyEntity, {
+    await manager.insert(SigningKeyEntity, {
       kid,
       alg: SIGNING_ALG,
       publicJwk: { kty: publicJwk.kty!, crv: publicJwk.crv!, x: publicJwk.x! },
       privateKeySealed: seal(kek, Buffer.from(JSON.stringify(privateJwk)), kid),
-      activatesAt: clock.now(),
+      activatesAt,
       retiresAt: null,
       expiresAt: null,
     });
+    return kid;
   }
 
   async function reload(): Promise<void> {
-    const now = clock.now();
     const rows = await db.manager
       .createQueryBuilder(SigningKeyEntity, "k")
-      .where("k.expires_at IS NULL OR k.expires_at > :now", { now })
+      .where("k.expires_at IS NULL OR k.expires_at > :now", { now: clock.now() })
       .orderBy("k.activates_at", "DESC")
       .getMany();
-    const next = new Map<string, LoadedKey>();
-    for (const row of rows) {
-      const previous = keys.get(row.kid);
-      next.set(row.kid, previous ?? {
+    const known = new Map(keys.map((k) => [k.row.kid, k]));
+    keys = rows.map((row) => {
+      const previous = known.get(row.kid);
+      return {
         row,
-        publicKey: createPublicKey({ key: row.publicJwk as JWK as import("node:crypto").JsonWebKey, format: "jwk" }),
-      });
-    }
-    keys = next;
-    const active = rows.find((r) => r.activatesAt <= now && (r.retiresAt === null || r.retiresAt > now));
-    if (active) {
-      const loaded = next.get(active.kid)!;
-      loaded.privateKey ??= createPrivateKey({
-        key: JSON.parse(unseal(kek, active.privateKeySealed, active.kid).toString()),
-        format: "jwk",
-      });
-      signer = { kid: active.kid, privateKey: loaded.privateKey };
-    } else {
-      signer = undefined;
-    }
+        publicKey: previous?.publicKey ?? createPublicKey({ key: row.publicJwk as JsonWebKey, format: "jwk" }),
+        privateKey: previous?.privateKey ?? createPrivateKey({ key: JSON.parse(unseal(kek, row.privateKeySealed, row.kid).toString()), format: "jwk" }),
+      };
+    });
   }
 
-  return {
+  const published = (key: LoadedKey, now: Date) => key.row.expiresAt === null || key.row.expiresAt > now;
+
+  async function locked<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
+    return db.transaction(async (manager) => {
+      // One instance at a time creates or rotates keys.
+      await manager.query("SELECT pg_advisory_xact_lock(hashtext('signing_keys'))");
+      return work(manager);
+    });
+  }
+
+  async function rotateLocked(manager: EntityManager): Promise<{ kid: string; activatesAt: Date }> {
+    const now = clock.now();
+    const activatesAt = new Date(now.getTime() + settings.publishAheadSec * 1000);
+    const expiresAt = new Date(activatesAt.getTime() + (settings.accessTokenTtlSec + EXPIRY_MARGIN_SEC) * 1000);
+    await manager.query(`UPDATE signing_keys SET retires_at = $1, expires_at = $2 WHERE retires_at IS NULL`, [activatesAt, expiresAt]);
+    const kid = await insertKey(manager, activatesAt);
+    return { kid, activatesAt };
+  }
+
+  const self: SigningKeys = {
     async init() {
-      await db.transaction(async (manager) => {
-        // One instance creates the first key even when several start at once.
-        await manager.query("SELECT pg_advisory_xact_lock(hashtext('signing_keys'))");
-        const count = await manager.count(SigningKeyEntity);
-        if (count === 0) await createKey();
+      await locked(async (manager) => {
+        if ((await manager.count(SigningKeyEntity)) === 0) await insertKey(manager, clock.now());
       });
       await reload();
     },
     reload,
-    current() {
-      if (!signer) throw new Error("no active signing key");
-      return signer;
+    async rotate() {
+      const rotated = await locked(rotateLocked);
+      await reload();
+      return rotated;
     },
-    publicKey: (kid) => keys.get(kid)?.publicKey,
-    jwks: () =>
-      [...keys.values()].map(({ row }) => ({
+    async rotateIfDue() {
+      if (settings.rotationIntervalSec === 0) return false;
+      const rotated = await locked(async (manager) => {
+        const [newest] = (await manager.query(`SELECT activates_at FROM signing_keys ORDER BY activates_at DESC LIMIT 1`)) as Array<{ activates_at: Date }>;
+        const now = clock.now().getTime();
+        if (newest && (newest.activates_at.getTime() > now || now - newest.activates_at.getTime() < settings.rotationIntervalSec * 1000)) return false;
+        await rotateLocked(manager);
+        return true;
+      });
+      if (rotated) await reload();
+      return rotated;
+    },
+    current() {
+      const now = clock.now();
+      const signer = keys.find((k) => k.row.activatesAt <= now && (k.row.retiresAt === null || k.row.retiresAt > now));
+      if (!signer) throw new Error("no active signing key");
+      return { kid: signer.row.kid, privateKey: signer.privateKey };
+    },
+    publicKey(kid) {
+      const now = clock.now();
+      const key = keys.find((k) => k.row.kid === kid && published(k, now));
+      if (!key && Date.now() - lastUnknownReload > UNKNOWN_KID_RELOAD_MS) {
+        // Maybe another instance published it since we loaded; at most one reload per interval.
+        lastUnknownReload = Date.now();
+        reload().catch(() => undefined);
+      }
+      return key?.publicKey;
+    },
+    jwks() {
+      const now = clock.now();
+      return keys.filter((k) => published(k, now)).map(({ row }) => ({
         kty: row.publicJwk.kty!,
         crv: row.publicJwk.crv!,
         x: row.publicJwk.x!,
         kid: row.kid,
         alg: row.alg,
         use: "sig",
-      })),
+      }));
+    },
+    startMaintenance(intervalMs = 60_000, onError = () => {}) {
+      const tick = () => {
+        self.rotateIfDue()
+          .then(() => reload())
+          .catch(onError)
+          .finally(() => {
+            timer = setTimeout(tick, intervalMs);
+            timer.unref();
+          });
+      };
+      timer = setTimeout(tick, intervalMs);
+      timer.unref();
+    },
+    stop() {
+      clearTimeout(timer);
+    },
   };
+  return self;
 }

@@ -94,7 +94,8 @@ export function createAccessTokenVerifier(keys: SigningKeys, settings: TokenSett
       if (result.active) {
         // Kept no longer than the token lives (by the wall clock; the clock is re-checked on hits).
         cache.set(token, result, { ttl: Math.max(1, (result.claims.exp + CLOCK_TOLERANCE_SEC) * 1000 - nowMs) });
-      } else if (result.reason !== "NOT_YET_VALID") {
+      } else if (result.reason !== "NOT_YET_VALID" && result.reason !== "UNKNOWN_KEY") {
+        // An unknown kid may be another instance's new key: not remembered (the key set reloads).
         cache.set(token, result, { ttl: NEGATIVE_TTL_MS });
       }
       return result;

@@ -8,11 +8,14 @@ import { createGrpcServer } from "./grpc-server.js";
 import { createWebServer } from "./web-server.js";
 import { internalMethods, routes, services, type ServiceDeps } from "../services/routes.js";
 import type { SigningKeys } from "../domain/signing-keys.js";
+import type { Registry } from "prom-client";
+import type { Readiness } from "./readiness.js";
 
 export interface ServerDeps {
   readonly services: ServiceDeps;
   readonly signingKeys: SigningKeys;
-  readonly ready: () => Promise<boolean>;
+  readonly readiness: Readiness;
+  readonly metrics: Registry;
   readonly corsOrigins: readonly string[];
   readonly maxMessageBytes: number;
   readonly maxDeadlineMs: number;
@@ -43,7 +46,8 @@ export function createServers(deps: ServerDeps): Servers {
     maxMessageBytes: deps.maxMessageBytes,
     maxDeadlineMs: deps.maxDeadlineMs,
     jwks: () => deps.signingKeys.jwks(),
-    ready: deps.ready,
+    ready: () => deps.readiness.check(),
+    metrics: deps.metrics,
   });
 
   return {
@@ -61,9 +65,11 @@ export function createServers(deps: ServerDeps): Servers {
           resolve();
         });
       });
+      deps.readiness.watch(health, services.map((s) => s.typeName));
       return { grpcPort: boundGrpc, httpPort: (web.address() as AddressInfo).port };
     },
     async close(graceMs = 10_000) {
+      deps.readiness.stop();
       health.setStatus("", "NOT_SERVING");
       const grpcDone = new Promise<void>((resolve) => {
         const timer = setTimeout(() => {

@@ -7,6 +7,7 @@ import { cors as connectCors, type ConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createContextValues } from "@connectrpc/connect";
 import { callInfoKey, normalizeAddress } from "../services/call.js";
+import type { Registry } from "prom-client";
 import type { PublicJwk } from "../domain/signing-keys.js";
 
 export interface WebServerOptions {
@@ -17,6 +18,7 @@ export interface WebServerOptions {
   readonly maxDeadlineMs: number;
   readonly jwks: () => readonly PublicJwk[];
   readonly ready: () => Promise<boolean>;
+  readonly metrics: Registry;
 }
 
 /** Passes registrations through, leaving out internal RPCs (they answer UNIMPLEMENTED here). */
@@ -79,6 +81,16 @@ export function createWebServer(options: WebServerOptions): http.Server {
       options.ready().then(
         (ready) => sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : "not ready" }),
         () => sendJson(res, 503, { status: "not ready" }),
+      );
+      return;
+    }
+    if (req.method === "GET" && path === "/metrics") {
+      options.metrics.metrics().then(
+        (body) => {
+          res.writeHead(200, { "content-type": options.metrics.contentType });
+          res.end(body);
+        },
+        () => sendJson(res, 500, { status: "metrics unavailable" }),
       );
       return;
     }

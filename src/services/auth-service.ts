@@ -1,14 +1,18 @@
 // identity.v1.AuthService: proto <-> domain mapping only.
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
+import type { OtpChannel } from "../../gen/identity/v1/common_pb.js";
 import type { Accounts } from "../domain/accounts.js";
 import type { AuditLog } from "../domain/audit.js";
 import type { Callers } from "../domain/callers.js";
 import { AppError } from "../domain/errors.js";
 import { pageOf } from "../domain/paging.js";
+import type { PasswordReset } from "../domain/password-reset.js";
 import type { Sessions } from "../domain/sessions.js";
 import { bearerToken, clientMeta } from "./call.js";
-import { auditEventToProto, sessionToProto, tokensToProto, userToProto } from "./mappers.js";
+import { auditEventToProto, challengeToProto, sessionToProto, tokensToProto, userToProto } from "./mappers.js";
+import { channelFromProto } from "./otp-service.js";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -17,6 +21,7 @@ export interface AuthServiceDeps {
   readonly callers: Callers;
   readonly sessions: Sessions;
   readonly audit: AuditLog;
+  readonly passwordReset: PasswordReset;
 }
 
 export class AuthServiceImpl implements Partial<ServiceImpl<typeof AuthService>> {
@@ -32,8 +37,10 @@ export class AuthServiceImpl implements Partial<ServiceImpl<typeof AuthService>>
   }
 
   async login(req: { identifier: string; password: string }, ctx: HandlerContext) {
-    const { user, tokens } = await this.deps.accounts.login(req.identifier, req.password, clientMeta(ctx));
-    return { result: { case: "tokens" as const, value: tokensToProto(tokens) }, user: userToProto(user) };
+    const { user, result } = await this.deps.accounts.login(req.identifier, req.password, clientMeta(ctx));
+    return result.kind === "tokens"
+      ? { result: { case: "tokens" as const, value: tokensToProto(result.tokens) }, user: userToProto(user) }
+      : { result: { case: "mfaChallenge" as const, value: challengeToProto(result.challenge) } };
   }
 
   async logout(req: { allSessions: boolean }, ctx: HandlerContext) {
@@ -61,6 +68,16 @@ export class AuthServiceImpl implements Partial<ServiceImpl<typeof AuthService>>
     const caller = await this.caller(ctx);
     const ended = await this.deps.accounts.changePassword(caller, req.currentPassword, req.newPassword, clientMeta(ctx));
     return { endedSessionCount: ended };
+  }
+
+  async requestPasswordReset(req: { channel: OtpChannel; destination: string }, ctx: HandlerContext) {
+    const sent = await this.deps.passwordReset.request(channelFromProto(req.channel), req.destination, clientMeta(ctx));
+    return { expireTime: timestampFromDate(sent.expiresAt) };
+  }
+
+  async resetPassword(req: { channel: OtpChannel; destination: string; code: string; newPassword: string }, ctx: HandlerContext) {
+    await this.deps.passwordReset.reset(channelFromProto(req.channel), req.destination, req.code, req.newPassword, clientMeta(ctx));
+    return {};
   }
 
   async deleteAccount(req: { password: string }, ctx: HandlerContext) {

@@ -23,7 +23,18 @@ const wire: Record<ErrorReason, { code: Code; message: string }> = {
   REFRESH_TOKEN_REUSED: { code: Code.Unauthenticated, message: "the refresh token is not valid" },
   SESSION_NOT_FOUND: { code: Code.NotFound, message: "session not found" },
   RATE_LIMITED: { code: Code.ResourceExhausted, message: "too many requests; retry later" },
+  // A one-time code that does not sign in or verify: the same whether or not an account owns
+  // the destination. EXPIRED and ATTEMPTS_EXHAUSTED tell the client to ask for a new code.
+  OTP_INVALID: { code: Code.Unauthenticated, message: "the code is not valid" },
+  OTP_EXPIRED: { code: Code.Unauthenticated, message: "the code has expired; request a new one" },
+  OTP_ATTEMPTS_EXHAUSTED: { code: Code.Unauthenticated, message: "too many wrong attempts; request a new code" },
+  OTP_DELIVERY_FAILED: { code: Code.Unavailable, message: "the code could not be sent; retry later" },
+  OTP_CHANNEL_DISABLED: { code: Code.FailedPrecondition, message: "codes cannot be sent on this channel" },
   OVERLOADED: { code: Code.ResourceExhausted, message: "the service is busy; retry later" },
+  MFA_CODE_INVALID: { code: Code.Unauthenticated, message: "the second-factor code is not valid" },
+  MFA_CHALLENGE_INVALID: { code: Code.Unauthenticated, message: "the MFA challenge is not valid; sign in again" },
+  MFA_ALREADY_ENABLED: { code: Code.FailedPrecondition, message: "two-factor authentication is already enabled" },
+  MFA_NOT_ENABLED: { code: Code.FailedPrecondition, message: "two-factor authentication is not enabled" },
   NOT_IMPLEMENTED: { code: Code.Unimplemented, message: "not implemented" },
   DEADLINE_EXCEEDED: { code: Code.DeadlineExceeded, message: "deadline exceeded" },
   UNAVAILABLE: { code: Code.Unavailable, message: "service unavailable; retry later" },

@@ -1,7 +1,8 @@
 // Domain rows to proto messages.
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import type { UserSchema, TokenPairSchema } from "../../gen/identity/v1/common_pb.js";
+import { MfaMethod, type MfaChallengeSchema, type UserSchema, type TokenPairSchema } from "../../gen/identity/v1/common_pb.js";
+import type { Challenge } from "../domain/mfa.js";
 import { AuditEventType, type AuditEventSchema, type SessionSchema } from "../../gen/identity/v1/auth_service_pb.js";
 import type { AuditEventRow, SessionRow, UserRow } from "../db/entities/index.js";
 import type { TokenPair } from "../domain/session-tokens.js";
@@ -30,6 +31,14 @@ export function tokensToProto(tokens: TokenPair): MessageInitShape<typeof TokenP
     refreshTokenExpireTime: timestampFromDate(tokens.refreshTokenExpiresAt),
     tokenType: "Bearer",
     sessionId: tokens.sessionId,
+  };
+}
+
+export function challengeToProto(challenge: Challenge): MessageInitShape<typeof MfaChallengeSchema> {
+  return {
+    challengeToken: challenge.token,
+    expireTime: timestampFromDate(challenge.expiresAt),
+    methods: [MfaMethod.TOTP, MfaMethod.BACKUP_CODE],
   };
 }
 

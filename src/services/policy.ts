@@ -1,18 +1,28 @@
 // Cross-cutting behaviour of every RPC, applied once to each ServiceImpl so both servers get
-// exactly the same: a server-side deadline, error mapping and one log line per call.
+// exactly the same: a request id, a server-side deadline, error mapping, metrics and one log
+// line per call.
+import { randomUUID } from "node:crypto";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
-import { Code, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { Code, createContextKey, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type { Logger } from "../logger.js";
+import type { Metrics } from "../metrics.js";
+import { InactiveReason } from "../../gen/identity/v1/token_service_pb.js";
 import { AppError } from "../domain/errors.js";
 import { callInfo } from "./call.js";
 import { toConnectError } from "./errors.js";
 
 export interface PolicyDeps {
   readonly logger: Logger;
+  readonly metrics: Metrics;
   readonly maxDeadlineMs: number;
 }
 
+/** Set by handlers once they know who calls, for the log line. */
+export const callUserKey = createContextKey<string | undefined>(undefined, { description: "authenticated user id" });
+
 type AnyUnary = (request: unknown, ctx: HandlerContext) => unknown;
+
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
 export function withPolicy<S extends DescService>(service: S, impl: Partial<ServiceImpl<S>>, deps: PolicyDeps): Partial<ServiceImpl<S>> {
   const wrapped: Record<string, AnyUnary> = {};
@@ -23,11 +33,17 @@ export function withPolicy<S extends DescService>(service: S, impl: Partial<Serv
   return wrapped as Partial<ServiceImpl<S>>;
 }
 
-function wrap(method: DescMethod, handler: AnyUnary | undefined, { logger, maxDeadlineMs }: PolicyDeps): AnyUnary {
+function wrap(method: DescMethod, handler: AnyUnary | undefined, { logger, metrics, maxDeadlineMs }: PolicyDeps): AnyUnary {
   const rpc = `${method.parent.typeName}/${method.name}`;
+  const service = method.parent.typeName;
+  const name = method.name;
   return async (request, ctx) => {
     const started = performance.now();
+    const offered = callInfo(ctx).header("x-request-id");
+    const requestId = offered !== undefined && REQUEST_ID.test(offered) ? offered : randomUUID();
+    ctx.responseHeader.set("x-request-id", requestId);
     let timer: NodeJS.Timeout | undefined;
+    let status = "OK";
     try {
       if (!handler) throw new AppError("NOT_IMPLEMENTED", `${rpc} is not implemented yet`);
       const budget = Math.min(ctx.timeoutMs() ?? maxDeadlineMs, maxDeadlineMs);
@@ -37,19 +53,24 @@ function wrap(method: DescMethod, handler: AnyUnary | undefined, { logger, maxDe
           timer = setTimeout(() => reject(new AppError("DEADLINE_EXCEEDED", `${rpc} exceeded ${budget} ms`)), budget);
         }),
       ]);
-      logger.info({ rpc, protocol: ctx.protocolName, status: "OK", ms: elapsed(started) }, "rpc");
+      logger.info({ rpc, protocol: ctx.protocolName, status, ms: elapsed(started), requestId, userId: ctx.values.get(callUserKey) }, "rpc");
+      observeOutcome(metrics, name, response, undefined);
       return response;
     } catch (err) {
       const error = toConnectError(err);
+      status = Code[error.code];
       const fields = {
         rpc,
         protocol: ctx.protocolName,
-        status: Code[error.code],
+        status,
         ms: elapsed(started),
+        requestId,
+        userId: ctx.values.get(callUserKey),
         peer: callInfo(ctx).peerAddress,
         reason: err instanceof AppError ? err.reason : undefined,
         detail: err instanceof Error ? err.message : String(err),
       };
+      observeOutcome(metrics, name, undefined, err instanceof AppError ? err.reason : status);
       if (error.code === Code.Internal || error.code === Code.Unavailable) {
         logger.error({ ...fields, err }, "rpc failed");
       } else {
@@ -58,8 +79,28 @@ function wrap(method: DescMethod, handler: AnyUnary | undefined, { logger, maxDe
       throw error;
     } finally {
       clearTimeout(timer);
+      const labels = { service, method: name, code: status, transport: ctx.protocolName };
+      metrics.rpcs.inc(labels);
+      metrics.rpcSeconds.observe(labels, (performance.now() - started) / 1000);
     }
   };
+}
+
+const SIGN_IN_METHODS = new Set(["Login", "VerifyOtp", "VerifyMfa"]);
+
+/** Domain counters that follow from an RPC's outcome alone. */
+function observeOutcome(metrics: Metrics, method: string, response: unknown, failure: string | undefined): void {
+  if (failure === "RATE_LIMITED" || failure === "OVERLOADED") metrics.rateLimited.inc({ limit: `${method}:${failure}` });
+  if (failure === "REFRESH_TOKEN_REUSED") metrics.refreshTokenReuse.inc();
+  if (SIGN_IN_METHODS.has(method)) {
+    const result = (response as { result?: { case?: string } } | undefined)?.result?.case;
+    const outcome = failure ?? (result === "mfaChallenge" ? "mfa_required" : "success");
+    metrics.logins.inc({ outcome: `${method}:${outcome}` });
+  }
+  if (method === "VerifyToken" && response !== undefined) {
+    const { active, reason } = response as { active: boolean; reason?: number };
+    metrics.verifications.inc({ result: active ? "active" : (InactiveReason[reason ?? 0] ?? "inactive") });
+  }
 }
 
 function elapsed(started: number): number {

@@ -7,10 +7,12 @@ import { MfaService } from "../../gen/identity/v1/mfa_service_pb.js";
 import { OtpService } from "../../gen/identity/v1/otp_service_pb.js";
 import { TokenService } from "../../gen/identity/v1/token_service_pb.js";
 import { AuthServiceImpl, type AuthServiceDeps } from "./auth-service.js";
+import { MfaServiceImpl, type MfaServiceDeps } from "./mfa-service.js";
+import { OtpServiceImpl, type OtpServiceDeps } from "./otp-service.js";
 import { withPolicy, type PolicyDeps } from "./policy.js";
 import { TokenServiceImpl, type TokenServiceDeps } from "./token-service.js";
 
-export type ServiceDeps = AuthServiceDeps & TokenServiceDeps & PolicyDeps;
+export type ServiceDeps = AuthServiceDeps & TokenServiceDeps & OtpServiceDeps & MfaServiceDeps & PolicyDeps;
 
 /** RPCs for other backend services only: served on the gRPC port, never by the web gateway. */
 export const internalMethods: ReadonlySet<DescMethod> = new Set([TokenService.method.verifyToken]);
@@ -21,8 +23,7 @@ export function routes(deps: ServiceDeps) {
   return (router: ConnectRouter): void => {
     router.service(AuthService, withPolicy(AuthService, new AuthServiceImpl(deps), deps));
     router.service(TokenService, withPolicy(TokenService, new TokenServiceImpl(deps), deps));
-    // Contracts designed; implementations land with their issues (UNIMPLEMENTED until then).
-    router.service(OtpService, withPolicy(OtpService, {}, deps));
-    router.service(MfaService, withPolicy(MfaService, {}, deps));
+    router.service(OtpService, withPolicy(OtpService, new OtpServiceImpl(deps), deps));
+    router.service(MfaService, withPolicy(MfaService, new MfaServiceImpl(deps), deps));
   };
 }

@@ -1,0 +1,68 @@
+// Proving that the signed-in caller owns the email address or phone number on their account.
+//
+// Only the account's own current contacts can be verified: there is no RPC that adds or
+// changes a contact yet, and a code sent to any other destination would verify nothing (it
+// would also let a signed-in caller use the service to message arbitrary people). The code is
+// bound to the caller's account, so nobody else can spend it.
+import { UserEntity, type UserRow } from "../db/entities/index.js";
+import type { Accounts } from "./accounts.js";
+import type { AuditLog, ClientMeta } from "./audit.js";
+import type { Caller } from "./callers.js";
+import type { Clock } from "./clock.js";
+import { ownsContact, verifiedColumn, type Contact, type OtpChannel } from "./contacts.js";
+import { AppError } from "./errors.js";
+import { parseOtpInput, type Otp, type OtpSent } from "./otp.js";
+
+export interface ContactVerification {
+  send(caller: Caller, channel: OtpChannel | undefined, destination: string, client: ClientMeta): Promise<OtpSent>;
+  /** Marks the contact verified; returns the account as it is now. */
+  verify(caller: Caller, channel: OtpChannel | undefined, destination: string, code: string, client: ClientMeta): Promise<UserRow>;
+}
+
+export interface ContactVerificationDeps {
+  readonly otp: Otp;
+  readonly clock: Clock;
+  readonly accounts: Accounts;
+  readonly audit: AuditLog;
+}
+
+export function createContactVerification({ otp, clock, accounts, audit }: ContactVerificationDeps): ContactVerification {
+  /** The caller's contact named by the request; INVALID_ARGUMENT when it is not theirs. */
+  async function callersContact(caller: Caller, channel: OtpChannel | undefined, destination: string, code?: string): Promise<{ contact: Contact; code: string }> {
+    const input = parseOtpInput(channel, destination, code === undefined ? undefined : { code });
+    const user = await accounts.get(caller.userId);
+    if (!ownsContact(user, input.contact)) {
+      const what = input.contact.channel === "email" ? "email address" : "phone number";
+      throw new AppError("INVALID_ARGUMENT", `verify_contact destination is not the caller's ${what}`, {
+        violations: [{ field: "destination", reason: "NOT_CALLER_CONTACT", description: `must be the ${what} of the signed-in account` }],
+      });
+    }
+    // Sent to the contact exactly as the account has it.
+    const address = input.contact.channel === "email" ? user.email! : user.phone!;
+    return { contact: { ...input.contact, address }, code: input.code };
+  }
+
+  return {
+    async send(caller, channel, destination, client) {
+      const { contact } = await callersContact(caller, channel, destination);
+      return otp.send(contact, "verify_contact", caller.userId, client);
+    },
+
+    async verify(caller, channel, destination, rawCode, client) {
+      const { contact, code } = await callersContact(caller, channel, destination, rawCode);
+      return otp.check(contact, "verify_contact", code, client, async (manager, codeUserId) => {
+        if (codeUserId !== caller.userId) return undefined;
+        const now = clock.now();
+        const match = contact.channel === "email" ? "lower(email) = $2" : "phone = $2";
+        const [, updated] = (await manager.query(
+          `UPDATE users SET ${verifiedColumn(contact)} = coalesce(${verifiedColumn(contact)}, $3), updated_at = $3
+           WHERE id = $1 AND ${match} AND deleted_at IS NULL AND status = 'active' RETURNING id`,
+          [caller.userId, contact.key, now],
+        )) as [unknown[], number];
+        if (updated === 0) return undefined;
+        await audit.record({ userId: caller.userId, type: "CONTACT_VERIFIED", client, sessionId: caller.sessionId, details: { channel: contact.channel } }, manager);
+        return manager.findOneByOrFail(UserEntity, { id: caller.userId });
+      });
+    },
+  };
+}

@@ -1,0 +1,115 @@
+// Sign-in (and sign-up) with nothing but a phone number or an email address: a LOGIN code
+// signs in the account owning the destination, or creates one when OTP_SIGN_UP allows.
+import type { EntityManager } from "typeorm";
+import { UserEntity, type UserRow } from "../db/entities/index.js";
+import type { AuditLog, ClientMeta } from "./audit.js";
+import type { Clock } from "./clock.js";
+import { findUserByContact, isContactVerified, verifiedColumn, type Contact, type OtpChannel } from "./contacts.js";
+import { parseOtpInput, type Otp, type OtpSent } from "./otp.js";
+import type { Revocations } from "./revocation.js";
+import type { Sessions } from "./sessions.js";
+import type { SignIn, SignInResult } from "./sign-in.js";
+
+
+export interface OtpSignIn {
+  readonly user: UserRow;
+  /** The code created the account. */
+  readonly newUser: boolean;
+  readonly result: SignInResult;
+}
+
+export interface OtpLogin {
+  send(channel: OtpChannel | undefined, destination: string, client: ClientMeta): Promise<OtpSent>;
+  verify(channel: OtpChannel | undefined, destination: string, code: string, client: ClientMeta): Promise<OtpSignIn>;
+}
+
+export interface OtpLoginDeps {
+  readonly otp: Otp;
+  readonly clock: Clock;
+  readonly sessions: Sessions;
+  readonly signIn: SignIn;
+  readonly audit: AuditLog;
+  readonly revocations: Revocations;
+  readonly signUpEnabled: boolean;
+}
+
+/** `amr` of sessions started by a code (RFC 8176 `otp`, plus the channel). */
+export function otpAmr(channel: OtpChannel): string[] {
+  return ["otp", channel];
+}
+
+export function createOtpLogin({ otp, clock, sessions, signIn, audit, revocations, signUpEnabled }: OtpLoginDeps): OtpLogin {
+  /** Creates the account of a contact; null when another request created it first. */
+  async function createAccount(manager: EntityManager, contact: Contact, now: Date): Promise<UserRow | null> {
+    const column = contact.channel === "email" ? "email" : "phone";
+    const conflict = contact.channel === "email" ? "(lower(email)) WHERE deleted_at IS NULL AND email IS NOT NULL" : "(phone) WHERE deleted_at IS NULL AND phone IS NOT NULL";
+    const inserted = (await manager.query(
+      `INSERT INTO users (${column}, ${verifiedColumn(contact)}, role, status, created_at, updated_at)
+       VALUES ($1, $2, 'user', 'active', $2, $2)
+       ON CONFLICT ${conflict} DO NOTHING RETURNING id`,
+      [contact.address, now],
+    )) as Array<{ id: string }>;
+    return inserted[0] ? manager.findOneByOrFail(UserEntity, { id: inserted[0].id }) : null;
+  }
+
+  /**
+   * The code proves the contact. When the account had it unverified, someone else may have put it
+   * there (account pre-hijacking: sign up with a victim's address and a password, wait for the
+   * victim to sign in by code). So its password and every other session are discarded: the
+   * owner of the contact keeps the account, and sets a password with a reset if they want one.
+   */
+  async function claimContact(manager: EntityManager, user: UserRow, contact: Contact, now: Date): Promise<boolean> {
+    const claimed = (await manager.query(
+      `UPDATE users SET ${verifiedColumn(contact)} = $2, password_hash = NULL, tokens_valid_after = $2, updated_at = $2
+       WHERE id = $1 AND ${verifiedColumn(contact)} IS NULL RETURNING id`,
+      [user.id, now],
+    )) as [unknown[], number];
+    if (claimed[1] === 0) return false;
+    await sessions.revokeAll(user.id, "contact_claimed", undefined, manager);
+    return true;
+  }
+
+  /**
+   * The seam for the second factor: when `user.mfaEnabledAt` is set, the MFA issue answers with
+   * a challenge here instead of starting a session. Until then every sign-in gets tokens.
+   */
+  async function finish(manager: EntityManager, user: UserRow, channel: OtpChannel, client: ClientMeta): Promise<SignInResult> {
+    return signIn.complete(manager, user, otpAmr(channel), client);
+  }
+
+  return {
+    async send(channel, destination, client) {
+      const { contact } = parseOtpInput(channel, destination);
+      return otp.send(contact, "login", null, client);
+    },
+
+    async verify(channel, destination, rawCode, client) {
+      const { contact, code } = parseOtpInput(channel, destination, { code: rawCode });
+      const outcome = await otp.check(contact, "login", code, client, async (manager) => {
+        const now = clock.now();
+        let user = await findUserByContact(manager, contact);
+        let newUser = false;
+        if (!user && signUpEnabled) {
+          user = await createAccount(manager, contact, now);
+          newUser = user !== null;
+          user ??= await findUserByContact(manager, contact);
+        }
+        // No account (sign-up off) or a disabled one: answered like a wrong code.
+        if (!user || user.status !== "active") return undefined;
+        const claimed = !newUser && !isContactVerified(user, contact) && (await claimContact(manager, user, contact, now));
+        if (claimed) user = await manager.findOneByOrFail(UserEntity, { id: user.id });
+        const result = await finish(manager, user, contact.channel, client);
+        const details: Record<string, string> = { method: "otp", channel: contact.channel };
+        if (claimed) details.contact_claimed = "true";
+        const sessionId = result.kind === "tokens" ? result.tokens.sessionId : null;
+        // With MFA the sign-in succeeds only at VerifyMfa, which records it.
+        if (newUser || result.kind === "tokens") {
+          await audit.record({ userId: user.id, type: newUser ? "SIGN_UP" : "LOGIN_SUCCEEDED", client, sessionId, details }, manager);
+        }
+        return { user, newUser, result, claimedAt: claimed ? now : undefined };
+      });
+      if (outcome.claimedAt) revocations.userTokensInvalidated(outcome.user.id, outcome.claimedAt, "active");
+      return { user: outcome.user, newUser: outcome.newUser, result: outcome.result };
+    },
+  };
+}

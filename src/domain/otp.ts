@@ -1,0 +1,116 @@
+// The core every one-time-code flow (sign-in, contact verification, password reset) shares:
+// sending a code within the send limits, and checking one within the verify limits.
+//
+// Limits (all in PostgreSQL, shared by every instance; see rate-limits.ts):
+//   - per destination: one code per resend cooldown, and a cap per hour;
+//   - per client address: a cap on codes sent per hour (stops one client from spraying many
+//     destinations, e.g. SMS pumping) and on failed checks per hour (stops guessing across
+//     many destinations; each code also dies after OTP_MAX_ATTEMPTS wrong attempts).
+// A code whose delivery failed, and a successful check, take nothing from the caller's quota.
+//
+// Nothing here looks at accounts: sending works, and costs, the same whether or not an account
+// owns the destination, which is what keeps SendOtp and RequestPasswordReset from telling.
+import type { DataSource, EntityManager } from "typeorm";
+import type { OtpConfig } from "../config.js";
+import type { Logger } from "../logger.js";
+import type { ClientMeta } from "./audit.js";
+import { parseContact, type Contact, type OtpChannel } from "./contacts.js";
+import { AppError, Violations } from "./errors.js";
+import { normalizeCode, type OtpCodes, type OtpFailure, type OtpPurpose } from "./otp-codes.js";
+import { composeOtpMessage, type OtpSenders } from "./otp-messages.js";
+import { clientAddressKey, type RateLimits, type RateRule } from "./rate-limits.js";
+
+const HOUR_MS = 3_600_000;
+
+export interface OtpSent {
+  readonly expiresAt: Date;
+  /** Earliest time the same caller may have another code sent to this destination. */
+  readonly resendAt: Date;
+}
+
+/** What a flow does once its code checked out; undefined refuses (answered as OTP_INVALID). */
+export type OtpAction<T> = (manager: EntityManager, codeUserId: string | null) => Promise<T | undefined>;
+
+export interface Otp {
+  /** Sends a new code for `purpose`; `userId` binds it to an account (contact verification). */
+  send(contact: Contact, purpose: OtpPurpose, userId: string | null, client: ClientMeta): Promise<OtpSent>;
+  /**
+   * Checks `code` and, when it is right, runs `action` in the same transaction as spending it,
+   * so the code is spent exactly when the action commits.
+   */
+  check<T>(contact: Contact, purpose: OtpPurpose, code: string, client: ClientMeta, action: OtpAction<T>): Promise<T>;
+}
+
+export interface OtpDeps {
+  readonly db: DataSource;
+  readonly logger: Logger;
+  readonly codes: OtpCodes;
+  readonly limits: RateLimits;
+  readonly senders: OtpSenders;
+  readonly settings: OtpConfig;
+}
+
+/** Validates the contact (and the code, when one is given) of a request; INVALID_ARGUMENT otherwise. */
+export function parseOtpInput(channel: OtpChannel | undefined, destination: string, extra?: { code: string; violations?: Violations }): { contact: Contact; code: string } {
+  const violations = extra?.violations ?? new Violations();
+  const contact = parseContact(violations, channel, destination);
+  const code = extra ? normalizeCode(extra.code) : "";
+  if (extra && extra.code.trim() === "") violations.add("code", "REQUIRED", "is required");
+  else if (code === undefined) violations.add("code", "INVALID_CODE", "must be the 6 digits that were sent");
+  violations.throwIfAny();
+  return { contact: contact!, code: code! };
+}
+
+function errorSummary(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+  return cause ? `${err.message} (${cause.code ?? cause.message ?? "no detail"})` : err.message;
+}
+
+export function createOtp({ db, logger, codes, limits, senders, settings }: OtpDeps): Otp {
+  function sendRules(contact: Contact, ip: string): RateRule[] {
+    const destination = `${contact.channel}:${contact.key}`;
+    return [
+      { key: `otp-send:cooldown:${destination}`, limit: 1, windowMs: settings.resendCooldownSec * 1000 },
+      { key: `otp-send:dest:${destination}`, limit: settings.maxSendsPerDestinationPerHour, windowMs: HOUR_MS },
+      { key: `otp-send:ip:${clientAddressKey(ip)}`, limit: settings.maxSendsPerIpPerHour, windowMs: HOUR_MS },
+    ];
+  }
+
+  function verifyRules(ip: string): RateRule[] {
+    return [{ key: `otp-verify-fail:ip:${clientAddressKey(ip)}`, limit: settings.maxVerifyFailuresPerIpPerHour, windowMs: HOUR_MS }];
+  }
+
+  return {
+    async send(contact, purpose, userId, client) {
+      const sender = senders[contact.channel];
+      if (!sender) throw new AppError("OTP_CHANNEL_DISABLED", `no ${contact.channel} provider is configured`);
+      const reservation = await limits.take(sendRules(contact, client.ip));
+      const code = codes.generate();
+      try {
+        await sender.send(composeOtpMessage(contact.channel, contact.address, purpose, code, settings.ttlSec));
+      } catch (err) {
+        // The caller did not get a code: it must not count against them.
+        await limits.refund(reservation).catch((refundErr: unknown) => logger.warn({ err: refundErr }, "rate-limit refund failed"));
+        throw new AppError("OTP_DELIVERY_FAILED", `${purpose} code delivery by ${sender.name} failed: ${errorSummary(err)}`, { cause: err });
+      }
+      // Stored once delivered, so a failed delivery leaves an earlier code usable.
+      const expiresAt = await codes.store(contact, purpose, code, userId);
+      return { expiresAt, resendAt: reservation.nextAt };
+    },
+
+    async check<T>(contact: Contact, purpose: OtpPurpose, code: string, client: ClientMeta, action: OtpAction<T>): Promise<T> {
+      // Every check takes a slot from the client's failure budget; a successful one gives it back.
+      const reservation = await limits.take(verifyRules(client.ip));
+      const outcome = await db.transaction(async (manager): Promise<{ value: T } | { reason: OtpFailure }> => {
+        const consumed = await codes.consume(manager, contact, purpose, code);
+        if (!consumed.ok) return consumed;
+        const value = await action(manager, consumed.userId);
+        return value === undefined ? { reason: "OTP_INVALID" } : { value };
+      });
+      if ("reason" in outcome) throw new AppError(outcome.reason, `${purpose} code on ${contact.channel} refused: ${outcome.reason}`);
+      await limits.refund(reservation);
+      return outcome.value;
+    },
+  };
+}

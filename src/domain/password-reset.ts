@@ -1,0 +1,63 @@
+// A forgotten password, reset with a code sent to the account's email address or phone number.
+// Requesting a code answers the same whether or not an account owns the destination (a code is
+// sent either way; without an account it resets nothing). A reset ends every session and makes
+// every access token issued before it stop verifying at once.
+import type { AuditLog, ClientMeta } from "./audit.js";
+import type { Clock } from "./clock.js";
+import { findUserByContact, verifiedColumn, type OtpChannel } from "./contacts.js";
+import { Violations } from "./errors.js";
+import { parseOtpInput, type Otp } from "./otp.js";
+import { checkPassword, type PasswordHasher } from "./passwords.js";
+import type { Revocations } from "./revocation.js";
+import type { Sessions } from "./sessions.js";
+
+export interface PasswordReset {
+  /** Sends a reset code; returns when it expires. */
+  request(channel: OtpChannel | undefined, destination: string, client: ClientMeta): Promise<{ expiresAt: Date; resendAt: Date }>;
+  /** Sets the new password; returns how many sessions ended. */
+  reset(channel: OtpChannel | undefined, destination: string, code: string, newPassword: string, client: ClientMeta): Promise<number>;
+}
+
+export interface PasswordResetDeps {
+  readonly otp: Otp;
+  readonly clock: Clock;
+  readonly passwords: PasswordHasher;
+  readonly sessions: Sessions;
+  readonly audit: AuditLog;
+  readonly revocations: Revocations;
+}
+
+export function createPasswordReset({ otp, clock, passwords, sessions, audit, revocations }: PasswordResetDeps): PasswordReset {
+  return {
+    async request(channel, destination, client) {
+      const { contact } = parseOtpInput(channel, destination);
+      return otp.send(contact, "password_reset", null, client);
+    },
+
+    async reset(channel, destination, rawCode, newPassword, client) {
+      const violations = new Violations();
+      const passwordViolation = checkPassword("new_password", newPassword);
+      if (passwordViolation) violations.add(passwordViolation.field, passwordViolation.reason, passwordViolation.description);
+      const { contact, code } = parseOtpInput(channel, destination, { code: rawCode, violations });
+      // Hashed before the code is looked at: the same cost whether or not the code is right.
+      const passwordHash = await passwords.hash(newPassword);
+      const done = await otp.check(contact, "password_reset", code, client, async (manager) => {
+        const user = await findUserByContact(manager, contact);
+        if (!user || user.status !== "active") return undefined;
+        const now = clock.now();
+        // The code also proves the contact.
+        await manager.query(
+          `UPDATE users SET password_hash = $2, tokens_valid_after = $3, updated_at = $3,
+             ${verifiedColumn(contact)} = coalesce(${verifiedColumn(contact)}, $3)
+           WHERE id = $1`,
+          [user.id, passwordHash, now],
+        );
+        const ended = await sessions.revokeAll(user.id, "password_reset", undefined, manager);
+        await audit.record({ userId: user.id, type: "PASSWORD_RESET", client, details: { channel: contact.channel, ended_sessions: String(ended) } }, manager);
+        return { userId: user.id, at: now, ended };
+      });
+      revocations.userTokensInvalidated(done.userId, done.at, "active");
+      return done.ended;
+    },
+  };
+}

@@ -1,0 +1,24 @@
+// How a first factor (password or one-time code) ends: with a session, or, for an account with
+// a second factor, with an MFA challenge that MfaService.VerifyMfa turns into a session.
+import type { EntityManager } from "typeorm";
+import type { UserRow } from "../db/entities/index.js";
+import type { ClientMeta } from "./audit.js";
+import type { Challenge, Mfa } from "./mfa.js";
+import type { SessionTokens, TokenPair } from "./session-tokens.js";
+
+export type SignInResult =
+  | { readonly kind: "tokens"; readonly tokens: TokenPair }
+  | { readonly kind: "mfa"; readonly challenge: Challenge };
+
+export interface SignIn {
+  complete(manager: EntityManager, user: UserRow, firstFactor: readonly string[], client: ClientMeta): Promise<SignInResult>;
+}
+
+export function createSignIn(sessionTokens: SessionTokens, mfa: Pick<Mfa, "createChallenge">): SignIn {
+  return {
+    async complete(manager, user, firstFactor, client) {
+      if (user.mfaEnabledAt !== null) return { kind: "mfa", challenge: await mfa.createChallenge(manager, user.id, firstFactor) };
+      return { kind: "tokens", tokens: await sessionTokens.start(manager, user, firstFactor, client) };
+    },
+  };
+}

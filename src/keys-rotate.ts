@@ -1,0 +1,19 @@
+// `npm run keys:rotate`: publishes a new signing key now; it signs after KEY_PUBLISH_AHEAD_SECONDS
+// and the previous key stays in the JWKS until its last token has expired.
+import { loadConfig } from "./config.js";
+import { createLogger } from "./logger.js";
+import { locateDatabase } from "./database.js";
+import { openDatabase } from "./db/data-source.js";
+import { systemClock } from "./domain/clock.js";
+import { createSigningKeys } from "./domain/signing-keys.js";
+
+const config = loadConfig();
+const logger = createLogger(config.logLevel);
+const location = await locateDatabase(config, logger);
+const db = await openDatabase({ url: location.url });
+const keys = createSigningKeys(db, location.kek, systemClock, { accessTokenTtlSec: config.accessTokenTtlSec, ...config.keys });
+await keys.init();
+const rotated = await keys.rotate();
+logger.info({ kid: rotated.kid, activatesAt: rotated.activatesAt.toISOString() }, "signing key rotated");
+await db.destroy();
+await location.stop();

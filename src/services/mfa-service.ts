@@ -1,0 +1,67 @@
+// identity.v1.MfaService: proto <-> domain mapping only.
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type {
+  ConfirmTotpRequest,
+  DisableTotpRequest,
+  MfaService,
+  RegenerateBackupCodesRequest,
+  VerifyMfaRequest,
+} from "../../gen/identity/v1/mfa_service_pb.js";
+import type { Callers } from "../domain/callers.js";
+import { AppError } from "../domain/errors.js";
+import type { Mfa } from "../domain/mfa.js";
+import { bearerToken, clientMeta } from "./call.js";
+import { tokensToProto, userToProto } from "./mappers.js";
+
+export interface MfaServiceDeps {
+  readonly mfa: Mfa;
+  readonly callers: Callers;
+}
+
+export class MfaServiceImpl implements Partial<ServiceImpl<typeof MfaService>> {
+  constructor(private readonly deps: MfaServiceDeps) {}
+
+  private caller(ctx: HandlerContext) {
+    return this.deps.callers.authenticate(bearerToken(ctx));
+  }
+
+  async setupTotp(_req: unknown, ctx: HandlerContext) {
+    const setup = await this.deps.mfa.setup(await this.caller(ctx));
+    return { secret: setup.secret, otpauthUrl: setup.otpauthUrl, qrCodeDataUrl: setup.qrCodeDataUrl };
+  }
+
+  async confirmTotp(req: ConfirmTotpRequest, ctx: HandlerContext) {
+    return { backupCodes: await this.deps.mfa.confirm(await this.caller(ctx), req.code, clientMeta(ctx)) };
+  }
+
+  async verifyMfa(req: VerifyMfaRequest, ctx: HandlerContext) {
+    if (req.code.case === undefined) {
+      throw new AppError("INVALID_ARGUMENT", "no second factor", {
+        violations: [{ field: "totp_code", reason: "REQUIRED", description: "a totp_code or a backup_code is required" }],
+      });
+    }
+    const factor = req.code.case === "totpCode" ? { kind: "totp" as const, code: req.code.value } : { kind: "backup" as const, code: req.code.value };
+    const { user, tokens } = await this.deps.mfa.verifyChallenge(req.challengeToken, factor, clientMeta(ctx));
+    return { tokens: tokensToProto(tokens), user: userToProto(user) };
+  }
+
+  async disableTotp(req: DisableTotpRequest, ctx: HandlerContext) {
+    await this.deps.mfa.disable(await this.caller(ctx), req.password, req.code, clientMeta(ctx));
+    return {};
+  }
+
+  async regenerateBackupCodes(req: RegenerateBackupCodesRequest, ctx: HandlerContext) {
+    return { backupCodes: await this.deps.mfa.regenerateBackupCodes(await this.caller(ctx), req.totpCode, clientMeta(ctx)) };
+  }
+
+  async getMfaStatus(_req: unknown, ctx: HandlerContext) {
+    const caller = await this.caller(ctx);
+    const status = await this.deps.mfa.status(caller.userId);
+    return {
+      totpEnabled: status.enabled,
+      backupCodesRemaining: status.backupCodesRemaining,
+      enableTime: status.enabledAt ? timestampFromDate(status.enabledAt) : undefined,
+    };
+  }
+}

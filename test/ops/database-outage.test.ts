@@ -1,0 +1,133 @@
+// PostgreSQL goes away under load and comes back: calls that need it answer UNAVAILABLE (never
+// INTERNAL), VerifyToken keeps answering from memory, health reports NOT_SERVING, the process
+// survives, recovers by itself, and every call that succeeded is in the database afterwards.
+import { mkdirSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import path from "node:path";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import pg from "pg";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
+import { TokenService } from "../../gen/identity/v1/token_service_pb.js";
+import { startEmbeddedPostgres, type EmbeddedDatabase } from "../../src/db/embedded.js";
+import { startTestService, TEST_SERVICE_KEY, type TestService } from "../support/service.js";
+import { createGrpcJsTransport } from "../support/transports.js";
+
+const dir = path.resolve(".test-data", `outage-${process.pid}`);
+let port: number;
+let postgres: EmbeddedDatabase;
+let service: TestService;
+let transport: ReturnType<typeof createGrpcJsTransport>;
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, "127.0.0.1", () => {
+      const { port: p } = server.address() as { port: number };
+      server.close(() => resolve(p));
+    });
+  });
+}
+
+const startPostgres = () => startEmbeddedPostgres({ dir, port, password: "outage", persistent: true });
+
+beforeAll(async () => {
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(path.dirname(dir), { recursive: true });
+  port = await freePort();
+  postgres = await startPostgres();
+  // Small pool and short timeouts so the outage is noticed quickly.
+  service = await startTestService({ database: { url: postgres.url, drop: async () => {} } });
+  transport = createGrpcJsTransport(service.grpcAddress);
+});
+
+afterAll(async () => {
+  transport?.close();
+  await service?.close().catch(() => undefined);
+  await postgres?.stop().catch(() => undefined);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function healthStatus(address: string): Promise<string> {
+  const definition = protoLoader.loadSync(path.resolve("node_modules/grpc-health-check/proto/health/v1/health.proto"), { keepCase: true, enums: String });
+  const Health = (grpc.loadPackageDefinition(definition) as unknown as { grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } } }).grpc.health.v1.Health;
+  const client = new Health(address, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
+    Check(req: { service: string }, cb: (err: grpc.ServiceError | null, res?: { status: string }) => void): void;
+  };
+  return new Promise((resolve, reject) =>
+    client.Check({ service: "" }, (err, res) => {
+      client.close();
+      if (err) reject(err);
+      else resolve(res!.status);
+    }),
+  );
+}
+
+async function waitFor(condition: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await condition().catch(() => false)) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
+}
+
+it("answers UNAVAILABLE while the database is down, keeps verifying tokens, and recovers", async () => {
+  const auth = createClient(AuthService, transport);
+  const tokens = createClient(TokenService, transport);
+  const access = (await auth.signUp({ username: "outage-user", password: "a long enough passphrase" })).tokens!.accessToken;
+
+  const succeeded: string[] = [];
+  const codes = new Map<string, number>();
+  let running = true;
+  let n = 0;
+  const load = async () => {
+    while (running) {
+      const username = `load-${++n}`;
+      try {
+        await auth.signUp({ username, password: "a long enough passphrase" }, { timeoutMs: 5_000 });
+        succeeded.push(username);
+        codes.set("OK", (codes.get("OK") ?? 0) + 1);
+      } catch (err) {
+        const code = Code[ConnectError.from(err).code];
+        codes.set(code, (codes.get(code) ?? 0) + 1);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+  };
+  const workers = [load(), load(), load()];
+  await new Promise((r) => setTimeout(r, 500));
+
+  await postgres.stop();
+  // Calls that need the database fail fast with UNAVAILABLE...
+  const down = await auth.login({ identifier: "outage-user", password: "a long enough passphrase" }).then(() => undefined, (err: unknown) => ConnectError.from(err));
+  expect(down?.code).toBe(Code.Unavailable);
+  // ...VerifyToken answers from memory...
+  expect((await tokens.verifyToken({ token: access }, { headers: { "x-service-key": TEST_SERVICE_KEY } })).active).toBe(true);
+  // ...and readiness follows, liveness does not.
+  expect(await waitFor(async () => (await healthStatus(service.grpcAddress)) === "NOT_SERVING", 10_000)).toBe(true);
+  expect((await fetch(`${service.httpUrl}/readyz`)).status).toBe(503);
+  expect((await fetch(`${service.httpUrl}/healthz`)).status).toBe(200);
+  await new Promise((r) => setTimeout(r, 500));
+
+  postgres = await startPostgres();
+  expect(await waitFor(async () => (await healthStatus(service.grpcAddress)) === "SERVING", 15_000)).toBe(true);
+  expect(await waitFor(async () => {
+    await auth.login({ identifier: "outage-user", password: "a long enough passphrase" });
+    return true;
+  }, 15_000)).toBe(true);
+  await new Promise((r) => setTimeout(r, 500));
+  running = false;
+  await Promise.all(workers);
+
+  expect(codes.get("Internal") ?? 0).toBe(0);
+  expect(codes.get("Unavailable") ?? 0).toBeGreaterThan(0);
+  expect(codes.get("OK") ?? 0).toBeGreaterThan(0);
+  // No call that answered OK was lost.
+  const client = new pg.Client({ connectionString: postgres.url });
+  await client.connect();
+  const rows = await client.query<{ username: string }>(`SELECT username FROM users WHERE username = ANY($1)`, [succeeded]);
+  await client.end();
+  expect(rows.rowCount).toBe(succeeded.length);
+}, 90_000);
