@@ -1,6 +1,8 @@
 import { defineConfig } from "vitest/config";
 
 export default defineConfig({
+  // This file lives in test/; paths below are relative to the repository root.
+  root: new URL("..", import.meta.url).pathname,
   test: {
     include: ["test/**/*.test.ts"],
     exclude: ["test/bench/**", "test/e2e/**", "node_modules/**"],
