@@ -21,6 +21,12 @@ export const redactPaths = [
   "authorization",
   "*.authorization",
   'headers["x-service-key"]',
+  // Query parameters of database errors can hold hashes and codes.
+  "err.parameters",
+  "err.cause.parameters",
+  "err.driverError.parameters",
+  "err.query",
+  "err.cause.query",
   "serviceKey",
 ];
 

@@ -10,7 +10,7 @@ import { AppError } from "../domain/errors.js";
 import { pageOf } from "../domain/paging.js";
 import type { PasswordReset } from "../domain/password-reset.js";
 import type { Sessions } from "../domain/sessions.js";
-import { bearerToken, clientMeta } from "./call.js";
+import { authenticate, clientMeta } from "./call.js";
 import { auditEventToProto, challengeToProto, sessionToProto, tokensToProto, userToProto } from "./mappers.js";
 import { channelFromProto } from "./otp-service.js";
 
@@ -28,7 +28,7 @@ export class AuthServiceImpl implements Partial<ServiceImpl<typeof AuthService>>
   constructor(private readonly deps: AuthServiceDeps) {}
 
   private caller(ctx: HandlerContext) {
-    return this.deps.callers.authenticate(bearerToken(ctx));
+    return authenticate(ctx, this.deps.callers);
   }
 
   async signUp(req: { email: string; username: string; phone: string; password: string; displayName: string }, ctx: HandlerContext) {

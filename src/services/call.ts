@@ -2,6 +2,7 @@
 // request headers and the peer address. Handlers read them through these helpers only.
 import { createContextKey, type HandlerContext } from "@connectrpc/connect";
 import type { ClientMeta } from "../domain/audit.js";
+import type { Caller, Callers } from "../domain/callers.js";
 
 export interface CallInfo {
   /** First value of a request header (lower-case name), or undefined. */
@@ -40,4 +41,14 @@ export function bearerToken(ctx: HandlerContext): string | undefined {
   if (!value) return undefined;
   const match = /^Bearer\s+(\S+)\s*$/i.exec(value);
   return match?.[1];
+}
+
+/** Set once a handler knows who calls, for the call's log line. */
+export const callUserKey = createContextKey<string | undefined>(undefined, { description: "authenticated user id" });
+
+/** The person behind the call's bearer token (UNAUTHENTICATED when none), noted for the log. */
+export async function authenticate(ctx: HandlerContext, callers: Callers): Promise<Caller> {
+  const caller = await callers.authenticate(bearerToken(ctx));
+  ctx.values.set(callUserKey, caller.userId);
+  return caller;
 }

@@ -11,7 +11,7 @@ import type {
 import type { Callers } from "../domain/callers.js";
 import { AppError } from "../domain/errors.js";
 import type { Mfa } from "../domain/mfa.js";
-import { bearerToken, clientMeta } from "./call.js";
+import { authenticate, clientMeta } from "./call.js";
 import { tokensToProto, userToProto } from "./mappers.js";
 
 export interface MfaServiceDeps {
@@ -23,7 +23,7 @@ export class MfaServiceImpl implements Partial<ServiceImpl<typeof MfaService>> {
   constructor(private readonly deps: MfaServiceDeps) {}
 
   private caller(ctx: HandlerContext) {
-    return this.deps.callers.authenticate(bearerToken(ctx));
+    return authenticate(ctx, this.deps.callers);
   }
 
   async setupTotp(_req: unknown, ctx: HandlerContext) {

@@ -9,7 +9,7 @@ import type { OtpChannel as DomainChannel } from "../domain/contacts.js";
 import { AppError } from "../domain/errors.js";
 import type { OtpLogin } from "../domain/otp-login.js";
 import type { PasswordReset } from "../domain/password-reset.js";
-import { bearerToken, clientMeta } from "./call.js";
+import { authenticate, clientMeta } from "./call.js";
 import { tokensToProto, userToProto, challengeToProto } from "./mappers.js";
 
 export interface OtpServiceDeps {
@@ -50,7 +50,7 @@ export class OtpServiceImpl implements Partial<ServiceImpl<typeof OtpService>> {
         sent = await this.deps.otpLogin.send(channel, req.destination, client);
         break;
       case OtpPurpose.VERIFY_CONTACT: {
-        const caller = await this.deps.callers.authenticate(bearerToken(ctx));
+        const caller = await authenticate(ctx, this.deps.callers);
         sent = await this.deps.contactVerification.send(caller, channel, req.destination, client);
         break;
       }
@@ -77,7 +77,7 @@ export class OtpServiceImpl implements Partial<ServiceImpl<typeof OtpService>> {
         return { result, newUser: signIn.newUser, user: userToProto(signIn.user) };
       }
       case OtpPurpose.VERIFY_CONTACT: {
-        const caller = await this.deps.callers.authenticate(bearerToken(ctx));
+        const caller = await authenticate(ctx, this.deps.callers);
         const user = await this.deps.contactVerification.verify(caller, channel, req.destination, req.code, client);
         return { newUser: false, user: userToProto(user) };
       }

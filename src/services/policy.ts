@@ -3,12 +3,13 @@
 // line per call.
 import { randomUUID } from "node:crypto";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
-import { Code, createContextKey, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { Code, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type { Logger } from "../logger.js";
 import type { Metrics } from "../metrics.js";
+import { OtpChannel } from "../../gen/identity/v1/common_pb.js";
 import { InactiveReason } from "../../gen/identity/v1/token_service_pb.js";
 import { AppError } from "../domain/errors.js";
-import { callInfo } from "./call.js";
+import { callInfo, callUserKey } from "./call.js";
 import { toConnectError } from "./errors.js";
 
 export interface PolicyDeps {
@@ -16,9 +17,6 @@ export interface PolicyDeps {
   readonly metrics: Metrics;
   readonly maxDeadlineMs: number;
 }
-
-/** Set by handlers once they know who calls, for the log line. */
-export const callUserKey = createContextKey<string | undefined>(undefined, { description: "authenticated user id" });
 
 type AnyUnary = (request: unknown, ctx: HandlerContext) => unknown;
 
@@ -54,7 +52,7 @@ function wrap(method: DescMethod, handler: AnyUnary | undefined, { logger, metri
         }),
       ]);
       logger.info({ rpc, protocol: ctx.protocolName, status, ms: elapsed(started), requestId, userId: ctx.values.get(callUserKey) }, "rpc");
-      observeOutcome(metrics, name, response, undefined);
+      observeOutcome(metrics, name, request, response, undefined);
       return response;
     } catch (err) {
       const error = toConnectError(err);
@@ -70,7 +68,7 @@ function wrap(method: DescMethod, handler: AnyUnary | undefined, { logger, metri
         reason: err instanceof AppError ? err.reason : undefined,
         detail: err instanceof Error ? err.message : String(err),
       };
-      observeOutcome(metrics, name, undefined, err instanceof AppError ? err.reason : status);
+      observeOutcome(metrics, name, request, undefined, err instanceof AppError ? err.reason : status);
       if (error.code === Code.Internal || error.code === Code.Unavailable) {
         logger.error({ ...fields, err }, "rpc failed");
       } else {
@@ -89,13 +87,17 @@ function wrap(method: DescMethod, handler: AnyUnary | undefined, { logger, metri
 const SIGN_IN_METHODS = new Set(["Login", "VerifyOtp", "VerifyMfa"]);
 
 /** Domain counters that follow from an RPC's outcome alone. */
-function observeOutcome(metrics: Metrics, method: string, response: unknown, failure: string | undefined): void {
+function observeOutcome(metrics: Metrics, method: string, request: unknown, response: unknown, failure: string | undefined): void {
   if (failure === "RATE_LIMITED" || failure === "OVERLOADED") metrics.rateLimited.inc({ limit: `${method}:${failure}` });
   if (failure === "REFRESH_TOKEN_REUSED") metrics.refreshTokenReuse.inc();
   if (SIGN_IN_METHODS.has(method)) {
     const result = (response as { result?: { case?: string } } | undefined)?.result?.case;
     const outcome = failure ?? (result === "mfaChallenge" ? "mfa_required" : "success");
     metrics.logins.inc({ outcome: `${method}:${outcome}` });
+  }
+  if (method === "SendOtp" || method === "RequestPasswordReset") {
+    const channel = OtpChannel[(request as { channel?: number }).channel ?? 0] ?? "UNSPECIFIED";
+    metrics.otpSends.inc({ channel, result: failure === undefined ? "sent" : failure });
   }
   if (method === "VerifyToken" && response !== undefined) {
     const { active, reason } = response as { active: boolean; reason?: number };

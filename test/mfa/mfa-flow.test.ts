@@ -4,7 +4,9 @@ import { Code } from "@connectrpc/connect";
 import { generateSync } from "otplib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuditEventType, AuthService } from "../../gen/identity/v1/auth_service_pb.js";
-import { MfaMethod } from "../../gen/identity/v1/common_pb.js";
+import { MfaMethod, OtpChannel, OtpPurpose } from "../../gen/identity/v1/common_pb.js";
+import { OtpService } from "../../gen/identity/v1/otp_service_pb.js";
+import { lastCode } from "../otp/helpers.js";
 import { MfaService } from "../../gen/identity/v1/mfa_service_pb.js";
 import { InactiveReason, TokenService } from "../../gen/identity/v1/token_service_pb.js";
 import { expectError } from "../support/errors.js";
@@ -125,6 +127,25 @@ describe.each(transportNames)("MFA over %s", (name) => {
     await expectError(mfa.verifyMfa({ challengeToken: again.challengeToken, code: { case: "totpCode", value: totp(account.secret) } }), { code: Code.Unauthenticated, reason: "MFA_CODE_INVALID" });
     nextStep();
     await mfa.verifyMfa({ challengeToken: again.challengeToken, code: { case: "totpCode", value: totp(account.secret) } });
+  });
+
+  it("asks for the second factor after a one-time-code login too", async () => {
+    const account = await enrolled();
+    const otp = clientsFor(service, name).client(OtpService);
+    clock.advance(31_000); // past the resend cooldown of this address
+    await otp.sendOtp({ channel: OtpChannel.EMAIL, destination: account.email, purpose: OtpPurpose.LOGIN });
+    const code = lastCode(service.logLines, account.email);
+    const sessionsBefore = await count(`SELECT count(*)::int AS n FROM sessions WHERE user_id = $1`, [account.userId]);
+    const verified = await otp.verifyOtp({ channel: OtpChannel.EMAIL, destination: account.email, purpose: OtpPurpose.LOGIN, code });
+    expect(verified.result.case).toBe("mfaChallenge");
+    expect(await count(`SELECT count(*)::int AS n FROM sessions WHERE user_id = $1`, [account.userId])).toBe(sessionsBefore);
+    if (verified.result.case !== "mfaChallenge") throw new Error("no challenge");
+    nextStep();
+    const { mfa, auth } = clients();
+    const done = await mfa.verifyMfa({ challengeToken: verified.result.value.challengeToken, code: { case: "totpCode", value: totp(account.secret) } });
+    const me = await auth.whoAmI({}, bearer(done.tokens!.accessToken));
+    expect(me.amr).toEqual(expect.arrayContaining(["otp", "mfa"]));
+    expect(me.amr).not.toContain("pwd");
   });
 
   it("accepts one TOTP code once when it is used concurrently", async () => {

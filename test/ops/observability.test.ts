@@ -1,0 +1,113 @@
+// Logs and metrics an operator relies on: one structured line per RPC with its request id and
+// user, no secret anywhere in the log, and Prometheus metrics for both transports.
+import { createClient } from "@connectrpc/connect";
+import { generateSync } from "otplib";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
+import { OtpChannel, OtpPurpose } from "../../gen/identity/v1/common_pb.js";
+import { MfaService } from "../../gen/identity/v1/mfa_service_pb.js";
+import { OtpService } from "../../gen/identity/v1/otp_service_pb.js";
+import { TokenService } from "../../gen/identity/v1/token_service_pb.js";
+import { lastTextedCode, startWebhook, type TestWebhook } from "../otp/helpers.js";
+import { startTestService, TEST_KEK, TEST_SERVICE_KEY, type TestService } from "../support/service.js";
+import { clientsFor, createGrpcJsTransport } from "../support/transports.js";
+
+let service: TestService;
+let webhook: TestWebhook;
+
+beforeAll(async () => {
+  webhook = await startWebhook();
+  service = await startTestService({ env: { OTP_SMS_PROVIDER: "webhook", SMS_WEBHOOK_URL: webhook.url, SMS_WEBHOOK_SECRET: "webhook-bearer-secret-0123456789" } });
+});
+afterAll(async () => {
+  await service?.close();
+  await webhook?.close();
+});
+
+it("never writes a password, token, code, TOTP secret, backup code or key to the log", async () => {
+  const grpc = createGrpcJsTransport(service.grpcAddress);
+  const auth = createClient(AuthService, grpc);
+  const tokens = createClient(TokenService, grpc);
+  const otp = createClient(OtpService, grpc);
+  const mfa = createClient(MfaService, grpc);
+  const secrets: string[] = [TEST_SERVICE_KEY, TEST_KEK.toString("base64"), "webhook-bearer-secret-0123456789"];
+
+  const password = "correct horse battery staple";
+  const newPassword = "another long passphrase 42";
+  secrets.push(password, newPassword);
+  const signUp = await auth.signUp({ email: "logs@example.com", phone: "+14155550199", password });
+  secrets.push(signUp.tokens!.accessToken, signUp.tokens!.refreshToken);
+  await auth.login({ identifier: "logs@example.com", password: "wrong password guess" }).catch(() => undefined);
+  secrets.push("wrong password guess");
+  const login = await auth.login({ identifier: "logs@example.com", password });
+  const pair = login.result.case === "tokens" ? login.result.value : undefined;
+  secrets.push(pair!.accessToken, pair!.refreshToken);
+  const refreshed = await tokens.refreshToken({ refreshToken: pair!.refreshToken });
+  secrets.push(refreshed.tokens!.accessToken, refreshed.tokens!.refreshToken);
+  await tokens.refreshToken({ refreshToken: pair!.refreshToken }).catch(() => undefined); // reuse
+  await tokens.verifyToken({ token: signUp.tokens!.accessToken }, { headers: { "x-service-key": TEST_SERVICE_KEY } });
+  await tokens.verifyToken({ token: signUp.tokens!.accessToken }, { headers: { "x-service-key": "a-wrong-service-key-0123456789abcdef" } }).catch(() => undefined);
+  secrets.push("a-wrong-service-key-0123456789abcdef");
+
+  // A phone nobody owns yet: the code signs a new account up.
+  await otp.sendOtp({ channel: OtpChannel.SMS, destination: "+14155550188", purpose: OtpPurpose.LOGIN });
+  const code = lastTextedCode(webhook, "+14155550188");
+  const otpLogin = await otp.verifyOtp({ channel: OtpChannel.SMS, destination: "+14155550188", purpose: OtpPurpose.LOGIN, code });
+  secrets.push(otpLogin.result.case === "tokens" ? otpLogin.result.value.refreshToken : "");
+
+  const bearer = { headers: { authorization: `Bearer ${signUp.tokens!.accessToken}` } };
+  const setup = await mfa.setupTotp({}, bearer);
+  secrets.push(setup.secret);
+  const totp = generateSync({ secret: setup.secret });
+  const { backupCodes } = await mfa.confirmTotp({ code: totp }, bearer);
+  secrets.push(...backupCodes);
+  await auth.changePassword({ currentPassword: password, newPassword }, bearer);
+  grpc.close();
+
+  const log = service.logLines.join("\n");
+  expect(service.logLines.length).toBeGreaterThan(10);
+  for (const secret of secrets.filter((s) => s.length >= 6)) {
+    expect(log.includes(secret), `log contains a secret (${secret.slice(0, 4)}…)`).toBe(false);
+  }
+  // Six-digit codes are short enough to appear by chance in ids; look for them as values.
+  expect(log).not.toMatch(new RegExp(`[":= ]${code}["\\s,}]`));
+  expect(log).not.toMatch(new RegExp(`[":= ]${totp}["\\s,}]`));
+});
+
+it("logs one line per RPC with its request id, status and user, and returns the request id", async () => {
+  const connect = clientsFor(service, "connect");
+  const auth = connect.client(AuthService);
+  const signUp = await auth.signUp({ username: "observed", password: "a long enough passphrase" });
+  let returned: string | null = null;
+  await auth.whoAmI({}, {
+    headers: { authorization: `Bearer ${signUp.tokens!.accessToken}`, "x-request-id": "req-12345" },
+    onHeader: (headers) => (returned = headers.get("x-request-id")),
+  });
+  expect(returned).toBe("req-12345");
+  const lines = service.logLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.requestId === "req-12345");
+  expect(lines).toHaveLength(1);
+  expect(lines[0]).toMatchObject({ msg: "rpc", rpc: "identity.v1.AuthService/WhoAmI", status: "OK", protocol: "connect", userId: signUp.user!.id });
+  expect(typeof lines[0]!.ms).toBe("number");
+
+  // Without one, the service makes one up and returns it, over grpc too.
+  const grpc = createGrpcJsTransport(service.grpcAddress);
+  let generated: string | null = null;
+  await createClient(AuthService, grpc).login({ identifier: "observed", password: "a long enough passphrase" }, { onHeader: (h) => (generated = h.get("x-request-id")) });
+  grpc.close();
+  expect(generated).toMatch(/^[0-9a-f-]{36}$/);
+  expect(service.logLines.filter((l) => l.includes(generated!))).toHaveLength(1);
+});
+
+it("serves Prometheus metrics for both transports and the domain counters", async () => {
+  const body = await (await fetch(`${service.httpUrl}/metrics`)).text();
+  expect(body).toMatch(/identity_rpc_requests_total\{service="identity.v1.AuthService",method="SignUp",code="OK",transport="grpc"\} \d+/);
+  expect(body).toMatch(/identity_rpc_requests_total\{service="identity.v1.AuthService",method="SignUp",code="OK",transport="connect"\} \d+/);
+  expect(body).toMatch(/identity_rpc_duration_seconds_bucket\{le="0.005",service="identity.v1.TokenService",method="VerifyToken"/);
+  expect(body).toMatch(/identity_logins_total\{outcome="Login:success"\} \d+/);
+  expect(body).toMatch(/identity_logins_total\{outcome="Login:INVALID_CREDENTIALS"\} 1/);
+  expect(body).toMatch(/identity_verify_token_total\{result="active"\} \d+/);
+  expect(body).toMatch(/identity_refresh_token_reuse_total 1/);
+  expect(body).toMatch(/identity_otp_sends_total\{channel="SMS",result="sent"\} 1/);
+  expect(body).toMatch(/identity_db_pool_connections\{state="total"\} \d+/);
+  expect(body).toMatch(/process_resident_memory_bytes \d+/);
+});
