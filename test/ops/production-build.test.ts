@@ -1,0 +1,62 @@
+// What the container runs, without a container: the built dist/ with production dependencies
+// only (`npm ci --omit=dev`), started in production mode, ready, then stopped by SIGTERM.
+import { execFileSync, spawn } from "node:child_process";
+import { chmodSync, cpSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, expect, it } from "vitest";
+
+const dir = mkdtempSync(path.join(tmpdir(), "identity-prod-"));
+// Embedded PostgreSQL runs as its own user (we are root here) and must reach its binaries.
+chmodSync(dir, 0o755);
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+it("installs with production dependencies only and serves in production mode", async () => {
+  for (const file of ["package.json", "package-lock.json", "dist"]) cpSync(file, path.join(dir, file), { recursive: true });
+  execFileSync("npm", ["ci", "--omit=dev", "--no-audit", "--no-fund", "--loglevel=error"], { cwd: dir, stdio: "pipe" });
+  expect(() => execFileSync("node", ["-e", "require.resolve('vitest')"], { cwd: dir, stdio: "pipe" })).toThrow();
+
+  const [httpPort, grpcPort, pgPort] = [await freePort(), await freePort(), await freePort()];
+  const child = spawn(process.execPath, ["dist/src/main.js"], {
+    cwd: dir,
+    env: {
+      PATH: process.env.PATH,
+      NODE_ENV: "production",
+      KEY_ENCRYPTION_KEY: Buffer.alloc(32, 3).toString("base64"),
+      SERVICE_KEYS: "production-smoke-service-key-0123456789",
+      CORS_ORIGINS: "https://app.example.com",
+      HTTP_PORT: String(httpPort),
+      GRPC_PORT: String(grpcPort),
+      EMBEDDED_PG_PORT: String(pgPort),
+      DATA_DIR: path.join(dir, ".data"),
+      BIND_HOST: "127.0.0.1",
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const output: string[] = [];
+  child.stdout.on("data", (c: Buffer) => output.push(c.toString()));
+  child.stderr.on("data", (c: Buffer) => output.push(c.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+
+  let ready = false;
+  for (let i = 0; i < 150 && !ready; i++) {
+    ready = await fetch(`http://127.0.0.1:${httpPort}/readyz`).then((r) => r.ok, () => false);
+    if (!ready) await new Promise((r) => setTimeout(r, 200));
+  }
+  expect(ready, output.join("")).toBe(true);
+  const jwks = (await (await fetch(`http://127.0.0.1:${httpPort}/.well-known/jwks.json`)).json()) as { keys: unknown[] };
+  expect(jwks.keys).toHaveLength(1);
+  child.kill("SIGTERM");
+  expect(await exited).toBe(0);
+  expect(output.join("")).toContain('"production":true');
+}, 240_000);
