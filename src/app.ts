@@ -10,6 +10,7 @@ import { createOtpLogin } from "./domain/otp-login.js";
 import { createPasswordReset } from "./domain/password-reset.js";
 import { createRateLimits } from "./domain/rate-limits.js";
 import { createOtpSenders } from "./delivery/index.js";
+import { createDevOutbox } from "./delivery/dev-outbox.js";
 import { createAuditLog } from "./domain/audit.js";
 import { createCallers } from "./domain/callers.js";
 import { systemClock, type Clock } from "./domain/clock.js";
@@ -28,6 +29,8 @@ import type { ServiceDeps } from "./services/routes.js";
 import { fileURLToPath } from "node:url";
 
 export const descriptorSetPath = fileURLToPath(new URL("../gen/descriptor.binpb", import.meta.url));
+/** The bundled browser app, dist/web/: beside dist/src/ in the build, in the checkout's dist/ from source (tests). */
+export const webAppDir = fileURLToPath(new URL(import.meta.url.includes("/dist/src/") ? "../web/" : "../dist/web/", import.meta.url));
 
 export interface AppOptions {
   readonly config: Config;
@@ -74,7 +77,9 @@ export async function createApp({ config, db, logger, kek, clock = systemClock }
   const signIn = createSignIn(sessionTokens, mfa);
   const accounts = createAccounts({ db, clock, passwords, sessions, sessionTokens, signIn, audit, revocations, limits, loginLimits: config.loginLimits });
 
-  const senders = createOtpSenders(config.otp, logger);
+  // Development only: the web app shows what the console provider "sent".
+  const devOutbox = config.production ? undefined : createDevOutbox();
+  const senders = createOtpSenders(config.otp, logger, devOutbox);
   logger.info({ email: senders.email?.name ?? "disabled", sms: senders.sms?.name ?? "disabled" }, "one-time code delivery");
   const otp = createOtp({ db, logger, codes: createOtpCodes(db, clock, kek, config.otp), limits, senders, settings: config.otp });
   const otpLogin = createOtpLogin({ otp, clock, sessions, signIn, audit, revocations, signUpEnabled: config.otp.signUpEnabled });
@@ -107,6 +112,7 @@ export async function createApp({ config, db, logger, kek, clock = systemClock }
     maxMessageBytes: config.maxMessageBytes,
     maxDeadlineMs: config.maxDeadlineMs,
     descriptorSetPath,
+    browserApp: { appDir: webAppDir, publicUrl: config.publicUrl, devOutbox },
   });
   return { services, servers, metrics, stop: async () => {
     signingKeys.stop();

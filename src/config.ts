@@ -22,6 +22,8 @@ export interface Config {
   readonly serviceKeys: readonly string[];
   readonly keyEncryptionKey: string | undefined;
   readonly corsOrigins: readonly string[];
+  /** The origin browsers reach the gateway at (PUBLIC_URL); https makes the refresh cookie `__Host-`. */
+  readonly publicUrl: string | undefined;
   readonly maxMessageBytes: number;
   readonly maxDeadlineMs: number;
   readonly mfa: { readonly issuer: string; readonly challengeTtlSec: number };
@@ -138,6 +140,21 @@ function loadOtpConfig(env: Env, production: boolean): OtpConfig {
   };
 }
 
+/** PUBLIC_URL as an origin (`https://id.example.com`), or undefined when unset. */
+function publicOrigin(raw: string | undefined): string | undefined {
+  if (raw === undefined || raw === "") return undefined;
+  let url: URL | undefined;
+  try {
+    url = new URL(raw);
+  } catch {
+    url = undefined;
+  }
+  if (!url || !["http:", "https:"].includes(url.protocol) || url.pathname !== "/" || url.search !== "" || url.hash !== "" || url.username !== "") {
+    throw new ConfigError(`PUBLIC_URL must be an origin like https://id.example.com (no path), got "${raw}"`);
+  }
+  return url.origin;
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const production = env.NODE_ENV === "production";
   const httpPort = int(env, "HTTP_PORT", 8080, 0, 65535);
@@ -151,6 +168,7 @@ export function loadConfig(env: Env = process.env): Config {
       throw new ConfigError(`CORS_ORIGINS entries must be origins like https://app.example.com, got "${origin}"`);
     }
   }
+  const publicUrl = publicOrigin(env.PUBLIC_URL);
   const keyEncryptionKey = env.KEY_ENCRYPTION_KEY || undefined;
   if (keyEncryptionKey !== undefined && Buffer.from(keyEncryptionKey, "base64").length !== 32) {
     throw new ConfigError("KEY_ENCRYPTION_KEY must be 32 bytes, base64-encoded (openssl rand -base64 32)");
@@ -181,6 +199,7 @@ export function loadConfig(env: Env = process.env): Config {
     serviceKeys,
     keyEncryptionKey,
     corsOrigins,
+    publicUrl,
     maxMessageBytes: int(env, "MAX_MESSAGE_BYTES", 64 * 1024, 1024, 16 * 1024 * 1024),
     maxDeadlineMs: int(env, "MAX_DEADLINE_MS", 30_000, 100, 600_000),
     keys: {

@@ -3,11 +3,14 @@
 // logger does not redact (it redacts fields named `code`), so a developer can read it.
 import type { Logger } from "../logger.js";
 import type { OtpSender } from "../domain/otp-messages.js";
+import type { DevOutbox } from "./dev-outbox.js";
 
-export function createConsoleSender(logger: Logger): OtpSender {
+/** Also keeps each message in `outbox`, when given, for the web app's development panel. */
+export function createConsoleSender(logger: Logger, outbox?: DevOutbox): OtpSender {
   return {
     name: "console",
     async send(message) {
+      outbox?.add(message);
       logger.info(
         { otpDelivery: "console", channel: message.channel, to: message.to, subject: message.subject, text: message.text },
         "one-time code message (development delivery)",

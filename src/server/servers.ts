@@ -5,7 +5,7 @@ import type { AddressInfo } from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import { createGrpcServer } from "./grpc-server.js";
-import { createWebServer } from "./web-server.js";
+import { createWebServer, type BrowserAppOptions } from "./web-server.js";
 import { internalMethods, routes, services, type ServiceDeps } from "../services/routes.js";
 import type { SigningKeys } from "../domain/signing-keys.js";
 import type { Registry } from "prom-client";
@@ -20,6 +20,7 @@ export interface ServerDeps {
   readonly maxMessageBytes: number;
   readonly maxDeadlineMs: number;
   readonly descriptorSetPath: string;
+  readonly browserApp?: BrowserAppOptions;
 }
 
 export interface Servers {
@@ -48,6 +49,7 @@ export function createServers(deps: ServerDeps): Servers {
     jwks: () => deps.signingKeys.jwks(),
     ready: () => deps.readiness.check(),
     metrics: deps.metrics,
+    browserApp: deps.browserApp,
   });
 
   return {

@@ -1,14 +1,33 @@
 // The browser gateway (connect-node over HTTP/1.1): gRPC-web and Connect protocols for the
-// public RPCs, CORS for the configured origins, health probes and the JWKS document.
+// public RPCs, CORS for the configured origins, health probes, the JWKS document and the web app.
+//
+// A call carrying an Origin header comes from a page in a browser (page script can neither
+// forge nor drop that header). Such calls are refused unless the origin is the gateway's own or
+// one of CORS_ORIGINS; the others are marked as browser calls (CallInfo.browser), for which the
+// refresh token travels only in an HttpOnly cookie. Calls without Origin (gRPC clients, servers,
+// curl) are not browser calls and keep getting the refresh token in messages.
 import http from "node:http";
 import corsMiddleware from "cors";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { cors as connectCors, type ConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createContextValues } from "@connectrpc/connect";
-import { callInfoKey, normalizeAddress } from "../services/call.js";
+import { callInfoKey, isLoopback, normalizeAddress } from "../services/call.js";
 import type { Registry } from "prom-client";
 import type { PublicJwk } from "../domain/signing-keys.js";
+import type { DevOutbox } from "../delivery/dev-outbox.js";
+import { browserSession, refreshCookieName } from "./refresh-cookie.js";
+import { createWebApp } from "./web-app.js";
+
+/** What the gateway needs to serve the browser app and its sessions. */
+export interface BrowserAppOptions {
+  /** The built app (index.html, app.js, app.css); without it / is not served. */
+  readonly appDir?: string;
+  /** PUBLIC_URL: the origin browsers reach the gateway at. https names the cookie `__Host-`. */
+  readonly publicUrl?: string;
+  /** Development only: the console provider's messages, at GET /dev/outbox (loopback only). */
+  readonly devOutbox?: DevOutbox;
+}
 
 export interface WebServerOptions {
   readonly routes: (router: ConnectRouter) => void;
@@ -19,6 +38,7 @@ export interface WebServerOptions {
   readonly jwks: () => readonly PublicJwk[];
   readonly ready: () => Promise<boolean>;
   readonly metrics: Registry;
+  readonly browserApp?: BrowserAppOptions;
 }
 
 /** Passes registrations through, leaving out internal RPCs (they answer UNIMPLEMENTED here). */
@@ -48,7 +68,20 @@ function sendJson(res: http.ServerResponse, status: number, body: unknown, cache
   res.end(payload);
 }
 
+const LOOPBACK_HOST = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d+)?$/i;
+
 export function createWebServer(options: WebServerOptions): http.Server {
+  const browser = options.browserApp ?? {};
+  const publicOrigin = browser.publicUrl === undefined ? undefined : new URL(browser.publicUrl).origin;
+  const tls = publicOrigin?.startsWith("https:") ?? false;
+  const cookieName = refreshCookieName(tls);
+  const app = browser.appDir === undefined ? undefined : createWebApp(browser.appDir, tls);
+  /** The gateway's own origin (PUBLIC_URL, else what the Host header names) and CORS_ORIGINS. */
+  const trusted = (origin: string, req: http.IncomingMessage): boolean =>
+    options.corsOrigins.includes("*") ||
+    options.corsOrigins.includes(origin) ||
+    origin === (publicOrigin ?? `http://${(req.headers.host ?? "").toLowerCase()}`);
+
   const rpc = connectNodeAdapter({
     routes: (router) => options.routes(publicOnly(router, options.internalMethods)),
     grpc: false,
@@ -63,6 +96,7 @@ export function createWebServer(options: WebServerOptions): http.Server {
           return Array.isArray(value) ? value[0] : value;
         },
         peerAddress: normalizeAddress(req.socket.remoteAddress),
+        browser: req.headers.origin === undefined ? undefined : browserSession(req.headers.cookie, cookieName),
       }),
   });
   const cors = corsMiddleware({
@@ -97,7 +131,23 @@ export function createWebServer(options: WebServerOptions): http.Server {
     if (req.method === "GET" && path === "/.well-known/jwks.json") {
       return sendJson(res, 200, { keys: options.jwks() }, "public, max-age=300");
     }
-    cors(req, res, () => rpc(req, res));
+    if (req.method === "GET" && path === "/dev/outbox" && browser.devOutbox) {
+      // Codes that sign anyone in: only for a browser on this machine, reached by a loopback
+      // name (a DNS-rebound name fails the Host check).
+      if (!isLoopback(normalizeAddress(req.socket.remoteAddress)) || !LOOPBACK_HOST.test(req.headers.host ?? "")) {
+        return sendJson(res, 403, { status: "the development outbox is served to loopback clients only" });
+      }
+      return sendJson(res, 200, { messages: browser.devOutbox.list() });
+    }
+    if (app?.(req, res)) return;
+    cors(req, res, () => {
+      const origin = req.headers.origin;
+      if (origin !== undefined && !trusted(origin, req)) {
+        // CORS already keeps such a page from reading answers; this keeps it from acting at all.
+        return sendJson(res, 403, { code: "permission_denied", message: "origin not allowed" });
+      }
+      rpc(req, res);
+    });
   });
   server.requestTimeout = options.maxDeadlineMs + 5_000;
   server.headersTimeout = 10_000;

@@ -10,8 +10,9 @@ import { AppError } from "../domain/errors.js";
 import { pageOf } from "../domain/paging.js";
 import type { PasswordReset } from "../domain/password-reset.js";
 import type { Sessions } from "../domain/sessions.js";
+import { clearRefreshCookie, deliverTokens } from "./browser-session.js";
 import { authenticate, clientMeta } from "./call.js";
-import { auditEventToProto, challengeToProto, sessionToProto, tokensToProto, userToProto } from "./mappers.js";
+import { auditEventToProto, challengeToProto, sessionToProto, userToProto } from "./mappers.js";
 import { channelFromProto } from "./otp-service.js";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -33,13 +34,13 @@ export class AuthServiceImpl implements Partial<ServiceImpl<typeof AuthService>>
 
   async signUp(req: { email: string; username: string; phone: string; password: string; displayName: string }, ctx: HandlerContext) {
     const { user, tokens } = await this.deps.accounts.signUp(req, clientMeta(ctx));
-    return { user: userToProto(user), tokens: tokensToProto(tokens) };
+    return { user: userToProto(user), tokens: deliverTokens(ctx, tokens) };
   }
 
   async login(req: { identifier: string; password: string }, ctx: HandlerContext) {
     const { user, result } = await this.deps.accounts.login(req.identifier, req.password, clientMeta(ctx));
     return result.kind === "tokens"
-      ? { result: { case: "tokens" as const, value: tokensToProto(result.tokens) }, user: userToProto(user) }
+      ? { result: { case: "tokens" as const, value: deliverTokens(ctx, result.tokens) }, user: userToProto(user) }
       : { result: { case: "mfaChallenge" as const, value: challengeToProto(result.challenge) } };
   }
 
@@ -55,6 +56,7 @@ export class AuthServiceImpl implements Partial<ServiceImpl<typeof AuthService>>
       sessionId: caller.sessionId,
       details: { all_sessions: String(req.allSessions) },
     });
+    clearRefreshCookie(ctx);
     return { endedSessionCount: ended };
   }
 
@@ -83,6 +85,7 @@ export class AuthServiceImpl implements Partial<ServiceImpl<typeof AuthService>>
   async deleteAccount(req: { password: string }, ctx: HandlerContext) {
     const caller = await this.caller(ctx);
     await this.deps.accounts.delete(caller, req.password, clientMeta(ctx));
+    clearRefreshCookie(ctx);
     return {};
   }
 
@@ -102,6 +105,7 @@ export class AuthServiceImpl implements Partial<ServiceImpl<typeof AuthService>>
     const revoked = await this.deps.sessions.revoke(caller.userId, req.sessionId.toLowerCase(), "revoked");
     if (!revoked) throw new AppError("SESSION_NOT_FOUND", `session ${req.sessionId} not active for ${caller.userId}`);
     await this.deps.audit.record({ userId: caller.userId, type: "SESSION_REVOKED", client: clientMeta(ctx), sessionId: req.sessionId.toLowerCase() });
+    if (req.sessionId.toLowerCase() === caller.sessionId) clearRefreshCookie(ctx);
     return {};
   }
 

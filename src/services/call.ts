@@ -2,6 +2,7 @@
 // request headers and the peer address. Handlers read them through these helpers only.
 import { createContextKey, type HandlerContext } from "@connectrpc/connect";
 import type { ClientMeta } from "../domain/audit.js";
+import type { BrowserSession } from "./browser-session.js";
 import type { Caller, Callers } from "../domain/callers.js";
 
 export interface CallInfo {
@@ -9,6 +10,12 @@ export interface CallInfo {
   header(name: string): string | undefined;
   /** IP address of the TCP peer. */
   readonly peerAddress: string;
+  /**
+   * Set by the web gateway for a call from a page in a browser (it carries an Origin header the
+   * gateway trusts): the refresh token then travels in an HttpOnly cookie, never in a message.
+   * Undefined on the gRPC port and for other gateway clients.
+   */
+  readonly browser?: BrowserSession;
 }
 
 export const callInfoKey = createContextKey<CallInfo>(

@@ -11,8 +11,9 @@ import type {
 import type { Callers } from "../domain/callers.js";
 import { AppError } from "../domain/errors.js";
 import type { Mfa } from "../domain/mfa.js";
+import { deliverTokens } from "./browser-session.js";
 import { authenticate, clientMeta } from "./call.js";
-import { tokensToProto, userToProto } from "./mappers.js";
+import { userToProto } from "./mappers.js";
 
 export interface MfaServiceDeps {
   readonly mfa: Mfa;
@@ -43,7 +44,7 @@ export class MfaServiceImpl implements Partial<ServiceImpl<typeof MfaService>> {
     }
     const factor = req.code.case === "totpCode" ? { kind: "totp" as const, code: req.code.value } : { kind: "backup" as const, code: req.code.value };
     const { user, tokens } = await this.deps.mfa.verifyChallenge(req.challengeToken, factor, clientMeta(ctx));
-    return { tokens: tokensToProto(tokens), user: userToProto(user) };
+    return { tokens: deliverTokens(ctx, tokens), user: userToProto(user) };
   }
 
   async disableTotp(req: DisableTotpRequest, ctx: HandlerContext) {

@@ -9,8 +9,9 @@ import type { OtpChannel as DomainChannel } from "../domain/contacts.js";
 import { AppError } from "../domain/errors.js";
 import type { OtpLogin } from "../domain/otp-login.js";
 import type { PasswordReset } from "../domain/password-reset.js";
+import { deliverTokens } from "./browser-session.js";
 import { authenticate, clientMeta } from "./call.js";
-import { tokensToProto, userToProto, challengeToProto } from "./mappers.js";
+import { userToProto, challengeToProto } from "./mappers.js";
 
 export interface OtpServiceDeps {
   readonly callers: Callers;
@@ -73,7 +74,7 @@ export class OtpServiceImpl implements Partial<ServiceImpl<typeof OtpService>> {
         if (signIn.result.kind === "mfa") {
           return { result: { case: "mfaChallenge" as const, value: challengeToProto(signIn.result.challenge) }, newUser: false };
         }
-        const result = { case: "tokens" as const, value: tokensToProto(signIn.result.tokens) };
+        const result = { case: "tokens" as const, value: deliverTokens(ctx, signIn.result.tokens) };
         return { result, newUser: signIn.newUser, user: userToProto(signIn.user) };
       }
       case OtpPurpose.VERIFY_CONTACT: {

@@ -9,8 +9,8 @@ import type { SessionTokens } from "../domain/session-tokens.js";
 import type { Sessions } from "../domain/sessions.js";
 import type { SigningKeys } from "../domain/signing-keys.js";
 import type { AccessTokens } from "../domain/tokens.js";
+import { clearRefreshCookie, deliverTokens, presentedRefreshToken } from "./browser-session.js";
 import { callInfo, clientMeta, isLoopback } from "./call.js";
-import { tokensToProto } from "./mappers.js";
 
 export interface TokenServiceDeps {
   readonly callers: Callers;
@@ -53,17 +53,24 @@ export class TokenServiceImpl implements Partial<ServiceImpl<typeof TokenService
   }
 
   async refreshToken(req: { refreshToken: string }, ctx: HandlerContext) {
-    required("refresh_token", req.refreshToken);
-    const tokens = await this.deps.sessionTokens.refresh(req.refreshToken, clientMeta(ctx));
-    return { tokens: tokensToProto(tokens) };
+    // A browser call sends none in the message: its refresh token is in the cookie.
+    const refreshToken = presentedRefreshToken(ctx, req.refreshToken);
+    required("refresh_token", refreshToken);
+    const tokens = await this.deps.sessionTokens.refresh(refreshToken, clientMeta(ctx));
+    return { tokens: deliverTokens(ctx, tokens) };
   }
 
   async revokeToken(req: { token: string }, ctx: HandlerContext) {
-    required("token", req.token);
-    const session = await this.sessionOf(req.token);
+    const token = presentedRefreshToken(ctx, req.token);
+    required("token", token);
+    const session = await this.sessionOf(token);
+    const cookie = callInfo(ctx).browser?.refreshToken;
+    const cookieSession = cookie === undefined || cookie === token ? session : await this.deps.sessions.findByRefreshToken(cookie);
     if (session && (await this.deps.sessions.revoke(session.userId, session.sessionId, "revoked"))) {
       await this.deps.audit.record({ userId: session.userId, type: "SESSION_REVOKED", client: clientMeta(ctx), sessionId: session.sessionId, details: { via: "revoke_token" } });
     }
+    // The browser's own session ended: its cookie is of no use any more.
+    if (cookie === token || (cookie !== undefined && session !== undefined && cookieSession?.sessionId === session.sessionId)) clearRefreshCookie(ctx);
     return {};
   }
 

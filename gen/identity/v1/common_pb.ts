@@ -126,7 +126,9 @@ export type TokenPair = Message<"identity.v1.TokenPair"> & {
   accessTokenExpireTime?: Timestamp | undefined;
 
   /**
-   * Opaque, single-use refresh token; exchange it with TokenService.RefreshToken.
+   * Opaque, single-use refresh token; exchange it with TokenService.RefreshToken. Empty in
+   * answers to browsers on the web gateway (calls carrying an Origin header): they get it as an
+   * HttpOnly cookie instead, which page script cannot read.
    *
    * @generated from field: string refresh_token = 3;
    */

@@ -185,7 +185,8 @@ export const RefreshTokenResponseSchema: GenMessage<RefreshTokenResponse> = /*@_
  */
 export type RevokeTokenRequest = Message<"identity.v1.RevokeTokenRequest"> & {
   /**
-   * The access or refresh token whose session ends.
+   * The access or refresh token whose session ends. Browsers served by the gateway may leave
+   * it empty to end the session of their refresh cookie (the cookie is deleted too).
    *
    * @generated from field: string token = 1;
    */

@@ -1,0 +1,86 @@
+// The app's connection to the gateway: generated clients over the transport the person picked
+// (gRPC-web or Connect), and the session's access token. The access token lives only in this
+// module's memory; the refresh token is an HttpOnly cookie the gateway sets, which this code
+// never sees (fetch sends it along: the app is served from the gateway's own origin).
+import type { DescService } from "@bufbuild/protobuf";
+import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-web";
+import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
+import type { TokenPair } from "../../gen/identity/v1/common_pb.js";
+import { MfaService } from "../../gen/identity/v1/mfa_service_pb.js";
+import { OtpService } from "../../gen/identity/v1/otp_service_pb.js";
+import { TokenService } from "../../gen/identity/v1/token_service_pb.js";
+
+export type TransportName = "grpc-web" | "connect";
+
+let accessToken: string | undefined;
+let accessTokenExpiresAt: Date | undefined;
+
+/** Adds the bearer token of the signed-in session to every call. */
+const bearer: Interceptor = (next) => (req) => {
+  if (accessToken !== undefined) req.header.set("authorization", `Bearer ${accessToken}`);
+  return next(req);
+};
+
+function transportFor(name: TransportName): Transport {
+  const options = { baseUrl: window.location.origin, interceptors: [bearer] };
+  return name === "connect" ? createConnectTransport(options) : createGrpcWebTransport(options);
+}
+
+export interface Api {
+  readonly auth: Client<typeof AuthService>;
+  readonly tokens: Client<typeof TokenService>;
+  readonly otp: Client<typeof OtpService>;
+  readonly mfa: Client<typeof MfaService>;
+}
+
+let current: { name: TransportName; api: Api } | undefined;
+
+export function useTransport(name: TransportName): void {
+  const transport = transportFor(name);
+  const client = <S extends DescService>(service: S) => createClient(service, transport);
+  current = { name, api: { auth: client(AuthService), tokens: client(TokenService), otp: client(OtpService), mfa: client(MfaService) } };
+}
+
+export function transportName(): TransportName {
+  return current?.name ?? "grpc-web";
+}
+
+export function api(): Api {
+  if (!current) useTransport("grpc-web");
+  return current!.api;
+}
+
+/** Keeps the access token of a sign-in or refresh; the refresh token is not in the message. */
+export function holdTokens(tokens: TokenPair | undefined): void {
+  accessToken = tokens?.accessToken || undefined;
+  const expire = tokens?.accessTokenExpireTime;
+  accessTokenExpiresAt = expire ? new Date(Number(expire.seconds) * 1000) : undefined;
+}
+
+export function forgetTokens(): void {
+  accessToken = undefined;
+  accessTokenExpiresAt = undefined;
+}
+
+export function currentAccessToken(): string | undefined {
+  return accessToken;
+}
+
+export function accessTokenExpiry(): Date | undefined {
+  return accessTokenExpiresAt;
+}
+
+/** Trades the cookie's refresh token for a new pair (the gateway rotates the cookie). */
+export async function refreshSession(): Promise<TokenPair | undefined> {
+  const response = await api().tokens.refreshToken({});
+  holdTokens(response.tokens);
+  return response.tokens;
+}
+
+/** Refreshes first when the access token is about to expire, so calls do not fail for it. */
+export async function ensureFreshToken(): Promise<void> {
+  if (accessToken !== undefined && accessTokenExpiresAt !== undefined && accessTokenExpiresAt.getTime() - Date.now() < 15_000) {
+    await refreshSession();
+  }
+}

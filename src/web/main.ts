@@ -1,0 +1,462 @@
+// The browser app: every public flow of the service, by hand, over gRPC-web or Connect.
+// Plain DOM, no framework. Tokens: see api.ts.
+import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+import { AuditEventType, type AuditEvent, type Session } from "../../gen/identity/v1/auth_service_pb.js";
+import { OtpChannel, OtpPurpose, type MfaChallenge, type TokenPair, type User } from "../../gen/identity/v1/common_pb.js";
+import {
+  accessTokenExpiry,
+  api,
+  currentAccessToken,
+  ensureFreshToken,
+  forgetTokens,
+  holdTokens,
+  refreshSession,
+  transportName,
+  useTransport,
+  type TransportName,
+} from "./api.js";
+import { decodeToken, describeClaims } from "./claims.js";
+import { endsSession, friendlyMessage } from "./errors.js";
+
+const byId = <T extends HTMLElement = HTMLElement>(id: string): T => {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`missing #${id}`);
+  return el as T;
+};
+const form = (id: string) => byId<HTMLFormElement>(id);
+const value = (f: HTMLFormElement, name: string): string => ((f.elements.namedItem(name) as HTMLInputElement | null)?.value ?? "").trim();
+const show = (el: HTMLElement, visible: boolean) => (el.hidden = !visible);
+const when = (t: Timestamp | undefined): string => (t ? timestampDate(t).toLocaleString() : "");
+
+function element<K extends keyof HTMLElementTagNameMap>(tag: K, text?: string, className?: string): HTMLElementTagNameMap[K] {
+  const el = document.createElement(tag);
+  if (text !== undefined) el.textContent = text;
+  if (className) el.className = className;
+  return el;
+}
+
+// ---- messages ----
+
+function clearMessages(): void {
+  show(byId("error"), false);
+  show(byId("notice"), false);
+}
+
+function showError(text: string): void {
+  const el = byId("error");
+  el.textContent = text;
+  show(el, true);
+}
+
+function showNotice(text: string): void {
+  const el = byId("notice");
+  el.textContent = text;
+  show(el, true);
+}
+
+/** Runs one user action: clears old messages, disables the button, shows failures as sentences. */
+async function act(button: HTMLButtonElement | null, action: () => Promise<void>): Promise<void> {
+  clearMessages();
+  if (button) button.disabled = true;
+  try {
+    await action();
+  } catch (err) {
+    showError(friendlyMessage(err));
+    if (signedIn && endsSession(err)) enterSignedOut();
+  } finally {
+    if (button) button.disabled = false;
+  }
+}
+
+function onSubmit(id: string, action: (f: HTMLFormElement) => Promise<void>): void {
+  const f = form(id);
+  f.addEventListener("submit", (event) => {
+    event.preventDefault();
+    void act(f.querySelector<HTMLButtonElement>("button[type=submit]"), () => action(f));
+  });
+}
+
+function onClick(id: string, action: () => Promise<void>): void {
+  const button = byId<HTMLButtonElement>(id);
+  button.addEventListener("click", () => void act(button, action));
+}
+
+// ---- session state ----
+
+let signedIn = false;
+let challenge: MfaChallenge | undefined;
+let who = "";
+
+function updateStatus(): void {
+  const transport = transportName() === "connect" ? "Connect" : "gRPC-web";
+  const state = signedIn ? `Signed in as ${who}` : challenge ? "Second step needed" : "Signed out";
+  byId("status").textContent = `${state} · ${transport}`;
+}
+
+function enterSignedOut(): void {
+  forgetTokens();
+  signedIn = false;
+  challenge = undefined;
+  who = "";
+  show(byId("signed-in"), false);
+  show(byId("mfa-challenge"), false);
+  show(byId("signed-out"), true);
+  byId("whoami").replaceChildren();
+  byId("claims").textContent = "";
+  byId("session-rows").replaceChildren();
+  byId("activity-list").replaceChildren();
+  show(byId("totp-setup"), false);
+  show(byId("backup-codes"), false);
+  updateStatus();
+}
+
+async function enterSignedIn(tokens: TokenPair | undefined): Promise<void> {
+  holdTokens(tokens);
+  signedIn = true;
+  challenge = undefined;
+  for (const id of ["signup-form", "login-form", "otp-send-form", "otp-verify-form", "mfa-form"]) form(id).reset();
+  show(byId("otp-verify-form"), false);
+  show(byId("signed-out"), false);
+  show(byId("mfa-challenge"), false);
+  show(byId("signed-in"), true);
+  await Promise.all([loadWhoAmI(), loadMfaStatus(), loadSessions(), loadActivity()]);
+}
+
+function enterChallenge(next: MfaChallenge): void {
+  challenge = next;
+  updateStatus();
+  show(byId("signed-out"), false);
+  show(byId("mfa-challenge"), true);
+  form("mfa-form").querySelector<HTMLInputElement>("input[name=code]")?.focus();
+}
+
+/** Signs in with tokens, or moves on to the second factor. */
+async function signInResult(result: { case: "tokens"; value: TokenPair } | { case: "mfaChallenge"; value: MfaChallenge } | { case: undefined }, welcome: string): Promise<void> {
+  if (result.case === "mfaChallenge") {
+    enterChallenge(result.value);
+    showNotice("Almost there: this account uses two-step verification.");
+    return;
+  }
+  if (result.case !== "tokens") throw new Error("the service answered neither tokens nor a challenge");
+  await enterSignedIn(result.value);
+  showNotice(welcome);
+}
+
+// ---- signed in: what the page shows ----
+
+function renderClaims(): void {
+  const token = currentAccessToken();
+  const decoded = token ? decodeToken(token) : undefined;
+  byId("claims").textContent = decoded ? `header\n${describeClaims(decoded.header)}\n\nclaims\n${describeClaims(decoded.claims)}` : "";
+  renderExpiry();
+}
+
+function renderExpiry(): void {
+  const expiry = accessTokenExpiry();
+  if (!signedIn || !expiry) return;
+  const seconds = Math.round((expiry.getTime() - Date.now()) / 1000);
+  byId("token-expiry").textContent =
+    seconds > 0 ? `Expires at ${expiry.toLocaleTimeString()} (in ${seconds} s); a new one is fetched when needed.` : "Expired: a new one is fetched with the next action.";
+}
+
+function fact(list: HTMLElement, name: string, text: string): void {
+  if (text === "") return;
+  list.append(element("dt", name), element("dd", text));
+}
+
+async function loadWhoAmI(): Promise<void> {
+  await ensureFreshToken();
+  const res = await api().auth.whoAmI({});
+  const user: User | undefined = res.user;
+  const list = byId("whoami");
+  list.replaceChildren();
+  who = user?.displayName || user?.email || user?.username || user?.phone || "you";
+  if (user) {
+    fact(list, "Name", user.displayName);
+    fact(list, "Email", user.email ? `${user.email}${user.emailVerified ? " (verified)" : " (not verified)"}` : "");
+    fact(list, "Username", user.username);
+    fact(list, "Phone", user.phone ? `${user.phone}${user.phoneVerified ? " (verified)" : " (not verified)"}` : "");
+    fact(list, "Role", user.role);
+    fact(list, "Password", user.hasPassword ? "set" : "none (signs in with codes)");
+    fact(list, "Two-step verification", user.mfaEnabled ? "on" : "off");
+    fact(list, "Account created", when(user.createTime));
+    fact(list, "User id", user.id);
+  }
+  fact(list, "Session", res.sessionId);
+  fact(list, "Signed in with", res.amr.join(", "));
+  renderClaims();
+  updateStatus();
+}
+
+async function loadMfaStatus(): Promise<void> {
+  await ensureFreshToken();
+  const status = await api().mfa.getMfaStatus({});
+  byId("mfa-status").textContent = status.totpEnabled
+    ? `On since ${when(status.enableTime)}. Backup codes left: ${status.backupCodesRemaining}.`
+    : "Off. Add an authenticator app so a password alone cannot sign in.";
+  show(byId("totp-setup-button"), !status.totpEnabled && byId("totp-setup").hidden);
+}
+
+function describeDevice(userAgent: string): string {
+  if (userAgent === "") return "unknown";
+  const browser = /(Edg|Chrome|Firefox|Safari)\/[\d.]+/.exec(userAgent)?.[0];
+  if (browser) return browser.replace("Edg", "Edge");
+  return userAgent.length > 40 ? `${userAgent.slice(0, 40)}…` : userAgent;
+}
+
+async function loadSessions(): Promise<void> {
+  await ensureFreshToken();
+  const res = await api().auth.listSessions({ pageSize: 50 });
+  byId("session-rows").replaceChildren(...res.sessions.map(sessionRow));
+}
+
+function sessionRow(session: Session): HTMLTableRowElement {
+  const row = element("tr");
+  row.dataset.sessionId = session.id;
+  row.append(
+    element("td", when(session.createTime)),
+    element("td", describeDevice(session.userAgent), "device"),
+    element("td", session.ipAddress),
+    element("td", session.amr.join(", ")),
+  );
+  const cell = element("td");
+  if (session.current) {
+    cell.textContent = "this session";
+  } else {
+    const revoke = element("button", "Revoke", "danger");
+    revoke.type = "button";
+    revoke.addEventListener("click", () =>
+      void act(revoke, async () => {
+        await ensureFreshToken();
+        await api().auth.revokeSession({ sessionId: session.id });
+        await Promise.all([loadSessions(), loadActivity()]);
+        showNotice("The session was ended.");
+      }),
+    );
+    cell.append(revoke);
+  }
+  row.append(cell);
+  return row;
+}
+
+const EVENT_TEXT: Partial<Record<AuditEventType, string>> = {
+  [AuditEventType.SIGN_UP]: "Account created",
+  [AuditEventType.LOGIN_SUCCEEDED]: "Signed in",
+  [AuditEventType.LOGIN_FAILED]: "Failed sign-in",
+  [AuditEventType.LOGOUT]: "Signed out",
+  [AuditEventType.PASSWORD_CHANGED]: "Password changed",
+  [AuditEventType.PASSWORD_RESET]: "Password reset",
+  [AuditEventType.REFRESH_TOKEN_REUSED]: "A spent refresh token was used again; the session was ended",
+  [AuditEventType.SESSION_REVOKED]: "Session ended",
+  [AuditEventType.ACCOUNT_DELETED]: "Account deleted",
+  [AuditEventType.CONTACT_VERIFIED]: "Contact verified",
+  [AuditEventType.MFA_ENABLED]: "Two-step verification turned on",
+  [AuditEventType.MFA_DISABLED]: "Two-step verification turned off",
+  [AuditEventType.MFA_FAILED]: "Wrong second-step code",
+  [AuditEventType.BACKUP_CODE_USED]: "Backup code used",
+  [AuditEventType.BACKUP_CODES_REGENERATED]: "New backup codes made",
+};
+
+function activityItem(event: AuditEvent): HTMLLIElement {
+  const item = element("li");
+  item.dataset.type = AuditEventType[event.type] ?? "UNSPECIFIED";
+  const details = Object.entries(event.details)
+    .map(([k, v]) => `${k.replace(/_/g, " ")}: ${v}`)
+    .join(", ");
+  item.textContent = `${when(event.createTime)}: ${EVENT_TEXT[event.type] ?? "Other event"}${event.ipAddress ? ` from ${event.ipAddress}` : ""}${details ? ` (${details})` : ""}`;
+  return item;
+}
+
+async function loadActivity(): Promise<void> {
+  await ensureFreshToken();
+  const res = await api().auth.listActivity({ pageSize: 50 });
+  byId("activity-list").replaceChildren(...res.events.map(activityItem));
+}
+
+// ---- flows ----
+
+onSubmit("signup-form", async (f) => {
+  const res = await api().auth.signUp({
+    email: value(f, "email"),
+    username: value(f, "username"),
+    phone: value(f, "phone"),
+    displayName: value(f, "displayName"),
+    password: (f.elements.namedItem("password") as HTMLInputElement).value,
+  });
+  await enterSignedIn(res.tokens);
+  showNotice("Your account was created and you are signed in.");
+});
+
+onSubmit("login-form", async (f) => {
+  const res = await api().auth.login({ identifier: value(f, "identifier"), password: (f.elements.namedItem("password") as HTMLInputElement).value });
+  await signInResult(res.result, "You are signed in.");
+});
+
+let otpTarget: { channel: OtpChannel; destination: string } | undefined;
+
+onSubmit("otp-send-form", async (f) => {
+  const channel = value(f, "channel") === "sms" ? OtpChannel.SMS : OtpChannel.EMAIL;
+  const destination = value(f, "destination");
+  await api().otp.sendOtp({ channel, destination, purpose: OtpPurpose.LOGIN });
+  otpTarget = { channel, destination };
+  byId("otp-sent-to").textContent = `A code was sent to ${destination}.`;
+  show(form("otp-verify-form"), true);
+  form("otp-verify-form").querySelector<HTMLInputElement>("input[name=code]")?.focus();
+  showNotice("Code sent. It is valid for a few minutes.");
+  void pollOutbox();
+});
+
+onSubmit("otp-verify-form", async (f) => {
+  if (!otpTarget) throw new Error("no code was sent");
+  const res = await api().otp.verifyOtp({ ...otpTarget, purpose: OtpPurpose.LOGIN, code: value(f, "code") });
+  await signInResult(res.result, res.newUser ? "Welcome! Your account was created and you are signed in." : "You are signed in.");
+});
+
+onSubmit("mfa-form", async (f) => {
+  if (!challenge) throw new Error("no challenge");
+  const code = value(f, "code");
+  const res = await api().mfa.verifyMfa({
+    challengeToken: challenge.challengeToken,
+    code: value(f, "method") === "backup" ? { case: "backupCode", value: code } : { case: "totpCode", value: code },
+  });
+  await enterSignedIn(res.tokens);
+  showNotice("You are signed in.");
+});
+
+byId("mfa-cancel").addEventListener("click", () => {
+  clearMessages();
+  enterSignedOut();
+});
+
+onClick("refresh-button", async () => {
+  await refreshSession();
+  renderClaims();
+  showNotice("Tokens refreshed: a new access token, and a new refresh token in the cookie.");
+});
+
+onClick("logout-button", async () => {
+  await api().auth.logout({});
+  enterSignedOut();
+  showNotice("You are signed out.");
+});
+
+onClick("logout-all-button", async () => {
+  const res = await api().auth.logout({ allSessions: true });
+  enterSignedOut();
+  showNotice(`You are signed out everywhere (${res.endedSessionCount} ${res.endedSessionCount === 1 ? "session" : "sessions"} ended).`);
+});
+
+onClick("totp-setup-button", async () => {
+  await ensureFreshToken();
+  const setup = await api().mfa.setupTotp({});
+  byId<HTMLImageElement>("totp-qr").src = setup.qrCodeDataUrl;
+  byId("totp-secret").textContent = setup.secret;
+  byId("totp-url").textContent = setup.otpauthUrl;
+  show(byId("totp-setup-button"), false);
+  show(byId("totp-setup"), true);
+});
+
+onSubmit("totp-confirm-form", async (f) => {
+  await ensureFreshToken();
+  const res = await api().mfa.confirmTotp({ code: value(f, "code") });
+  f.reset();
+  byId("backup-code-list").replaceChildren(...res.backupCodes.map((c) => element("li", c)));
+  show(byId("totp-setup"), false);
+  show(byId("backup-codes"), true);
+  showNotice("Two-step verification is on.");
+  await Promise.all([loadMfaStatus(), loadWhoAmI(), loadActivity()]);
+});
+
+byId("backup-codes-done").addEventListener("click", () => {
+  byId("backup-code-list").replaceChildren();
+  show(byId("backup-codes"), false);
+});
+
+onClick("sessions-reload", loadSessions);
+onClick("activity-reload", loadActivity);
+
+// ---- transport switch ----
+
+function chooseTransport(name: TransportName): void {
+  useTransport(name);
+  const url = new URL(window.location.href);
+  url.searchParams.set("transport", name);
+  window.history.replaceState(null, "", url);
+  updateStatus();
+}
+
+for (const radio of Array.from(document.querySelectorAll<HTMLInputElement>("input[name=transport]"))) {
+  radio.addEventListener("change", () => {
+    if (!radio.checked) return;
+    chooseTransport(radio.value as TransportName);
+    clearMessages();
+    showNotice(`Calls now use the ${radio.value === "connect" ? "Connect" : "gRPC-web"} protocol.`);
+  });
+}
+
+// ---- development outbox ----
+
+interface OutboxMessage {
+  readonly id: number;
+  readonly time: string;
+  readonly channel: string;
+  readonly to: string;
+  readonly subject: string;
+  readonly text: string;
+}
+
+let outboxTop = -1;
+let outboxPolling = false;
+
+/** Shows the development provider's messages; the endpoint does not exist in production. */
+async function pollOutbox(): Promise<void> {
+  let messages: OutboxMessage[];
+  try {
+    const res = await fetch("/dev/outbox", { cache: "no-store" });
+    if (!res.ok) return;
+    messages = ((await res.json()) as { messages: OutboxMessage[] }).messages;
+  } catch {
+    return;
+  }
+  show(byId("outbox"), true);
+  if (!outboxPolling) {
+    outboxPolling = true;
+    window.setInterval(() => void pollOutbox(), 2_000);
+  }
+  if ((messages[0]?.id ?? 0) === outboxTop) return;
+  outboxTop = messages[0]?.id ?? 0;
+  byId("outbox-list").replaceChildren(
+    ...messages.map((m) => {
+      const item = element("li");
+      item.dataset.to = m.to;
+      item.append(
+        element("div", `${m.channel === "sms" ? "SMS" : "Email"} to ${m.to} · ${new Date(m.time).toLocaleTimeString()}`, "meta"),
+        element("div", m.channel === "email" ? m.subject : ""),
+        element("div", m.text, "text"),
+      );
+      return item;
+    }),
+  );
+  if (messages.length === 0) byId("outbox-list").append(element("li", "Nothing sent yet.", "hint"));
+}
+
+// ---- start ----
+
+async function start(): Promise<void> {
+  const requested = new URL(window.location.href).searchParams.get("transport");
+  const name: TransportName = requested === "connect" ? "connect" : "grpc-web";
+  for (const radio of Array.from(document.querySelectorAll<HTMLInputElement>("input[name=transport]"))) radio.checked = radio.value === name;
+  chooseTransport(name);
+  enterSignedOut();
+  void pollOutbox();
+  window.setInterval(renderExpiry, 1_000);
+  // A reload keeps the session: the cookie (sent automatically, unreadable here) buys a new access token.
+  try {
+    await enterSignedIn(await refreshSession());
+  } catch {
+    enterSignedOut();
+  }
+  document.body.dataset.ready = "true";
+}
+
+void start();
