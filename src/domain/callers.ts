@@ -2,7 +2,7 @@
 import type { Revocations } from "./revocation.js";
 import type { AccessClaims, AccessTokens, Verification } from "./tokens.js";
 import { AppError } from "./errors.js";
-import { safeEqual } from "./crypto.js";
+import { timingSafeEqual } from "node:crypto";
 
 export interface Caller {
   readonly userId: string;
@@ -17,7 +17,7 @@ export interface Callers {
   /** The person behind a bearer token; UNAUTHENTICATED when there is none or it is not active. */
   authenticate(bearer: string | undefined): Promise<Caller>;
   /** Checks the service credential of an internal RPC. */
-  authorizeService(serviceKey: string | undefined, peerIsLoopback: boolean): void;
+  authorizeService(serviceKey: string | undefined, peerIsLoopback: () => boolean): void;
 }
 
 export interface CallerSettings {
@@ -27,6 +27,9 @@ export interface CallerSettings {
 }
 
 export function createCallers(accessTokens: AccessTokens, revocations: Revocations, settings: CallerSettings): Callers {
+  // Runs on every VerifyToken: compare bytes directly (constant time for equal lengths; a
+  // key's length is not the secret), no hashing per call.
+  const serviceKeys = settings.serviceKeys.map((key) => Buffer.from(key));
   async function introspect(token: string): Promise<Verification> {
     const verification = await accessTokens.verify(token);
     if (!verification.active) return verification;
@@ -49,12 +52,13 @@ export function createCallers(accessTokens: AccessTokens, revocations: Revocatio
     },
     authorizeService(serviceKey, peerIsLoopback) {
       if (serviceKey === undefined || serviceKey === "") {
-        if (settings.allowLoopbackWithoutKey && peerIsLoopback) return;
+        if (settings.allowLoopbackWithoutKey && peerIsLoopback()) return;
         throw new AppError("SERVICE_KEY_REQUIRED", "internal RPC called without x-service-key");
       }
       // Compare against every key so timing does not reveal which one nearly matched.
+      const presented = Buffer.from(serviceKey);
       let match = false;
-      for (const key of settings.serviceKeys) match = safeEqual(key, serviceKey) || match;
+      for (const key of serviceKeys) match = (key.length === presented.length && timingSafeEqual(key, presented)) || match;
       if (!match) throw new AppError("SERVICE_KEY_INVALID", "unknown x-service-key");
     },
   };

@@ -1,5 +1,5 @@
 // Small cryptographic helpers shared by the domain modules.
-import { createCipheriv, createDecipheriv, createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
 
 export function randomToken(bytes = 32): string {
   return randomBytes(bytes).toString("base64url");
@@ -7,11 +7,6 @@ export function randomToken(bytes = 32): string {
 
 export function sha256(value: string): Buffer {
   return createHash("sha256").update(value).digest();
-}
-
-/** Constant-time comparison of two strings of any length. */
-export function safeEqual(a: string, b: string): boolean {
-  return timingSafeEqual(sha256(a), sha256(b));
 }
 
 /** AES-256-GCM with a key-encryption key: iv (12) | tag (16) | ciphertext. */

@@ -16,13 +16,21 @@ function peerHost(peer: string): string {
 
 class GrpcCallInfo implements CallInfo {
   private peer: string | undefined;
-  constructor(private readonly call: grpc.ServerUnaryCall<unknown, unknown>) {}
+  /** Response headers set through setResponseHeader, sent with the answer or the error. */
+  responseMetadata: grpc.Metadata | undefined;
+  constructor(
+    private readonly call: grpc.ServerUnaryCall<unknown, unknown>,
+    private readonly metadataCtor: typeof grpc.Metadata,
+  ) {}
   header(name: string): string | undefined {
     const value = this.call.metadata.get(name)[0];
     return typeof value === "string" ? value : undefined;
   }
   get peerAddress(): string {
     return (this.peer ??= normalizeAddress(peerHost(this.call.getPeer())));
+  }
+  setResponseHeader(name: string, value: string): void {
+    (this.responseMetadata ??= new this.metadataCtor()).set(name, value);
   }
 }
 
@@ -34,13 +42,16 @@ export class GrpcHandlerContext implements HandlerContext {
   private reqHeader?: Headers;
   private resHeader?: Headers;
   private resTrailer?: Headers;
+  private readonly info: GrpcCallInfo;
 
   constructor(
     readonly service: DescService,
     readonly method: DescMethod,
     private readonly call: grpc.ServerUnaryCall<unknown, unknown>,
+    private readonly metadataCtor: typeof grpc.Metadata,
   ) {
-    this.values = createContextValues().set(callInfoKey, new GrpcCallInfo(call));
+    this.info = new GrpcCallInfo(call, metadataCtor);
+    this.values = createContextValues().set(callInfoKey, this.info);
   }
 
   get url(): string {
@@ -80,13 +91,13 @@ export class GrpcHandlerContext implements HandlerContext {
   }
 
   /** Headers and trailers the handler set, as grpc-js metadata (undefined when untouched). */
-  takeResponseMetadata(metadataCtor: typeof grpc.Metadata): { header?: grpc.Metadata; trailer?: grpc.Metadata } {
-    const toMetadata = (headers: Headers | undefined) => {
-      if (!headers) return undefined;
-      const md = new metadataCtor();
+  takeResponseMetadata(): { header?: grpc.Metadata; trailer?: grpc.Metadata } {
+    const toMetadata = (headers: Headers | undefined, base?: grpc.Metadata) => {
+      if (!headers) return base;
+      const md = base ?? new this.metadataCtor();
       headers.forEach((value, key) => md.add(key, value));
       return md;
     };
-    return { header: toMetadata(this.resHeader), trailer: toMetadata(this.resTrailer) };
+    return { header: toMetadata(this.resHeader, this.info.responseMetadata), trailer: toMetadata(this.resTrailer) };
   }
 }

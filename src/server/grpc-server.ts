@@ -71,7 +71,7 @@ export function toServiceError(error: ConnectError): Partial<grpc.StatusObject> 
 
 function unaryHandler(service: DescService, method: DescMethod, impl: UnaryImpl | undefined): grpc.handleUnaryCall<unknown, unknown> {
   return (call, callback) => {
-    const ctx = new GrpcHandlerContext(service, method, call);
+    const ctx = new GrpcHandlerContext(service, method, call, grpc.Metadata);
     const run = async () => {
       if (call.request === undecodable) throw new ConnectError("request message could not be decoded", Code.InvalidArgument);
       if (!impl) throw new ConnectError(`${method.name} is not implemented`, Code.Unimplemented);
@@ -79,11 +79,17 @@ function unaryHandler(service: DescService, method: DescMethod, impl: UnaryImpl 
     };
     run().then(
       (response) => {
-        const { header, trailer } = ctx.takeResponseMetadata(grpc.Metadata);
+        const { header, trailer } = ctx.takeResponseMetadata();
         if (header) call.sendMetadata(header);
         callback(null, response, trailer);
       },
-      (err: unknown) => callback(toServiceError(err instanceof ConnectError ? err : toConnectError(err))),
+      (err: unknown) => {
+        const status = toServiceError(err instanceof ConnectError ? err : toConnectError(err));
+        // Headers the handler set (x-request-id) travel with the error, in its trailers.
+        const { header } = ctx.takeResponseMetadata();
+        if (header) status.metadata!.merge(header);
+        callback(status);
+      },
     );
   };
 }

@@ -16,6 +16,19 @@ export interface CallInfo {
    * Undefined on the gRPC port and for other gateway clients.
    */
   readonly browser?: BrowserSession;
+  /**
+   * Sets a response header without building a WHATWG Headers object; the gRPC server provides
+   * it (it writes grpc-js metadata directly, and also returns it with an error). Elsewhere,
+   * ctx.responseHeader is used.
+   */
+  setResponseHeader?(name: string, value: string): void;
+}
+
+/** Sets a response header the cheapest way the call's transport offers. */
+export function setResponseHeader(ctx: HandlerContext, name: string, value: string): void {
+  const info = callInfo(ctx);
+  if (info.setResponseHeader) info.setResponseHeader(name, value);
+  else ctx.responseHeader.set(name, value);
 }
 
 export const callInfoKey = createContextKey<CallInfo>(

@@ -9,7 +9,7 @@ import type { Metrics } from "../metrics.js";
 import { OtpChannel } from "../../gen/identity/v1/common_pb.js";
 import { InactiveReason } from "../../gen/identity/v1/token_service_pb.js";
 import { AppError } from "../domain/errors.js";
-import { callInfo, callUserKey } from "./call.js";
+import { callInfo, callUserKey, setResponseHeader } from "./call.js";
 import { toConnectError } from "./errors.js";
 
 export interface PolicyDeps {
@@ -35,11 +35,23 @@ function wrap(method: DescMethod, handler: AnyUnary | undefined, { logger, metri
   const rpc = `${method.parent.typeName}/${method.name}`;
   const service = method.parent.typeName;
   const name = method.name;
+  // Labelled children looked up once per (code, transport), not hashed from labels per call.
+  const series = new Map<string, { count: { inc(): void }; seconds: { observe(value: number): void } }>();
+  const seriesOf = (code: string, transport: string) => {
+    const key = `${code}|${transport}`;
+    let found = series.get(key);
+    if (!found) {
+      const labels = { service, method: name, code, transport };
+      found = { count: metrics.rpcs.labels(labels), seconds: metrics.rpcSeconds.labels(labels) };
+      series.set(key, found);
+    }
+    return found;
+  };
   return async (request, ctx) => {
     const started = performance.now();
     const offered = callInfo(ctx).header("x-request-id");
     const requestId = offered !== undefined && REQUEST_ID.test(offered) ? offered : randomUUID();
-    ctx.responseHeader.set("x-request-id", requestId);
+    setResponseHeader(ctx, "x-request-id", requestId);
     let timer: NodeJS.Timeout | undefined;
     let status = "OK";
     try {
@@ -77,14 +89,16 @@ function wrap(method: DescMethod, handler: AnyUnary | undefined, { logger, metri
       throw error;
     } finally {
       clearTimeout(timer);
-      const labels = { service, method: name, code: status, transport: ctx.protocolName };
-      metrics.rpcs.inc(labels);
-      metrics.rpcSeconds.observe(labels, (performance.now() - started) / 1000);
+      const { count, seconds } = seriesOf(status, ctx.protocolName);
+      count.inc();
+      seconds.observe((performance.now() - started) / 1000);
     }
   };
 }
 
 const SIGN_IN_METHODS = new Set(["Login", "VerifyOtp", "VerifyMfa"]);
+/** VerifyToken results by reason, per registry (tests run several services in one process). */
+const verificationSeries = new WeakMap<Metrics, Map<string, { inc(): void }>>();
 
 /** Domain counters that follow from an RPC's outcome alone. */
 function observeOutcome(metrics: Metrics, method: string, request: unknown, response: unknown, failure: string | undefined): void {
@@ -101,7 +115,12 @@ function observeOutcome(metrics: Metrics, method: string, request: unknown, resp
   }
   if (method === "VerifyToken" && response !== undefined) {
     const { active, reason } = response as { active: boolean; reason?: number };
-    metrics.verifications.inc({ result: active ? "active" : (InactiveReason[reason ?? 0] ?? "inactive") });
+    const result = active ? "active" : (InactiveReason[reason ?? 0] ?? "inactive");
+    let series = verificationSeries.get(metrics);
+    if (!series) verificationSeries.set(metrics, (series = new Map()));
+    let counter = series.get(result);
+    if (!counter) series.set(result, (counter = metrics.verifications.labels({ result })));
+    counter.inc();
   }
 }
 

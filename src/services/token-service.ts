@@ -32,7 +32,7 @@ export class TokenServiceImpl implements Partial<ServiceImpl<typeof TokenService
 
   async verifyToken(req: { token: string }, ctx: HandlerContext) {
     const info = callInfo(ctx);
-    this.deps.callers.authorizeService(info.header("x-service-key"), isLoopback(info.peerAddress));
+    this.deps.callers.authorizeService(info.header("x-service-key"), () => isLoopback(info.peerAddress));
     required("token", req.token);
     const verification = await this.deps.callers.introspect(req.token);
     if (!verification.active) return { active: false, reason: InactiveReason[verification.reason] };

@@ -1,6 +1,6 @@
 // Logs and metrics an operator relies on: one structured line per RPC with its request id and
 // user, no secret anywhere in the log, and Prometheus metrics for both transports.
-import { createClient } from "@connectrpc/connect";
+import { ConnectError, createClient } from "@connectrpc/connect";
 import { generateSync } from "otplib";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
@@ -96,6 +96,16 @@ it("logs one line per RPC with its request id, status and user, and returns the 
   grpc.close();
   expect(generated).toMatch(/^[0-9a-f-]{36}$/);
   expect(service.logLines.filter((l) => l.includes(generated!))).toHaveLength(1);
+
+  // A failed call returns its request id too (in the trailers on gRPC), to find its log line.
+  const grpc2 = createGrpcJsTransport(service.grpcAddress);
+  const failure = await createClient(AuthService, grpc2).whoAmI({}, { headers: { "x-request-id": "req-failed-1" } }).then(
+    () => undefined,
+    (err: unknown) => ConnectError.from(err),
+  );
+  grpc2.close();
+  expect(failure?.metadata.get("x-request-id")).toBe("req-failed-1");
+  expect(service.logLines.filter((l) => l.includes('"requestId":"req-failed-1"') && l.includes('"status":"Unauthenticated"'))).toHaveLength(1);
 });
 
 it("serves Prometheus metrics for both transports and the domain counters", async () => {
