@@ -1,0 +1,96 @@
+// What a run measures against: embedded PostgreSQL in a temporary directory, the identity
+// service built and started as `npm start` runs it, accounts to log in with, and the bare echo
+// server answering with the bytes of a real VerifyToken response. Everything registers its
+// own cleanup (cleanup.ts).
+import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { buildSync } from "esbuild";
+import { loadConfig, type Config } from "../../src/config.js";
+import { startEmbeddedPostgres } from "../../src/db/embedded.js";
+import { onCleanup, onExitSync } from "./cleanup.js";
+import { BENCH_SERVICE_KEY, checkedVerify, connect, login, signUpAccount, type ServiceClients } from "./clients.js";
+import { extraServiceEnv } from "./machine.js";
+import { peakRssMiB } from "./procfs.js";
+import { ACCOUNTS, ECHO_PATH } from "./scenarios.js";
+import { freePort, spawnNode, type NodeProcess } from "./service-process.js";
+
+export interface Environment {
+  readonly workDir: string;
+  readonly databaseUrl: string;
+  readonly serviceEnv: Record<string, string>;
+  readonly config: Config;
+  readonly service: NodeProcess;
+  readonly serviceGrpc: string;
+  readonly serviceHttp: string;
+  readonly echo: NodeProcess;
+  readonly echoGrpc: string;
+  readonly clients: ServiceClients;
+  readonly emails: readonly string[];
+  /** The service's peak RSS when ready and after the sign-ups, for the RSS line. */
+  readonly rssSteps: string[];
+}
+
+/** `profileDir`: also write CPU profiles of the service and the echo there. */
+export async function startEnvironment(profileDir: string | undefined): Promise<Environment> {
+  const workDir = mkdtempSync(path.join(os.tmpdir(), "identity-bench-"));
+  chmodSync(workDir, 0o755); // embedded PostgreSQL runs as a user of its own beneath it
+  const removeWorkDir = () => rmSync(workDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+  onCleanup("remove work directory", removeWorkDir);
+  onExitSync(removeWorkDir);
+
+  console.log("bench: starting embedded PostgreSQL");
+  const database = await startEmbeddedPostgres({ dir: path.join(workDir, "pg"), port: await freePort(), password: randomBytes(12).toString("hex"), persistent: false });
+  // stop() waits for an exit that already happened when Ctrl-C reached PostgreSQL too.
+  onCleanup("stop PostgreSQL", () => Promise.race([database.stop(), new Promise<void>((r) => setTimeout(r, 5_000))]));
+
+  const [grpcPort, httpPort] = [await freePort(), await freePort()];
+  const serviceEnv: Record<string, string> = {
+    NODE_ENV: "production",
+    DATABASE_URL: database.url,
+    DATA_DIR: path.join(workDir, "data"),
+    KEY_ENCRYPTION_KEY: randomBytes(32).toString("base64"),
+    SERVICE_KEYS: BENCH_SERVICE_KEY,
+    CORS_ORIGINS: "http://127.0.0.1",
+    BIND_HOST: "127.0.0.1",
+    GRPC_PORT: String(grpcPort),
+    HTTP_PORT: String(httpPort),
+    LOG_LEVEL: "warn",
+    ...extraServiceEnv(),
+  };
+  const config = loadConfig(serviceEnv); // the same parameters the service will run with
+  const profiled = (name: string) => (profileDir ? ["--cpu-prof", `--cpu-prof-dir=${path.join(profileDir, name)}`] : []);
+
+  console.log("bench: building the service (npm run build) and starting it");
+  execFileSync("npm", ["run", "--silent", "build"], { stdio: "inherit" });
+  const serviceHttp = `http://127.0.0.1:${httpPort}`;
+  const service = await spawnNode({
+    name: "identity service",
+    args: [...profiled("service"), "--enable-source-maps", "dist/src/main.js"],
+    env: serviceEnv,
+    ready: () => false,
+    probe: async () => (await fetch(`${serviceHttp}/readyz`)).ok,
+  });
+  const rssSteps = [`${peakRssMiB(service.child.pid!).toFixed(0)} when ready`];
+
+  const serviceGrpc = `127.0.0.1:${grpcPort}`;
+  const clients = connect(serviceGrpc);
+  onCleanup("close clients", () => clients.close());
+  const emails = await Promise.all(Array.from({ length: ACCOUNTS }, () => signUpAccount(clients)));
+  const { accessToken } = await login(clients, emails[0]!);
+  const verifyResponse = await checkedVerify(clients, accessToken, true);
+  rssSteps.push(`${peakRssMiB(service.child.pid!).toFixed(0)} after ${ACCOUNTS} sign-ups`);
+
+  // Built like the service, so both run as plain node on compiled JavaScript.
+  buildSync({ entryPoints: ["test/bench/echo-server.ts"], outdir: "dist", outbase: ".", format: "esm", platform: "node", target: "node20", logLevel: "warning" });
+  let echoPort = 0;
+  const echo = await spawnNode({
+    name: "echo server",
+    args: [...profiled("echo"), "dist/test/bench/echo-server.js"],
+    env: { ECHO_PATH, ECHO_RESPONSE_HEX: Buffer.from(verifyResponse).toString("hex") },
+    ready: (line) => (echoPort = (JSON.parse(line.startsWith("{") ? line : "{}") as { echoPort?: number }).echoPort ?? 0) > 0,
+  });
+  return { workDir, databaseUrl: database.url, serviceEnv, config, service, serviceGrpc, serviceHttp, echo, echoGrpc: `127.0.0.1:${echoPort}`, clients, emails, rssSteps };
+}
