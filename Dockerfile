@@ -17,7 +17,10 @@ RUN npm run build
 RUN npm ci --omit=dev --no-audit --no-fund
 
 FROM node:24-bookworm-slim AS runtime
+# MALLOC_ARENA_MAX: argon2 allocates 19 MiB per hash on pool threads; without a cap glibc keeps
+# an arena per thread and the resident size grows by that much for each (see BENCHMARKS.md).
 ENV NODE_ENV=production \
+    MALLOC_ARENA_MAX=2 \
     GRPC_PORT=50051 \
     HTTP_PORT=8080 \
     DATA_DIR=/app/.data

@@ -67,7 +67,7 @@ export async function createApp({ config, db, logger, kek, clock = systemClock }
   });
   await revocations.start();
   const sessions = createSessions(db, audit, clock, config, revocations);
-  const sessionTokens = createSessionTokens(db, sessions, accessTokens);
+  const sessionTokens = createSessionTokens(sessions, accessTokens);
   const callers = createCallers(accessTokens, revocations, {
     serviceKeys: config.serviceKeys,
     allowLoopbackWithoutKey: !config.production,

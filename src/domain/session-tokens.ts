@@ -1,6 +1,6 @@
 // Issues the token pair of a session: starting one at sign-in, and rotating it on refresh.
-import type { DataSource, EntityManager } from "typeorm";
-import { UserEntity, type UserRow } from "../db/entities/index.js";
+import type { EntityManager } from "typeorm";
+import type { UserRow } from "../db/entities/index.js";
 import type { ClientMeta } from "./audit.js";
 import type { Sessions } from "./sessions.js";
 import type { AccessTokens } from "./tokens.js";
@@ -18,7 +18,7 @@ export interface SessionTokens {
   refresh(refreshToken: string, client: ClientMeta): Promise<TokenPair>;
 }
 
-export function createSessionTokens(db: DataSource, sessions: Sessions, accessTokens: AccessTokens): SessionTokens {
+export function createSessionTokens(sessions: Sessions, accessTokens: AccessTokens): SessionTokens {
   async function pair(user: Pick<UserRow, "id" | "role" | "username">, sessionId: string, amr: readonly string[], refreshToken: string, refreshTokenExpiresAt: Date): Promise<TokenPair> {
     const access = await accessTokens.issue({ userId: user.id, sessionId, role: user.role, username: user.username, amr });
     return { accessToken: access.token, accessTokenExpiresAt: access.expiresAt, refreshToken, refreshTokenExpiresAt, sessionId };
@@ -31,7 +31,7 @@ export function createSessionTokens(db: DataSource, sessions: Sessions, accessTo
     },
     async refresh(refreshToken, client) {
       const rotated = await sessions.rotate(refreshToken, client);
-      const user = await db.manager.findOneByOrFail(UserEntity, { id: rotated.userId });
+      const user = { id: rotated.userId, role: rotated.role, username: rotated.username };
       return pair(user, rotated.sessionId, rotated.amr, rotated.refreshToken, rotated.refreshExpiresAt);
     },
   };

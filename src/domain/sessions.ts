@@ -23,6 +23,9 @@ export interface NewSession {
 export interface Rotated extends NewSession {
   readonly userId: string;
   readonly amr: readonly string[];
+  /** The account's claims for the new access token, read in the same statement. */
+  readonly role: string;
+  readonly username: string | null;
 }
 
 export type RevokeReason =
@@ -99,17 +102,25 @@ export function createSessions(db: DataSource, audit: AuditLog, clock: Clock, se
         )) as [Array<{ session_id: string }>, number];
         const sessionId = spent[0]?.session_id;
         if (sessionId === undefined) return { kind: "unusable" as const };
-        const [session] = (await manager.query(
-          `SELECT s.user_id, s.amr, s.absolute_expires_at FROM sessions s JOIN users u ON u.id = s.user_id
-           WHERE s.id = $1 AND s.revoked_at IS NULL AND s.absolute_expires_at > $2 AND u.status = 'active'`,
+        const [[session]] = (await manager.query(
+          `UPDATE sessions s SET last_refresh_at = $2 FROM users u
+           WHERE s.id = $1 AND u.id = s.user_id AND s.revoked_at IS NULL AND s.absolute_expires_at > $2 AND u.status = 'active'
+           RETURNING s.user_id, s.amr, s.absolute_expires_at, u.role, u.username`,
           [sessionId, now],
-        )) as Array<{ user_id: string; amr: string[]; absolute_expires_at: Date }>;
+        )) as [Array<{ user_id: string; amr: string[]; absolute_expires_at: Date; role: string; username: string | null }>, number];
         if (!session) return { kind: "ended" as const };
-        await manager.update(SessionEntity, { id: sessionId }, { lastRefreshAt: now });
         const next = await issueRefreshToken(manager, sessionId, session.absolute_expires_at);
         return {
           kind: "rotated" as const,
-          rotated: { sessionId, userId: session.user_id, amr: session.amr, refreshToken: next.token, refreshExpiresAt: next.expiresAt },
+          rotated: {
+            sessionId,
+            userId: session.user_id,
+            amr: session.amr,
+            role: session.role,
+            username: session.username,
+            refreshToken: next.token,
+            refreshExpiresAt: next.expiresAt,
+          },
         };
       });
       if (outcome.kind === "rotated") return outcome.rotated;

@@ -36,7 +36,8 @@ export async function spawnNode(options: {
   timeoutMs?: number;
 }): Promise<NodeProcess> {
   const child = spawn(process.execPath, options.args, {
-    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...threadpoolEnv(), ...options.env },
+    // MALLOC_ARENA_MAX as `npm start` and the Dockerfile set it.
+    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", MALLOC_ARENA_MAX: "2", ...threadpoolEnv(), ...options.env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const output: string[] = [];
