@@ -52,17 +52,11 @@ function wrap(method: DescMethod, handler: AnyUnary | undefined, { logger, metri
     const offered = callInfo(ctx).header("x-request-id");
     const requestId = offered !== undefined && REQUEST_ID.test(offered) ? offered : randomUUID();
     setResponseHeader(ctx, "x-request-id", requestId);
-    let timer: NodeJS.Timeout | undefined;
     let status = "OK";
     try {
       if (!handler) throw new AppError("NOT_IMPLEMENTED", `${rpc} is not implemented yet`);
       const budget = Math.min(ctx.timeoutMs() ?? maxDeadlineMs, maxDeadlineMs);
-      const response = await Promise.race([
-        handler(request, ctx),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new AppError("DEADLINE_EXCEEDED", `${rpc} exceeded ${budget} ms`)), budget);
-        }),
-      ]);
+      const response = await withDeadline(handler(request, ctx), budget, () => new AppError("DEADLINE_EXCEEDED", `${rpc} exceeded ${budget} ms`));
       logger.info({ rpc, protocol: ctx.protocolName, status, ms: elapsed(started), requestId, userId: ctx.values.get(callUserKey) }, "rpc");
       observeOutcome(metrics, name, request, response, undefined);
       return response;
@@ -88,12 +82,54 @@ function wrap(method: DescMethod, handler: AnyUnary | undefined, { logger, metri
       }
       throw error;
     } finally {
-      clearTimeout(timer);
       const { count, seconds } = seriesOf(status, ctx.protocolName);
       count.inc();
       seconds.observe((performance.now() - started) / 1000);
     }
   };
+}
+
+/**
+ * Server-side deadlines without a timer per call: calls in flight sit in one set that a single
+ * sweep checks every DEADLINE_SWEEP_MS, so a call is cut off at most that much after its budget.
+ */
+const DEADLINE_SWEEP_MS = 50;
+const inFlight = new Set<{ readonly at: number; readonly expire: () => void }>();
+let sweeper: NodeJS.Timeout | undefined;
+
+function sweep(): void {
+  const now = Date.now();
+  for (const call of inFlight) {
+    if (call.at <= now) {
+      inFlight.delete(call);
+      call.expire();
+    }
+  }
+  if (inFlight.size === 0) {
+    clearInterval(sweeper);
+    sweeper = undefined;
+  }
+}
+
+function withDeadline<T>(work: T | Promise<T>, budgetMs: number, error: () => Error): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const call = { at: Date.now() + budgetMs, expire: () => reject(error()) };
+    inFlight.add(call);
+    if (!sweeper) {
+      sweeper = setInterval(sweep, DEADLINE_SWEEP_MS);
+      sweeper.unref();
+    }
+    Promise.resolve(work).then(
+      (value) => {
+        inFlight.delete(call);
+        resolve(value);
+      },
+      (err: unknown) => {
+        inFlight.delete(call);
+        reject(err);
+      },
+    );
+  });
 }
 
 const SIGN_IN_METHODS = new Set(["Login", "VerifyOtp", "VerifyMfa"]);
