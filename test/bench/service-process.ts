@@ -2,9 +2,10 @@
 // built dist/src/main.js, as `npm start` runs it) and the bare echo server, each a node process
 // of its own, so that neither shares an event loop with the bench.
 import { spawn, type ChildProcess } from "node:child_process";
-import { createServer } from "node:net";
 import { createInterface } from "node:readline";
 import { onCleanup } from "./cleanup.js";
+import { freePort } from "../support/ports.js";
+export { freePort };
 
 export interface NodeProcess {
   readonly name: string;
@@ -15,16 +16,6 @@ export interface NodeProcess {
   stop(graceMs?: number): Promise<void>;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** Starts `node <args>` and resolves once `ready` accepts a line of its output or `probe` succeeds. */
 export async function spawnNode(options: {

@@ -2,7 +2,6 @@
 // INTERNAL), VerifyToken keeps answering from memory, health reports NOT_SERVING, the process
 // survives, recovers by itself, and every call that succeeded is in the database afterwards.
 import { mkdirSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import path from "node:path";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
@@ -14,6 +13,7 @@ import { TokenService } from "../../gen/identity/v1/token_service_pb.js";
 import { startEmbeddedPostgres, type EmbeddedDatabase } from "../../src/db/embedded.js";
 import { startTestService, TEST_SERVICE_KEY, type TestService } from "../support/service.js";
 import { createGrpcJsTransport } from "../support/transports.js";
+import { freePort } from "../support/ports.js";
 
 const dir = path.resolve(".test-data", `outage-${process.pid}`);
 let port: number;
@@ -21,14 +21,6 @@ let postgres: EmbeddedDatabase;
 let service: TestService;
 let transport: ReturnType<typeof createGrpcJsTransport>;
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, "127.0.0.1", () => {
-      const { port: p } = server.address() as { port: number };
-      server.close(() => resolve(p));
-    });
-  });
-}
 
 const startPostgres = () => startEmbeddedPostgres({ dir, port, password: "outage", persistent: true });
 

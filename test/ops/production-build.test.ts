@@ -2,24 +2,16 @@
 // only (`npm ci --omit=dev`), started in production mode, ready, then stopped by SIGTERM.
 import { execFileSync, spawn } from "node:child_process";
 import { chmodSync, cpSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, expect, it } from "vitest";
+import { freePort } from "../support/ports.js";
 
 const dir = mkdtempSync(path.join(tmpdir(), "identity-prod-"));
 // Embedded PostgreSQL runs as its own user (we are root here) and must reach its binaries.
 chmodSync(dir, 0o755);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 it("installs with production dependencies only and serves in production mode", async () => {
   for (const file of ["package.json", "package-lock.json", "dist"]) cpSync(file, path.join(dir, file), { recursive: true });
