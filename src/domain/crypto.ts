@@ -1,5 +1,5 @@
 // Small cryptographic helpers shared by the domain modules.
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from "node:crypto";
 
 export function randomToken(bytes = 32): string {
   return randomBytes(bytes).toString("base64url");
@@ -23,4 +23,9 @@ export function unseal(kek: Buffer, sealed: Buffer, aad: string): Buffer {
   decipher.setAAD(Buffer.from(aad));
   decipher.setAuthTag(sealed.subarray(12, 28));
   return Buffer.concat([decipher.update(sealed.subarray(28)), decipher.final()]);
+}
+
+/** A key of its own for one purpose, derived from the key-encryption key (HKDF-SHA256). */
+export function deriveKey(kek: Buffer, purpose: string): Buffer {
+  return Buffer.from(hkdfSync("sha256", kek, Buffer.alloc(0), purpose, 32));
 }

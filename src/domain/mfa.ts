@@ -1,6 +1,6 @@
 // TOTP second factor (RFC 6238 through otplib) with single-use backup codes, and the MFA
 // challenge that sits between a first factor (password or one-time code) and the session.
-import { createHmac, hkdfSync, randomInt } from "node:crypto";
+import { createHmac, randomInt } from "node:crypto";
 import { generateSecret, generateURI, verifySync } from "otplib";
 import QRCode from "qrcode";
 import type { DataSource, EntityManager } from "typeorm";
@@ -8,7 +8,7 @@ import { UserEntity, type UserRow } from "../db/entities/index.js";
 import type { AuditLog, ClientMeta } from "./audit.js";
 import type { Caller } from "./callers.js";
 import type { Clock } from "./clock.js";
-import { randomToken, seal, sha256, unseal } from "./crypto.js";
+import { deriveKey, randomToken, seal, sha256, unseal } from "./crypto.js";
 import { AppError } from "./errors.js";
 import type { PasswordHasher } from "./passwords.js";
 import type { RateLimits, RateRule } from "./rate-limits.js";
@@ -77,7 +77,7 @@ function requireCode(field: string, code: string, pattern: RegExp): string {
 }
 
 export function createMfa({ db, clock, kek, passwords, sessionTokens, audit, limits, settings }: MfaDeps): Mfa {
-  const backupKey = Buffer.from(hkdfSync("sha256", kek, Buffer.alloc(0), "identity backup codes", 32));
+  const backupKey = deriveKey(kek, "identity backup codes");
   const hashBackup = (code: string) => createHmac("sha256", backupKey).update(code).digest();
   const sealSecret = (userId: string, secret: string) => seal(kek, Buffer.from(secret), `totp:${userId}`);
   const unsealSecret = (userId: string, sealed: Buffer) => unseal(kek, sealed, `totp:${userId}`).toString();

@@ -2,7 +2,9 @@
 // from the key-encryption key, single use, a few wrong attempts at most. Spending a code and
 // counting a wrong attempt are one conditional UPDATE each, so of several concurrent checks of
 // the right code exactly one succeeds, on any instance.
-import { createHmac, hkdfSync, randomInt } from "node:crypto";
+import { createHmac, randomInt } from "node:crypto";
+import { returnedRows } from "../db/query.js";
+import { deriveKey } from "./crypto.js";
 import type { DataSource, EntityManager } from "typeorm";
 import type { Clock } from "./clock.js";
 import type { Contact } from "./contacts.js";
@@ -39,12 +41,6 @@ export interface OtpCodeSettings {
   readonly ttlSec: number;
 }
 
-/** TypeORM answers UPDATE ... RETURNING with [rows, count] on PostgreSQL, other statements with rows. */
-function returnedRows<T>(result: unknown): T[] {
-  const list = result as unknown[];
-  return (Array.isArray(list[0]) ? list[0] : list) as T[];
-}
-
 /** The code as typed, or undefined when it is not 6 digits. */
 export function normalizeCode(raw: string): string | undefined {
   const code = raw.trim();
@@ -53,7 +49,7 @@ export function normalizeCode(raw: string): string | undefined {
 
 export function createOtpCodes(db: DataSource, clock: Clock, kek: Buffer, settings: OtpCodeSettings): OtpCodes {
   // A key of its own, so the key-encryption key is never used for two purposes.
-  const hmacKey = Buffer.from(hkdfSync("sha256", kek, Buffer.alloc(0), "identity.v1 otp code hmac", 32));
+  const hmacKey = deriveKey(kek, "identity.v1 otp code hmac");
   let stores = 0;
 
   // Bound to where and what for, so a stored hash says nothing about other rows.

@@ -69,14 +69,6 @@ export function createOtpLogin({ otp, clock, sessions, signIn, audit, revocation
     return true;
   }
 
-  /**
-   * The seam for the second factor: when `user.mfaEnabledAt` is set, the MFA issue answers with
-   * a challenge here instead of starting a session. Until then every sign-in gets tokens.
-   */
-  async function finish(manager: EntityManager, user: UserRow, channel: OtpChannel, client: ClientMeta): Promise<SignInResult> {
-    return signIn.complete(manager, user, otpAmr(channel), client);
-  }
-
   return {
     async send(channel, destination, client) {
       const { contact } = parseOtpInput(channel, destination);
@@ -98,7 +90,8 @@ export function createOtpLogin({ otp, clock, sessions, signIn, audit, revocation
         if (!user || user.status !== "active") return undefined;
         const claimed = !newUser && !isContactVerified(user, contact) && (await claimContact(manager, user, contact, now));
         if (claimed) user = await manager.findOneByOrFail(UserEntity, { id: user.id });
-        const result = await finish(manager, user, contact.channel, client);
+        // Tokens, or an MFA challenge when the account has a second factor.
+        const result = await signIn.complete(manager, user, otpAmr(contact.channel), client);
         const details: Record<string, string> = { method: "otp", channel: contact.channel };
         if (claimed) details.contact_claimed = "true";
         const sessionId = result.kind === "tokens" ? result.tokens.sessionId : null;

@@ -2,6 +2,7 @@
 // presented again revokes the whole family. Check-and-act happens in SQL, never in JavaScript.
 import type { DataSource, EntityManager } from "typeorm";
 import { RefreshTokenEntity, SessionEntity, type SessionRow } from "../db/entities/index.js";
+import { returnedRows } from "../db/query.js";
 import type { AuditLog, ClientMeta } from "./audit.js";
 import type { Clock } from "./clock.js";
 import type { Revocations } from "./revocation.js";
@@ -58,12 +59,10 @@ export function createSessions(db: DataSource, audit: AuditLog, clock: Clock, se
 
   async function revokeWhere(manager: EntityManager, where: string, params: unknown[], reason: RevokeReason): Promise<number> {
     const now = clock.now();
-    const rows: unknown[] = await manager.query(
+    const returned = returnedRows<{ id: string }>(await manager.query(
       `UPDATE sessions SET revoked_at = $1, revoke_reason = $2 WHERE revoked_at IS NULL AND ${where} RETURNING id`,
       [now, reason, ...params],
-    );
-    // TypeORM returns [rows, count] for UPDATE ... RETURNING on PostgreSQL.
-    const returned = (Array.isArray(rows[0]) ? rows[0] : rows) as Array<{ id: string }>;
+    ));
     // Other instances learn of it by NOTIFY on commit; this one at once.
     revocations.sessionsRevoked(returned.map((r) => r.id), now);
     return returned.length;
