@@ -1,39 +1,29 @@
 // AuthService.ChangePassword and DeleteAccount over every transport.
 import { Code } from "@connectrpc/connect";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
-import { InactiveReason, TokenService } from "../../gen/identity/v1/token_service_pb.js";
-import {
-  auditRows, bearer, createVerifier, expectUnchanged, login, PASSWORD, sessionRows, signUp, violationReasons,
-  type AuthClient, type TokenClient, type Verifier,
-} from "../support/accounts.js";
+import { describe, expect, it } from "vitest";
+import { InactiveReason } from "../../gen/identity/v1/token_service_pb.js";
+import { auditRows, bearer, expectUnchanged, login, PASSWORD, sessionRows, signUp, violationReasons, type AuthClient, type TokenClient, type Verifier } from "../support/accounts.js";
 import { expectError } from "../support/errors.js";
-import { startTestService, type TestService } from "../support/service.js";
-import { clientsFor, transportNames, type Clients } from "../support/transports.js";
+import type { TestService } from "../support/service.js";
+import { transportNames } from "../support/transports.js";
+import { useClients, useService } from "../support/suite.js";
 
 const NEW_PASSWORD = "a brand new passphrase";
 
 let service: TestService;
 let verifier: Verifier;
-beforeAll(async () => {
-  service = await startTestService();
-  verifier = createVerifier(service);
-});
-afterAll(async () => {
-  verifier?.close();
-  await service?.close();
+useService((started, startedVerifier) => {
+  service = started;
+  verifier = startedVerifier;
 });
 
 describe.each(transportNames)("ChangePassword and DeleteAccount over %s", (name) => {
-  let clients: Clients;
   let auth: AuthClient;
   let tokens: TokenClient;
-  beforeAll(() => {
-    clients = clientsFor(service, name);
-    auth = clients.client(AuthService);
-    tokens = clients.client(TokenService);
+  useClients(() => service, name, (a, t) => {
+    auth = a;
+    tokens = t;
   });
-  afterAll(() => clients.close());
 
   it("ChangePassword with a wrong current password is PERMISSION_DENIED and changes nothing else", async () => {
     const account = await signUp(auth, "change-wrong");

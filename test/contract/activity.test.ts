@@ -1,31 +1,25 @@
 // AuthService.ListActivity over every transport: the caller's own audit trail, newest first.
 import { Code } from "@connectrpc/connect";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AuditEventType, AuthService } from "../../gen/identity/v1/auth_service_pb.js";
-import { TokenService } from "../../gen/identity/v1/token_service_pb.js";
+import { describe, expect, it } from "vitest";
+import { AuditEventType } from "../../gen/identity/v1/auth_service_pb.js";
 import { bearer, expectUnchanged, login, PASSWORD, signUp, type AuthClient, type TokenClient } from "../support/accounts.js";
 import { expectError } from "../support/errors.js";
-import { startTestService, type TestService } from "../support/service.js";
-import { clientsFor, transportNames, type Clients } from "../support/transports.js";
+import type { TestService } from "../support/service.js";
+import { transportNames } from "../support/transports.js";
+import { useClients, useService } from "../support/suite.js";
 
 let service: TestService;
-beforeAll(async () => {
-  service = await startTestService();
-});
-afterAll(async () => {
-  await service?.close();
+useService((started) => {
+  service = started;
 });
 
 describe.each(transportNames)("ListActivity over %s", (name) => {
-  let clients: Clients;
   let auth: AuthClient;
   let tokens: TokenClient;
-  beforeAll(() => {
-    clients = clientsFor(service, name);
-    auth = clients.client(AuthService);
-    tokens = clients.client(TokenService);
+  useClients(() => service, name, (a, t) => {
+    auth = a;
+    tokens = t;
   });
-  afterAll(() => clients.close());
 
   it("records sign-up, logins and failures, logout, password change and refresh-token reuse", async () => {
     const account = await signUp(auth, "activity");

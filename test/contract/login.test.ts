@@ -1,36 +1,26 @@
 // AuthService.Login and WhoAmI over every transport: each kind of identifier, one answer for
 // a wrong password and an unknown account, and bearer-token authentication.
 import { Code } from "@connectrpc/connect";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
-import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
-import {
-  auditRows, bearer, createVerifier, expectUnchanged, login, PASSWORD, signUp, uniqueEmail, uniquePhone, uniqueUsername,
-  type AuthClient, type Verifier,
-} from "../support/accounts.js";
+import { auditRows, bearer, expectUnchanged, login, PASSWORD, signUp, uniqueEmail, uniquePhone, uniqueUsername, type AuthClient, type Verifier } from "../support/accounts.js";
 import { expectError } from "../support/errors.js";
-import { startTestService, type TestService } from "../support/service.js";
-import { clientsFor, transportNames, type Clients } from "../support/transports.js";
+import type { TestService } from "../support/service.js";
+import { transportNames } from "../support/transports.js";
+import { useClients, useService } from "../support/suite.js";
 
 let service: TestService;
 let verifier: Verifier;
-beforeAll(async () => {
-  service = await startTestService();
-  verifier = createVerifier(service);
-});
-afterAll(async () => {
-  verifier?.close();
-  await service?.close();
+useService((started, startedVerifier) => {
+  service = started;
+  verifier = startedVerifier;
 });
 
 describe.each(transportNames)("Login and WhoAmI over %s", (name) => {
-  let clients: Clients;
   let auth: AuthClient;
-  beforeAll(() => {
-    clients = clientsFor(service, name);
-    auth = clients.client(AuthService);
+  useClients(() => service, name, (a) => {
+    auth = a;
   });
-  afterAll(() => clients.close());
 
   it("logs in by email, in any case, and starts a new session", async () => {
     const account = await signUp(auth, "login-email");

@@ -1,35 +1,25 @@
 // AuthService.SignUp over every transport: identifier variants, field validation, password
 // rules (code points after NFKC, common passwords) and duplicates.
 import { Code } from "@connectrpc/connect";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
-import {
-  auditRows, createVerifier, violationReasons as reasons, expectUnchanged, login, PASSWORD, uniqueEmail, uniquePhone, uniqueUsername,
-  type AuthClient, type Verifier,
-} from "../support/accounts.js";
+import { describe, expect, it } from "vitest";
+import { auditRows, violationReasons as reasons, expectUnchanged, login, PASSWORD, uniqueEmail, uniquePhone, uniqueUsername, type AuthClient, type Verifier } from "../support/accounts.js";
 import { expectError } from "../support/errors.js";
-import { startTestService, type TestService } from "../support/service.js";
-import { clientsFor, transportNames, type Clients } from "../support/transports.js";
+import type { TestService } from "../support/service.js";
+import { transportNames } from "../support/transports.js";
+import { useClients, useService } from "../support/suite.js";
 
 let service: TestService;
 let verifier: Verifier;
-beforeAll(async () => {
-  service = await startTestService();
-  verifier = createVerifier(service);
-});
-afterAll(async () => {
-  verifier?.close();
-  await service?.close();
+useService((started, startedVerifier) => {
+  service = started;
+  verifier = startedVerifier;
 });
 
 describe.each(transportNames)("SignUp over %s", (name) => {
-  let clients: Clients;
   let auth: AuthClient;
-  beforeAll(() => {
-    clients = clientsFor(service, name);
-    auth = clients.client(AuthService);
+  useClients(() => service, name, (a) => {
+    auth = a;
   });
-  afterAll(() => clients.close());
 
   it("creates an account by email, stores an argon2id hash and signs it in", async () => {
     const email = uniqueEmail("Sign.Up");

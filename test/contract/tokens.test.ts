@@ -1,37 +1,28 @@
 // TokenService.RefreshToken, RevokeToken and GetJwks over every transport.
 import { Code } from "@connectrpc/connect";
 import { decodeProtectedHeader, importJWK, jwtVerify } from "jose";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
+import { describe, expect, it } from "vitest";
 import { InactiveReason, TokenService, TokenTypeHint } from "../../gen/identity/v1/token_service_pb.js";
-import {
-  auditRows, bearer, createVerifier, expectUnchanged, login, sessionRows, signUp, type AuthClient, type TokenClient, type Verifier,
-} from "../support/accounts.js";
+import { auditRows, bearer, expectUnchanged, login, sessionRows, signUp, type AuthClient, type TokenClient, type Verifier } from "../support/accounts.js";
 import { expectError } from "../support/errors.js";
-import { startTestService, type TestService } from "../support/service.js";
-import { clientsFor, transportNames, type Clients } from "../support/transports.js";
+import type { TestService } from "../support/service.js";
+import { transportNames } from "../support/transports.js";
+import { useClients, useService } from "../support/suite.js";
 
 let service: TestService;
 let verifier: Verifier;
-beforeAll(async () => {
-  service = await startTestService();
-  verifier = createVerifier(service);
-});
-afterAll(async () => {
-  verifier?.close();
-  await service?.close();
+useService((started, startedVerifier) => {
+  service = started;
+  verifier = startedVerifier;
 });
 
 describe.each(transportNames)("TokenService over %s", (name) => {
-  let clients: Clients;
   let auth: AuthClient;
   let tokens: TokenClient;
-  beforeAll(() => {
-    clients = clientsFor(service, name);
-    auth = clients.client(AuthService);
-    tokens = clients.client(TokenService);
+  useClients(() => service, name, (a, t) => {
+    auth = a;
+    tokens = t;
   });
-  afterAll(() => clients.close());
 
   it("RefreshToken rotates: a new pair for the same session, the old refresh token spent", async () => {
     const account = await signUp(auth, "rotate");
