@@ -7,27 +7,21 @@ import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
 import { OtpChannel, OtpPurpose } from "../../gen/identity/v1/common_pb.js";
 import { OtpService } from "../../gen/identity/v1/otp_service_pb.js";
 import { TokenService } from "../../gen/identity/v1/token_service_pb.js";
-import {
-  auditRows, bearer, createVerifier, login, PASSWORD, sessionRows, signUp, uniquePhone,
-  type AuthClient, type TokenClient, type Verifier,
-} from "../support/accounts.js";
+import { auditRows, bearer, login, PASSWORD, sessionRows, signUp, uniquePhone, type AuthClient, type TokenClient, type Verifier } from "../support/accounts.js";
 import { expectError } from "../support/errors.js";
-import { ManualClock, startTestService, type TestService } from "../support/service.js";
+import { ManualClock, type TestService } from "../support/service.js";
 import { clientsFor, transportNames, type Clients } from "../support/transports.js";
 import { consoleMessages, expectNothingStored, lastCode, type OtpClient } from "./helpers.js";
+import { useService } from "../support/suite.js";
 
 const NEW_PASSWORD = "a brand new passphrase";
 const clock = new ManualClock();
 let service: TestService;
 let verifier: Verifier;
-beforeAll(async () => {
-  service = await startTestService({ clock, env: { OTP_MAX_SENDS_PER_IP_PER_HOUR: "10000", ARGON2_MEMORY_KIB: "1024", ARGON2_ITERATIONS: "1" } });
-  verifier = createVerifier(service);
-});
-afterAll(async () => {
-  verifier?.close();
-  await service?.close();
-});
+useService((started, startedVerifier) => {
+  service = started;
+  verifier = startedVerifier;
+}, { clock, env: { OTP_MAX_SENDS_PER_IP_PER_HOUR: "10000", ARGON2_MEMORY_KIB: "1024", ARGON2_ITERATIONS: "1" } });
 
 describe.each(transportNames)("contact verification and password reset over %s", (name) => {
   let clients: Clients;
