@@ -4,7 +4,7 @@ import { UserEntity, type UserRow } from "../db/entities/index.js";
 import type { AuditLog, ClientMeta } from "./audit.js";
 import type { Caller } from "./callers.js";
 import type { Clock } from "./clock.js";
-import { AppError, Violations } from "./errors.js";
+import { AppError, Violations, invalidField } from "./errors.js";
 import { normalizeEmail, normalizePhone, normalizeUsername, parseIdentifier } from "./identifiers.js";
 import { checkPassword, type PasswordHasher } from "./passwords.js";
 import type { SessionTokens, TokenPair } from "./session-tokens.js";
@@ -185,9 +185,7 @@ export function createAccounts({ db, clock, passwords, sessions, sessionTokens, 
       const user = await requireLiveUser(caller.userId);
       if (user.passwordHash !== null) {
         if (password === "") {
-          throw new AppError("INVALID_ARGUMENT", "password required to delete", {
-            violations: [{ field: "password", reason: "REQUIRED", description: "is required" }],
-          });
+          throw invalidField("password", "REQUIRED", "is required");
         }
         const result = await passwords.verify(user.passwordHash, password.slice(0, 1024));
         if (!result.ok) throw new AppError("WRONG_PASSWORD", `wrong password deleting ${user.id}`);

@@ -10,7 +10,7 @@ import type { AuditLog, ClientMeta } from "./audit.js";
 import type { Caller } from "./callers.js";
 import type { Clock } from "./clock.js";
 import { ownsContact, verifiedColumn, type Contact, type OtpChannel } from "./contacts.js";
-import { AppError } from "./errors.js";
+import { invalidField } from "./errors.js";
 import { parseOtpInput, type Otp, type OtpSent } from "./otp.js";
 
 export interface ContactVerification {
@@ -33,9 +33,7 @@ export function createContactVerification({ otp, clock, accounts, audit }: Conta
     const user = await accounts.get(caller.userId);
     if (!ownsContact(user, input.contact)) {
       const what = input.contact.channel === "email" ? "email address" : "phone number";
-      throw new AppError("INVALID_ARGUMENT", `verify_contact destination is not the caller's ${what}`, {
-        violations: [{ field: "destination", reason: "NOT_CALLER_CONTACT", description: `must be the ${what} of the signed-in account` }],
-      });
+      throw invalidField("destination", "NOT_CALLER_CONTACT", `must be the ${what} of the signed-in account`);
     }
     // Sent to the contact exactly as the account has it.
     const address = input.contact.channel === "email" ? user.email! : user.phone!;

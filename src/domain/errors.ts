@@ -67,10 +67,15 @@ export class Violations {
   }
 
   throwIfAny(): void {
-    if (this.list.length > 0) {
-      throw new AppError("INVALID_ARGUMENT", `invalid fields: ${this.list.map((v) => v.field).join(", ")}`, {
-        violations: this.list,
-      });
-    }
+    if (this.list.length > 0) throw invalidArgument(this.list);
   }
+}
+
+function invalidArgument(violations: readonly FieldViolation[]): AppError {
+  return new AppError("INVALID_ARGUMENT", `invalid fields: ${violations.map((v) => v.field).join(", ")}`, { violations });
+}
+
+/** INVALID_ARGUMENT for one bad field (Violations collects several). */
+export function invalidField(field: string, reason: string, description: string): AppError {
+  return invalidArgument([{ field, reason, description }]);
 }

@@ -9,7 +9,7 @@ import type { AuditLog, ClientMeta } from "./audit.js";
 import type { Caller } from "./callers.js";
 import type { Clock } from "./clock.js";
 import { deriveKey, randomToken, seal, sha256, unseal } from "./crypto.js";
-import { AppError } from "./errors.js";
+import { AppError, invalidField } from "./errors.js";
 import type { PasswordHasher } from "./passwords.js";
 import type { RateLimits, RateRule } from "./rate-limits.js";
 import type { SessionTokens, TokenPair } from "./session-tokens.js";
@@ -65,14 +65,10 @@ export interface MfaDeps {
 export const MAX_MFA_FAILURES_PER_ACCOUNT_PER_HOUR = 20;
 const mfaFailureRule = (userId: string): RateRule => ({ key: `mfa-fail:account:${userId}`, limit: MAX_MFA_FAILURES_PER_ACCOUNT_PER_HOUR, windowMs: 3_600_000 });
 
-function invalidArgument(field: string, reason: string, description: string): AppError {
-  return new AppError("INVALID_ARGUMENT", `${field}: ${reason}`, { violations: [{ field, reason, description }] });
-}
-
 function requireCode(field: string, code: string, pattern: RegExp): string {
   const trimmed = code.replace(/[\s-]/g, "").toLowerCase();
-  if (trimmed === "") throw invalidArgument(field, "REQUIRED", "is required");
-  if (!pattern.test(trimmed)) throw invalidArgument(field, "INVALID_FORMAT", "is not a code of the expected form");
+  if (trimmed === "") throw invalidField(field, "REQUIRED", "is required");
+  if (!pattern.test(trimmed)) throw invalidField(field, "INVALID_FORMAT", "is not a code of the expected form");
   return trimmed;
 }
 
@@ -177,7 +173,7 @@ export function createMfa({ db, clock, kek, passwords, sessionTokens, audit, lim
     },
 
     async verifyChallenge(challengeToken, factor, client) {
-      if (challengeToken === "") throw invalidArgument("challenge_token", "REQUIRED", "is required");
+      if (challengeToken === "") throw invalidField("challenge_token", "REQUIRED", "is required");
       const code = factor.kind === "totp"
         ? requireCode("totp_code", factor.code, /^\d{6}$/)
         : requireCode("backup_code", factor.code, /^[a-z0-9]{10}$/);
@@ -220,7 +216,7 @@ export function createMfa({ db, clock, kek, passwords, sessionTokens, audit, lim
     },
 
     async disable(caller, password, rawCode, client) {
-      if (password === "") throw invalidArgument("password", "REQUIRED", "is required");
+      if (password === "") throw invalidField("password", "REQUIRED", "is required");
       const code = requireCode("code", rawCode, /^(\d{6}|[a-z0-9]{10})$/);
       const user = await enabledUser(caller.userId);
       if (!user.mfaEnabledAt) throw new AppError("MFA_NOT_ENABLED", `mfa not enabled for ${user.id}`);

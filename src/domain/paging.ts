@@ -1,5 +1,5 @@
 // Keyset paging: a page token is the (time, id) of the last row returned, opaque to clients.
-import { AppError } from "./errors.js";
+import { invalidField } from "./errors.js";
 
 export interface Page {
   readonly pageSize: number;
@@ -11,9 +11,7 @@ export const MAX_PAGE_SIZE = 100;
 
 export function pageOf(pageSize: number, pageToken: string): Page {
   if (pageSize < 0) {
-    throw new AppError("INVALID_ARGUMENT", "negative page_size", {
-      violations: [{ field: "page_size", reason: "OUT_OF_RANGE", description: "must not be negative" }],
-    });
+    throw invalidField("page_size", "OUT_OF_RANGE", "must not be negative");
   }
   return { pageSize: Math.min(pageSize || DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE), pageToken };
 }
@@ -30,8 +28,6 @@ export function decodePageToken(token: string): { time: Date; id: string } | und
     if (typeof id !== "string" || !/^[0-9a-f-]{36}$/.test(id) || Number.isNaN(date.getTime())) throw new Error("bad");
     return { time: date, id };
   } catch {
-    throw new AppError("INVALID_ARGUMENT", "bad page token", {
-      violations: [{ field: "page_token", reason: "INVALID_PAGE_TOKEN", description: "is not a token from a previous response" }],
-    });
+    throw invalidField("page_token", "INVALID_PAGE_TOKEN", "is not a token from a previous response");
   }
 }

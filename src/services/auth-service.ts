@@ -6,7 +6,7 @@ import type { OtpChannel } from "../../gen/identity/v1/common_pb.js";
 import type { Accounts } from "../domain/accounts.js";
 import type { AuditLog } from "../domain/audit.js";
 import type { Callers } from "../domain/callers.js";
-import { AppError } from "../domain/errors.js";
+import { AppError, invalidField } from "../domain/errors.js";
 import { pageOf } from "../domain/paging.js";
 import type { PasswordReset } from "../domain/password-reset.js";
 import type { Sessions } from "../domain/sessions.js";
@@ -98,9 +98,7 @@ export class AuthServiceImpl implements Partial<ServiceImpl<typeof AuthService>>
   async revokeSession(req: { sessionId: string }, ctx: HandlerContext) {
     const caller = await this.caller(ctx);
     if (!UUID.test(req.sessionId)) {
-      throw new AppError("INVALID_ARGUMENT", "bad session id", {
-        violations: [{ field: "session_id", reason: "INVALID_ID", description: "is not a session id" }],
-      });
+      throw invalidField("session_id", "INVALID_ID", "is not a session id");
     }
     const revoked = await this.deps.sessions.revoke(caller.userId, req.sessionId.toLowerCase(), "revoked");
     if (!revoked) throw new AppError("SESSION_NOT_FOUND", `session ${req.sessionId} not active for ${caller.userId}`);

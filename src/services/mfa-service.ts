@@ -9,7 +9,7 @@ import type {
   VerifyMfaRequest,
 } from "../../gen/identity/v1/mfa_service_pb.js";
 import type { Callers } from "../domain/callers.js";
-import { AppError } from "../domain/errors.js";
+import { invalidField } from "../domain/errors.js";
 import type { Mfa } from "../domain/mfa.js";
 import { deliverTokens } from "./browser-session.js";
 import { authenticate, clientMeta } from "./call.js";
@@ -38,9 +38,7 @@ export class MfaServiceImpl implements Partial<ServiceImpl<typeof MfaService>> {
 
   async verifyMfa(req: VerifyMfaRequest, ctx: HandlerContext) {
     if (req.code.case === undefined) {
-      throw new AppError("INVALID_ARGUMENT", "no second factor", {
-        violations: [{ field: "totp_code", reason: "REQUIRED", description: "a totp_code or a backup_code is required" }],
-      });
+      throw invalidField("totp_code", "REQUIRED", "a totp_code or a backup_code is required");
     }
     const factor = req.code.case === "totpCode" ? { kind: "totp" as const, code: req.code.value } : { kind: "backup" as const, code: req.code.value };
     const { user, tokens } = await this.deps.mfa.verifyChallenge(req.challengeToken, factor, clientMeta(ctx));

@@ -6,7 +6,7 @@ import type { OtpService } from "../../gen/identity/v1/otp_service_pb.js";
 import type { Callers } from "../domain/callers.js";
 import type { ContactVerification } from "../domain/contact-verification.js";
 import type { OtpChannel as DomainChannel } from "../domain/contacts.js";
-import { AppError } from "../domain/errors.js";
+import { AppError, invalidField } from "../domain/errors.js";
 import type { OtpLogin } from "../domain/otp-login.js";
 import type { PasswordReset } from "../domain/password-reset.js";
 import { deliverTokens } from "./browser-session.js";
@@ -28,9 +28,7 @@ export function channelFromProto(channel: OtpChannel): DomainChannel | undefined
 }
 
 function purposeViolation(description: string): AppError {
-  return new AppError("INVALID_ARGUMENT", `bad otp purpose: ${description}`, {
-    violations: [{ field: "purpose", reason: "INVALID_PURPOSE", description }],
-  });
+  return invalidField("purpose", "INVALID_PURPOSE", description);
 }
 
 interface SendOtpRequest {

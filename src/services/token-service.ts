@@ -4,7 +4,7 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { InactiveReason, type TokenService } from "../../gen/identity/v1/token_service_pb.js";
 import type { AuditLog } from "../domain/audit.js";
 import type { Callers } from "../domain/callers.js";
-import { AppError } from "../domain/errors.js";
+import { invalidField } from "../domain/errors.js";
 import type { SessionTokens } from "../domain/session-tokens.js";
 import type { Sessions } from "../domain/sessions.js";
 import type { SigningKeys } from "../domain/signing-keys.js";
@@ -23,7 +23,7 @@ export interface TokenServiceDeps {
 
 function required(field: string, value: string): void {
   if (value === "") {
-    throw new AppError("INVALID_ARGUMENT", `${field} missing`, { violations: [{ field, reason: "REQUIRED", description: "is required" }] });
+    throw invalidField(field, "REQUIRED", "is required");
   }
 }
 
