@@ -76,11 +76,11 @@ export function createWebServer(options: WebServerOptions): http.Server {
   const tls = publicOrigin?.startsWith("https:") ?? false;
   const cookieName = refreshCookieName(tls);
   const app = browser.appDir === undefined ? undefined : createWebApp(browser.appDir, tls);
-  /** The gateway's own origin (PUBLIC_URL, else what the Host header names) and CORS_ORIGINS. */
+  /** CORS_ORIGINS: pages elsewhere that may call the gateway. */
+  const listed = (origin: string): boolean => options.corsOrigins.includes("*") || options.corsOrigins.includes(origin);
+  /** Those, and the gateway's own origin (PUBLIC_URL, else what the Host header names). */
   const trusted = (origin: string, req: http.IncomingMessage): boolean =>
-    options.corsOrigins.includes("*") ||
-    options.corsOrigins.includes(origin) ||
-    origin === (publicOrigin ?? `http://${(req.headers.host ?? "").toLowerCase()}`);
+    listed(origin) || origin === (publicOrigin ?? `http://${(req.headers.host ?? "").toLowerCase()}`);
 
   const rpc = connectNodeAdapter({
     routes: (router) => options.routes(publicOnly(router, options.internalMethods)),
@@ -100,7 +100,7 @@ export function createWebServer(options: WebServerOptions): http.Server {
       }),
   });
   const cors = corsMiddleware({
-    origin: (origin, callback) => callback(null, origin !== undefined && (options.corsOrigins.includes("*") || options.corsOrigins.includes(origin))),
+    origin: (origin, callback) => callback(null, origin !== undefined && listed(origin)),
     methods: [...connectCors.allowedMethods],
     allowedHeaders: [...connectCors.allowedHeaders, "Authorization", "X-Request-Id"],
     exposedHeaders: [...connectCors.exposedHeaders, "X-Request-Id"],
