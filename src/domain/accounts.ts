@@ -5,8 +5,10 @@ import type { AuditLog, ClientMeta } from "./audit.js";
 import type { Caller } from "./callers.js";
 import type { Clock } from "./clock.js";
 import { AppError, Violations, invalidField } from "./errors.js";
+import { emailEquals } from "./contacts.js";
 import { normalizeEmail, normalizePhone, normalizeUsername, parseIdentifier } from "./identifiers.js";
 import { checkPassword, type PasswordHasher } from "./passwords.js";
+import { hasControlCharacters } from "./text.js";
 import type { SessionTokens, TokenPair } from "./session-tokens.js";
 import type { Sessions } from "./sessions.js";
 import type { Revocations } from "./revocation.js";
@@ -61,6 +63,8 @@ function isUniqueViolation(err: unknown): boolean {
 export function createAccounts({ db, clock, passwords, sessions, sessionTokens, signIn, audit, revocations, limits, loginLimits }: AccountDeps): Accounts {
   function findLive(manager: EntityManager, column: "email" | "username" | "phone", value: string): Promise<UserRow | null> {
     const query = manager.createQueryBuilder(UserEntity, "u").where("u.deleted_at IS NULL");
+    // Values are canonical (identifiers.ts), and so is what is stored: emails match exactly.
+    if (column === "email") return query.andWhere(emailEquals("u.email", ":value"), { value }).getOne();
     return (column === "phone"
       ? query.andWhere("u.phone = :value", { value })
       : query.andWhere(`lower(u.${column}) = lower(:value)`, { value })
@@ -90,7 +94,10 @@ export function createAccounts({ db, clock, passwords, sessions, sessionTokens, 
       const passwordViolation = checkPassword("password", input.password);
       if (passwordViolation) violations.add(passwordViolation.field, passwordViolation.reason, passwordViolation.description);
       const displayName = input.displayName.normalize("NFKC").trim();
-      if ([...displayName].length > MAX_DISPLAY_NAME_LENGTH) {
+      // Names end up in logs, terminals, mails and other people's screens (CR/LF, ANSI escapes, bidi overrides).
+      if (hasControlCharacters(input.displayName)) {
+        violations.add("display_name", "INVALID_CHARACTERS", "must not contain control, invisible formatting or line-break characters");
+      } else if ([...displayName].length > MAX_DISPLAY_NAME_LENGTH) {
         violations.add("display_name", "TOO_LONG", `must be at most ${MAX_DISPLAY_NAME_LENGTH} characters`);
       }
       violations.throwIfAny();

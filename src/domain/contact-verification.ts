@@ -51,7 +51,7 @@ export function createContactVerification({ otp, clock, accounts, audit }: Conta
       return otp.check(contact, "verify_contact", code, client, async (manager, codeUserId) => {
         if (codeUserId !== caller.userId) return undefined;
         const now = clock.now();
-        const match = contact.channel === "email" ? "lower(email) = $2" : "phone = $2";
+        const match = contact.channel === "email" ? "email = $2" : "phone = $2";
         const [, updated] = (await manager.query(
           `UPDATE users SET ${verifiedColumn(contact)} = coalesce(${verifiedColumn(contact)}, $3), updated_at = $3
            WHERE id = $1 AND ${match} AND deleted_at IS NULL AND status = 'active' RETURNING id`,

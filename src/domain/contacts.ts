@@ -8,9 +8,12 @@ export type OtpChannel = "sms" | "email";
 
 export interface Contact {
   readonly channel: OtpChannel;
-  /** Where the message goes: the normalised address (trimmed, domain lower-cased) or E.164 number. */
+  /** Where the message goes: the canonical address (identifiers.ts) or E.164 number. */
   readonly address: string;
-  /** What codes and limits are keyed by: accounts match email addresses case-insensitively. */
+  /**
+   * What accounts, codes and limits are matched by: the same canonical form, so an account is
+   * only ever found by the very address its codes are sent to.
+   */
   readonly key: string;
 }
 
@@ -30,7 +33,7 @@ export function parseContact(violations: Violations, channel: OtpChannel | undef
       violations.add(field, "INVALID_EMAIL", "is not an email address");
       return undefined;
     }
-    return { channel, address, key: address.toLowerCase() };
+    return { channel, address, key: address };
   }
   const phone = normalizePhone(raw);
   if (phone === undefined) {
@@ -47,18 +50,27 @@ export function verifiedColumn(contact: Contact): "email_verified_at" | "phone_v
 
 /** Whether `user` has this contact (as its email address or phone number). */
 export function ownsContact(user: UserRow, contact: Contact): boolean {
-  return contact.channel === "email" ? user.email?.toLowerCase() === contact.key : user.phone === contact.key;
+  return (contact.channel === "email" ? user.email : user.phone) === contact.key;
 }
 
 export function isContactVerified(user: UserRow, contact: Contact): boolean {
   return (contact.channel === "email" ? user.emailVerifiedAt : user.phoneVerifiedAt) !== null;
 }
 
+/**
+ * SQL matching a users row's email to the canonical address `param` by equality (never lower():
+ * PostgreSQL's lower() is Unicode-aware, as toLowerCase() is). The lower() term adds nothing to
+ * what matches; it lets the planner use the unique index on lower(email).
+ */
+export function emailEquals(column: string, param: string): string {
+  return `lower(${column}) = lower(${param}) AND ${column} = ${param}`;
+}
+
 /** The live (not deleted) account whose email address or phone number this is. */
 export function findUserByContact(manager: EntityManager, contact: Contact): Promise<UserRow | null> {
   const query = manager.createQueryBuilder(UserEntity, "u").where("u.deleted_at IS NULL");
   return (contact.channel === "email"
-    ? query.andWhere("lower(u.email) = :key", { key: contact.key })
+    ? query.andWhere(emailEquals("u.email", ":key"), { key: contact.key })
     : query.andWhere("u.phone = :key", { key: contact.key })
   ).getOne();
 }

@@ -25,7 +25,7 @@ const BACKOFF_MAX_MS = 5 * 60_000;
 /** Whose failures they are: the account when one matches, else the identifier as given. */
 export function loginSubject(userId: string | undefined, identifier: Identifier | undefined, raw: string): string {
   if (userId !== undefined) return `user:${userId}`;
-  if (identifier) return `${identifier.kind}:${identifier.value.toLowerCase()}`;
+  if (identifier) return `${identifier.kind}:${identifier.value}`; // canonical already (identifiers.ts)
   return `raw:${raw.trim().toLowerCase().slice(0, 256)}`;
 }
 

@@ -3,5 +3,6 @@ import { Initial1763769600000 } from "./1763769600000-Initial.js";
 import { RevocationNotify1763770000000 } from "./1763770000000-RevocationNotify.js";
 import { OtpCodesAndRateLimits1763780000000 } from "./1763780000000-OtpCodesAndRateLimits.js";
 import { Mfa1763790000000 } from "./1763790000000-Mfa.js";
+import { CanonicalEmails1763805000000 } from "./1763805000000-CanonicalEmails.js";
 
-export const migrations = [Initial1763769600000, RevocationNotify1763770000000, OtpCodesAndRateLimits1763780000000, Mfa1763790000000];
+export const migrations = [Initial1763769600000, RevocationNotify1763770000000, OtpCodesAndRateLimits1763780000000, Mfa1763790000000, CanonicalEmails1763805000000];
