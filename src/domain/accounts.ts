@@ -128,9 +128,13 @@ export function createAccounts({ db, clock, passwords, sessions, sessionTokens, 
       const violations = new Violations();
       if (identifierText.trim() === "") violations.add("identifier", "REQUIRED", "is required");
       if (password === "") violations.add("password", "REQUIRED", "is required");
+      const identifier = identifierText.trim() === "" ? undefined : parseIdentifier(identifierText);
+      // No account can have it (say, a zero-width or fullwidth character in it): saying so tells nothing about accounts.
+      if (identifierText.trim() !== "" && !identifier) {
+        violations.add("identifier", "INVALID_IDENTIFIER", "is not valid");
+      }
       violations.throwIfAny();
 
-      const identifier = parseIdentifier(identifierText);
       const user = identifier ? await findLive(db.manager, identifier.kind, identifier.value) : null;
       // Failure limits (login-limits.ts): the attempt takes its slot first, a success gives it back.
       const reservation = await limits.take(loginFailureRules(loginSubject(user?.id, identifier, identifierText), client.ip, loginLimits));
