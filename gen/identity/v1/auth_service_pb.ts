@@ -23,7 +23,8 @@ export const file_identity_v1_auth_service: GenFile = /*@__PURE__*/
  */
 export type SignUpRequest = Message<"identity.v1.SignUpRequest"> & {
   /**
-   * Email address; optional when a username or phone is given.
+   * Email address; optional when a username or phone is given. Stored in its canonical form;
+   * control, bidi, zero-width and fullwidth characters in the local part are refused.
    *
    * @generated from field: string email = 1;
    */
@@ -51,7 +52,7 @@ export type SignUpRequest = Message<"identity.v1.SignUpRequest"> & {
   password: string;
 
   /**
-   * Name shown to people; at most 100 characters.
+   * Name shown to people; at most 100 characters, without control, bidi or zero-width characters.
    *
    * @generated from field: string display_name = 5;
    */

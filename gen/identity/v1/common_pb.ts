@@ -28,7 +28,8 @@ export type User = Message<"identity.v1.User"> & {
   id: string;
 
   /**
-   * Email address, normalised (trimmed, domain lower-cased); empty when none.
+   * Email address in its canonical form (an ASCII local part lower-cased, the domain as its
+   * lower-case IDNA A-label; see the README); empty when none.
    *
    * @generated from field: string email = 2;
    */
