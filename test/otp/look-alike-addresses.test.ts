@@ -12,7 +12,7 @@ import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
 import { OtpChannel, OtpPurpose } from "../../gen/identity/v1/common_pb.js";
 import { OtpService } from "../../gen/identity/v1/otp_service_pb.js";
-import { bearer, login, PASSWORD, signUp, type AuthClient, type Verifier } from "../support/accounts.js";
+import { bearer, login, PASSWORD, signUp, uniquePhone, type AuthClient, type Verifier } from "../support/accounts.js";
 import { expectError } from "../support/errors.js";
 import { ManualClock, type TestService } from "../support/service.js";
 import { useService } from "../support/suite.js";
@@ -200,6 +200,36 @@ describe.each(transports)("look-alike addresses over %s", (name) => {
     if (lookAlike.kind === "victim") expect(own).toMatchObject({ user: { id: victim.userId } });
     else expect(reasonOf(own)).toBe(lookAlike.kind === "refused" ? "INVALID_ARGUMENT" : "INVALID_CREDENTIALS");
     await login(auth, victimAddress);
+  });
+
+  it("phone numbers: fullwidth digits are the same number, invisible characters are refused", async () => {
+    const phone = uniquePhone();
+    const account = await signUp(auth, "phone-victim", { phone });
+    const me = bearer(account.tokens.accessToken);
+    clock.advance(2_000);
+    await otp.sendOtp({ channel: OtpChannel.SMS, destination: phone, purpose: OtpPurpose.VERIFY_CONTACT }, me);
+    await otp.verifyOtp({ channel: OtpChannel.SMS, destination: phone, purpose: OtpPurpose.VERIFY_CONTACT, code: lastCode(service.logLines, phone) }, me);
+
+    const fullwidth = phone.replace(/\d/g, (d) => String.fromCodePoint(0xff10 + Number(d)));
+    clock.advance(2_000);
+    const already = consoleMessages(service.logLines).length;
+    await otp.sendOtp({ channel: OtpChannel.SMS, destination: fullwidth, purpose: OtpPurpose.LOGIN });
+    expect(consoleMessages(service.logLines).slice(already).map((m) => m.to)).toEqual([phone]);
+    await expectError(auth.signUp({ phone: fullwidth, password: ATTACKER_PASSWORD }), { code: Code.AlreadyExists, reason: "IDENTIFIER_TAKEN" });
+    expect((await login(auth, fullwidth)).sessionId).toBeTruthy();
+
+    for (const invisible of ["\u200B", "\u200D", "\u202E", "\u2060", "\uFEFF"]) {
+      const spelled = `${phone.slice(0, 5)}${invisible}${phone.slice(5)}`;
+      clock.advance(2_000);
+      await expectNothingStored(service.db, service.logLines, async () => {
+        for (const purpose of [OtpPurpose.LOGIN, OtpPurpose.PASSWORD_RESET]) {
+          await expectError(otp.sendOtp({ channel: OtpChannel.SMS, destination: spelled, purpose }), { code: Code.InvalidArgument, fields: ["destination"] });
+        }
+        await expectError(auth.requestPasswordReset({ channel: OtpChannel.SMS, destination: spelled }), { code: Code.InvalidArgument, fields: ["destination"] });
+        await expectError(auth.signUp({ phone: spelled, password: ATTACKER_PASSWORD }), { code: Code.InvalidArgument, fields: ["phone"] });
+        await expectError(auth.login({ identifier: spelled, password: PASSWORD }), { code: Code.InvalidArgument, fields: ["identifier"] });
+      });
+    }
   });
 
   it("the takeover of the issue: a reset asked for \\u212Aim@... sends nothing to that mailbox and cannot reset kim@...", async () => {
