@@ -252,11 +252,16 @@ describe.each(transportNames)("credentials over %s", (name) => {
     expect(failed.every((e) => e.session_id !== null)).toBe(true);
   }));
 
-  it("an MFA challenge won before ChangePassword, ResetPassword or RegenerateBackupCodes is refused after it", withApi(async (api) => {
+  it("an MFA challenge won before a contact is verified, or before ChangePassword, ResetPassword or RegenerateBackupCodes, is refused after it", withApi(async (api) => {
     const account = await enrolled(api, uniqueEmail(`stale-challenge-${name}`));
-    await verifyEmail(api, account.email, account.access); // so that the reset below claims nothing
     const answer = (challenge: string) => api.mfa.verifyMfa({ challengeToken: challenge, code: { case: "totpCode", value: totp(account.secret) } });
     const refused = { code: Code.Unauthenticated, reason: "MFA_CHALLENGE_INVALID" };
+
+    // A contact verified is a contact change (and makes the reset below claim nothing).
+    const beforeVerify = await challengeOf(api, account.email);
+    await verifyEmail(api, account.email, account.access);
+    nextStep();
+    await expectError(answer(beforeVerify), refused);
 
     let password = PASSWORD;
     const beforeChange = await challengeOf(api, account.email, password);
@@ -361,10 +366,15 @@ describe("ResetPassword hashes nothing before the limit and the code are checked
       const destination = uniqueEmail("reset-order");
       await auth.requestPasswordReset({ channel: EMAIL, destination });
       const reset = (code: string) => auth.resetPassword({ channel: EMAIL, destination, code, newPassword: "a new long passphrase" });
-      const wrong = lastCode(noHashing.logLines, destination) === "000000" ? "111111" : "000000";
+      const right = lastCode(noHashing.logLines, destination);
+      const wrong = right === "000000" ? "111111" : "000000";
+      // The right code gets as far as the hash, which fails: rolled back, the code unspent, no failure counted.
+      await expectError(reset(right), { code: Code.ResourceExhausted, reason: "OVERLOADED" });
+      expect(await limitHits(noHashing.db, "otp-verify-fail:")).toBe(0);
       await expectError(reset(wrong), { code: Code.Unauthenticated, reason: "OTP_INVALID" });
       await expectError(reset(wrong), { code: Code.Unauthenticated, reason: "OTP_INVALID" });
-      await expectError(reset(lastCode(noHashing.logLines, destination)), { code: Code.ResourceExhausted, reason: "RATE_LIMITED" });
+      expect(await limitHits(noHashing.db, "otp-verify-fail:")).toBe(2);
+      await expectError(reset(right), { code: Code.ResourceExhausted, reason: "RATE_LIMITED" });
     } finally {
       clients.close();
     }
