@@ -218,6 +218,21 @@ describe.each(transportNames)("credentials over %s", (name) => {
     );
   }));
 
+  it("wrong codes on ConfirmTotp count in the same budget, and are audited", withApi(async (api) => {
+    const signedUp = await api.auth.signUp({ email: uniqueEmail(`confirm-budget-${name}`), password: PASSWORD });
+    const me = bearer(signedUp.tokens!.accessToken);
+    const setup = await api.mfa.setupTotp({}, me);
+    for (let i = 0; i < MAX_MFA_FAILURES_PER_ACCOUNT_PER_HOUR; i++) {
+      await expectError(api.mfa.confirmTotp({ code: wrongTotp(setup.secret, i) }, me), { code: Code.Unauthenticated, reason: "MFA_CODE_INVALID" });
+    }
+    await expectNothingStored(service.db, service.logLines, () =>
+      expectError(api.mfa.confirmTotp({ code: totp(setup.secret) }, me), { code: Code.ResourceExhausted, reason: "RATE_LIMITED" }),
+    );
+    expect((await api.mfa.getMfaStatus({}, me)).totpEnabled).toBe(false);
+    const failed = (await auditRows(service.db, signedUp.user!.id)).filter((e) => e.type === "MFA_FAILED");
+    expect(failed.map((e) => e.details)).toEqual(Array(MAX_MFA_FAILURES_PER_ACCOUNT_PER_HOUR).fill({ method: "totp", action: "confirm_totp" }));
+  }));
+
   it("wrong passwords on ChangePassword, DeleteAccount and DisableTotp count in Login's failure limits, and are audited", withApi(async (api) => {
     const account = await enrolled(api, uniqueEmail(`pwd-budget-${name}`));
     const me = bearer(account.access);
