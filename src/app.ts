@@ -15,6 +15,7 @@ import { createAuditLog } from "./domain/audit.js";
 import { createCallers } from "./domain/callers.js";
 import { systemClock, type Clock } from "./domain/clock.js";
 import { createMfa } from "./domain/mfa.js";
+import { createCredentialChecks } from "./domain/credential-checks.js";
 import { createSignIn } from "./domain/sign-in.js";
 import { createPasswordHasher } from "./domain/passwords.js";
 import { createRevocations } from "./domain/revocation.js";
@@ -73,9 +74,10 @@ export async function createApp({ config, db, logger, kek, clock = systemClock }
     allowLoopbackWithoutKey: !config.production,
   });
   const limits = createRateLimits(db, clock);
-  const mfa = createMfa({ db, clock, kek, passwords, sessionTokens, audit, limits, settings: config.mfa });
+  const checks = createCredentialChecks({ passwords, limits, audit, loginLimits: config.loginLimits });
+  const mfa = createMfa({ db, clock, kek, sessionTokens, audit, checks, settings: config.mfa });
   const signIn = createSignIn(sessionTokens, mfa);
-  const accounts = createAccounts({ db, clock, passwords, sessions, sessionTokens, signIn, audit, revocations, limits, loginLimits: config.loginLimits });
+  const accounts = createAccounts({ db, clock, passwords, sessions, sessionTokens, signIn, audit, revocations, limits, loginLimits: config.loginLimits, checks });
 
   // Development only: the web app shows what the console provider "sent".
   const devOutbox = config.production ? undefined : createDevOutbox();

@@ -14,8 +14,10 @@ import type { Sessions } from "./sessions.js";
 import type { Revocations } from "./revocation.js";
 import type { SignIn, SignInResult } from "./sign-in.js";
 import type { LoginLimitConfig } from "../config.js";
-import { loginFailureRules, loginSubject } from "./login-limits.js";
+import { loginSubject } from "./login-limits.js";
 import type { RateLimits } from "./rate-limits.js";
+import type { CredentialChecks } from "./credential-checks.js";
+import { endPendingProofs } from "./credential-changes.js";
 
 export interface SignUpInput {
   readonly email: string;
@@ -51,6 +53,8 @@ export interface AccountDeps {
   readonly revocations: Revocations;
   readonly limits: RateLimits;
   readonly loginLimits: LoginLimitConfig;
+  /** Every password check (login, change, delete) within the shared failure limits, audited. */
+  readonly checks: CredentialChecks;
 }
 
 const UNIQUE_VIOLATION = "23505";
@@ -60,7 +64,7 @@ function isUniqueViolation(err: unknown): boolean {
   return (driverError?.code ?? (err as { code?: string }).code) === UNIQUE_VIOLATION;
 }
 
-export function createAccounts({ db, clock, passwords, sessions, sessionTokens, signIn, audit, revocations, limits, loginLimits }: AccountDeps): Accounts {
+export function createAccounts({ db, clock, passwords, sessions, sessionTokens, signIn, audit, revocations, checks }: AccountDeps): Accounts {
   function findLive(manager: EntityManager, column: "email" | "username" | "phone", value: string): Promise<UserRow | null> {
     const query = manager.createQueryBuilder(UserEntity, "u").where("u.deleted_at IS NULL");
     // Values are canonical (identifiers.ts), and so is what is stored: emails match exactly.
@@ -136,25 +140,12 @@ export function createAccounts({ db, clock, passwords, sessions, sessionTokens, 
       violations.throwIfAny();
 
       const user = identifier ? await findLive(db.manager, identifier.kind, identifier.value) : null;
-      // Failure limits (login-limits.ts): the attempt takes its slot first, a success gives it back.
-      const reservation = await limits.take(loginFailureRules(loginSubject(user?.id, identifier, identifierText), client.ip, loginLimits));
-      // An unknown account still costs one hash, so timing does not tell whether it exists.
-      const result = await passwords.verify(user?.passwordHash ?? null, password.slice(0, 1024)).catch(async (err: unknown) => {
-        await limits.refund(reservation); // not a failed guess: the check itself did not run
-        throw err;
-      });
-      if (!user || !result.ok || user.status !== "active") {
-        if (user) {
-          await audit.record({
-            userId: user.id,
-            type: "LOGIN_FAILED",
-            client,
-            details: { method: "pwd", cause: !result.ok ? "wrong_password" : "account_disabled" },
-          });
-        }
+      // Failure limits (login-limits.ts) first; an unknown account still costs one hash and one
+      // audit row, so neither the answer nor its timing tells whether the account exists.
+      const result = await checks.login(loginSubject(user?.id, identifier, identifierText), user, password, client);
+      if (!user || !result.ok) {
         throw new AppError("INVALID_CREDENTIALS", user ? `login failed for ${user.id}` : "login failed for unknown identifier");
       }
-      await limits.refund(reservation);
       if (result.needsRehash) {
         await db.manager.update(UserEntity, { id: user.id }, { passwordHash: await passwords.hash(password) });
       }
@@ -178,14 +169,20 @@ export function createAccounts({ db, clock, passwords, sessions, sessionTokens, 
       violations.throwIfAny();
 
       const user = await requireLiveUser(caller.userId);
-      const result = await passwords.verify(user.passwordHash, currentPassword.slice(0, 1024));
-      if (!result.ok) {
-        await audit.record({ userId: user.id, type: "LOGIN_FAILED", client, sessionId: caller.sessionId, details: { method: "pwd", cause: "change_password" } });
-        throw new AppError("WRONG_PASSWORD", `wrong current password for ${user.id}`);
-      }
+      // The failure limits before any hash; the new password is hashed only after the current one checked out.
+      const result = await checks.password(user, currentPassword, client, { action: "change_password", sessionId: caller.sessionId });
+      if (!result.ok || user.passwordHash === null) throw new AppError("WRONG_PASSWORD", `wrong current password for ${user.id}`);
       const passwordHash = await passwords.hash(newPassword);
       return db.transaction(async (manager) => {
-        await manager.update(UserEntity, { id: user.id }, { passwordHash });
+        // Conditional on the hash the current password was checked against: of concurrent changes
+        // with the same current password exactly one wins; the others find it changed and fail.
+        const [, changed] = (await manager.query(
+          `UPDATE users SET password_hash = $2, updated_at = $4 WHERE id = $1 AND password_hash = $3 AND status = 'active' RETURNING id`,
+          [user.id, passwordHash, user.passwordHash, clock.now()],
+        )) as [unknown, number];
+        if (changed !== 1) throw new AppError("WRONG_PASSWORD", `password of ${user.id} changed concurrently`);
+        // A challenge won with the old password, or a reset code sent before, must not outlive it.
+        await endPendingProofs(manager, user.id);
         const ended = await sessions.revokeAll(user.id, "password_changed", caller.sessionId, manager);
         await audit.record({ userId: user.id, type: "PASSWORD_CHANGED", client, sessionId: caller.sessionId, details: { ended_sessions: String(ended) } }, manager);
         return ended;
@@ -198,7 +195,7 @@ export function createAccounts({ db, clock, passwords, sessions, sessionTokens, 
         if (password === "") {
           throw invalidField("password", "REQUIRED", "is required");
         }
-        const result = await passwords.verify(user.passwordHash, password.slice(0, 1024));
+        const result = await checks.password(user, password, client, { action: "delete_account", sessionId: caller.sessionId });
         if (!result.ok) throw new AppError("WRONG_PASSWORD", `wrong password deleting ${user.id}`);
       }
       await db.transaction(async (manager) => {

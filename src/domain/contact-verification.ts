@@ -10,6 +10,7 @@ import type { AuditLog, ClientMeta } from "./audit.js";
 import type { Caller } from "./callers.js";
 import type { Clock } from "./clock.js";
 import { ownsContact, verifiedColumn, type Contact, type OtpChannel } from "./contacts.js";
+import { endPendingProofs } from "./credential-changes.js";
 import { invalidField } from "./errors.js";
 import { parseOtpInput, type Otp, type OtpSent } from "./otp.js";
 
@@ -58,6 +59,8 @@ export function createContactVerification({ otp, clock, accounts, audit }: Conta
           [caller.userId, contact.key, now],
         )) as [unknown[], number];
         if (updated === 0) return undefined;
+        // A contact change: pending challenges and reset codes from before it end.
+        await endPendingProofs(manager, caller.userId);
         await audit.record({ userId: caller.userId, type: "CONTACT_VERIFIED", client, sessionId: caller.sessionId, details: { channel: contact.channel } }, manager);
         return manager.findOneByOrFail(UserEntity, { id: caller.userId });
       });

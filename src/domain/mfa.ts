@@ -10,8 +10,8 @@ import type { Caller } from "./callers.js";
 import type { Clock } from "./clock.js";
 import { deriveKey, randomToken, seal, sha256, unseal } from "./crypto.js";
 import { AppError, invalidField } from "./errors.js";
-import type { PasswordHasher } from "./passwords.js";
-import type { RateLimits, RateRule } from "./rate-limits.js";
+import type { CredentialChecks, SecondFactorMethod } from "./credential-checks.js";
+import { endPendingProofs } from "./credential-changes.js";
 import type { SessionTokens, TokenPair } from "./session-tokens.js";
 
 export const TOTP_PERIOD_SEC = 30;
@@ -51,19 +51,14 @@ export interface MfaDeps {
   readonly db: DataSource;
   readonly clock: Clock;
   readonly kek: Buffer;
-  readonly passwords: PasswordHasher;
   readonly sessionTokens: SessionTokens;
   readonly audit: AuditLog;
-  readonly limits: RateLimits;
+  /** Every password and code check, within the shared failure limits (credential-checks.ts), audited. */
+  readonly checks: CredentialChecks;
   readonly settings: MfaSettings;
 }
 
-/**
- * Wrong second-factor codes per account, across all its challenges and instances (the shared
- * rate limits): a challenge allows 5 attempts, this caps how many challenges' worth an hour.
- */
-export const MAX_MFA_FAILURES_PER_ACCOUNT_PER_HOUR = 20;
-const mfaFailureRule = (userId: string): RateRule => ({ key: `mfa-fail:account:${userId}`, limit: MAX_MFA_FAILURES_PER_ACCOUNT_PER_HOUR, windowMs: 3_600_000 });
+export { MAX_MFA_FAILURES_PER_ACCOUNT_PER_HOUR } from "./credential-checks.js";
 
 function requireCode(field: string, code: string, pattern: RegExp): string {
   const trimmed = code.replace(/[\s-]/g, "").toLowerCase();
@@ -72,7 +67,7 @@ function requireCode(field: string, code: string, pattern: RegExp): string {
   return trimmed;
 }
 
-export function createMfa({ db, clock, kek, passwords, sessionTokens, audit, limits, settings }: MfaDeps): Mfa {
+export function createMfa({ db, clock, kek, sessionTokens, audit, checks, settings }: MfaDeps): Mfa {
   const backupKey = deriveKey(kek, "identity backup codes");
   const hashBackup = (code: string) => createHmac("sha256", backupKey).update(code).digest();
   const sealSecret = (userId: string, secret: string) => seal(kek, Buffer.from(secret), `totp:${userId}`);
@@ -148,18 +143,21 @@ export function createMfa({ db, clock, kek, passwords, sessionTokens, audit, lim
       const code = requireCode("code", rawCode, /^\d{6}$/);
       const user = await enabledUser(caller.userId);
       if (user.mfaEnabledAt) throw new AppError("MFA_ALREADY_ENABLED", `mfa already enabled for ${user.id}`);
-      return db.transaction(async (manager) => {
-        if (!(await acceptTotp(manager, user.id, code, false))) {
-          throw new AppError("MFA_CODE_INVALID", `wrong confirmation code for ${user.id}`);
-        }
-        const now = clock.now();
-        await manager.query(`UPDATE totp_credentials SET confirmed_at = $2 WHERE user_id = $1`, [user.id, now]);
-        await manager.update(UserEntity, { id: user.id }, { mfaEnabledAt: now });
-        const codes = newBackupCodes();
-        await storeBackupCodes(manager, user.id, codes);
-        await audit.record({ userId: user.id, type: "MFA_ENABLED", client, sessionId: caller.sessionId }, manager);
-        return codes;
-      });
+      const codes = await checks.secondFactor(user.id, "totp", client, { action: "confirm_totp", sessionId: caller.sessionId }, () =>
+        db.transaction(async (manager) => {
+          if (!(await acceptTotp(manager, user.id, code, false))) return undefined;
+          const now = clock.now();
+          await manager.query(`UPDATE totp_credentials SET confirmed_at = $2 WHERE user_id = $1`, [user.id, now]);
+          await manager.update(UserEntity, { id: user.id }, { mfaEnabledAt: now });
+          const codes = newBackupCodes();
+          await storeBackupCodes(manager, user.id, codes);
+          await endPendingProofs(manager, user.id); // a factor changed: nothing proven before completes after
+          await audit.record({ userId: user.id, type: "MFA_ENABLED", client, sessionId: caller.sessionId }, manager);
+          return codes;
+        }),
+      );
+      if (!codes) throw new AppError("MFA_CODE_INVALID", `wrong confirmation code for ${user.id}`);
+      return codes;
     },
 
     async createChallenge(manager, userId, firstFactor) {
@@ -188,10 +186,8 @@ export function createMfa({ db, clock, kek, passwords, sessionTokens, audit, lim
       if (!challenge) throw new AppError("MFA_CHALLENGE_INVALID", "mfa challenge unknown, expired, used or exhausted");
       const user = await db.manager.findOneBy(UserEntity, { id: challenge.user_id });
       if (!user || user.status !== "active" || !user.mfaEnabledAt) throw new AppError("MFA_CHALLENGE_INVALID", "challenge account not eligible");
-      // Like login failures: the attempt takes a slot first, a success gives it back.
-      const reservation = await limits.take([mfaFailureRule(user.id)]);
-
-      const outcome = await db.transaction(async (manager) => {
+      // The shared MFA failure limit first (also for DisableTotp, RegenerateBackupCodes, ConfirmTotp).
+      const outcome = await checks.secondFactor(user.id, factor.kind, client, { action: "verify_mfa" }, () => db.transaction(async (manager) => {
         const accepted = factor.kind === "totp"
           ? await acceptTotp(manager, user.id, code, true)
           : await acceptBackupCode(manager, user.id, code);
@@ -206,12 +202,8 @@ export function createMfa({ db, clock, kek, passwords, sessionTokens, audit, lim
         if (factor.kind === "backup") await audit.record({ userId: user.id, type: "BACKUP_CODE_USED", client, sessionId: tokens.sessionId }, manager);
         await audit.record({ userId: user.id, type: "LOGIN_SUCCEEDED", client, sessionId: tokens.sessionId, details: { method: amr.join("+") } }, manager);
         return tokens;
-      });
-      if (!outcome) {
-        await audit.record({ userId: user.id, type: "MFA_FAILED", client, details: { method: factor.kind } });
-        throw new AppError("MFA_CODE_INVALID", `wrong ${factor.kind} code for ${user.id}`);
-      }
-      await limits.refund(reservation);
+      }));
+      if (!outcome) throw new AppError("MFA_CODE_INVALID", `wrong ${factor.kind} code for ${user.id}`);
       return { user, tokens: outcome };
     },
 
@@ -220,34 +212,42 @@ export function createMfa({ db, clock, kek, passwords, sessionTokens, audit, lim
       const code = requireCode("code", rawCode, /^(\d{6}|[a-z0-9]{10})$/);
       const user = await enabledUser(caller.userId);
       if (!user.mfaEnabledAt) throw new AppError("MFA_NOT_ENABLED", `mfa not enabled for ${user.id}`);
-      const check = await passwords.verify(user.passwordHash, password.slice(0, 1024));
+      const context = { action: "disable_totp", sessionId: caller.sessionId };
+      // Each secret within its own shared budget: the password as at login, the code as at VerifyMfa.
+      const check = await checks.password(user, password, client, context);
       if (!check.ok) throw new AppError("WRONG_PASSWORD", `wrong password disabling mfa for ${user.id}`);
-      await db.transaction(async (manager) => {
-        const accepted = /^\d{6}$/.test(code) ? await acceptTotp(manager, user.id, code, true) : await acceptBackupCode(manager, user.id, code);
-        if (!accepted) throw new AppError("MFA_CODE_INVALID", `wrong code disabling mfa for ${user.id}`);
-        await manager.query(`DELETE FROM backup_codes WHERE user_id = $1`, [user.id]);
-        await manager.query(`DELETE FROM totp_credentials WHERE user_id = $1`, [user.id]);
-        await manager.update(UserEntity, { id: user.id }, { mfaEnabledAt: null });
-        await audit.record({ userId: user.id, type: "MFA_DISABLED", client, sessionId: caller.sessionId }, manager);
-      }).catch(async (err: unknown) => {
-        if (err instanceof AppError && err.reason === "MFA_CODE_INVALID") {
-          await audit.record({ userId: user.id, type: "MFA_FAILED", client, sessionId: caller.sessionId, details: { method: "disable" } });
-        }
-        throw err;
-      });
+      const method: SecondFactorMethod = /^\d{6}$/.test(code) ? "totp" : "backup";
+      const disabled = await checks.secondFactor(user.id, method, client, context, () =>
+        db.transaction(async (manager) => {
+          const accepted = method === "totp" ? await acceptTotp(manager, user.id, code, true) : await acceptBackupCode(manager, user.id, code);
+          if (!accepted) return undefined;
+          await manager.query(`DELETE FROM backup_codes WHERE user_id = $1`, [user.id]);
+          await manager.query(`DELETE FROM totp_credentials WHERE user_id = $1`, [user.id]);
+          await manager.update(UserEntity, { id: user.id }, { mfaEnabledAt: null });
+          await endPendingProofs(manager, user.id); // a factor changed: nothing proven before completes after
+          await audit.record({ userId: user.id, type: "MFA_DISABLED", client, sessionId: caller.sessionId }, manager);
+          return true;
+        }),
+      );
+      if (!disabled) throw new AppError("MFA_CODE_INVALID", `wrong code disabling mfa for ${user.id}`);
     },
 
     async regenerateBackupCodes(caller, rawCode, client) {
       const code = requireCode("totp_code", rawCode, /^\d{6}$/);
       const user = await enabledUser(caller.userId);
       if (!user.mfaEnabledAt) throw new AppError("MFA_NOT_ENABLED", `mfa not enabled for ${user.id}`);
-      return db.transaction(async (manager) => {
-        if (!(await acceptTotp(manager, user.id, code, true))) throw new AppError("MFA_CODE_INVALID", `wrong code for ${user.id}`);
-        const codes = newBackupCodes();
-        await storeBackupCodes(manager, user.id, codes);
-        await audit.record({ userId: user.id, type: "BACKUP_CODES_REGENERATED", client, sessionId: caller.sessionId }, manager);
-        return codes;
-      });
+      const codes = await checks.secondFactor(user.id, "totp", client, { action: "regenerate_backup_codes", sessionId: caller.sessionId }, () =>
+        db.transaction(async (manager) => {
+          if (!(await acceptTotp(manager, user.id, code, true))) return undefined;
+          const codes = newBackupCodes();
+          await storeBackupCodes(manager, user.id, codes);
+          await endPendingProofs(manager, user.id); // a factor changed: nothing proven before completes after
+          await audit.record({ userId: user.id, type: "BACKUP_CODES_REGENERATED", client, sessionId: caller.sessionId }, manager);
+          return codes;
+        }),
+      );
+      if (!codes) throw new AppError("MFA_CODE_INVALID", `wrong code for ${user.id}`);
+      return codes;
     },
 
     async status(userId) {

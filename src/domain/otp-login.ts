@@ -5,6 +5,7 @@ import { UserEntity, type UserRow } from "../db/entities/index.js";
 import type { AuditLog, ClientMeta } from "./audit.js";
 import type { Clock } from "./clock.js";
 import { findUserByContact, isContactVerified, verifiedColumn, type Contact, type OtpChannel } from "./contacts.js";
+import { claimUnverifiedContact, discardedDetails, endPendingProofs } from "./credential-changes.js";
 import { parseOtpInput, type Otp, type OtpSent } from "./otp.js";
 import type { Revocations } from "./revocation.js";
 import type { Sessions } from "./sessions.js";
@@ -54,18 +55,20 @@ export function createOtpLogin({ otp, clock, sessions, signIn, audit, revocation
 
   /**
    * The code proves the contact. When the account had it unverified, someone else may have put it
-   * there (account pre-hijacking: sign up with a victim's address and a password, wait for the
-   * victim to sign in by code). So its password and every other session are discarded: the
-   * owner of the contact keeps the account, and sets a password with a reset if they want one.
+   * there (account pre-hijacking: sign up with a victim's address, a password and a second factor,
+   * wait for the victim to sign in by code). So every credential they may have set up (password,
+   * TOTP, backup codes), their pending challenges and reset codes and every other session are
+   * discarded: the owner of the contact keeps the account, and sets a password with a reset and
+   * a second factor if they want them. Audited as CONTACT_VERIFIED with what was discarded.
    */
-  async function claimContact(manager: EntityManager, user: UserRow, contact: Contact, now: Date): Promise<boolean> {
-    const claimed = (await manager.query(
-      `UPDATE users SET ${verifiedColumn(contact)} = $2, password_hash = NULL, tokens_valid_after = $2, updated_at = $2
-       WHERE id = $1 AND ${verifiedColumn(contact)} IS NULL RETURNING id`,
-      [user.id, now],
-    )) as [unknown[], number];
-    if (claimed[1] === 0) return false;
+  async function claimContact(manager: EntityManager, user: UserRow, contact: Contact, now: Date, client: ClientMeta): Promise<boolean> {
+    const discarded = await claimUnverifiedContact(manager, user.id, contact, now);
+    if (!discarded) return false;
+    await endPendingProofs(manager, user.id);
     await sessions.revokeAll(user.id, "contact_claimed", undefined, manager);
+    const details = discardedDetails(discarded);
+    await audit.record({ userId: user.id, type: "CONTACT_VERIFIED", client, details: { channel: contact.channel, ...details } }, manager);
+    if (discarded.totp) await audit.record({ userId: user.id, type: "MFA_DISABLED", client, details: { cause: "contact_claimed" } }, manager);
     return true;
   }
 
@@ -88,7 +91,7 @@ export function createOtpLogin({ otp, clock, sessions, signIn, audit, revocation
         }
         // No account (sign-up off) or a disabled one: answered like a wrong code.
         if (!user || user.status !== "active") return undefined;
-        const claimed = !newUser && !isContactVerified(user, contact) && (await claimContact(manager, user, contact, now));
+        const claimed = !newUser && !isContactVerified(user, contact) && (await claimContact(manager, user, contact, now, client));
         if (claimed) user = await manager.findOneByOrFail(UserEntity, { id: user.id });
         // Tokens, or an MFA challenge when the account has a second factor.
         const result = await signIn.complete(manager, user, otpAmr(contact.channel), client);

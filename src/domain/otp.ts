@@ -107,6 +107,10 @@ export function createOtp({ db, logger, codes, limits, senders, settings }: OtpD
         if (!consumed.ok) return consumed;
         const value = await action(manager, consumed.userId);
         return value === undefined ? { reason: "OTP_INVALID" } : { value };
+      }).catch(async (err: unknown) => {
+        // The action failed (e.g. hashing overloaded): rolled back, the code is unspent, and it was no failed guess.
+        await limits.refund(reservation);
+        throw err;
       });
       if ("reason" in outcome) throw new AppError(outcome.reason, `${purpose} code on ${contact.channel} refused: ${outcome.reason}`);
       await limits.refund(reservation);

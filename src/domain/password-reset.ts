@@ -4,7 +4,8 @@
 // every access token issued before it stop verifying at once.
 import type { AuditLog, ClientMeta } from "./audit.js";
 import type { Clock } from "./clock.js";
-import { findUserByContact, verifiedColumn, type OtpChannel } from "./contacts.js";
+import { findUserByContact, type OtpChannel } from "./contacts.js";
+import { claimUnverifiedContact, discardedDetails, endPendingProofs } from "./credential-changes.js";
 import { Violations } from "./errors.js";
 import { parseOtpInput, type Otp } from "./otp.js";
 import { checkPassword, type PasswordHasher } from "./passwords.js";
@@ -39,21 +40,26 @@ export function createPasswordReset({ otp, clock, passwords, sessions, audit, re
       const passwordViolation = checkPassword("new_password", newPassword);
       if (passwordViolation) violations.add(passwordViolation.field, passwordViolation.reason, passwordViolation.description);
       const { contact, code } = parseOtpInput(channel, destination, { code: rawCode, violations });
-      // Hashed before the code is looked at: the same cost whether or not the code is right.
-      const passwordHash = await passwords.hash(newPassword);
+      // otp.check takes the verify failure limit before anything else; the new password is hashed
+      // only once the code checked out. A wrong code is answered without a hash, whether or not
+      // an account owns the destination (the lookup comes after the hash, so that with the right
+      // code the time does not tell either).
       const done = await otp.check(contact, "password_reset", code, client, async (manager) => {
+        const passwordHash = await passwords.hash(newPassword);
         const user = await findUserByContact(manager, contact);
         if (!user || user.status !== "active") return undefined;
         const now = clock.now();
-        // The code also proves the contact.
-        await manager.query(
-          `UPDATE users SET password_hash = $2, tokens_valid_after = $3, updated_at = $3,
-             ${verifiedColumn(contact)} = coalesce(${verifiedColumn(contact)}, $3)
-           WHERE id = $1`,
-          [user.id, passwordHash, now],
-        );
+        // The code also proves the contact. When the account had it unverified, whoever put it
+        // there may have set up a password and a second factor to keep (pre-hijacking): they go,
+        // as when the contact is claimed by a sign-in code.
+        const discarded = await claimUnverifiedContact(manager, user.id, contact, now);
+        await manager.query(`UPDATE users SET password_hash = $2, tokens_valid_after = $3, updated_at = $3 WHERE id = $1`, [user.id, passwordHash, now]);
+        // Challenges won with the old password and the account's other reset codes end here.
+        await endPendingProofs(manager, user.id);
         const ended = await sessions.revokeAll(user.id, "password_reset", undefined, manager);
-        await audit.record({ userId: user.id, type: "PASSWORD_RESET", client, details: { channel: contact.channel, ended_sessions: String(ended) } }, manager);
+        const details = { channel: contact.channel, ended_sessions: String(ended), ...(discarded ? discardedDetails(discarded) : {}) };
+        await audit.record({ userId: user.id, type: "PASSWORD_RESET", client, details }, manager);
+        if (discarded?.totp) await audit.record({ userId: user.id, type: "MFA_DISABLED", client, details: { cause: "contact_claimed" } }, manager);
         return { userId: user.id, at: now, ended };
       });
       revocations.userTokensInvalidated(done.userId, done.at, "active");

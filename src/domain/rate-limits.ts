@@ -127,10 +127,13 @@ export function createRateLimits(db: DataSource, clock: Clock): RateLimits {
 
     async refund(reservation) {
       if (reservation.keys.length === 0) return;
+      // Rows locked in key order, like take: a multi-row UPDATE locks them in scan order, which
+      // deadlocked against a concurrent take of the same keys (seen with concurrent ChangePassword).
       await db.query(
-        `UPDATE rate_limits
-         SET hits = hits[1:array_position(hits, $2::timestamptz) - 1] || hits[array_position(hits, $2::timestamptz) + 1:]
-         WHERE key = ANY($1) AND $2::timestamptz = ANY(hits)`,
+        `UPDATE rate_limits r
+         SET hits = r.hits[1:array_position(r.hits, $2::timestamptz) - 1] || r.hits[array_position(r.hits, $2::timestamptz) + 1:]
+         FROM (SELECT key FROM rate_limits WHERE key = ANY($1) AND $2::timestamptz = ANY(hits) ORDER BY key FOR UPDATE) locked
+         WHERE r.key = locked.key AND $2::timestamptz = ANY(r.hits)`,
         [reservation.keys, reservation.at],
       );
     },

@@ -79,15 +79,22 @@ describe.each(transportNames)("ChangePassword and DeleteAccount over %s", (name)
 
   it("DeleteAccount refuses a wrong or missing password, changing nothing", async () => {
     const account = await signUp(auth, "delete-wrong");
-    await expectUnchanged(service.db, async () => {
-      await expectError(auth.deleteAccount({ password: "not the password" }, bearer(account.tokens.accessToken)), {
-        code: Code.PermissionDenied,
-        reason: "WRONG_PASSWORD",
-      });
-      await expectError(auth.deleteAccount({ password: "" }, bearer(account.tokens.accessToken)), { code: Code.InvalidArgument, fields: ["password"] });
-      await expectError(auth.deleteAccount({ password: PASSWORD }), { code: Code.Unauthenticated });
-    });
+    await expectUnchanged(
+      service.db,
+      async () => {
+        await expectError(auth.deleteAccount({ password: "not the password" }, bearer(account.tokens.accessToken)), {
+          code: Code.PermissionDenied,
+          reason: "WRONG_PASSWORD",
+        });
+        await expectError(auth.deleteAccount({ password: "" }, bearer(account.tokens.accessToken)), { code: Code.InvalidArgument, fields: ["password"] });
+        await expectError(auth.deleteAccount({ password: PASSWORD }), { code: Code.Unauthenticated });
+      },
+      ["audit_events"],
+    );
     expect((await auth.whoAmI({}, bearer(account.tokens.accessToken))).user?.id).toBe(account.userId);
+    // The wrong password is audited like a failed login (it counts in the same limits).
+    const failed = (await auditRows(service.db, account.userId)).filter((e) => e.type === "LOGIN_FAILED");
+    expect(failed.map((e) => [e.session_id, e.details])).toEqual([[account.tokens.sessionId, { method: "pwd", cause: "delete_account" }]]);
   });
 
   it("DeleteAccount soft-deletes: no login, refresh or verify afterwards", async () => {

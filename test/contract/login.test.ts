@@ -49,6 +49,14 @@ describe.each(transportNames)("Login and WhoAmI over %s", (name) => {
     }
   });
 
+  /** LOGIN_FAILED rows on no account, oldest first. */
+  async function anonymousLoginFailures(): Promise<Array<Record<string, string>>> {
+    const rows = (await service.db.query(`SELECT details FROM audit_events WHERE user_id IS NULL AND type = 'LOGIN_FAILED' ORDER BY created_at, id`)) as Array<{
+      details: Record<string, string>;
+    }>;
+    return rows.map((r) => r.details);
+  }
+
   it("answers a wrong password and an unknown account alike", async () => {
     const account = await signUp(auth, "login-wrong");
     const wrong = await expectUnchanged(
@@ -56,13 +64,19 @@ describe.each(transportNames)("Login and WhoAmI over %s", (name) => {
       () => expectError(auth.login({ identifier: account.email, password: "not the password" }), { code: Code.Unauthenticated, reason: "INVALID_CREDENTIALS" }),
       ["audit_events"],
     );
-    const unknown = await expectUnchanged(service.db, () =>
-      expectError(auth.login({ identifier: uniqueEmail("nobody"), password: PASSWORD }), { code: Code.Unauthenticated, reason: "INVALID_CREDENTIALS" }),
+    const anonymousBefore = await anonymousLoginFailures();
+    const unknown = await expectUnchanged(
+      service.db,
+      () => expectError(auth.login({ identifier: uniqueEmail("nobody"), password: PASSWORD }), { code: Code.Unauthenticated, reason: "INVALID_CREDENTIALS" }),
+      ["audit_events"],
     );
     expect(unknown.rawMessage).toBe(wrong.rawMessage);
     expect(unknown.findDetails(ErrorInfoSchema)).toEqual(wrong.findDetails(ErrorInfoSchema));
     // The failure is on the account's audit trail; nothing else was written.
     expect((await auditRows(service.db, account.userId)).map((e) => e.type)).toEqual(["SIGN_UP", "LOGIN_FAILED"]);
+    // The unknown identifier did the same work before answering: the same audit write, on no
+    // account and without the identifier (issue 10, item 13: the write was a timing oracle).
+    expect(await anonymousLoginFailures()).toEqual([...anonymousBefore, { method: "pwd", cause: "unknown_identifier" }]);
   });
 
   it("refuses empty fields as INVALID_ARGUMENT and stores nothing", async () => {

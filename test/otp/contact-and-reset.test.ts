@@ -124,7 +124,8 @@ describe.each(transportNames)("contact verification and password reset over %s",
     const sessions = await sessionRows(service.db, account.userId);
     expect(sessions.slice(0, 2).map((s) => s.revoke_reason)).toEqual(["password_reset", "password_reset"]);
     const reset = (await auditRows(service.db, account.userId)).find((e) => e.type === "PASSWORD_RESET");
-    expect(reset?.details).toEqual({ channel: "email", ended_sessions: "2" });
+    // The address was never verified: the code claims it, and what was set up before goes.
+    expect(reset?.details).toEqual({ channel: "email", ended_sessions: "2", contact_claimed: "true", discarded: "password" });
 
     // Single use.
     await expectError(auth.resetPassword({ channel: OtpChannel.EMAIL, destination: account.email, code, newPassword: "yet another passphrase" }), {
