@@ -18,11 +18,11 @@ export interface EndedProofs {
  */
 export async function endPendingProofs(manager: EntityManager, userId: string): Promise<EndedProofs> {
   const [, challenges] = (await manager.query(`DELETE FROM mfa_challenges WHERE user_id = $1 AND used_at IS NULL`, [userId])) as [unknown, number];
-  // Reset codes are keyed by destination (lower-cased email address, E.164 number), not by account.
+  // Reset codes are keyed by destination (the canonical email address, E.164 number), not by account.
   const [, resetCodes] = (await manager.query(
     `DELETE FROM otp_codes o USING users u
      WHERE u.id = $1 AND o.purpose = 'password_reset' AND o.consumed_at IS NULL
-       AND ((o.channel = 'email' AND o.destination = lower(u.email)) OR (o.channel = 'sms' AND o.destination = u.phone))`,
+       AND ((o.channel = 'email' AND o.destination = u.email) OR (o.channel = 'sms' AND o.destination = u.phone))`,
     [userId],
   )) as [unknown, number];
   return { challenges, resetCodes };
@@ -36,6 +36,8 @@ export interface DiscardedCredentials {
   /** A TOTP credential set up but never confirmed. */
   readonly pendingTotp: boolean;
   readonly backupCodes: number;
+  /** The account's other email address or phone number (verified or not), which the creator chose. */
+  readonly otherContact: "email" | "phone" | null;
 }
 
 /**
@@ -43,7 +45,9 @@ export interface DiscardedCredentials {
  * whoever put the unverified contact there may have set up (account pre-hijacking: sign up with a
  * victim's address, add a password and a second factor, wait for the victim to prove the address):
  * the password, the TOTP credential, the backup codes and MFA itself (and, once they exist,
- * passkeys and linked identities). Older access tokens stop verifying (`tokens_valid_after`).
+ * passkeys and linked identities), and the account's other contact: left in place, an address
+ * of the squatter's own would let them sign in by code, or reset the password, right after the
+ * owner's claim (verified or not: the squatter could verify it while the account was theirs). Older access tokens stop verifying (`tokens_valid_after`).
  * Returns null when the contact was verified already, and nothing changes.
  *
  * One statement: the claim is conditional on the contact still being unverified (of two
@@ -52,18 +56,24 @@ export interface DiscardedCredentials {
  */
 export async function claimUnverifiedContact(manager: EntityManager, userId: string, contact: Contact, now: Date): Promise<DiscardedCredentials | null> {
   const column = verifiedColumn(contact);
-  const [row] = returnedRows<{ had_password: boolean; totp: number; pending_totp: number; backup_codes: number }>(await manager.query(
+  const other = contact.channel === "email" ? "phone" : "email";
+  const [row] = returnedRows<{ had_password: boolean; had_other: boolean; totp: number; pending_totp: number; backup_codes: number }>(await manager.query(
     `WITH claimed AS (
-       UPDATE users u SET ${column} = $2, password_hash = NULL, mfa_enabled_at = NULL, tokens_valid_after = $2, updated_at = $2
+       UPDATE users u SET ${column} = $2, password_hash = NULL, mfa_enabled_at = NULL, tokens_valid_after = $2, updated_at = $2,
+         ${other} = NULL, ${other}_verified_at = NULL
        FROM users earlier
        WHERE u.id = $1 AND earlier.id = u.id AND u.${column} IS NULL
-       RETURNING u.id, earlier.password_hash IS NOT NULL AS had_password
+       RETURNING u.id, earlier.password_hash IS NOT NULL AS had_password, earlier.${other} IS NOT NULL AS had_other, earlier.${other} AS other_address
      ), totp AS (
        DELETE FROM totp_credentials WHERE user_id IN (SELECT id FROM claimed) RETURNING confirmed_at
+     ), other_codes AS (
+       -- Codes already sent to the removed contact die with it (endPendingProofs no longer sees it).
+       DELETE FROM otp_codes WHERE channel = '${contact.channel === "email" ? "sms" : "email"}' AND consumed_at IS NULL
+         AND destination IN (SELECT other_address FROM claimed)
      ), backup AS (
        DELETE FROM backup_codes WHERE user_id IN (SELECT id FROM claimed) RETURNING used_at
      )
-     SELECT had_password,
+     SELECT had_password, had_other,
        (SELECT count(*) FROM totp WHERE confirmed_at IS NOT NULL)::int AS totp,
        (SELECT count(*) FROM totp WHERE confirmed_at IS NULL)::int AS pending_totp,
        (SELECT count(*) FROM backup WHERE used_at IS NULL)::int AS backup_codes
@@ -71,7 +81,7 @@ export async function claimUnverifiedContact(manager: EntityManager, userId: str
     [userId, now],
   ));
   if (!row) return null;
-  return { password: row.had_password, totp: row.totp > 0, pendingTotp: row.pending_totp > 0, backupCodes: row.backup_codes };
+  return { password: row.had_password, totp: row.totp > 0, pendingTotp: row.pending_totp > 0, backupCodes: row.backup_codes, otherContact: row.had_other ? other : null };
 }
 
 /** The audit details of a claim: what was discarded, as a comma-separated list. */
@@ -81,6 +91,7 @@ export function discardedDetails(discarded: DiscardedCredentials): Record<string
     discarded.totp ? "totp" : "",
     discarded.pendingTotp ? "pending_totp" : "",
     discarded.backupCodes > 0 ? "backup_codes" : "",
+    discarded.otherContact ?? "",
   ].filter((w) => w !== "");
   return { contact_claimed: "true", discarded: what.join(",") };
 }

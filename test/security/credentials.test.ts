@@ -17,7 +17,7 @@ import { OtpService } from "../../gen/identity/v1/otp_service_pb.js";
 import { MAX_MFA_FAILURES_PER_ACCOUNT_PER_HOUR } from "../../src/domain/credential-checks.js";
 import { AppError } from "../../src/domain/errors.js";
 import { expectNothingStored, lastCode, limitHits } from "../otp/helpers.js";
-import { auditRows, bearer, uniqueEmail } from "../support/accounts.js";
+import { auditRows, bearer, uniqueEmail, uniquePhone } from "../support/accounts.js";
 import { expectError, retryDelayMs } from "../support/errors.js";
 import { ManualClock, startTestService, type TestService } from "../support/service.js";
 import { useService } from "../support/suite.js";
@@ -156,6 +156,39 @@ describe.each(transportNames)("credentials over %s", (name) => {
     expect(await count(`SELECT count(*)::int AS n FROM totp_credentials WHERE user_id = $1`, [squatter.userId])).toBe(0);
     const reset = (await auditRows(service.db, squatter.userId)).find((e) => e.type === "PASSWORD_RESET");
     expect(reset?.details).toMatchObject({ contact_claimed: "true", discarded: "password,totp,backup_codes" });
+  }));
+
+  it("pre-hijacking: the squatter's own phone, even verified, goes with the claim, so it signs in and resets nothing", withApi(async (api) => {
+    // The squatter signs up with the owner's address and their own phone, and proves the phone.
+    const email = uniqueEmail(`hijack-phone-${name}`);
+    const phone = uniquePhone();
+    const signedUp = await api.auth.signUp({ email, phone, password: PASSWORD });
+    const squatterAccess = signedUp.tokens!.accessToken;
+    await api.otp.sendOtp({ channel: OtpChannel.SMS, destination: phone, purpose: OtpPurpose.VERIFY_CONTACT }, bearer(squatterAccess));
+    await api.otp.verifyOtp({ channel: OtpChannel.SMS, destination: phone, purpose: OtpPurpose.VERIFY_CONTACT, code: lastCode(service.logLines, phone) }, bearer(squatterAccess));
+    clock.advance(31_000);
+    // A reset code for the phone, asked for before the claim, must die with it.
+    await api.auth.requestPasswordReset({ channel: OtpChannel.SMS, destination: phone });
+    const earlyReset = lastCode(service.logLines, phone);
+    clock.advance(31_000);
+
+    await api.otp.sendOtp({ channel: EMAIL, destination: email, purpose: OtpPurpose.LOGIN });
+    const owner = await api.otp.verifyOtp({ channel: EMAIL, destination: email, purpose: OtpPurpose.LOGIN, code: lastCode(service.logLines, email) });
+    expect(owner.result.case).toBe("tokens");
+    expect(owner.user).toMatchObject({ id: signedUp.user!.id, emailVerified: true, hasPassword: false, phone: "" });
+    const claimed = (await auditRows(service.db, signedUp.user!.id)).find((e) => e.type === "CONTACT_VERIFIED" && e.details.contact_claimed === "true");
+    expect(claimed?.details).toMatchObject({ discarded: "password,phone" });
+
+    // The early reset code resets nothing, and a code to the phone now signs in someone else.
+    await expectError(api.auth.resetPassword({ channel: OtpChannel.SMS, destination: phone, code: earlyReset, newPassword: "the squatter's new passphrase" }), {
+      code: Code.Unauthenticated,
+      reason: "OTP_INVALID",
+    });
+    await api.otp.sendOtp({ channel: OtpChannel.SMS, destination: phone, purpose: OtpPurpose.LOGIN });
+    const bySms = await api.otp.verifyOtp({ channel: OtpChannel.SMS, destination: phone, purpose: OtpPurpose.LOGIN, code: lastCode(service.logLines, phone) });
+    expect(bySms.newUser).toBe(true);
+    expect(bySms.user?.id).not.toBe(signedUp.user!.id);
+    clock.advance(31_000);
   }));
 
   it("a verified address keeps its factors through a reset", withApi(async (api) => {
