@@ -27,7 +27,9 @@ export type ErrorReason =
   | "NOT_IMPLEMENTED"
   | "DEADLINE_EXCEEDED"
   | "UNAVAILABLE"
-  | "INTERNAL";
+  | "INTERNAL"
+  | "UNSUPPORTED_ENCODING"
+  | "MALFORMED_FRAME";
 
 export interface FieldViolation {
   readonly field: string;

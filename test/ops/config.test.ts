@@ -7,7 +7,7 @@ import { ConfigError, loadConfig } from "../../src/config.js";
 
 const KEK = Buffer.alloc(32, 1).toString("base64");
 const SERVICE_KEY = "k".repeat(40);
-const production = { NODE_ENV: "production", KEY_ENCRYPTION_KEY: KEK, SERVICE_KEYS: SERVICE_KEY, CORS_ORIGINS: "https://app.example.com" };
+const production = { NODE_ENV: "production", KEY_ENCRYPTION_KEY: KEK, SERVICE_KEYS: SERVICE_KEY, CORS_ORIGINS: "https://app.example.com", PUBLIC_URL: "https://id.example.com" };
 
 describe("loadConfig", () => {
   it("has working development defaults", () => {
