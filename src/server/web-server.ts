@@ -77,10 +77,11 @@ function sendJson(res: http.ServerResponse, status: number, body: unknown, cache
 const LOOPBACK_HOST = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d+)?$/i;
 
 /** Whether the call reached the ServiceImpl (whose policy wrapper maps and logs its errors). */
-const handlerReached = createContextKey<{ value: boolean }>({ value: false }, { description: "handler reached" });
+const handlerReached = createContextKey<{ value: boolean } | undefined>(undefined, { description: "handler reached" });
 
 const markHandlerReached: Interceptor = (next) => (req) => {
-  req.contextValues.get(handlerReached).value = true;
+  const reached = req.contextValues.get(handlerReached);
+  if (reached) reached.value = true;
   return next(req);
 };
 
