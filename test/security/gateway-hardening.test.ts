@@ -73,7 +73,7 @@ describe("request encodings the gateway does not take (item 6)", () => {
   const signUpJson = (email: string) => JSON.stringify({ email, password: PASSWORD });
   const connectJson = { "content-type": "application/json", "connect-protocol-version": "1" };
 
-  it("Connect: content-encoding br is UNIMPLEMENTED with ErrorInfo UNSUPPORTED_ENCODING and Accept-Encoding gzip; nothing is stored", async () => {
+  it("Connect: content-encoding br is UNIMPLEMENTED with ErrorInfo UNSUPPORTED_ENCODING, naming gzip as accepted; nothing is stored", async () => {
     const from = service.logLines.length;
     const res = await expectUnchanged(service.db, () =>
       post("/identity.v1.AuthService/SignUp", { ...connectJson, "content-encoding": "br" }, zlib.brotliCompressSync(signUpJson(uniqueEmail("br-connect")))),
