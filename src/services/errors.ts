@@ -85,7 +85,7 @@ export function toConnectError(err: unknown): ConnectError {
 
 /**
  * The ErrorInfo reason of an error the transport raised itself. An encoding it does not accept
- * is UNSUPPORTED_ENCODING (UNIMPLEMENTED, with the accepted encodings in a header); a frame
+ * is UNSUPPORTED_ENCODING (UNIMPLEMENTED; its message names the accepted ones: gzip); a frame
  * flagged compressed without an encoding, compressed bytes that do not decompress, or binary
  * bytes that do not parse are MALFORMED_FRAME (INTERNAL: gRPC's own code for these, kept as
  * connect-node answers it); anything else is named after its code (RESOURCE_EXHAUSTED, ...).

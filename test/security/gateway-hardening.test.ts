@@ -110,6 +110,18 @@ describe("request encodings the gateway does not take (item 6)", () => {
     expect(lines.some((l) => l.includes('"rpc failed"') || l.includes('"level":50'))).toBe(false);
   });
 
+  it.each([
+    ["a binary message that does not parse", {}, Buffer.from([0xff, 0xff, 0xff])],
+    ["gzip bytes cut short", { "content-encoding": "gzip" }, zlib.gzipSync(Buffer.from([0x0a, 0x03, 0x61, 0x62, 0x63])).subarray(0, 12)],
+  ])("Connect: %s is INTERNAL (gRPC's code for it) with ErrorInfo MALFORMED_FRAME, not a server failure", async (_name, headers, body) => {
+    const from = service.logLines.length;
+    const res = await post("/identity.v1.AuthService/SignUp", { "content-type": "application/proto", "connect-protocol-version": "1", ...headers }, body);
+    expect(res.status).toBe(500);
+    expect(connectReasons(res.body)).toEqual(["MALFORMED_FRAME"]);
+    expect(logSince(from).filter((l) => l.includes('"rpc refused"') && l.includes('"reason":"MALFORMED_FRAME"'))).toHaveLength(1);
+    expect(logSince(from).some((l) => l.includes('"rpc failed"'))).toBe(false);
+  });
+
   it("gRPC-web: grpc-encoding br is UNIMPLEMENTED with ErrorInfo UNSUPPORTED_ENCODING", async () => {
     const message = zlib.brotliCompressSync(Buffer.from([0x0a, 0x03, 0x61, 0x62, 0x63]));
     const res = await post("/identity.v1.AuthService/SignUp", { "content-type": "application/grpc-web+proto", "x-grpc-web": "1", "grpc-encoding": "br" }, frame(0x01, message));
