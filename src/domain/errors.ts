@@ -29,7 +29,8 @@ export type ErrorReason =
   | "UNAVAILABLE"
   | "INTERNAL"
   | "UNSUPPORTED_ENCODING"
-  | "MALFORMED_FRAME";
+  | "MALFORMED_FRAME"
+  | "ORIGIN_NOT_ALLOWED";
 
 export interface FieldViolation {
   readonly field: string;

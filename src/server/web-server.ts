@@ -18,7 +18,9 @@ import { Code, ConnectError, cors as connectCors, createContextKey, type Connect
 import { compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
 import { createContextValues } from "@connectrpc/connect";
 import { callInfoKey, isLoopback, normalizeAddress } from "../services/call.js";
-import { annotateTransportError } from "../services/errors.js";
+import { errorToJson } from "@connectrpc/connect/protocol-connect";
+import { AppError } from "../domain/errors.js";
+import { annotateTransportError, toConnectError } from "../services/errors.js";
 import type { Logger } from "../logger.js";
 import type { PublicJwk } from "../domain/signing-keys.js";
 import type { DevOutbox } from "../delivery/dev-outbox.js";
@@ -193,7 +195,9 @@ export function createWebServer(options: WebServerOptions): http.Server {
       const origin = req.headers.origin;
       if (origin !== undefined && !trusted(origin, req)) {
         // CORS already keeps such a page from reading answers; this keeps it from acting at all.
-        return sendJson(res, 403, { code: "permission_denied", message: "origin not allowed" });
+        // A Connect error body (code, message, ErrorInfo ORIGIN_NOT_ALLOWED) like every other error.
+        const refusal = toConnectError(new AppError("ORIGIN_NOT_ALLOWED", `origin ${origin} not allowed`));
+        return sendJson(res, 403, errorToJson(refusal, undefined));
       }
       // Answers carry access and refresh tokens, MFA secrets and backup codes: no cache keeps them.
       res.setHeader("cache-control", "no-store");

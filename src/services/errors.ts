@@ -42,6 +42,8 @@ const wire: Record<ErrorReason, { code: Code; message: string }> = {
   // Raised by the gateway's transport before any handler runs (see transportReason).
   UNSUPPORTED_ENCODING: { code: Code.Unimplemented, message: "unsupported compression; see the accept-encoding header" },
   MALFORMED_FRAME: { code: Code.Internal, message: "the request message could not be read" },
+  // The gateway's origin gate: a browser page on an origin that is neither its own nor listed.
+  ORIGIN_NOT_ALLOWED: { code: Code.PermissionDenied, message: "origin not allowed" },
 };
 
 function errorInfo(reason: string): OutgoingDetail {

@@ -31,6 +31,7 @@ const BY_REASON: Readonly<Record<string, string>> = {
   INTERNAL: "Something went wrong on our side. Please try again.",
   UNSUPPORTED_ENCODING: "The request was sent in a form the service does not accept. Please reload the page and try again.",
   MALFORMED_FRAME: "The request could not be read. Please reload the page and try again.",
+  ORIGIN_NOT_ALLOWED: "This page is not allowed to use the service.",
 };
 
 const BY_CODE: Partial<Record<Code, string>> = {

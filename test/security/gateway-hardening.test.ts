@@ -292,6 +292,16 @@ describe("the gateway's own origin without PUBLIC_URL: loopback Host names only 
     }
   });
 
+  it("the refusal is a Connect error with ErrorInfo ORIGIN_NOT_ALLOWED (item 15: every error carries one)", async () => {
+    const auth = createClient(AuthService, gateway("connect"));
+    await expectUnchanged(service.db, () =>
+      expectError(auth.signUp({ email: uniqueEmail("origin-refused"), password: PASSWORD }, { headers: { origin: "http://evil.example" } }), {
+        code: Code.PermissionDenied,
+        reason: "ORIGIN_NOT_ALLOWED",
+      }),
+    );
+  });
+
   it("a loopback Host does not vouch for another Origin", async () => {
     const port = new URL(service.httpUrl).port;
     expect(await callWith(`localhost:${port}`, "http://evil.example")).toBe(403);
