@@ -4,6 +4,8 @@
 // A start that fails exits non-zero with one line on stderr (no stack trace for a bad variable
 // or a port in use), after undoing what it had started: above all the embedded PostgreSQL,
 // which would otherwise keep running, and keep its port, after this process is gone.
+import { format } from "node:util";
+import * as grpc from "@grpc/grpc-js";
 import { ConfigError, loadConfig } from "./config.js";
 import { createLogger } from "./logger.js";
 import { locateDatabase } from "./database.js";
@@ -31,6 +33,8 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger(config.logLevel);
+  // grpc-js's own messages (GRPC_VERBOSITY, errors by default) go to the JSON log, not stderr.
+  grpc.setLogger({ error: (...args: unknown[]) => logger.warn({ grpc: format(...args) }, "grpc-js") });
   try {
     const location = await locateDatabase(config, logger);
     undo.unshift({ name: "database", run: () => location.stop() });

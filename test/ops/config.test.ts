@@ -135,7 +135,7 @@ describe("listening on IPv6 (BIND_HOST)", () => {
   });
 });
 
-it("a start that fails after the embedded PostgreSQL started stops it and exits 1 with one line", async () => {
+it.each(["HTTP_PORT", "GRPC_PORT"])("a start that fails after the embedded PostgreSQL started (%s in use) stops it and exits 1 with one line", async (busyVariable) => {
   const dir = mkdtempSync(path.join(tmpdir(), "identity-failed-start-"));
   // Embedded PostgreSQL runs as its own user (we are root here) and must reach its directory.
   chmodSync(dir, 0o755);
@@ -153,8 +153,9 @@ it("a start that fails after the embedded PostgreSQL started stops it and exits 
         EMBEDDED_PG_PORT: String(pgPort),
         BIND_HOST: "127.0.0.1",
         GRPC_PORT: "0",
-        HTTP_PORT: String(busyPort), // taken: the start fails after the database is up
+        HTTP_PORT: "0",
         METRICS_PORT: "0",
+        [busyVariable]: String(busyPort), // taken: the start fails after the database is up
         LOG_LEVEL: "info",
       },
       stdio: ["ignore", "pipe", "pipe"],
