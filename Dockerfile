@@ -2,7 +2,9 @@
 # Multi-stage build of the identity service on Node 24 LTS.
 # Build: docker build -t grpc-identity .
 # Run:   docker run -e DATABASE_URL=postgres://... -e KEY_ENCRYPTION_KEY=... -e SERVICE_KEYS=... \
-#          -e NODE_ENV=production -p 50051:50051 -p 8080:8080 grpc-identity
+#          -e PUBLIC_URL=https://id.example.com -e NODE_ENV=production -p 50051:50051 -p 8080:8080 grpc-identity
+# Metrics: GET /metrics on METRICS_PORT (9464), bound to loopback unless METRICS_HOST says otherwise
+# (e.g. METRICS_HOST=0.0.0.0 for a scraper on the container network; do not publish that port).
 
 FROM node:24-bookworm-slim AS build
 WORKDIR /app
@@ -23,6 +25,7 @@ ENV NODE_ENV=production \
     MALLOC_ARENA_MAX=2 \
     GRPC_PORT=50051 \
     HTTP_PORT=8080 \
+    METRICS_PORT=9464 \
     DATA_DIR=/app/.data
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules

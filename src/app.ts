@@ -115,6 +115,7 @@ export async function createApp({ config, db, logger, kek, clock = systemClock }
     maxDeadlineMs: config.maxDeadlineMs,
     descriptorSetPath,
     browserApp: { appDir: webAppDir, publicUrl: config.publicUrl, devOutbox },
+    logger,
   });
   return { services, servers, metrics, stop: async () => {
     signingKeys.stop();

@@ -1,5 +1,6 @@
 // The one place that reads the environment. Every variable is validated here; a bad
 // value stops the process at start with a message naming the variable.
+import { isIP } from "node:net";
 import { availableParallelism } from "node:os";
 import path from "node:path";
 
@@ -8,6 +9,9 @@ export interface Config {
   readonly bindHost: string;
   readonly grpcPort: number;
   readonly httpPort: number;
+  /** The Prometheus listener (GET /metrics only), apart from the public gateway. */
+  readonly metricsHost: string;
+  readonly metricsPort: number;
   readonly databaseUrl: string | undefined;
   readonly dataDir: string;
   readonly embeddedPgPort: number;
@@ -140,6 +144,25 @@ function loadOtpConfig(env: Env, production: boolean): OtpConfig {
   };
 }
 
+const HOSTNAME = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
+
+/**
+ * A listen address: an IPv4 or IPv6 literal (brackets optional: `::`, `[::]`) or a host name,
+ * normalised to what node's listen() takes (IPv6 without brackets, lower case). Anything else
+ * (a port, a URL, a mistyped address like 1.2.3) stops the start here rather than in listen().
+ */
+function listenHost(env: Env, name: string, fallback: string): string {
+  const raw = (env[name] ?? "").trim();
+  if (raw === "") return fallback;
+  const bare = /^\[.*\]$/.test(raw) ? raw.slice(1, -1) : raw;
+  if (isIP(bare) === 6) return bare.toLowerCase();
+  if (bare === raw && isIP(raw) === 4) return raw;
+  const host = raw.toLowerCase();
+  // A name whose last label is all digits is a mistyped IPv4 address, not a host name.
+  if (bare === raw && HOSTNAME.test(host) && !/(^|\.)\d+$/.test(host)) return host;
+  throw new ConfigError(`${name} must be an IPv4 or IPv6 address (e.g. 0.0.0.0, ::, [::1]) or a host name, got "${raw}"`);
+}
+
 /** PUBLIC_URL as an origin (`https://id.example.com`), or undefined when unset. */
 function publicOrigin(raw: string | undefined): string | undefined {
   if (raw === undefined || raw === "") return undefined;
@@ -175,9 +198,11 @@ export function loadConfig(env: Env = process.env): Config {
   }
   const config: Config = {
     production,
-    bindHost: env.BIND_HOST || "0.0.0.0",
+    bindHost: listenHost(env, "BIND_HOST", "0.0.0.0"),
     grpcPort: int(env, "GRPC_PORT", 50051, 0, 65535),
     httpPort,
+    metricsHost: listenHost(env, "METRICS_HOST", "127.0.0.1"),
+    metricsPort: int(env, "METRICS_PORT", 9464, 0, 65535),
     databaseUrl: env.DATABASE_URL || undefined,
     dataDir: path.resolve(env.DATA_DIR || ".data"),
     embeddedPgPort: int(env, "EMBEDDED_PG_PORT", 54329, 1024, 65535),
@@ -225,6 +250,13 @@ export function loadConfig(env: Env = process.env): Config {
     if (!config.keyEncryptionKey) throw new ConfigError("KEY_ENCRYPTION_KEY is required when NODE_ENV=production");
     if (config.serviceKeys.length === 0) throw new ConfigError("SERVICE_KEYS is required when NODE_ENV=production");
     if (config.corsOrigins.includes("*")) throw new ConfigError("CORS_ORIGINS may not be * when NODE_ENV=production");
+    // Without it the gateway would take its own origin from the Host header (DNS rebinding).
+    if (!config.publicUrl) throw new ConfigError("PUBLIC_URL is required when NODE_ENV=production (e.g. https://id.example.com)");
+  }
+  const ports = [["GRPC_PORT", config.grpcPort], ["HTTP_PORT", config.httpPort], ["METRICS_PORT", config.metricsPort]] as const;
+  for (const [i, [name, port]] of ports.entries()) {
+    const other = ports.slice(i + 1).find(([, p]) => p === port && p !== 0);
+    if (other) throw new ConfigError(`${name} and ${other[0]} must differ, both are ${port}`);
   }
   if (config.sessionAbsoluteTtlSec < config.accessTokenTtlSec) {
     throw new ConfigError("SESSION_ABSOLUTE_TTL_SECONDS must be at least ACCESS_TOKEN_TTL_SECONDS");

@@ -1,5 +1,6 @@
-// Prometheus metrics (prom-client), served by the gateway at GET /metrics. One registry per
-// service instance, so tests can run several in one process.
+// Prometheus metrics (prom-client), served at GET /metrics by their own listener
+// (server/metrics-server.ts), never by the public gateway. One registry per service instance,
+// so tests can run several in one process.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 
 export interface Metrics {

@@ -53,13 +53,19 @@ export async function startEmbeddedPostgres({ dir, port, password, persistent, l
   });
   if (!existsSync(path.join(dir, "PG_VERSION"))) await pg.initialise();
   await pg.start();
-  const client = pg.getPgClient();
-  await client.connect();
   try {
-    const exists = await client.query("SELECT 1 FROM pg_database WHERE datname = 'identity'");
-    if (exists.rowCount === 0) await client.query("CREATE DATABASE identity");
-  } finally {
-    await client.end();
+    const client = pg.getPgClient();
+    await client.connect();
+    try {
+      const exists = await client.query("SELECT 1 FROM pg_database WHERE datname = 'identity'");
+      if (exists.rowCount === 0) await client.query("CREATE DATABASE identity");
+    } finally {
+      await client.end();
+    }
+  } catch (err) {
+    // Nobody else holds a handle to stop it: a failed start must not leave PostgreSQL running.
+    await pg.stop().catch(() => undefined);
+    throw err;
   }
   return {
     url: `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/identity`,

@@ -27,7 +27,10 @@ export type ErrorReason =
   | "NOT_IMPLEMENTED"
   | "DEADLINE_EXCEEDED"
   | "UNAVAILABLE"
-  | "INTERNAL";
+  | "INTERNAL"
+  | "UNSUPPORTED_ENCODING"
+  | "MALFORMED_FRAME"
+  | "ORIGIN_NOT_ALLOWED";
 
 export interface FieldViolation {
   readonly field: string;

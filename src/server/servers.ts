@@ -1,15 +1,17 @@
 // Builds both servers from their dependencies without listening; `listen` binds them and
 // `close` drains them. main.ts and the tests (on port 0) are the only callers.
 import type http from "node:http";
-import type { AddressInfo } from "node:net";
+import { isIP, type AddressInfo } from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import { createGrpcServer } from "./grpc-server.js";
+import { createMetricsServer } from "./metrics-server.js";
 import { createWebServer, type BrowserAppOptions } from "./web-server.js";
 import { internalMethods, routes, services, type ServiceDeps } from "../services/routes.js";
 import type { SigningKeys } from "../domain/signing-keys.js";
 import type { Registry } from "prom-client";
 import type { Readiness } from "./readiness.js";
+import type { Logger } from "../logger.js";
 
 export interface ServerDeps {
   readonly services: ServiceDeps;
@@ -21,14 +23,54 @@ export interface ServerDeps {
   readonly maxDeadlineMs: number;
   readonly descriptorSetPath: string;
   readonly browserApp?: BrowserAppOptions;
+  /** Gateway requests refused by the transport (bad encoding, undecodable message) are logged here. */
+  readonly logger?: Logger;
+}
+
+export interface ListenOptions {
+  /** An IPv4 or IPv6 literal without brackets, or a host name (config.ts normalises BIND_HOST). */
+  readonly host: string;
+  readonly grpcPort: number;
+  readonly httpPort: number;
+  /** The Prometheus listener; loopback by default (config.ts). */
+  readonly metricsHost: string;
+  readonly metricsPort: number;
 }
 
 export interface Servers {
   readonly grpc: grpc.Server;
   readonly web: http.Server;
+  readonly metrics: http.Server;
   readonly health: HealthImplementation;
-  listen(host: string, grpcPort: number, httpPort: number): Promise<{ grpcPort: number; httpPort: number }>;
+  listen(options: ListenOptions): Promise<{ grpcPort: number; httpPort: number; metricsPort: number }>;
   close(graceMs?: number): Promise<void>;
+}
+
+/** host:port as grpc-js parses it: an IPv6 literal in brackets (`[::]:50051`). */
+export function grpcAddress(host: string, port: number): string {
+  return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+function listenHttp(server: http.Server, port: number, host: string): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+function closeHttp(server: http.Server, graceMs: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (!server.listening) return resolve();
+    const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+    server.close(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+    server.closeIdleConnections();
+  });
 }
 
 export function createServers(deps: ServerDeps): Servers {
@@ -48,27 +90,27 @@ export function createServers(deps: ServerDeps): Servers {
     maxDeadlineMs: deps.maxDeadlineMs,
     jwks: () => deps.signingKeys.jwks(),
     ready: () => deps.readiness.check(),
-    metrics: deps.metrics,
     browserApp: deps.browserApp,
+    logger: deps.logger,
   });
+  const metricsServer = createMetricsServer(deps.metrics);
 
   return {
     grpc: grpcServer,
     web,
+    metrics: metricsServer,
     health,
-    async listen(host, grpcPort, httpPort) {
+    async listen({ host, grpcPort, httpPort, metricsHost, metricsPort }) {
+      const address = grpcAddress(host, grpcPort);
       const boundGrpc = await new Promise<number>((resolve, reject) =>
-        grpcServer.bindAsync(`${host}:${grpcPort}`, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+        grpcServer.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) =>
+          err ? reject(new Error(`gRPC listener could not bind ${address}: ${err.message}`)) : resolve(port),
+        ),
       );
-      await new Promise<void>((resolve, reject) => {
-        web.once("error", reject);
-        web.listen(httpPort, host, () => {
-          web.off("error", reject);
-          resolve();
-        });
-      });
+      const boundHttp = await listenHttp(web, httpPort, host);
+      const boundMetrics = await listenHttp(metricsServer, metricsPort, metricsHost);
       deps.readiness.watch(health, services.map((s) => s.typeName));
-      return { grpcPort: boundGrpc, httpPort: (web.address() as AddressInfo).port };
+      return { grpcPort: boundGrpc, httpPort: boundHttp, metricsPort: boundMetrics };
     },
     async close(graceMs = 10_000) {
       deps.readiness.stop();
@@ -83,16 +125,7 @@ export function createServers(deps: ServerDeps): Servers {
           resolve();
         });
       });
-      const webDone = new Promise<void>((resolve) => {
-        if (!web.listening) return resolve();
-        const timer = setTimeout(() => web.closeAllConnections(), graceMs);
-        web.close(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-        web.closeIdleConnections();
-      });
-      await Promise.all([grpcDone, webDone]);
+      await Promise.all([grpcDone, closeHttp(web, graceMs), closeHttp(metricsServer, graceMs)]);
     },
   };
 }

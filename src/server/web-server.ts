@@ -6,14 +6,22 @@
 // one of CORS_ORIGINS; the others are marked as browser calls (CallInfo.browser), for which the
 // refresh token travels only in an HttpOnly cookie. Calls without Origin (gRPC clients, servers,
 // curl) are not browser calls and keep getting the refresh token in messages.
+//
+// Every RPC answer is `Cache-Control: no-store` (several carry tokens: RFC 6749 §5.1). Errors
+// connect-node raises before a handler runs (unsupported encoding, undecodable message, size
+// limit) get an ErrorInfo like every other error and one "rpc refused" log line. Metrics are
+// not served here (metrics-server.ts).
 import http from "node:http";
 import corsMiddleware from "cors";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
-import { cors as connectCors, type ConnectRouter } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { Code, ConnectError, cors as connectCors, createContextKey, type ConnectRouter, type HandlerContext, type Interceptor } from "@connectrpc/connect";
+import { compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
 import { createContextValues } from "@connectrpc/connect";
 import { callInfoKey, isLoopback, normalizeAddress } from "../services/call.js";
-import type { Registry } from "prom-client";
+import { errorToJson } from "@connectrpc/connect/protocol-connect";
+import { AppError } from "../domain/errors.js";
+import { annotateTransportError, toConnectError } from "../services/errors.js";
+import type { Logger } from "../logger.js";
 import type { PublicJwk } from "../domain/signing-keys.js";
 import type { DevOutbox } from "../delivery/dev-outbox.js";
 import { browserSession, refreshCookieName } from "./refresh-cookie.js";
@@ -37,8 +45,8 @@ export interface WebServerOptions {
   readonly maxDeadlineMs: number;
   readonly jwks: () => readonly PublicJwk[];
   readonly ready: () => Promise<boolean>;
-  readonly metrics: Registry;
   readonly browserApp?: BrowserAppOptions;
+  readonly logger?: Logger;
 }
 
 /** Passes registrations through, leaving out internal RPCs (they answer UNIMPLEMENTED here). */
@@ -70,6 +78,46 @@ function sendJson(res: http.ServerResponse, status: number, body: unknown, cache
 
 const LOOPBACK_HOST = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d+)?$/i;
 
+/** Whether the call reached the ServiceImpl (whose policy wrapper maps and logs its errors). */
+const handlerReached = createContextKey<{ value: boolean } | undefined>(undefined, { description: "handler reached" });
+
+const markHandlerReached: Interceptor = (next) => (req) => {
+  const reached = req.contextValues.get(handlerReached);
+  if (reached) reached.value = true;
+  return next(req);
+};
+
+/**
+ * Runs before the request body is read. connect-node aborts the call's signal with the error it
+ * is about to serialise; one that was raised before the handler ran gets its ErrorInfo there.
+ */
+function watchTransportErrors(ctx: HandlerContext, logger: Logger | undefined): void {
+  const reached = { value: false };
+  ctx.values.set(handlerReached, reached);
+  ctx.signal.addEventListener(
+    "abort",
+    () => {
+      const error: unknown = ctx.signal.reason;
+      if (reached.value || !(error instanceof ConnectError) || error.code === Code.Canceled) return;
+      const reason = annotateTransportError(error);
+      if (reason === undefined) return;
+      // A client's malformed request, not a server fault: info, and never the message (a JSON
+      // decode error quotes the request's values).
+      logger?.info(
+        {
+          rpc: `${ctx.service.typeName}/${ctx.method.name}`,
+          protocol: ctx.protocolName,
+          status: Code[error.code],
+          reason,
+          peer: ctx.values.get(callInfoKey).peerAddress,
+        },
+        "rpc refused",
+      );
+    },
+    { once: true },
+  );
+}
+
 export function createWebServer(options: WebServerOptions): http.Server {
   const browser = options.browserApp ?? {};
   const publicOrigin = browser.publicUrl === undefined ? undefined : new URL(browser.publicUrl).origin;
@@ -78,9 +126,17 @@ export function createWebServer(options: WebServerOptions): http.Server {
   const app = browser.appDir === undefined ? undefined : createWebApp(browser.appDir, tls);
   /** CORS_ORIGINS: pages elsewhere that may call the gateway. */
   const listed = (origin: string): boolean => options.corsOrigins.includes("*") || options.corsOrigins.includes(origin);
-  /** Those, and the gateway's own origin (PUBLIC_URL, else what the Host header names). */
-  const trusted = (origin: string, req: http.IncomingMessage): boolean =>
-    listed(origin) || origin === (publicOrigin ?? `http://${(req.headers.host ?? "").toLowerCase()}`);
+  /**
+   * Those, and the gateway's own origin: PUBLIC_URL (required in production), else, in
+   * development, what the Host header names, but only a loopback name: any other Host is one a
+   * DNS-rebinding page can choose along with its Origin.
+   */
+  const ownOrigin = (req: http.IncomingMessage): string | undefined => {
+    if (publicOrigin !== undefined) return publicOrigin;
+    const host = (req.headers.host ?? "").toLowerCase();
+    return LOOPBACK_HOST.test(host) ? `http://${host}` : undefined;
+  };
+  const trusted = (origin: string, req: http.IncomingMessage): boolean => listed(origin) || origin === ownOrigin(req);
 
   const rpc = connectNodeAdapter({
     routes: (router) => options.routes(publicOnly(router, options.internalMethods)),
@@ -89,6 +145,11 @@ export function createWebServer(options: WebServerOptions): http.Server {
     connect: true,
     readMaxBytes: options.maxMessageBytes,
     writeMaxBytes: 4 * 1024 * 1024,
+    // gzip only: any other content-encoding / grpc-encoding is UNIMPLEMENTED (Connect and gRPC
+    // compression specs) with the accepted list in accept-encoding / grpc-accept-encoding.
+    acceptCompression: [compressionGzip],
+    requestGate: (ctx) => watchTransportErrors(ctx, options.logger),
+    interceptors: [markHandlerReached],
     contextValues: (req) =>
       createContextValues().set(callInfoKey, {
         header: (name: string) => {
@@ -118,16 +179,6 @@ export function createWebServer(options: WebServerOptions): http.Server {
       );
       return;
     }
-    if (req.method === "GET" && path === "/metrics") {
-      options.metrics.metrics().then(
-        (body) => {
-          res.writeHead(200, { "content-type": options.metrics.contentType });
-          res.end(body);
-        },
-        () => sendJson(res, 500, { status: "metrics unavailable" }),
-      );
-      return;
-    }
     if (req.method === "GET" && path === "/.well-known/jwks.json") {
       return sendJson(res, 200, { keys: options.jwks() }, "public, max-age=300");
     }
@@ -144,8 +195,13 @@ export function createWebServer(options: WebServerOptions): http.Server {
       const origin = req.headers.origin;
       if (origin !== undefined && !trusted(origin, req)) {
         // CORS already keeps such a page from reading answers; this keeps it from acting at all.
-        return sendJson(res, 403, { code: "permission_denied", message: "origin not allowed" });
+        // A Connect error body (code, message, ErrorInfo ORIGIN_NOT_ALLOWED) like every other error.
+        const refusal = toConnectError(new AppError("ORIGIN_NOT_ALLOWED", `origin ${origin} not allowed`));
+        return sendJson(res, 403, errorToJson(refusal, undefined));
       }
+      // Answers carry access and refresh tokens, MFA secrets and backup codes: no cache keeps them.
+      res.setHeader("cache-control", "no-store");
+      res.setHeader("pragma", "no-cache");
       rpc(req, res);
     });
   });

@@ -39,6 +39,11 @@ const wire: Record<ErrorReason, { code: Code; message: string }> = {
   DEADLINE_EXCEEDED: { code: Code.DeadlineExceeded, message: "deadline exceeded" },
   UNAVAILABLE: { code: Code.Unavailable, message: "service unavailable; retry later" },
   INTERNAL: { code: Code.Internal, message: "internal error" },
+  // Raised by the gateway's transport before any handler runs (see transportReason).
+  UNSUPPORTED_ENCODING: { code: Code.Unimplemented, message: "unsupported compression; see the accept-encoding header" },
+  MALFORMED_FRAME: { code: Code.Internal, message: "the request message could not be read" },
+  // The gateway's origin gate: a browser page on an origin that is neither its own nor listed.
+  ORIGIN_NOT_ALLOWED: { code: Code.PermissionDenied, message: "origin not allowed" },
 };
 
 function errorInfo(reason: string): OutgoingDetail {
@@ -72,11 +77,36 @@ export function toConnectError(err: unknown): ConnectError {
   if (err instanceof ConnectError) {
     // Raised by the transport (size limit, unimplemented, cancelled): its message is generic already.
     if (err.findDetails(ErrorInfoSchema).length === 0 && err.code !== Code.Internal) {
-      const reason = Code[err.code].replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
-      return new ConnectError(err.rawMessage, err.code, err.metadata, [errorInfo(reason)], err);
+      return new ConnectError(err.rawMessage, err.code, err.metadata, [errorInfo(transportReason(err))], err);
     }
     if (err.code !== Code.Internal) return err;
   }
   const reason: ErrorReason = isUnavailable(err) ? "UNAVAILABLE" : "INTERNAL";
   return new ConnectError(wire[reason].message, wire[reason].code, undefined, [errorInfo(reason)], err);
+}
+
+/**
+ * The ErrorInfo reason of an error the transport raised itself. An encoding it does not accept
+ * is UNSUPPORTED_ENCODING (UNIMPLEMENTED; its message names the accepted ones: gzip); a frame
+ * flagged compressed without an encoding, compressed bytes that do not decompress, or binary
+ * bytes that do not parse are MALFORMED_FRAME (INTERNAL: gRPC's own code for these, kept as
+ * connect-node answers it); anything else is named after its code (RESOURCE_EXHAUSTED, ...).
+ * The messages matched are connect-es's (test/security/gateway-hardening.test.ts pins them).
+ */
+export function transportReason(err: ConnectError): string {
+  if (err.code === Code.Unimplemented && err.rawMessage.startsWith("unknown compression")) return "UNSUPPORTED_ENCODING";
+  if (err.code === Code.Internal && /^(received compressed envelope|decompression failed|parse binary:)/.test(err.rawMessage)) return "MALFORMED_FRAME";
+  return Code[err.code].replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
+}
+
+/**
+ * Adds an ErrorInfo to an error connect-node raised before any handler ran (so it never passed
+ * through toConnectError), in place: connect-node serialises this same object right after.
+ * Returns the reason added, or undefined when the error already carried one.
+ */
+export function annotateTransportError(err: ConnectError): string | undefined {
+  if (err.findDetails(ErrorInfoSchema).length > 0) return undefined;
+  const reason = transportReason(err);
+  err.details.push(errorInfo(reason));
+  return reason;
 }

@@ -29,6 +29,9 @@ const BY_REASON: Readonly<Record<string, string>> = {
   DEADLINE_EXCEEDED: "The service took too long to answer. Please try again.",
   NOT_IMPLEMENTED: "This is not available yet.",
   INTERNAL: "Something went wrong on our side. Please try again.",
+  UNSUPPORTED_ENCODING: "The request was sent in a form the service does not accept. Please reload the page and try again.",
+  MALFORMED_FRAME: "The request could not be read. Please reload the page and try again.",
+  ORIGIN_NOT_ALLOWED: "This page is not allowed to use the service.",
 };
 
 const BY_CODE: Partial<Record<Code, string>> = {

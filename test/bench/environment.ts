@@ -54,6 +54,8 @@ export async function startEnvironment(profileDir: string | undefined): Promise<
     KEY_ENCRYPTION_KEY: randomBytes(32).toString("base64"),
     SERVICE_KEYS: BENCH_SERVICE_KEY,
     CORS_ORIGINS: "http://127.0.0.1",
+    PUBLIC_URL: "http://127.0.0.1",
+    METRICS_PORT: "0",
     BIND_HOST: "127.0.0.1",
     GRPC_PORT: String(grpcPort),
     HTTP_PORT: String(httpPort),

@@ -94,7 +94,7 @@ describe("VerifyToken over grpc in production mode", () => {
   let tokens: TokenClient;
   let productionToken: string;
   beforeAll(async () => {
-    production = await startTestService({ env: { NODE_ENV: "production", KEY_ENCRYPTION_KEY: TEST_KEK.toString("base64") } });
+    production = await startTestService({ env: { NODE_ENV: "production", KEY_ENCRYPTION_KEY: TEST_KEK.toString("base64"), PUBLIC_URL: "https://id.example.com" } });
     expect(production.config.production).toBe(true);
     clients = clientsFor(production, "grpc");
     tokens = clients.client(TokenService);

@@ -4,6 +4,7 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort } from "../support/ports.js";
 import { startTestService, TEST_KEK, type TestService } from "../support/service.js";
 import { AppPage } from "./app.js";
 import { launchChromium, screenshots, type Chromium } from "./browser.js";
@@ -85,7 +86,11 @@ describe("the app in production mode", () => {
   let service: TestService;
 
   beforeAll(async () => {
-    service = await startTestService({ env: { NODE_ENV: "production", KEY_ENCRYPTION_KEY: TEST_KEK.toString("base64") } });
+    // Production requires PUBLIC_URL, the origin the page is served from: a port known beforehand.
+    const port = await freePort();
+    service = await startTestService({
+      env: { NODE_ENV: "production", KEY_ENCRYPTION_KEY: TEST_KEK.toString("base64"), PUBLIC_URL: `http://127.0.0.1:${port}`, HTTP_PORT: String(port) },
+    });
   });
   afterAll(async () => {
     await service?.close();

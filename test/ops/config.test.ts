@@ -1,13 +1,23 @@
 // Configuration is validated once at start: a bad value stops the service with a message that
 // names the variable; production mode refuses development defaults.
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { promisify } from "node:util";
-import { describe, expect, it } from "vitest";
+import { createClient } from "@connectrpc/connect";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
 import { ConfigError, loadConfig } from "../../src/config.js";
+import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { freePort } from "../support/ports.js";
+import { spawnServiceProcess } from "../support/process.js";
+import { createGrpcJsTransport } from "../support/transports.js";
 
 const KEK = Buffer.alloc(32, 1).toString("base64");
 const SERVICE_KEY = "k".repeat(40);
-const production = { NODE_ENV: "production", KEY_ENCRYPTION_KEY: KEK, SERVICE_KEYS: SERVICE_KEY, CORS_ORIGINS: "https://app.example.com" };
+const production = { NODE_ENV: "production", KEY_ENCRYPTION_KEY: KEK, SERVICE_KEYS: SERVICE_KEY, CORS_ORIGINS: "https://app.example.com", PUBLIC_URL: "https://id.example.com" };
 
 describe("loadConfig", () => {
   it("has working development defaults", () => {
@@ -45,7 +55,45 @@ describe("loadConfig", () => {
     ["CORS_ORIGINS", { ...production, CORS_ORIGINS: "*" }],
     ["OTP_EMAIL_PROVIDER", { ...production, OTP_EMAIL_PROVIDER: "console" }],
     ["OTP_SMS_PROVIDER", { ...production, OTP_SMS_PROVIDER: "console" }],
+    ["PUBLIC_URL", { ...production, PUBLIC_URL: "" }],
   ])("production refuses the development default of %s", (name, env) => {
+    expect(() => loadConfig(env)).toThrow(name);
+  });
+
+  it("serves metrics on 127.0.0.1:9464 unless told otherwise", () => {
+    expect(loadConfig({})).toMatchObject({ metricsHost: "127.0.0.1", metricsPort: 9464 });
+    expect(loadConfig({ METRICS_HOST: "::", METRICS_PORT: "9100" })).toMatchObject({ metricsHost: "::", metricsPort: 9100 });
+  });
+
+  it.each([
+    ["::", "::"],
+    ["[::]", "::"],
+    ["[::1]", "::1"],
+    ["FE80::1", "fe80::1"],
+    ["0.0.0.0", "0.0.0.0"],
+    ["127.0.0.1", "127.0.0.1"],
+    ["localhost", "localhost"],
+    ["Identity-1.internal", "identity-1.internal"],
+    ["", "0.0.0.0"],
+  ])("BIND_HOST %j listens on %j", (raw, host) => {
+    expect(loadConfig({ BIND_HOST: raw }).bindHost).toBe(host);
+  });
+
+  it.each(["0.0.0.0:8080", "http://0.0.0.0", "1.2.3", "256.1.1.1", "[0.0.0.0]", "[::", "::g", "a b", "-host", "host_name"])(
+    "refuses BIND_HOST %j naming the variable",
+    (raw) => {
+      expect(() => loadConfig({ BIND_HOST: raw })).toThrow(ConfigError);
+      expect(() => loadConfig({ BIND_HOST: raw })).toThrow("BIND_HOST");
+    },
+  );
+
+  it.each([
+    [{ METRICS_HOST: "127.0.0.1:9464" }, "METRICS_HOST"],
+    [{ METRICS_PORT: "metrics" }, "METRICS_PORT"],
+    [{ METRICS_PORT: "8080" }, "METRICS_PORT"],
+    [{ GRPC_PORT: "8080" }, "GRPC_PORT and HTTP_PORT"],
+  ])("refuses %j naming %s", (env, name) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(name);
   });
 });
@@ -58,3 +106,88 @@ it("the service exits with a clear message on a bad variable, before touching an
   expect(error?.code).toBe(78);
   expect(error?.stderr).toContain("configuration error: GRPC_PORT must be an integer");
 });
+
+describe("listening on IPv6 (BIND_HOST)", () => {
+  let database: TestDatabase;
+  beforeAll(async () => {
+    database = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await database?.drop();
+  });
+
+  it.each(["::", "[::]"])("BIND_HOST=%s starts, serves gRPC and the gateway on ::1 and 127.0.0.1, and stops cleanly", async (bindHost) => {
+    const proc = await spawnServiceProcess(database.url, { BIND_HOST: bindHost });
+    try {
+      const grpcPort = proc.grpcAddress.split(":").pop();
+      const httpPort = new URL(proc.httpUrl).port;
+      for (const address of [`[::1]:${grpcPort}`, `127.0.0.1:${grpcPort}`]) {
+        const transport = createGrpcJsTransport(address);
+        const res = await createClient(AuthService, transport).signUp({ username: `v6-${bindHost.length}-${address.length}`, password: "a long enough passphrase" });
+        expect(res.user?.id, address).toBeTruthy();
+        transport.close();
+      }
+      for (const host of ["[::1]", "127.0.0.1"]) expect((await fetch(`http://${host}:${httpPort}/healthz`)).status, host).toBe(200);
+      expect(proc.logLines.find((l) => l.includes('"identity service listening"'))).toContain('"host":"::"');
+    } finally {
+      expect(await proc.stop(), proc.logLines.join("\n")).toBe(0);
+    }
+  });
+});
+
+it.each(["HTTP_PORT", "GRPC_PORT"])("a start that fails after the embedded PostgreSQL started (%s in use) stops it and exits 1 with one line", async (busyVariable) => {
+  const dir = mkdtempSync(path.join(tmpdir(), "identity-failed-start-"));
+  // Embedded PostgreSQL runs as its own user (we are root here) and must reach its directory.
+  chmodSync(dir, 0o755);
+  const busy = net.createServer();
+  await new Promise<void>((resolve) => busy.listen(0, "127.0.0.1", () => resolve()));
+  const busyPort = (busy.address() as net.AddressInfo).port;
+  const pgPort = await freePort();
+  const pidFile = path.join(dir, "postgres", "postmaster.pid");
+  try {
+    const child = spawn(process.execPath, ["dist/src/main.js"], {
+      env: {
+        PATH: process.env.PATH,
+        NODE_ENV: "test",
+        DATA_DIR: dir,
+        EMBEDDED_PG_PORT: String(pgPort),
+        BIND_HOST: "127.0.0.1",
+        GRPC_PORT: "0",
+        HTTP_PORT: "0",
+        METRICS_PORT: "0",
+        [busyVariable]: String(busyPort), // taken: the start fails after the database is up
+        LOG_LEVEL: "info",
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const stdout: string[] = [];
+    const stderr: string[] = [];
+    child.stdout.on("data", (c: Buffer) => stdout.push(c.toString()));
+    child.stderr.on("data", (c: Buffer) => stderr.push(c.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+    const log = stdout.join("");
+    expect(log, "PostgreSQL was started first").toContain("starting embedded PostgreSQL");
+    expect(code, stderr.join("")).toBe(1);
+    const lines = stderr.join("").split("\n").filter((l) => l.trim() !== "");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^identity service failed to start: .*EADDRINUSE.*/);
+    expect(stderr.join("") + log).not.toMatch(/\n\s+at /);
+    // PostgreSQL is gone: no postmaster.pid, and nothing listens on its port.
+    expect(existsSync(pidFile), "postmaster.pid left behind").toBe(false);
+    const refused = await new Promise<boolean>((resolve) => {
+      const socket = net.connect(pgPort, "127.0.0.1");
+      socket.once("connect", () => (socket.destroy(), resolve(false)));
+      socket.once("error", () => resolve(true));
+    });
+    expect(refused, "PostgreSQL still accepts connections").toBe(true);
+  } finally {
+    busy.close();
+    // On a failure above, do not leave the PostgreSQL this test started behind.
+    if (existsSync(pidFile)) {
+      const pid = Number(readFileSync(pidFile, "utf8").split("\n")[0]);
+      if (pid > 0) process.kill(pid, "SIGQUIT");
+      await new Promise((r) => setTimeout(r, 1_000));
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+}, 120_000);

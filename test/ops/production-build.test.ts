@@ -27,6 +27,8 @@ it("installs with production dependencies only and serves in production mode", a
       KEY_ENCRYPTION_KEY: Buffer.alloc(32, 3).toString("base64"),
       SERVICE_KEYS: "production-smoke-service-key-0123456789",
       CORS_ORIGINS: "https://app.example.com",
+      PUBLIC_URL: "https://id.example.com",
+      METRICS_PORT: "0",
       HTTP_PORT: String(httpPort),
       GRPC_PORT: String(grpcPort),
       EMBEDDED_PG_PORT: String(pgPort),

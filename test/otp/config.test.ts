@@ -13,7 +13,7 @@ import { startTestService, TEST_KEK, TEST_SERVICE_KEY } from "../support/service
 import { clientsFor } from "../support/transports.js";
 import { expectNothingStored } from "./helpers.js";
 
-const PRODUCTION = { NODE_ENV: "production", KEY_ENCRYPTION_KEY: TEST_KEK.toString("base64"), SERVICE_KEYS: TEST_SERVICE_KEY };
+const PRODUCTION = { NODE_ENV: "production", KEY_ENCRYPTION_KEY: TEST_KEK.toString("base64"), SERVICE_KEYS: TEST_SERVICE_KEY, PUBLIC_URL: "https://id.example.com" };
 
 function refused(env: Record<string, string>, message: RegExp): void {
   expect(() => loadConfig(env)).toThrow(ConfigError);

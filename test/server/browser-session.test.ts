@@ -328,7 +328,7 @@ describe("the development outbox", () => {
   });
 
   it("does not exist in production mode", async () => {
-    const production = await startTestService({ env: { NODE_ENV: "production", KEY_ENCRYPTION_KEY: TEST_KEK.toString("base64"), SERVICE_KEYS: TEST_SERVICE_KEY } });
+    const production = await startTestService({ env: { NODE_ENV: "production", KEY_ENCRYPTION_KEY: TEST_KEK.toString("base64"), SERVICE_KEYS: TEST_SERVICE_KEY, PUBLIC_URL: "https://id.example.com" } });
     try {
       expect((await getOutbox(production.httpUrl)).status).toBe(404);
       expect((await fetch(`${production.httpUrl}/`)).status).toBe(200);

@@ -9,6 +9,7 @@ export interface ServiceProcess {
   readonly child: ChildProcess;
   readonly grpcAddress: string;
   readonly httpUrl: string;
+  readonly metricsUrl: string;
   /** Log lines printed so far (JSON strings). */
   readonly logLines: string[];
   stop(): Promise<number | null>;
@@ -27,6 +28,7 @@ export async function spawnServiceProcess(databaseUrl: string, env: Record<strin
       BIND_HOST: "127.0.0.1",
       GRPC_PORT: "0",
       HTTP_PORT: "0",
+      METRICS_PORT: "0",
       LOG_LEVEL: "info",
       ...env,
     },
@@ -35,14 +37,14 @@ export async function spawnServiceProcess(databaseUrl: string, env: Record<strin
   const logLines: string[] = [];
   const stderr: string[] = [];
   child.stderr!.on("data", (chunk: Buffer) => stderr.push(chunk.toString()));
-  const ports = await new Promise<{ grpcPort: number; httpPort: number }>((resolve, reject) => {
+  const ports = await new Promise<{ grpcPort: number; httpPort: number; metricsPort: number }>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`service process did not start: ${stderr.join("")}`)), 30_000);
     createInterface({ input: child.stdout! }).on("line", (line) => {
       logLines.push(line);
       if (line.includes('"identity service listening"')) {
         clearTimeout(timer);
-        const parsed = JSON.parse(line) as { grpcPort: number; httpPort: number };
-        resolve({ grpcPort: parsed.grpcPort, httpPort: parsed.httpPort });
+        const parsed = JSON.parse(line) as { grpcPort: number; httpPort: number; metricsPort: number };
+        resolve({ grpcPort: parsed.grpcPort, httpPort: parsed.httpPort, metricsPort: parsed.metricsPort });
       }
     });
     child.once("exit", (code) => {
@@ -54,6 +56,7 @@ export async function spawnServiceProcess(databaseUrl: string, env: Record<strin
     child,
     grpcAddress: `127.0.0.1:${ports.grpcPort}`,
     httpUrl: `http://127.0.0.1:${ports.httpPort}`,
+    metricsUrl: `http://127.0.0.1:${ports.metricsPort}/metrics`,
     logLines,
     stop: () =>
       new Promise((resolve) => {

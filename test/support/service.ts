@@ -20,6 +20,8 @@ export interface TestService {
   readonly clock: Clock;
   readonly grpcAddress: string;
   readonly httpUrl: string;
+  /** The Prometheus listener's GET /metrics (not on the gateway). */
+  readonly metricsUrl: string;
   /** Every line the service logged, for tests that grep the log. */
   readonly logLines: string[];
   close(): Promise<void>;
@@ -52,7 +54,9 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
   const db = await openDatabase({ url: database.url, poolSize: 20 });
   const clock = options.clock ?? systemClock;
   const app = await createApp({ config, db, logger, kek: TEST_KEK, clock });
-  const ports = await app.servers.listen("127.0.0.1", 0, 0);
+  // Port 0 unless a test needs to know the gateway's port before it starts (PUBLIC_URL).
+  const httpPort = options.env?.HTTP_PORT ? config.httpPort : 0;
+  const ports = await app.servers.listen({ host: "127.0.0.1", grpcPort: 0, httpPort, metricsHost: "127.0.0.1", metricsPort: 0 });
   return {
     app,
     db,
@@ -60,6 +64,7 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
     clock,
     grpcAddress: `127.0.0.1:${ports.grpcPort}`,
     httpUrl: `http://127.0.0.1:${ports.httpPort}`,
+    metricsUrl: `http://127.0.0.1:${ports.metricsPort}/metrics`,
     logLines,
     async close() {
       await app.servers.close(1_000);
