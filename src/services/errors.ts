@@ -41,7 +41,7 @@ const wire: Record<ErrorReason, { code: Code; message: string }> = {
   INTERNAL: { code: Code.Internal, message: "internal error" },
   // Raised by the gateway's transport before any handler runs (see transportReason).
   UNSUPPORTED_ENCODING: { code: Code.Unimplemented, message: "unsupported compression; see the accept-encoding header" },
-  MALFORMED_FRAME: { code: Code.Internal, message: "the request message could not be read" },
+  MALFORMED_FRAME: { code: Code.InvalidArgument, message: "the request message could not be read" },
   // The gateway's origin gate: a browser page on an origin that is neither its own nor listed.
   ORIGIN_NOT_ALLOWED: { code: Code.PermissionDenied, message: "origin not allowed" },
 };
@@ -89,8 +89,10 @@ export function toConnectError(err: unknown): ConnectError {
  * The ErrorInfo reason of an error the transport raised itself. An encoding it does not accept
  * is UNSUPPORTED_ENCODING (UNIMPLEMENTED; its message names the accepted ones: gzip); a frame
  * flagged compressed without an encoding, compressed bytes that do not decompress, or binary
- * bytes that do not parse are MALFORMED_FRAME (INTERNAL: gRPC's own code for these, kept as
- * connect-node answers it); anything else is named after its code (RESOURCE_EXHAUSTED, ...).
+ * bytes that do not parse are MALFORMED_FRAME, answered INVALID_ARGUMENT (connect-node says
+ * INTERNAL, as gRPC's status table does, but the fault is the client's bytes, INTERNAL would page
+ * an operator for every fuzzer, and the gRPC port answers INVALID_ARGUMENT for the same bytes);
+ * anything else is named after its code (RESOURCE_EXHAUSTED, ...).
  * The messages matched are connect-es's (test/security/gateway-hardening.test.ts pins them).
  */
 export function transportReason(err: ConnectError): string {
@@ -108,5 +110,7 @@ export function annotateTransportError(err: ConnectError): string | undefined {
   if (err.findDetails(ErrorInfoSchema).length > 0) return undefined;
   const reason = transportReason(err);
   err.details.push(errorInfo(reason));
+  // Serialised from this object next, so the code can still be corrected here.
+  if (reason === "MALFORMED_FRAME") (err as { code: Code }).code = Code.InvalidArgument;
   return reason;
 }

@@ -97,14 +97,14 @@ describe("request encodings the gateway does not take (item 6)", () => {
     expect(created.user?.email).toBe(email);
   });
 
-  it("gRPC-web: a frame flagged compressed without grpc-encoding is INTERNAL (the gRPC spec's code) with ErrorInfo MALFORMED_FRAME, logged as a refusal, not a failure", async () => {
+  it("gRPC-web: a frame flagged compressed without grpc-encoding is INVALID_ARGUMENT (never INTERNAL) with ErrorInfo MALFORMED_FRAME, logged as a refusal, not a failure", async () => {
     const from = service.logLines.length;
     const message = Buffer.from([0x0a, 0x03, 0x61, 0x62, 0x63]); // SignUpRequest{email: "abc"}
     const res = await expectUnchanged(service.db, () =>
       post("/identity.v1.AuthService/SignUp", { "content-type": "application/grpc-web+proto", "x-grpc-web": "1" }, frame(0x01, message)),
     );
     expect(res.status).toBe(200);
-    expect(grpcWebTrailer(res.body)).toEqual({ status: String(Code.Internal), reasons: ["MALFORMED_FRAME"] });
+    expect(grpcWebTrailer(res.body)).toEqual({ status: String(Code.InvalidArgument), reasons: ["MALFORMED_FRAME"] });
     const lines = logSince(from);
     expect(lines.filter((l) => l.includes('"rpc refused"') && l.includes('"reason":"MALFORMED_FRAME"') && l.includes('"protocol":"grpc-web"'))).toHaveLength(1);
     expect(lines.some((l) => l.includes('"rpc failed"') || l.includes('"level":50'))).toBe(false);
@@ -113,10 +113,11 @@ describe("request encodings the gateway does not take (item 6)", () => {
   it.each([
     ["a binary message that does not parse", {}, Buffer.from([0xff, 0xff, 0xff])],
     ["gzip bytes cut short", { "content-encoding": "gzip" }, zlib.gzipSync(Buffer.from([0x0a, 0x03, 0x61, 0x62, 0x63])).subarray(0, 12)],
-  ])("Connect: %s is INTERNAL (gRPC's code for it) with ErrorInfo MALFORMED_FRAME, not a server failure", async (_name, headers, body) => {
+  ])("Connect: %s is INVALID_ARGUMENT (never INTERNAL) with ErrorInfo MALFORMED_FRAME, not a server failure", async (_name, headers, body) => {
     const from = service.logLines.length;
     const res = await post("/identity.v1.AuthService/SignUp", { "content-type": "application/proto", "connect-protocol-version": "1", ...headers }, body);
-    expect(res.status).toBe(500);
+    expect(res.status).toBe(400);
+    expect(JSON.parse(res.body.toString()).code).toBe("invalid_argument");
     expect(connectReasons(res.body)).toEqual(["MALFORMED_FRAME"]);
     expect(logSince(from).filter((l) => l.includes('"rpc refused"') && l.includes('"reason":"MALFORMED_FRAME"'))).toHaveLength(1);
     expect(logSince(from).some((l) => l.includes('"rpc failed"'))).toBe(false);
