@@ -75,7 +75,7 @@ export async function createApp({ config, db, logger, kek, clock = systemClock }
   const limits = createRateLimits(db, clock);
   const mfa = createMfa({ db, clock, kek, passwords, sessionTokens, audit, limits, settings: config.mfa });
   const signIn = createSignIn(sessionTokens, mfa);
-  const accounts = createAccounts({ db, clock, passwords, sessions, sessionTokens, signIn, audit, revocations, limits, loginLimits: config.loginLimits });
+  const accounts = createAccounts({ db, clock, passwords, sessions, sessionTokens, signIn, audit, revocations, limits, loginLimits: config.loginLimits, signUpLimits: config.signUpLimits });
 
   // Development only: the web app shows what the console provider "sent".
   const devOutbox = config.production ? undefined : createDevOutbox();

@@ -31,6 +31,9 @@ export interface Config {
   readonly shutdownGraceMs: number;
   readonly otp: OtpConfig;
   readonly loginLimits: LoginLimitConfig;
+  readonly signUpLimits: SignUpLimitConfig;
+  /** How long a refresh token just rotated may be presented again without counting as reuse. */
+  readonly refreshReuseGraceMs: number;
 }
 
 export type EmailProvider = "console" | "smtp" | "disabled";
@@ -54,6 +57,11 @@ export interface OtpConfig {
 export interface LoginLimitConfig {
   readonly maxFailuresPerAccountPerHour: number;
   readonly maxFailuresPerIpPerHour: number;
+}
+
+export interface SignUpLimitConfig {
+  readonly maxPerIpPerHour: number;
+  readonly maxPerHour: number;
 }
 
 export class ConfigError extends Error {
@@ -217,6 +225,12 @@ export function loadConfig(env: Env = process.env): Config {
       maxFailuresPerAccountPerHour: int(env, "LOGIN_MAX_FAILURES_PER_ACCOUNT_PER_HOUR", 100, 1, 100),
       maxFailuresPerIpPerHour: int(env, "LOGIN_MAX_FAILURES_PER_IP_PER_HOUR", 300, 1, 1_000_000),
     },
+    signUpLimits: {
+      maxPerIpPerHour: int(env, "SIGNUP_MAX_PER_IP_PER_HOUR", 20, 1, 1_000_000),
+      maxPerHour: int(env, "SIGNUP_MAX_PER_HOUR", 10_000, 1, 1_000_000),
+    },
+    // Short on purpose: a stolen token replayed inside the window is not detected as reuse.
+    refreshReuseGraceMs: int(env, "REFRESH_REUSE_GRACE_MS", 2_000, 0, 30_000),
   };
   if (!["fatal", "error", "warn", "info", "debug", "trace", "silent"].includes(config.logLevel)) {
     throw new ConfigError(`LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent`);

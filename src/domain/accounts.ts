@@ -11,9 +11,9 @@ import type { SessionTokens, TokenPair } from "./session-tokens.js";
 import type { Sessions } from "./sessions.js";
 import type { Revocations } from "./revocation.js";
 import type { SignIn, SignInResult } from "./sign-in.js";
-import type { LoginLimitConfig } from "../config.js";
+import type { LoginLimitConfig, SignUpLimitConfig } from "../config.js";
 import { loginFailureRules, loginSubject } from "./login-limits.js";
-import type { RateLimits } from "./rate-limits.js";
+import { clientAddressKey, type RateLimits } from "./rate-limits.js";
 
 export interface SignUpInput {
   readonly email: string;
@@ -49,7 +49,10 @@ export interface AccountDeps {
   readonly revocations: Revocations;
   readonly limits: RateLimits;
   readonly loginLimits: LoginLimitConfig;
+  readonly signUpLimits: SignUpLimitConfig;
 }
+
+const HOUR_MS = 3_600_000;
 
 const UNIQUE_VIOLATION = "23505";
 
@@ -58,7 +61,7 @@ function isUniqueViolation(err: unknown): boolean {
   return (driverError?.code ?? (err as { code?: string }).code) === UNIQUE_VIOLATION;
 }
 
-export function createAccounts({ db, clock, passwords, sessions, sessionTokens, signIn, audit, revocations, limits, loginLimits }: AccountDeps): Accounts {
+export function createAccounts({ db, clock, passwords, sessions, sessionTokens, signIn, audit, revocations, limits, loginLimits, signUpLimits }: AccountDeps): Accounts {
   function findLive(manager: EntityManager, column: "email" | "username" | "phone", value: string): Promise<UserRow | null> {
     const query = manager.createQueryBuilder(UserEntity, "u").where("u.deleted_at IS NULL");
     return (column === "phone"
@@ -95,7 +98,13 @@ export function createAccounts({ db, clock, passwords, sessions, sessionTokens, 
       }
       violations.throwIfAny();
 
-      const passwordHash = await passwords.hash(input.password);
+      // Limits before the hash: every sign-up counts, whatever its outcome, and one that is
+      // refused costs no argon2 time (hashing is shared with everyone's logins).
+      await limits.take([
+        { key: `sign-up:ip:${clientAddressKey(client.ip)}`, limit: signUpLimits.maxPerIpPerHour, windowMs: HOUR_MS },
+        { key: "sign-up:global", limit: signUpLimits.maxPerHour, windowMs: HOUR_MS },
+      ]);
+      const passwordHash = await passwords.hash(input.password, client.ip);
       try {
         return await db.transaction(async (manager) => {
           const user = await manager.save(UserEntity, manager.create(UserEntity, {

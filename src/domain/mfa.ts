@@ -220,7 +220,7 @@ export function createMfa({ db, clock, kek, passwords, sessionTokens, audit, lim
       const code = requireCode("code", rawCode, /^(\d{6}|[a-z0-9]{10})$/);
       const user = await enabledUser(caller.userId);
       if (!user.mfaEnabledAt) throw new AppError("MFA_NOT_ENABLED", `mfa not enabled for ${user.id}`);
-      const check = await passwords.verify(user.passwordHash, password.slice(0, 1024));
+      const check = await passwords.verify(user.passwordHash, password.slice(0, 1024), client.ip);
       if (!check.ok) throw new AppError("WRONG_PASSWORD", `wrong password disabling mfa for ${user.id}`);
       await db.transaction(async (manager) => {
         const accepted = /^\d{6}$/.test(code) ? await acceptTotp(manager, user.id, code, true) : await acceptBackupCode(manager, user.id, code);

@@ -39,6 +39,8 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
     SERVICE_KEYS: TEST_SERVICE_KEY,
     CORS_ORIGINS: "http://allowed.example",
     LOG_LEVEL: "info",
+    // Suites sign up dozens of accounts from 127.0.0.1; test/security/sign-up-limits.test.ts sets its own.
+    SIGNUP_MAX_PER_IP_PER_HOUR: "1000000",
     ...options.env,
   });
   const logLines: string[] = [];
