@@ -45,6 +45,10 @@ export interface OtpConfig {
   readonly maxSendsPerDestinationPerHour: number;
   readonly maxSendsPerIpPerHour: number;
   readonly maxVerifyFailuresPerIpPerHour: number;
+  /** SMS sends per hour across all clients, and per country calling code (overrides by code, "+44"). */
+  readonly smsMaxSendsPerHour: number;
+  readonly smsMaxSendsPerCountryPerHour: number;
+  readonly smsCountryLimits: ReadonlyMap<string, number>;
   /** Whether a LOGIN code for an unknown destination creates an account. */
   readonly signUpEnabled: boolean;
   readonly emailProvider: EmailProvider;
@@ -100,6 +104,17 @@ function oneOf<T extends string>(env: Env, name: string, fallback: T, allowed: r
   return raw as T;
 }
 
+/** OTP_SMS_COUNTRY_LIMITS: "+1:500,+44:100", a calling code and its sends per hour each. */
+function countryLimits(env: Env, name: string): Map<string, number> {
+  const limits = new Map<string, number>();
+  for (const entry of list(env, name, [])) {
+    const match = /^\+([1-9]\d{0,2}):(\d{1,7})$/.exec(entry);
+    if (!match || Number(match[2]) < 1) throw new ConfigError(`${name} entries must look like +44:100 (calling code:sends per hour), got "${entry}"`);
+    limits.set(`+${match[1]}`, Number(match[2]));
+  }
+  return limits;
+}
+
 function loadOtpConfig(env: Env, production: boolean): OtpConfig {
   // Development sends codes to the log; production has no default provider: a channel stays
   // disabled until one is configured, and the console provider is refused outright.
@@ -139,6 +154,9 @@ function loadOtpConfig(env: Env, production: boolean): OtpConfig {
     maxSendsPerDestinationPerHour: int(env, "OTP_MAX_SENDS_PER_DESTINATION_PER_HOUR", 5, 1, 100),
     maxSendsPerIpPerHour: int(env, "OTP_MAX_SENDS_PER_IP_PER_HOUR", 30, 1, 1_000_000),
     maxVerifyFailuresPerIpPerHour: int(env, "OTP_MAX_VERIFY_FAILURES_PER_IP_PER_HOUR", 60, 1, 1_000_000),
+    smsMaxSendsPerHour: int(env, "OTP_SMS_MAX_SENDS_PER_HOUR", 1_000, 1, 1_000_000),
+    smsMaxSendsPerCountryPerHour: int(env, "OTP_SMS_MAX_SENDS_PER_COUNTRY_PER_HOUR", 300, 1, 1_000_000),
+    smsCountryLimits: countryLimits(env, "OTP_SMS_COUNTRY_LIMITS"),
     signUpEnabled: bool(env, "OTP_SIGN_UP", true),
     emailProvider,
     smsProvider,
