@@ -18,9 +18,11 @@ export interface Argon2Params {
  * at once with RESOURCE_EXHAUSTED rather than timing out.
  *
  * Hashing is shared by everyone, so it is admitted fairly by client address (grouped as the
- * rate limits group them, IPv6 by /64): one address holds at most `perClientShare(limits)`
- * hashes running or waiting, and waiting hashes are started round-robin between addresses.
- * One address flooding sign-ups is shed at its share while other people's logins still start.
+ * rate limits group them, IPv6 by /64): waiting hashes are started round-robin between
+ * addresses, and once the queue is half full an address already holding its share
+ * (`perClientShare`) of running and waiting hashes is shed at once. One address flooding
+ * sign-ups is shed at its share while other people's logins still find room and start soon;
+ * an idle service still serves one busy address (a proxy, a backend) beyond its share.
  */
 export interface HashingLimits {
   readonly maxConcurrent: number;
@@ -77,6 +79,7 @@ export function perClientShare(limits: HashingLimits): number {
 /** Runs work at most `maxConcurrent` at a time, admitting and starting it fairly by key. */
 export function createFairGate(limits: HashingLimits): <T>(key: unknown, work: () => Promise<T>) => Promise<T> {
   const share = perClientShare(limits);
+  const pressure = Math.floor(limits.maxQueue / 2);
   let running = 0;
   let waiting = 0;
   /** Per key, its hashes running or waiting. */
@@ -103,8 +106,10 @@ export function createFairGate(limits: HashingLimits): <T>(key: unknown, work: (
 
   return <T>(key: unknown, work: () => Promise<T>): Promise<T> => {
     const mine = held.get(key) ?? 0;
-    if (mine >= share) {
-      return Promise.reject(new AppError("OVERLOADED", `password hashing: client ${String(key)} already holds its share of ${share}`, { retryAfterMs: 1_000 }));
+    if (mine >= share && waiting >= pressure) {
+      return Promise.reject(new AppError("OVERLOADED", `password hashing busy (${waiting} waiting): client ${String(key)} already holds its share of ${share}`, {
+        retryAfterMs: 1_000,
+      }));
     }
     const run = (): Promise<T> => work().finally(() => release(key));
     if (running < limits.maxConcurrent) {
