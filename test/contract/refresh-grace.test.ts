@@ -1,12 +1,14 @@
 // Two tabs refreshing one session at once: one wins, the other presented a token spent a moment
 // ago. Within REFRESH_REUSE_GRACE_MS that is REFRESH_TOKEN_CONCURRENT (ABORTED, retry with the
 // newest token) and the session lives on; after the window it is reuse and ends the session.
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type CallOptions } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { describe, expect, it } from "vitest";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
-import { InactiveReason } from "../../gen/identity/v1/token_service_pb.js";
+import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
+import { InactiveReason, TokenService } from "../../gen/identity/v1/token_service_pb.js";
 import { loadConfig } from "../../src/config.js";
-import { auditRows, bearer, sessionRows, signUp, type AuthClient, type TokenClient, type Verifier } from "../support/accounts.js";
+import { auditRows, bearer, PASSWORD, sessionRows, uniqueEmail, signUp, type AuthClient, type TokenClient, type Verifier } from "../support/accounts.js";
 import { expectError, retryDelayMs } from "../support/errors.js";
 import { ManualClock, type TestService } from "../support/service.js";
 import { transportNames } from "../support/transports.js";
@@ -100,5 +102,44 @@ describe.each(transportNames)("refresh grace window over %s", (name) => {
     await auth.logout({}, bearer(rotated.accessToken));
     await expectError(tokens.refreshToken({ refreshToken: account.tokens.refreshToken }), { code: Code.Unauthenticated, reason: "REFRESH_TOKEN_REUSED" });
     expect((await sessionRows(service.db, account.userId)).map((s) => s.revoke_reason)).toEqual(["logout"]);
+  });
+});
+
+describe.each(["connect", "grpc-web"] as const)("two browser tabs refreshing one cookie at once, over %s", (protocol) => {
+  const transport = () =>
+    protocol === "connect"
+      ? createConnectTransport({ baseUrl: service.httpUrl, httpVersion: "1.1" })
+      : createGrpcWebTransport({ baseUrl: service.httpUrl, httpVersion: "1.1" });
+  /** A browser call (trusted Origin) with the refresh cookie, recording the Set-Cookie answered. */
+  const tab = (cookie?: string) => {
+    const seen: { setCookie: string | null } = { setCookie: null };
+    const headers = { origin: "http://allowed.example", ...(cookie ? { cookie: `identity-refresh=${cookie}` } : {}) };
+    const options: CallOptions = { headers, onHeader: (h) => (seen.setCookie = h.get("set-cookie")) };
+    return { options, seen };
+  };
+  const cookieOf = (setCookie: string | null) => /^identity-refresh=([\w-]{43});/.exec(setCookie ?? "")?.[1];
+
+  it("one tab rotates the cookie; the other is told to retry, keeps the cookie, and its retry with the new cookie works", async () => {
+    const signUp = tab();
+    await createClient(AuthService, transport()).signUp({ email: uniqueEmail(`tabs-${protocol}`), password: PASSWORD }, signUp.options);
+    const cookie = cookieOf(signUp.seen.setCookie)!;
+    expect(cookie).toBeDefined();
+
+    const tokens = createClient(TokenService, transport());
+    const [a, b] = [tab(cookie), tab(cookie)];
+    const results = await Promise.allSettled([tokens.refreshToken({}, a.options), tokens.refreshToken({}, b.options)]);
+    expect(results.map(outcome).sort()).toEqual(["Aborted/REFRESH_TOKEN_CONCURRENT", "OK"]);
+    const [winner, loser] = results[0]!.status === "fulfilled" ? [a, b] : [b, a];
+    const rotated = cookieOf(winner.seen.setCookie);
+    expect(rotated).toBeDefined();
+    expect(rotated).not.toBe(cookie);
+    // The losing tab's answer does not touch the cookie the winning tab's answer stored.
+    expect(loser.seen.setCookie).toBeNull();
+
+    // The browser now sends the rotated cookie with the retry.
+    const retry = tab(rotated);
+    const retried = await tokens.refreshToken({}, retry.options);
+    expect((await verifier.verify(retried.tokens!.accessToken)).active).toBe(true);
+    expect(cookieOf(retry.seen.setCookie)).toBeDefined();
   });
 });
