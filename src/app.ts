@@ -73,7 +73,7 @@ export async function createApp({ config, db, logger, kek, clock = systemClock }
     allowLoopbackWithoutKey: !config.production,
   });
   const limits = createRateLimits(db, clock);
-  const mfa = createMfa({ db, clock, kek, passwords, sessionTokens, audit, limits, settings: config.mfa });
+  const mfa = createMfa({ db, clock, kek, passwords, sessionTokens, audit, limits, settings: config.mfa, loginLimits: config.loginLimits });
   const signIn = createSignIn(sessionTokens, mfa);
   const accounts = createAccounts({ db, clock, passwords, sessions, sessionTokens, signIn, audit, revocations, limits, loginLimits: config.loginLimits, signUpLimits: config.signUpLimits });
 

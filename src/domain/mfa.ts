@@ -12,6 +12,8 @@ import { deriveKey, randomToken, seal, sha256, unseal } from "./crypto.js";
 import { AppError, invalidField } from "./errors.js";
 import type { PasswordHasher } from "./passwords.js";
 import type { RateLimits, RateRule } from "./rate-limits.js";
+import type { LoginLimitConfig } from "../config.js";
+import { loginFailureRules, loginSubject } from "./login-limits.js";
 import type { SessionTokens, TokenPair } from "./session-tokens.js";
 
 export const TOTP_PERIOD_SEC = 30;
@@ -56,6 +58,8 @@ export interface MfaDeps {
   readonly audit: AuditLog;
   readonly limits: RateLimits;
   readonly settings: MfaSettings;
+  /** DisableTotp checks the password: its failures count as failed logins (login-limits.ts). */
+  readonly loginLimits: LoginLimitConfig;
 }
 
 /**
@@ -72,7 +76,7 @@ function requireCode(field: string, code: string, pattern: RegExp): string {
   return trimmed;
 }
 
-export function createMfa({ db, clock, kek, passwords, sessionTokens, audit, limits, settings }: MfaDeps): Mfa {
+export function createMfa({ db, clock, kek, passwords, sessionTokens, audit, limits, settings, loginLimits }: MfaDeps): Mfa {
   const backupKey = deriveKey(kek, "identity backup codes");
   const hashBackup = (code: string) => createHmac("sha256", backupKey).update(code).digest();
   const sealSecret = (userId: string, secret: string) => seal(kek, Buffer.from(secret), `totp:${userId}`);
@@ -220,8 +224,14 @@ export function createMfa({ db, clock, kek, passwords, sessionTokens, audit, lim
       const code = requireCode("code", rawCode, /^(\d{6}|[a-z0-9]{10})$/);
       const user = await enabledUser(caller.userId);
       if (!user.mfaEnabledAt) throw new AppError("MFA_NOT_ENABLED", `mfa not enabled for ${user.id}`);
-      const check = await passwords.verify(user.passwordHash, password.slice(0, 1024), client.ip);
+      // A password guess like a login's: the limits come before the hash, a right one gives its slot back.
+      const reservation = await limits.take(loginFailureRules(loginSubject(user.id, undefined, ""), client.ip, loginLimits));
+      const check = await passwords.verify(user.passwordHash, password.slice(0, 1024), client.ip).catch(async (err: unknown) => {
+        await limits.refund(reservation); // not a failed guess: the check itself did not run
+        throw err;
+      });
       if (!check.ok) throw new AppError("WRONG_PASSWORD", `wrong password disabling mfa for ${user.id}`);
+      await limits.refund(reservation);
       await db.transaction(async (manager) => {
         const accepted = /^\d{6}$/.test(code) ? await acceptTotp(manager, user.id, code, true) : await acceptBackupCode(manager, user.id, code);
         if (!accepted) throw new AppError("MFA_CODE_INVALID", `wrong code disabling mfa for ${user.id}`);
