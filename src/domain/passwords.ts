@@ -111,7 +111,15 @@ export function createFairGate(limits: HashingLimits): <T>(key: unknown, work: (
         retryAfterMs: 1_000,
       }));
     }
-    const run = (): Promise<T> => work().finally(() => release(key));
+    const run = (): Promise<T> => {
+      let started: Promise<T>;
+      try {
+        started = work();
+      } catch (err) {
+        started = Promise.reject(err); // work that throws at once still gives its place back
+      }
+      return started.finally(() => release(key));
+    };
     if (running < limits.maxConcurrent) {
       held.set(key, mine + 1);
       running++;
