@@ -77,13 +77,16 @@ export async function createApp({ config, db, logger, kek, clock = systemClock }
   const checks = createCredentialChecks({ passwords, limits, audit, loginLimits: config.loginLimits });
   const mfa = createMfa({ db, clock, kek, sessionTokens, audit, checks, settings: config.mfa });
   const signIn = createSignIn(sessionTokens, mfa);
-  const accounts = createAccounts({ db, clock, passwords, sessions, sessionTokens, signIn, audit, revocations, limits, loginLimits: config.loginLimits, checks });
+  const accounts = createAccounts({
+    db, clock, passwords, sessions, sessionTokens, signIn, audit, revocations, limits, checks, signUpLimits: config.signUpLimits,
+  });
 
   // Development only: the web app shows what the console provider "sent".
   const devOutbox = config.production ? undefined : createDevOutbox();
   const senders = createOtpSenders(config.otp, logger, devOutbox);
   logger.info({ email: senders.email?.name ?? "disabled", sms: senders.sms?.name ?? "disabled" }, "one-time code delivery");
-  const otp = createOtp({ db, logger, codes: createOtpCodes(db, clock, kek, config.otp), limits, senders, settings: config.otp });
+  const otp = createOtp({ db, logger, codes: createOtpCodes(db, clock, kek, config.otp), limits, senders, settings: config.otp,
+    onBudgetExhausted: (scope, callingCode) => metrics.otpBudgetExhausted.inc({ scope, calling_code: callingCode }) });
   const otpLogin = createOtpLogin({ otp, clock, sessions, signIn, audit, revocations, signUpEnabled: config.otp.signUpEnabled });
   const contactVerification = createContactVerification({ otp, clock, accounts, audit });
   const passwordReset = createPasswordReset({ otp, clock, passwords, sessions, audit, revocations });

@@ -35,6 +35,9 @@ export interface Config {
   readonly shutdownGraceMs: number;
   readonly otp: OtpConfig;
   readonly loginLimits: LoginLimitConfig;
+  readonly signUpLimits: SignUpLimitConfig;
+  /** How long a refresh token just rotated may be presented again without counting as reuse. */
+  readonly refreshReuseGraceMs: number;
 }
 
 export type EmailProvider = "console" | "smtp" | "disabled";
@@ -46,6 +49,10 @@ export interface OtpConfig {
   readonly maxSendsPerDestinationPerHour: number;
   readonly maxSendsPerIpPerHour: number;
   readonly maxVerifyFailuresPerIpPerHour: number;
+  /** SMS sends per hour across all clients, and per country calling code (overrides by code, "+44"). */
+  readonly smsMaxSendsPerHour: number;
+  readonly smsMaxSendsPerCountryPerHour: number;
+  readonly smsCountryLimits: ReadonlyMap<string, number>;
   /** Whether a LOGIN code for an unknown destination creates an account. */
   readonly signUpEnabled: boolean;
   readonly emailProvider: EmailProvider;
@@ -58,6 +65,11 @@ export interface OtpConfig {
 export interface LoginLimitConfig {
   readonly maxFailuresPerAccountPerHour: number;
   readonly maxFailuresPerIpPerHour: number;
+}
+
+export interface SignUpLimitConfig {
+  readonly maxPerIpPerHour: number;
+  readonly maxPerHour: number;
 }
 
 export class ConfigError extends Error {
@@ -94,6 +106,17 @@ function oneOf<T extends string>(env: Env, name: string, fallback: T, allowed: r
   if (raw === undefined || raw === "") return fallback;
   if (!(allowed as readonly string[]).includes(raw)) throw new ConfigError(`${name} must be one of ${allowed.join(", ")}, got "${raw}"`);
   return raw as T;
+}
+
+/** OTP_SMS_COUNTRY_LIMITS: "+1:500,+44:100", a calling code and its sends per hour each. */
+function countryLimits(env: Env, name: string): Map<string, number> {
+  const limits = new Map<string, number>();
+  for (const entry of list(env, name, [])) {
+    const match = /^\+([1-9]\d{0,2}):(\d{1,7})$/.exec(entry);
+    if (!match || Number(match[2]) < 1) throw new ConfigError(`${name} entries must look like +44:100 (calling code:sends per hour), got "${entry}"`);
+    limits.set(`+${match[1]}`, Number(match[2]));
+  }
+  return limits;
 }
 
 function loadOtpConfig(env: Env, production: boolean): OtpConfig {
@@ -135,6 +158,9 @@ function loadOtpConfig(env: Env, production: boolean): OtpConfig {
     maxSendsPerDestinationPerHour: int(env, "OTP_MAX_SENDS_PER_DESTINATION_PER_HOUR", 5, 1, 100),
     maxSendsPerIpPerHour: int(env, "OTP_MAX_SENDS_PER_IP_PER_HOUR", 30, 1, 1_000_000),
     maxVerifyFailuresPerIpPerHour: int(env, "OTP_MAX_VERIFY_FAILURES_PER_IP_PER_HOUR", 60, 1, 1_000_000),
+    smsMaxSendsPerHour: int(env, "OTP_SMS_MAX_SENDS_PER_HOUR", 1_000, 1, 1_000_000),
+    smsMaxSendsPerCountryPerHour: int(env, "OTP_SMS_MAX_SENDS_PER_COUNTRY_PER_HOUR", 300, 1, 1_000_000),
+    smsCountryLimits: countryLimits(env, "OTP_SMS_COUNTRY_LIMITS"),
     signUpEnabled: bool(env, "OTP_SIGN_UP", true),
     emailProvider,
     smsProvider,
@@ -242,6 +268,12 @@ export function loadConfig(env: Env = process.env): Config {
       maxFailuresPerAccountPerHour: int(env, "LOGIN_MAX_FAILURES_PER_ACCOUNT_PER_HOUR", 100, 1, 100),
       maxFailuresPerIpPerHour: int(env, "LOGIN_MAX_FAILURES_PER_IP_PER_HOUR", 300, 1, 1_000_000),
     },
+    signUpLimits: {
+      maxPerIpPerHour: int(env, "SIGNUP_MAX_PER_IP_PER_HOUR", 20, 1, 1_000_000),
+      maxPerHour: int(env, "SIGNUP_MAX_PER_HOUR", 10_000, 1, 1_000_000),
+    },
+    // Short on purpose: a stolen token replayed inside the window is not detected as reuse.
+    refreshReuseGraceMs: int(env, "REFRESH_REUSE_GRACE_MS", 2_000, 0, 30_000),
   };
   if (!["fatal", "error", "warn", "info", "debug", "trace", "silent"].includes(config.logLevel)) {
     throw new ConfigError(`LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent`);

@@ -12,6 +12,7 @@ export interface Metrics {
   readonly refreshTokenReuse: Counter;
   readonly otpSends: Counter<"channel" | "result">;
   readonly rateLimited: Counter<"limit">;
+  readonly otpBudgetExhausted: Counter<"scope" | "calling_code">;
 }
 
 export interface PoolStats {
@@ -53,5 +54,11 @@ export function createMetrics(poolStats?: () => PoolStats): Metrics {
     refreshTokenReuse: new Counter({ name: "identity_refresh_token_reuse_total", help: "Spent refresh tokens presented again", registers: [registry] }),
     otpSends: new Counter({ name: "identity_otp_sends_total", help: "One-time codes sent", labelNames: ["channel", "result"], registers: [registry] }),
     rateLimited: new Counter({ name: "identity_rate_limited_total", help: "Calls refused by a rate limit", labelNames: ["limit"], registers: [registry] }),
+    otpBudgetExhausted: new Counter({
+      name: "identity_otp_budget_exhausted_total",
+      help: "Code sends refused by a service-wide SMS budget (scope sms_global or sms_country)",
+      labelNames: ["scope", "calling_code"],
+      registers: [registry],
+    }),
   };
 }

@@ -13,9 +13,9 @@ import type { SessionTokens, TokenPair } from "./session-tokens.js";
 import type { Sessions } from "./sessions.js";
 import type { Revocations } from "./revocation.js";
 import type { SignIn, SignInResult } from "./sign-in.js";
-import type { LoginLimitConfig } from "../config.js";
+import type { SignUpLimitConfig } from "../config.js";
 import { loginSubject } from "./login-limits.js";
-import type { RateLimits } from "./rate-limits.js";
+import { clientAddressKey, type RateLimits } from "./rate-limits.js";
 import type { CredentialChecks } from "./credential-checks.js";
 import { endPendingProofs } from "./credential-changes.js";
 
@@ -52,10 +52,12 @@ export interface AccountDeps {
   readonly audit: AuditLog;
   readonly revocations: Revocations;
   readonly limits: RateLimits;
-  readonly loginLimits: LoginLimitConfig;
   /** Every password check (login, change, delete) within the shared failure limits, audited. */
   readonly checks: CredentialChecks;
+  readonly signUpLimits: SignUpLimitConfig;
 }
+
+const HOUR_MS = 3_600_000;
 
 const UNIQUE_VIOLATION = "23505";
 
@@ -64,7 +66,7 @@ function isUniqueViolation(err: unknown): boolean {
   return (driverError?.code ?? (err as { code?: string }).code) === UNIQUE_VIOLATION;
 }
 
-export function createAccounts({ db, clock, passwords, sessions, sessionTokens, signIn, audit, revocations, checks }: AccountDeps): Accounts {
+export function createAccounts({ db, clock, passwords, sessions, sessionTokens, signIn, audit, revocations, limits, checks, signUpLimits }: AccountDeps): Accounts {
   function findLive(manager: EntityManager, column: "email" | "username" | "phone", value: string): Promise<UserRow | null> {
     const query = manager.createQueryBuilder(UserEntity, "u").where("u.deleted_at IS NULL");
     // Values are canonical (identifiers.ts), and so is what is stored: emails match exactly.
@@ -106,7 +108,13 @@ export function createAccounts({ db, clock, passwords, sessions, sessionTokens, 
       }
       violations.throwIfAny();
 
-      const passwordHash = await passwords.hash(input.password);
+      // Limits before the hash: every sign-up counts, whatever its outcome, and one that is
+      // refused costs no argon2 time (hashing is shared with everyone's logins).
+      await limits.take([
+        { key: `sign-up:ip:${clientAddressKey(client.ip)}`, limit: signUpLimits.maxPerIpPerHour, windowMs: HOUR_MS },
+        { key: "sign-up:global", limit: signUpLimits.maxPerHour, windowMs: HOUR_MS },
+      ]);
+      const passwordHash = await passwords.hash(input.password, client.ip);
       try {
         return await db.transaction(async (manager) => {
           const user = await manager.save(UserEntity, manager.create(UserEntity, {
@@ -147,7 +155,7 @@ export function createAccounts({ db, clock, passwords, sessions, sessionTokens, 
         throw new AppError("INVALID_CREDENTIALS", user ? `login failed for ${user.id}` : "login failed for unknown identifier");
       }
       if (result.needsRehash) {
-        await db.manager.update(UserEntity, { id: user.id }, { passwordHash: await passwords.hash(password) });
+        await db.manager.update(UserEntity, { id: user.id }, { passwordHash: await passwords.hash(password, client.ip) });
       }
       return db.transaction(async (manager) => {
         const result = await signIn.complete(manager, user, ["pwd"], client);
@@ -172,7 +180,7 @@ export function createAccounts({ db, clock, passwords, sessions, sessionTokens, 
       // The failure limits before any hash; the new password is hashed only after the current one checked out.
       const result = await checks.password(user, currentPassword, client, { action: "change_password", sessionId: caller.sessionId });
       if (!result.ok || user.passwordHash === null) throw new AppError("WRONG_PASSWORD", `wrong current password for ${user.id}`);
-      const passwordHash = await passwords.hash(newPassword);
+      const passwordHash = await passwords.hash(newPassword, client.ip);
       return db.transaction(async (manager) => {
         // Conditional on the hash the current password was checked against: of concurrent changes
         // with the same current password exactly one wins; the others find it changed and fail.

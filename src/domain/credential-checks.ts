@@ -81,13 +81,14 @@ export function createCredentialChecks({ passwords, limits, audit, loginLimits }
     return outcome;
   }
 
-  const verify = (hash: string | null, password: string) => passwords.verify(hash, password.slice(0, MAX_PASSWORD_INPUT));
+  // The client address lets the hashing queue admit clients fairly (passwords.ts).
+  const verify = (hash: string | null, password: string, client: ClientMeta) => passwords.verify(hash, password.slice(0, MAX_PASSWORD_INPUT), client.ip);
 
   return {
     async login(subject, user, password, client) {
       const result = await guarded(
         loginFailureRules(subject, client.ip, loginLimits),
-        () => verify(user?.passwordHash ?? null, password),
+        () => verify(user?.passwordHash ?? null, password, client),
         (r) => {
           if (user && r.ok && user.status === "active") return undefined;
           // Recorded for an unknown identifier too (no account, no identifier stored): the same
@@ -102,7 +103,7 @@ export function createCredentialChecks({ passwords, limits, audit, loginLimits }
     password(user, password, client, context) {
       return guarded(
         loginFailureRules(`user:${user.id}`, client.ip, loginLimits),
-        () => verify(user.passwordHash, password),
+        () => verify(user.passwordHash, password, client),
         (r) =>
           r.ok
             ? undefined

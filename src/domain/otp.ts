@@ -5,11 +5,15 @@
 //   - per destination: one code per resend cooldown, and a cap per hour;
 //   - per client address: a cap on codes sent per hour (stops one client from spraying many
 //     destinations, e.g. SMS pumping) and on failed checks per hour (stops guessing across
-//     many destinations; each code also dies after OTP_MAX_ATTEMPTS wrong attempts).
+//     many destinations; each code also dies after OTP_MAX_ATTEMPTS wrong attempts);
+//   - SMS only, budgets across all clients: texts per hour in total and per country calling
+//     code, because N client addresses would otherwise buy N times the per-address cap
+//     (SMS pumping: texts to premium numbers the attacker is paid for).
 // A code whose delivery failed, and a successful check, take nothing from the caller's quota.
 //
 // Nothing here looks at accounts: sending works, and costs, the same whether or not an account
 // owns the destination, which is what keeps SendOtp and RequestPasswordReset from telling.
+import { parsePhoneNumberFromString } from "libphonenumber-js/max";
 import type { DataSource, EntityManager } from "typeorm";
 import type { OtpConfig } from "../config.js";
 import type { Logger } from "../logger.js";
@@ -18,7 +22,7 @@ import { parseContact, type Contact, type OtpChannel } from "./contacts.js";
 import { AppError, Violations } from "./errors.js";
 import { normalizeCode, type OtpCodes, type OtpFailure, type OtpPurpose } from "./otp-codes.js";
 import { composeOtpMessage, type OtpSenders } from "./otp-messages.js";
-import { clientAddressKey, type RateLimits, type RateRule } from "./rate-limits.js";
+import { clientAddressKey, RateLimitedError, type RateLimits, type RateRule } from "./rate-limits.js";
 
 const HOUR_MS = 3_600_000;
 
@@ -48,6 +52,19 @@ export interface OtpDeps {
   readonly limits: RateLimits;
   readonly senders: OtpSenders;
   readonly settings: OtpConfig;
+  /** Called when an SMS budget refuses a send: `callingCode` is "+44", or "" for the global budget. */
+  readonly onBudgetExhausted?: (scope: SmsBudgetScope, callingCode: string) => void;
+}
+
+export type SmsBudgetScope = "sms_global" | "sms_country";
+
+const SMS_GLOBAL_KEY = "otp-send:sms-global";
+const SMS_COUNTRY_KEY = "otp-send:sms-country:";
+
+/** "+44" for a UK number; the number is E.164 already (parseContact). */
+export function callingCode(e164: string): string {
+  const code = parsePhoneNumberFromString(e164)?.countryCallingCode;
+  return code === undefined ? "unknown" : `+${code}`;
 }
 
 /** Validates the contact (and the code, when one is given) of a request; INVALID_ARGUMENT otherwise. */
@@ -67,14 +84,37 @@ function errorSummary(err: unknown): string {
   return cause ? `${err.message} (${cause.code ?? cause.message ?? "no detail"})` : err.message;
 }
 
-export function createOtp({ db, logger, codes, limits, senders, settings }: OtpDeps): Otp {
+export function createOtp({ db, logger, codes, limits, senders, settings, onBudgetExhausted }: OtpDeps): Otp {
   function sendRules(contact: Contact, ip: string): RateRule[] {
     const destination = `${contact.channel}:${contact.key}`;
-    return [
+    const rules: RateRule[] = [
       { key: `otp-send:cooldown:${destination}`, limit: 1, windowMs: settings.resendCooldownSec * 1000 },
       { key: `otp-send:dest:${destination}`, limit: settings.maxSendsPerDestinationPerHour, windowMs: HOUR_MS },
       { key: `otp-send:ip:${clientAddressKey(ip)}`, limit: settings.maxSendsPerIpPerHour, windowMs: HOUR_MS },
     ];
+    if (contact.channel === "sms") {
+      const country = callingCode(contact.address);
+      rules.push(
+        { key: SMS_GLOBAL_KEY, limit: settings.smsMaxSendsPerHour, windowMs: HOUR_MS },
+        { key: `${SMS_COUNTRY_KEY}${country}`, limit: settings.smsCountryLimits.get(country) ?? settings.smsMaxSendsPerCountryPerHour, windowMs: HOUR_MS },
+      );
+    }
+    return rules;
+  }
+
+  /** Takes the send rules; a refusal by an SMS budget is reported (the client sees RATE_LIMITED only). */
+  async function takeSendRules(contact: Contact, ip: string) {
+    try {
+      return await limits.take(sendRules(contact, ip));
+    } catch (err) {
+      if (err instanceof RateLimitedError) {
+        for (const key of err.refusedKeys) {
+          if (key === SMS_GLOBAL_KEY) onBudgetExhausted?.("sms_global", "");
+          else if (key.startsWith(SMS_COUNTRY_KEY)) onBudgetExhausted?.("sms_country", key.slice(SMS_COUNTRY_KEY.length));
+        }
+      }
+      throw err;
+    }
   }
 
   function verifyRules(ip: string): RateRule[] {
@@ -85,7 +125,7 @@ export function createOtp({ db, logger, codes, limits, senders, settings }: OtpD
     async send(contact, purpose, userId, client) {
       const sender = senders[contact.channel];
       if (!sender) throw new AppError("OTP_CHANNEL_DISABLED", `no ${contact.channel} provider is configured`);
-      const reservation = await limits.take(sendRules(contact, client.ip));
+      const reservation = await takeSendRules(contact, client.ip);
       const code = codes.generate();
       try {
         await sender.send(composeOtpMessage(contact.channel, contact.address, purpose, code, settings.ttlSec));

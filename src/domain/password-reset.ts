@@ -45,7 +45,7 @@ export function createPasswordReset({ otp, clock, passwords, sessions, audit, re
       // an account owns the destination (the lookup comes after the hash, so that with the right
       // code the time does not tell either).
       const done = await otp.check(contact, "password_reset", code, client, async (manager) => {
-        const passwordHash = await passwords.hash(newPassword);
+        const passwordHash = await passwords.hash(newPassword, client.ip);
         const user = await findUserByContact(manager, contact);
         if (!user || user.status !== "active") return undefined;
         const now = clock.now();

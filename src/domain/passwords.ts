@@ -1,9 +1,9 @@
 // Password rules and hashing: argon2id with parameters from config, NFKC, 8..128 code points,
 // common passwords refused, unknown users still pay one hash.
 import argon2 from "argon2";
-import pLimit from "p-limit";
 import { dictionary } from "@zxcvbn-ts/language-common";
 import { AppError, type FieldViolation } from "./errors.js";
+import { clientAddressKey } from "./rate-limits.js";
 
 export interface Argon2Params {
   readonly memoryKiB: number;
@@ -16,6 +16,13 @@ export interface Argon2Params {
  * most `maxConcurrent` hashes run at once, so a login storm cannot take every pool thread or
  * core from the rest of the service; up to `maxQueue` more wait, beyond that a call is shed
  * at once with RESOURCE_EXHAUSTED rather than timing out.
+ *
+ * Hashing is shared by everyone, so it is admitted fairly by client address (grouped as the
+ * rate limits group them, IPv6 by /64): waiting hashes are started round-robin between
+ * addresses, and once the queue is half full an address already holding its share
+ * (`perClientShare`) of running and waiting hashes is shed at once. One address flooding
+ * sign-ups is shed at its share while other people's logins still find room and start soon;
+ * an idle service still serves one busy address (a proxy, a backend) beyond its share.
  */
 export interface HashingLimits {
   readonly maxConcurrent: number;
@@ -55,19 +62,87 @@ export interface VerifyResult {
   readonly needsRehash: boolean;
 }
 
+/**
+ * `clientIp` is the address of the person the hash is for (ClientMeta.ip); calls without one
+ * are each treated as a client of their own.
+ */
 export interface PasswordHasher {
-  hash(password: string): Promise<string>;
-  verify(hash: string | null, password: string): Promise<VerifyResult>;
+  hash(password: string, clientIp?: string): Promise<string>;
+  verify(hash: string | null, password: string, clientIp?: string): Promise<VerifyResult>;
+}
+
+/** Hashes one client address may hold running or waiting: a small share of the queue. */
+export function perClientShare(limits: HashingLimits): number {
+  return Math.max(2, Math.floor(limits.maxQueue / 8));
+}
+
+/** Runs work at most `maxConcurrent` at a time, admitting and starting it fairly by key. */
+export function createFairGate(limits: HashingLimits): <T>(key: unknown, work: () => Promise<T>) => Promise<T> {
+  const share = perClientShare(limits);
+  const pressure = Math.floor(limits.maxQueue / 2);
+  let running = 0;
+  let waiting = 0;
+  /** Per key, its hashes running or waiting. */
+  const held = new Map<unknown, number>();
+  /** Waiting work per key; Map order is the round-robin order of the keys. */
+  const queues = new Map<unknown, Array<() => void>>();
+
+  function release(key: unknown): void {
+    running--;
+    const n = (held.get(key) ?? 1) - 1;
+    if (n === 0) held.delete(key);
+    else held.set(key, n);
+    // Start the next key's turn, then move that key to the back of the line.
+    const next = queues.entries().next();
+    if (next.done) return;
+    const [nextKey, queue] = next.value;
+    queues.delete(nextKey);
+    const start = queue.shift()!;
+    if (queue.length > 0) queues.set(nextKey, queue);
+    waiting--;
+    running++;
+    start();
+  }
+
+  return <T>(key: unknown, work: () => Promise<T>): Promise<T> => {
+    const mine = held.get(key) ?? 0;
+    if (mine >= share && waiting >= pressure) {
+      return Promise.reject(new AppError("OVERLOADED", `password hashing busy (${waiting} waiting): client ${String(key)} already holds its share of ${share}`, {
+        retryAfterMs: 1_000,
+      }));
+    }
+    const run = (): Promise<T> => {
+      let started: Promise<T>;
+      try {
+        started = work();
+      } catch (err) {
+        started = Promise.reject(err); // work that throws at once still gives its place back
+      }
+      return started.finally(() => release(key));
+    };
+    if (running < limits.maxConcurrent) {
+      held.set(key, mine + 1);
+      running++;
+      return run();
+    }
+    if (waiting >= limits.maxQueue) {
+      return Promise.reject(new AppError("OVERLOADED", `password hashing queue full (${waiting} waiting)`, { retryAfterMs: 1_000 }));
+    }
+    held.set(key, mine + 1);
+    waiting++;
+    return new Promise<T>((resolve, reject) => {
+      const queue = queues.get(key) ?? [];
+      queue.push(() => run().then(resolve, reject));
+      queues.set(key, queue);
+    });
+  };
 }
 
 export function createPasswordHasher(params: Argon2Params, limits: HashingLimits): PasswordHasher {
-  const limit = pLimit(limits.maxConcurrent);
-  function gated<T>(work: () => Promise<T>): Promise<T> {
-    if (limit.pendingCount >= limits.maxQueue) {
-      return Promise.reject(new AppError("OVERLOADED", `password hashing queue full (${limit.pendingCount} waiting)`, { retryAfterMs: 1_000 }));
-    }
-    return limit(work);
-  }
+  const gate = createFairGate(limits);
+  // A call without an address is a client of its own: it is neither capped nor grouped.
+  const gated = <T>(clientIp: string | undefined, work: () => Promise<T>): Promise<T> =>
+    gate(clientIp === undefined ? Symbol("unattributed") : clientAddressKey(clientIp), work);
   const options = {
     type: argon2.argon2id,
     memoryCost: params.memoryKiB,
@@ -79,18 +154,18 @@ export function createPasswordHasher(params: Argon2Params, limits: HashingLimits
   let dummyHash: Promise<string> | undefined;
 
   return {
-    hash: (password) => gated(() => argon2.hash(normalizePassword(password), options)),
-    async verify(hash, password) {
+    hash: (password, clientIp) => gated(clientIp, () => argon2.hash(normalizePassword(password), options)),
+    async verify(hash, password, clientIp) {
       const input = normalizePassword(password);
       if (hash === null) {
         dummyHash ??= argon2.hash("dummy password for timing", options);
         const dummy = await dummyHash;
-        await gated(() => argon2.verify(dummy, input));
+        await gated(clientIp, () => argon2.verify(dummy, input));
         return { ok: false, needsRehash: false };
       }
       let ok = false;
       try {
-        ok = await gated(() => argon2.verify(hash, input));
+        ok = await gated(clientIp, () => argon2.verify(hash, input));
       } catch (err) {
         if (err instanceof AppError) throw err;
         ok = false;

@@ -45,6 +45,13 @@ export interface RateLimits {
 
 const SWEEP_EVERY = 500;
 
+/** RATE_LIMITED, naming the rules that refused (for metrics; never shown to the client). */
+export class RateLimitedError extends AppError {
+  constructor(readonly refusedKeys: readonly string[], message: string, retryAfterMs: number) {
+    super("RATE_LIMITED", message, { retryAfterMs });
+  }
+}
+
 /** When `rule` admits its next hit, given its hits (epoch ms) at `now`. */
 export function nextAdmission(rule: RateRule, hits: readonly number[], now: number): number {
   const live = hits.filter((h) => h > now - rule.windowMs).sort((a, b) => a - b);
@@ -116,9 +123,11 @@ export function createRateLimits(db: DataSource, clock: Clock): RateLimits {
         }>;
         const hitsOf = new Map(current.map((row) => [row.key, row.hits.map((h) => h.getTime())]));
         const retryAt = Math.max(...refused.map((rule) => nextAdmission(rule, hitsOf.get(rule.key) ?? [], now.getTime())));
-        throw new AppError("RATE_LIMITED", `rate limited by ${refused.map((r) => r.key.split(":").slice(0, 2).join(":")).join(", ")}`, {
-          retryAfterMs: Math.max(1, retryAt - now.getTime()),
-        });
+        throw new RateLimitedError(
+          refused.map((r) => r.key),
+          `rate limited by ${refused.map((r) => r.key.split(":").slice(0, 2).join(":")).join(", ")}`,
+          Math.max(1, retryAt - now.getTime()),
+        );
       });
       if (++takes % SWEEP_EVERY === 0) await sweep(now);
       const nextAt = Math.max(...unique.map((rule) => nextAdmission(rule, outcome.recorded.get(rule.key) ?? [], now.getTime())));

@@ -1,5 +1,6 @@
 // Sessions and their refresh-token families. Every refresh rotates the token; a spent token
-// presented again revokes the whole family. Check-and-act happens in SQL, never in JavaScript.
+// presented again revokes the whole family, unless it was spent moments ago (the grace window:
+// two tabs refreshing at once). Check-and-act happens in SQL, never in JavaScript.
 import type { DataSource, EntityManager } from "typeorm";
 import { RefreshTokenEntity, SessionEntity, type SessionRow } from "../db/entities/index.js";
 import { returnedRows } from "../db/query.js";
@@ -13,6 +14,11 @@ import { decodePageToken, encodePageToken, type Page } from "./paging.js";
 export interface SessionSettings {
   readonly refreshTokenIdleTtlSec: number;
   readonly sessionAbsoluteTtlSec: number;
+  /**
+   * A token spent less than this long ago, on a live session, answers REFRESH_TOKEN_CONCURRENT
+   * and revokes nothing; 0 treats every second use as reuse.
+   */
+  readonly refreshReuseGraceMs: number;
 }
 
 export interface NewSession {
@@ -125,14 +131,32 @@ export function createSessions(db: DataSource, audit: AuditLog, clock: Clock, se
       if (outcome.kind === "rotated") return outcome.rotated;
       if (outcome.kind === "unusable") {
         // Not spendable: unknown, expired, or already spent. Spent means reuse (RFC 9700 §4.14.2).
+        const now = clock.now();
         const [known] = (await db.query(
-          `SELECT rt.session_id, rt.used_at, s.user_id FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id WHERE rt.token_hash = $1`,
-          [hash],
-        )) as Array<{ session_id: string; used_at: Date | null; user_id: string }>;
+          `SELECT rt.session_id, rt.used_at, s.user_id,
+                  (s.revoked_at IS NULL AND s.absolute_expires_at > $2 AND u.status = 'active') AS live
+           FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id JOIN users u ON u.id = s.user_id WHERE rt.token_hash = $1`,
+          [hash, now],
+        )) as Array<{ session_id: string; used_at: Date | null; user_id: string; live: boolean }>;
         if (known?.used_at) {
-          const revoked = await revokeWhere(db.manager, "id = $3", [known.session_id], "refresh_token_reuse");
+          const graceStart = new Date(now.getTime() - settings.refreshReuseGraceMs);
+          // Revokes only when the token was spent before the grace window: the window is checked
+          // in the same statement, against the stored spending time. A duplicate inside it is
+          // most likely another tab that refreshed at the same moment (its sibling won), so it
+          // ends nothing; a thief replaying inside the window is not caught either, which is why
+          // the window is short (RFC 9700 §4.14.2 trade-off, documented in README.md).
+          const revoked = await revokeWhere(
+            db.manager,
+            "id = $3 AND EXISTS (SELECT 1 FROM refresh_tokens rt WHERE rt.token_hash = $4 AND rt.used_at <= $5)",
+            [known.session_id, hash, graceStart],
+            "refresh_token_reuse",
+          );
           if (revoked > 0) {
             await audit.record({ userId: known.user_id, type: "REFRESH_TOKEN_REUSED", client, sessionId: known.session_id });
+          } else if (known.live && known.used_at > graceStart) {
+            throw new AppError("REFRESH_TOKEN_CONCURRENT", `refresh token of session ${known.session_id} spent ${now.getTime() - known.used_at.getTime()} ms ago by a concurrent refresh`, {
+              retryAfterMs: 200,
+            });
           }
           throw new AppError("REFRESH_TOKEN_REUSED", `refresh token reuse on session ${known.session_id}`);
         }

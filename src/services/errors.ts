@@ -21,6 +21,9 @@ const wire: Record<ErrorReason, { code: Code; message: string }> = {
   SERVICE_KEY_INVALID: { code: Code.PermissionDenied, message: "the service credential is not valid" },
   REFRESH_TOKEN_INVALID: { code: Code.Unauthenticated, message: "the refresh token is not valid" },
   REFRESH_TOKEN_REUSED: { code: Code.Unauthenticated, message: "the refresh token is not valid" },
+  // Another refresh spent this token a moment ago: the session is fine. ABORTED (a concurrency
+  // conflict, AIP-194): retry after RetryInfo with the newest refresh token, not this one.
+  REFRESH_TOKEN_CONCURRENT: { code: Code.Aborted, message: "the refresh token was just used by another request; retry with the newest refresh token" },
   SESSION_NOT_FOUND: { code: Code.NotFound, message: "session not found" },
   RATE_LIMITED: { code: Code.ResourceExhausted, message: "too many requests; retry later" },
   // A one-time code that does not sign in or verify: the same whether or not an account owns

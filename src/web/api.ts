@@ -3,8 +3,9 @@
 // module's memory; the refresh token is an HttpOnly cookie the gateway sets, which this code
 // never sees (fetch sends it along: the app is served from the gateway's own origin).
 import type { DescService } from "@bufbuild/protobuf";
-import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
+import { ConnectError, createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-web";
+import { ErrorInfoSchema, RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
 import type { TokenPair } from "../../gen/identity/v1/common_pb.js";
 import { MfaService } from "../../gen/identity/v1/mfa_service_pb.js";
@@ -71,11 +72,32 @@ export function accessTokenExpiry(): Date | undefined {
   return accessTokenExpiresAt;
 }
 
-/** Trades the cookie's refresh token for a new pair (the gateway rotates the cookie). */
-export async function refreshSession(): Promise<TokenPair | undefined> {
-  const response = await api().tokens.refreshToken({});
-  holdTokens(response.tokens);
-  return response.tokens;
+let refreshing: Promise<TokenPair | undefined> | undefined;
+
+/**
+ * Trades the cookie's refresh token for a new pair (the gateway rotates the cookie). One refresh
+ * at a time per page; when another tab spent the same cookie a moment earlier
+ * (REFRESH_TOKEN_CONCURRENT), the browser holds that tab's new cookie by the time the retry
+ * goes out, so the retry sends the newest token.
+ */
+export function refreshSession(): Promise<TokenPair | undefined> {
+  refreshing ??= (async () => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const response = await api().tokens.refreshToken({});
+        holdTokens(response.tokens);
+        return response.tokens;
+      } catch (err) {
+        const error = ConnectError.from(err);
+        if (attempt >= 3 || error.findDetails(ErrorInfoSchema)[0]?.reason !== "REFRESH_TOKEN_CONCURRENT") throw err;
+        const delay = error.findDetails(RetryInfoSchema)[0]?.retryDelay;
+        await new Promise((resolve) => setTimeout(resolve, delay ? Number(delay.seconds) * 1000 + delay.nanos / 1e6 : 200));
+      }
+    }
+  })().finally(() => {
+    refreshing = undefined;
+  });
+  return refreshing;
 }
 
 /** Refreshes first when the access token is about to expire, so calls do not fail for it. */

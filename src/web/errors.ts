@@ -14,6 +14,7 @@ const BY_REASON: Readonly<Record<string, string>> = {
   ACCESS_TOKEN_INVALID: SESSION_ENDED,
   REFRESH_TOKEN_INVALID: SESSION_ENDED,
   REFRESH_TOKEN_REUSED: SESSION_ENDED,
+  REFRESH_TOKEN_CONCURRENT: "Your session was just refreshed in another tab. Please try again.",
   SESSION_NOT_FOUND: "That session has already ended.",
   OTP_INVALID: "That code is not correct. Check the code and try again.",
   OTP_EXPIRED: "That code has expired. Please request a new one.",

@@ -41,6 +41,11 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
     SERVICE_KEYS: TEST_SERVICE_KEY,
     CORS_ORIGINS: "http://allowed.example",
     LOG_LEVEL: "info",
+    // Suites sign up dozens of accounts from 127.0.0.1; test/security/sign-up-limits.test.ts sets its own.
+    SIGNUP_MAX_PER_IP_PER_HOUR: "1000000",
+    // Suites written before the refresh grace window expect a second use to revoke at once;
+    // test/contract/refresh-grace.test.ts runs with the default window.
+    REFRESH_REUSE_GRACE_MS: "0",
     ...options.env,
   });
   const logLines: string[] = [];

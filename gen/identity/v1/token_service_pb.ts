@@ -480,7 +480,10 @@ export const TokenService: GenService<{
   },
   /**
    * Exchanges a refresh token for a new token pair. Every refresh token is single use:
-   * presenting a spent one revokes its whole session (reason REFRESH_TOKEN_REUSED).
+   * presenting a spent one revokes its whole session (reason REFRESH_TOKEN_REUSED), except
+   * within REFRESH_REUSE_GRACE_MS of its rotation on a live session: then ABORTED with reason
+   * REFRESH_TOKEN_CONCURRENT and RetryInfo (another request rotated it); retry with the newest
+   * refresh token, not this one.
    *
    * @generated from rpc identity.v1.TokenService.RefreshToken
    */
