@@ -56,7 +56,7 @@ export async function createApp({ config, db, logger, kek, clock = systemClock }
     return { total: pool?.totalCount ?? 0, idle: pool?.idleCount ?? 0, waiting: pool?.waitingCount ?? 0 };
   });
   const audit = createAuditLog(db, clock);
-  const passwords = createPasswordHasher(config.argon2, config.hashing);
+  const passwords = createPasswordHasher(config.argon2, config.hashing, (result) => metrics.passwordHashing.inc({ result }));
   const signingKeys = createSigningKeys(db, kek, clock, { accessTokenTtlSec: config.accessTokenTtlSec, ...config.keys });
   await signingKeys.init();
   await signingKeys.rotateIfDue();

@@ -13,6 +13,8 @@ export interface Metrics {
   readonly otpSends: Counter<"channel" | "result">;
   readonly rateLimited: Counter<"limit">;
   readonly otpBudgetExhausted: Counter<"scope" | "calling_code">;
+  /** argon2 work: hashes and verifications run, and calls shed because hashing was full. */
+  readonly passwordHashing: Counter<"result">;
 }
 
 export interface PoolStats {
@@ -54,6 +56,12 @@ export function createMetrics(poolStats?: () => PoolStats): Metrics {
     refreshTokenReuse: new Counter({ name: "identity_refresh_token_reuse_total", help: "Spent refresh tokens presented again", registers: [registry] }),
     otpSends: new Counter({ name: "identity_otp_sends_total", help: "One-time codes sent", labelNames: ["channel", "result"], registers: [registry] }),
     rateLimited: new Counter({ name: "identity_rate_limited_total", help: "Calls refused by a rate limit", labelNames: ["limit"], registers: [registry] }),
+    passwordHashing: new Counter({
+      name: "identity_password_hashing_total",
+      help: "argon2 work by result: hash and verify ran, shed was refused at once (OVERLOADED)",
+      labelNames: ["result"],
+      registers: [registry],
+    }),
     otpBudgetExhausted: new Counter({
       name: "identity_otp_budget_exhausted_total",
       help: "Code sends refused by a service-wide SMS budget (scope sms_global or sms_country)",

@@ -138,11 +138,20 @@ export function createFairGate(limits: HashingLimits): <T>(key: unknown, work: (
   };
 }
 
-export function createPasswordHasher(params: Argon2Params, limits: HashingLimits): PasswordHasher {
+/** What the hasher did, for the metrics: a hash or verification run, or one shed at once. */
+export type HashingEvent = "hash" | "verify" | "shed";
+
+export function createPasswordHasher(params: Argon2Params, limits: HashingLimits, observe: (event: HashingEvent) => void = () => {}): PasswordHasher {
   const gate = createFairGate(limits);
   // A call without an address is a client of its own: it is neither capped nor grouped.
-  const gated = <T>(clientIp: string | undefined, work: () => Promise<T>): Promise<T> =>
-    gate(clientIp === undefined ? Symbol("unattributed") : clientAddressKey(clientIp), work);
+  const gated = <T>(clientIp: string | undefined, work: () => Promise<T>, event: "hash" | "verify"): Promise<T> =>
+    gate(clientIp === undefined ? Symbol("unattributed") : clientAddressKey(clientIp), () => {
+      observe(event);
+      return work();
+    }).catch((err: unknown) => {
+      if (err instanceof AppError && err.reason === "OVERLOADED") observe("shed");
+      throw err;
+    });
   const options = {
     type: argon2.argon2id,
     memoryCost: params.memoryKiB,
@@ -154,18 +163,18 @@ export function createPasswordHasher(params: Argon2Params, limits: HashingLimits
   let dummyHash: Promise<string> | undefined;
 
   return {
-    hash: (password, clientIp) => gated(clientIp, () => argon2.hash(normalizePassword(password), options)),
+    hash: (password, clientIp) => gated(clientIp, () => argon2.hash(normalizePassword(password), options), "hash"),
     async verify(hash, password, clientIp) {
       const input = normalizePassword(password);
       if (hash === null) {
         dummyHash ??= argon2.hash("dummy password for timing", options);
         const dummy = await dummyHash;
-        await gated(clientIp, () => argon2.verify(dummy, input));
+        await gated(clientIp, () => argon2.verify(dummy, input), "verify");
         return { ok: false, needsRehash: false };
       }
       let ok = false;
       try {
-        ok = await gated(clientIp, () => argon2.verify(hash, input));
+        ok = await gated(clientIp, () => argon2.verify(hash, input), "verify");
       } catch (err) {
         if (err instanceof AppError) throw err;
         ok = false;

@@ -41,7 +41,7 @@ function sendFromNewAddress(channel: "sms" | "email", destination: string) {
 }
 
 async function budgetMetric(scope: string, callingCode: string): Promise<number> {
-  const body = await (await fetch(`${service.httpUrl}/metrics`)).text();
+  const body = await (await fetch(service.metricsUrl)).text();
   const line = body.split("\n").find((l) => l.startsWith(`identity_otp_budget_exhausted_total{scope="${scope}",calling_code="${callingCode}"}`));
   return line === undefined ? 0 : Number(line.split(" ").pop());
 }
