@@ -1,8 +1,9 @@
 // Text the service cannot store or handle faithfully, refused before any handler runs: U+0000
 // (PostgreSQL text cannot hold it, so it used to surface as INTERNAL) and unpaired UTF-16
-// surrogates (not Unicode text: a Connect JSON "\ud800" would be stored as U+FFFD, silently
-// changed). Binary protobuf cannot carry a lone surrogate (proto3 strings are checked UTF-8 on
-// decode) but can carry U+0000; Connect JSON can carry both.
+// surrogates (not Unicode text; the database driver would store U+FFFD instead). Binary protobuf
+// and Connect JSON both carry U+0000. Neither lets a lone surrogate through today (proto3 strings
+// are checked UTF-8 on decode, and the JSON codec refuses "\ud800"); this check keeps that true
+// whatever decodes the request.
 //
 // The checks are compiled once per request message from its descriptor, so the hot path
 // (VerifyToken: one string field) pays one quick scan per string and nothing else.
@@ -28,7 +29,8 @@ export function isStorableText(value: string): boolean {
 }
 
 export const INVALID_CHARACTERS = "INVALID_CHARACTERS";
-const DESCRIPTION = "must not contain U+0000 or unpaired surrogates";
+// Read by people too: the browser app shows "<field label> <description>."
+const DESCRIPTION = "contains characters that are not allowed";
 
 type Message = Record<string, unknown>;
 /** Appends a violation for every bad string under `message`, named from `prefix`. */
