@@ -91,7 +91,7 @@ const HOSTILE = ["\u0000", "\ud800", "\udbff", "\udc00", "\udfff"] as const;
 
 /** Arbitrary text: any UTF-16 (lone surrogates included), plausible values, either with U+0000 or a surrogate put in, page-token look-alikes. */
 function text(fieldName: string): fc.Arbitrary<string> {
-  const plausible = fc.constantFrom("", "a@example.com", uniqueEmail("prop"), "+14155550123", "123456", "01234567-89ab-cdef-0123-456789abcdef", "x".repeat(300));
+  const plausible = fc.constantFrom("", "a@example.com", uniqueEmail("prop"), "+14155550123", "123456", "01234567-89ab-cdef-0123-456789abcdef", "x".repeat(300), "中".repeat(6000));
   const base = fc.oneof(plausible, fc.string({ unit: "binary" }), fc.string({ unit: "grapheme" }), fc.string({ unit: fc.constantFrom(...HOSTILE, "a", "é", "\ud83d\ude00") }));
   const injected = fc
     .tuple(base, fc.nat(400), fc.constantFrom(...HOSTILE))
