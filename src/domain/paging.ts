@@ -20,12 +20,23 @@ export function encodePageToken(time: Date, id: string): string {
   return Buffer.from(JSON.stringify([time.toISOString(), id])).toString("base64url");
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** Rows are stamped with the clock: a cursor outside these years was not made here (and a year such as 275000 made PostgreSQL fail). */
+const EARLIEST = Date.UTC(1970, 0, 1);
+const LATEST = Date.UTC(10000, 0, 1);
+
+/**
+ * The cursor of a token this service produced, or INVALID_ARGUMENT: a strict UUID, a time within
+ * the years above, and exactly the encoding encodePageToken gives them (no second spelling).
+ */
 export function decodePageToken(token: string): { time: Date; id: string } | undefined {
   if (token === "") return undefined;
   try {
-    const [time, id] = JSON.parse(Buffer.from(token, "base64url").toString()) as [string, string];
+    const [time, id] = JSON.parse(Buffer.from(token, "base64url").toString()) as [unknown, unknown];
+    if (typeof time !== "string" || typeof id !== "string" || !UUID.test(id)) throw new Error("bad");
     const date = new Date(time);
-    if (typeof id !== "string" || !/^[0-9a-f-]{36}$/.test(id) || Number.isNaN(date.getTime())) throw new Error("bad");
+    const ms = date.getTime();
+    if (!(ms >= EARLIEST && ms < LATEST) || encodePageToken(date, id) !== token) throw new Error("bad");
     return { time: date, id };
   } catch {
     throw invalidField("page_token", "INVALID_PAGE_TOKEN", "is not a token from a previous response");

@@ -11,6 +11,7 @@ import { InactiveReason } from "../../gen/identity/v1/token_service_pb.js";
 import { AppError } from "../domain/errors.js";
 import { callInfo, callUserKey, setResponseHeader } from "./call.js";
 import { toConnectError } from "./errors.js";
+import { compileStringCheck } from "./request-strings.js";
 
 export interface PolicyDeps {
   readonly logger: Logger;
@@ -35,6 +36,8 @@ function wrap(method: DescMethod, handler: AnyUnary | undefined, { logger, metri
   const rpc = `${method.parent.typeName}/${method.name}`;
   const service = method.parent.typeName;
   const name = method.name;
+  // Compiled once per method; undefined when the request holds no string.
+  const checkStrings = compileStringCheck(method.input);
   // Labelled children looked up once per (code, transport), not hashed from labels per call.
   const series = new Map<string, { count: { inc(): void }; seconds: { observe(value: number): void } }>();
   const seriesOf = (code: string, transport: string) => {
@@ -55,6 +58,11 @@ function wrap(method: DescMethod, handler: AnyUnary | undefined, { logger, metri
     let status = "OK";
     try {
       if (!handler) throw new AppError("NOT_IMPLEMENTED", `${rpc} is not implemented yet`);
+      // Before the handler: U+0000 reached PostgreSQL and came back as INTERNAL (issue 10, item 6).
+      const violations = checkStrings?.(request);
+      if (violations) {
+        throw new AppError("INVALID_ARGUMENT", `unstorable characters in: ${violations.map((v) => v.field).join(", ")}`, { violations });
+      }
       const budget = Math.min(ctx.timeoutMs() ?? maxDeadlineMs, maxDeadlineMs);
       const response = await withDeadline(handler(request, ctx), budget, () => new AppError("DEADLINE_EXCEEDED", `${rpc} exceeded ${budget} ms`));
       logger.info({ rpc, protocol: ctx.protocolName, status, ms: elapsed(started), requestId, userId: ctx.values.get(callUserKey) }, "rpc");
