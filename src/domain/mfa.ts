@@ -175,34 +175,44 @@ export function createMfa({ db, clock, kek, sessionTokens, audit, checks, settin
       const code = factor.kind === "totp"
         ? requireCode("totp_code", factor.code, /^\d{6}$/)
         : requireCode("backup_code", factor.code, /^[a-z0-9]{10}$/);
-      // The attempt is counted in its own statement, so a wrong code still uses one up.
-      const [rows] = (await db.query(
-        `UPDATE mfa_challenges SET attempts = attempts + 1
-         WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 AND attempts < $3
-         RETURNING id, user_id, first_factor`,
+      // Whose challenge it is, read first: the shared limit is per account and comes before the
+      // attempt is counted, so a limited call uses up nothing of the challenge.
+      const [found] = (await db.query(
+        `SELECT user_id FROM mfa_challenges WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 AND attempts < $3`,
         [sha256(challengeToken), clock.now(), MAX_CHALLENGE_ATTEMPTS],
-      )) as [Array<{ id: string; user_id: string; first_factor: string[] }>, number];
-      const challenge = rows[0];
-      if (!challenge) throw new AppError("MFA_CHALLENGE_INVALID", "mfa challenge unknown, expired, used or exhausted");
-      const user = await db.manager.findOneBy(UserEntity, { id: challenge.user_id });
+      )) as Array<{ user_id: string }>;
+      if (!found) throw new AppError("MFA_CHALLENGE_INVALID", "mfa challenge unknown, expired, used or exhausted");
+      const user = await db.manager.findOneBy(UserEntity, { id: found.user_id });
       if (!user || user.status !== "active" || !user.mfaEnabledAt) throw new AppError("MFA_CHALLENGE_INVALID", "challenge account not eligible");
       // The shared MFA failure limit first (also for DisableTotp, RegenerateBackupCodes, ConfirmTotp).
-      const outcome = await checks.secondFactor(user.id, factor.kind, client, { action: "verify_mfa" }, () => db.transaction(async (manager) => {
-        const accepted = factor.kind === "totp"
-          ? await acceptTotp(manager, user.id, code, true)
-          : await acceptBackupCode(manager, user.id, code);
-        if (!accepted) return undefined;
-        const [, consumed] = (await manager.query(
-          `UPDATE mfa_challenges SET used_at = $2 WHERE id = $1 AND used_at IS NULL`,
-          [challenge.id, clock.now()],
-        )) as [unknown, number];
-        if (consumed !== 1) throw new AppError("MFA_CHALLENGE_INVALID", "challenge used concurrently");
-        const amr = [...new Set([...challenge.first_factor, factor.kind === "totp" ? "otp" : "kba", "mfa"])];
-        const tokens = await sessionTokens.start(manager, user, amr, client);
-        if (factor.kind === "backup") await audit.record({ userId: user.id, type: "BACKUP_CODE_USED", client, sessionId: tokens.sessionId }, manager);
-        await audit.record({ userId: user.id, type: "LOGIN_SUCCEEDED", client, sessionId: tokens.sessionId, details: { method: amr.join("+") } }, manager);
-        return tokens;
-      }));
+      const outcome = await checks.secondFactor(user.id, factor.kind, client, { action: "verify_mfa" }, async () => {
+        // The attempt is counted in its own statement (committed whatever the code), conditional
+        // on the challenge still being live, so a wrong code uses one up even under concurrency.
+        const [rows] = (await db.query(
+          `UPDATE mfa_challenges SET attempts = attempts + 1
+           WHERE token_hash = $1 AND user_id = $2 AND used_at IS NULL AND expires_at > $3 AND attempts < $4
+           RETURNING id, first_factor`,
+          [sha256(challengeToken), user.id, clock.now(), MAX_CHALLENGE_ATTEMPTS],
+        )) as [Array<{ id: string; first_factor: string[] }>, number];
+        const challenge = rows[0];
+        if (!challenge) throw new AppError("MFA_CHALLENGE_INVALID", "mfa challenge used or exhausted concurrently");
+        return db.transaction(async (manager) => {
+          const accepted = factor.kind === "totp"
+            ? await acceptTotp(manager, user.id, code, true)
+            : await acceptBackupCode(manager, user.id, code);
+          if (!accepted) return undefined;
+          const [, consumed] = (await manager.query(
+            `UPDATE mfa_challenges SET used_at = $2 WHERE id = $1 AND used_at IS NULL`,
+            [challenge.id, clock.now()],
+          )) as [unknown, number];
+          if (consumed !== 1) throw new AppError("MFA_CHALLENGE_INVALID", "challenge used concurrently");
+          const amr = [...new Set([...challenge.first_factor, factor.kind === "totp" ? "otp" : "kba", "mfa"])];
+          const tokens = await sessionTokens.start(manager, user, amr, client);
+          if (factor.kind === "backup") await audit.record({ userId: user.id, type: "BACKUP_CODE_USED", client, sessionId: tokens.sessionId }, manager);
+          await audit.record({ userId: user.id, type: "LOGIN_SUCCEEDED", client, sessionId: tokens.sessionId, details: { method: amr.join("+") } }, manager);
+          return tokens;
+        });
+      });
       if (!outcome) throw new AppError("MFA_CODE_INVALID", `wrong ${factor.kind} code for ${user.id}`);
       return { user, tokens: outcome };
     },
