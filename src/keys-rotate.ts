@@ -5,7 +5,7 @@ import { createLogger } from "./logger.js";
 import { locateDatabase } from "./database.js";
 import { openDatabase } from "./db/data-source.js";
 import { systemClock } from "./domain/clock.js";
-import { createSigningKeys } from "./domain/signing-keys.js";
+import { createSigningKeys } from "./domain/tokens/signing-keys.js";
 
 const config = loadConfig();
 const logger = createLogger(config.logLevel);

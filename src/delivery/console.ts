@@ -2,7 +2,7 @@
 // Configuration refuses it when NODE_ENV=production. The code travels inside `text`, which the
 // logger does not redact (it redacts fields named `code`), so a developer can read it.
 import type { Logger } from "../logger.js";
-import type { OtpSender } from "../domain/otp-messages.js";
+import type { OtpSender } from "../domain/otp/messages.js";
 import type { DevOutbox } from "./dev-outbox.js";
 
 /** Also keeps each message in `outbox`, when given, for the web app's development panel. */

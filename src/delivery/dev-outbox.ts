@@ -1,7 +1,7 @@
 // Development only: the last messages the console provider "sent", kept in memory so the web
 // app's development outbox panel can show them (GET /dev/outbox on the gateway). Production
 // never builds one: configuration refuses the console provider there.
-import type { OtpMessage } from "../domain/otp-messages.js";
+import type { OtpMessage } from "../domain/otp/messages.js";
 
 export interface OutboxEntry extends OtpMessage {
   readonly id: number;

@@ -1,7 +1,7 @@
 // Builds the sender of each channel from configuration; a disabled channel has none.
 import type { OtpConfig } from "../config.js";
 import type { Logger } from "../logger.js";
-import type { OtpSenders } from "../domain/otp-messages.js";
+import type { OtpSenders } from "../domain/otp/messages.js";
 import { createConsoleSender } from "./console.js";
 import type { DevOutbox } from "./dev-outbox.js";
 import { createSmsWebhookSender } from "./sms-webhook.js";

@@ -1,6 +1,6 @@
 // SMS delivery through an HTTP webhook: POST {"to": "+14155550123", "text": "..."} as JSON,
 // with `authorization: Bearer <secret>` when a secret is configured. Any 2xx is success.
-import type { OtpSender } from "../domain/otp-messages.js";
+import type { OtpSender } from "../domain/otp/messages.js";
 
 export interface SmsWebhookSettings {
   readonly url: string;

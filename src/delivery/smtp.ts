@@ -1,6 +1,6 @@
 // Email delivery through an SMTP server (nodemailer), one connection per message.
 import { createTransport } from "nodemailer";
-import type { OtpSender } from "../domain/otp-messages.js";
+import type { OtpSender } from "../domain/otp/messages.js";
 
 export interface SmtpSettings {
   /** `smtp://user:pass@host:587` (STARTTLS when offered) or `smtps://...:465`. */

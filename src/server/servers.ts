@@ -8,7 +8,7 @@ import { createGrpcServer } from "./grpc-server.js";
 import { createMetricsServer } from "./metrics-server.js";
 import { createWebServer, type BrowserAppOptions } from "./web-server.js";
 import { internalMethods, routes, services, type ServiceDeps } from "../services/routes.js";
-import type { SigningKeys } from "../domain/signing-keys.js";
+import type { SigningKeys } from "../domain/tokens/signing-keys.js";
 import type { Registry } from "prom-client";
 import type { Readiness } from "./readiness.js";
 import type { Logger } from "../logger.js";

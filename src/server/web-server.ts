@@ -22,7 +22,7 @@ import { errorToJson } from "@connectrpc/connect/protocol-connect";
 import { AppError } from "../domain/errors.js";
 import { annotateTransportError, toConnectError } from "../services/errors.js";
 import type { Logger } from "../logger.js";
-import type { PublicJwk } from "../domain/signing-keys.js";
+import type { PublicJwk } from "../domain/tokens/signing-keys.js";
 import type { DevOutbox } from "../delivery/dev-outbox.js";
 import { browserSession, refreshCookieName } from "./refresh-cookie.js";
 import { createWebApp } from "./web-app.js";

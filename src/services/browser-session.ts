@@ -5,7 +5,7 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { HandlerContext } from "@connectrpc/connect";
 import type { TokenPairSchema } from "../../gen/identity/v1/common_pb.js";
-import type { TokenPair } from "../domain/session-tokens.js";
+import type { TokenPair } from "../domain/sessions/session-tokens.js";
 import { callInfo } from "./call.js";
 import { tokensToProto } from "./mappers.js";
 

@@ -1,9 +1,9 @@
 // Transport-neutral facts about the current call, set by each server before a handler runs:
 // request headers and the peer address. Handlers read them through these helpers only.
 import { createContextKey, type HandlerContext } from "@connectrpc/connect";
-import type { ClientMeta } from "../domain/audit.js";
+import type { ClientMeta } from "../domain/audit/audit.js";
 import type { BrowserSession } from "./browser-session.js";
-import type { Caller, Callers } from "../domain/callers.js";
+import type { Caller, Callers } from "../domain/callers/callers.js";
 
 export interface CallInfo {
   /** First value of a request header (lower-case name), or undefined. */

@@ -8,9 +8,9 @@ import type {
   RegenerateBackupCodesRequest,
   VerifyMfaRequest,
 } from "../../gen/identity/v1/mfa_service_pb.js";
-import type { Callers } from "../domain/callers.js";
+import type { Callers } from "../domain/callers/callers.js";
 import { invalidField } from "../domain/errors.js";
-import type { Mfa } from "../domain/mfa.js";
+import type { Mfa } from "../domain/mfa/mfa.js";
 import { deliverTokens } from "./browser-session.js";
 import { authenticate, clientMeta } from "./call.js";
 import { userToProto } from "./mappers.js";

@@ -2,13 +2,13 @@
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { InactiveReason, type TokenService } from "../../gen/identity/v1/token_service_pb.js";
-import type { AuditLog } from "../domain/audit.js";
-import type { Callers } from "../domain/callers.js";
+import type { AuditLog } from "../domain/audit/audit.js";
+import type { Callers } from "../domain/callers/callers.js";
 import { invalidField } from "../domain/errors.js";
-import type { SessionTokens } from "../domain/session-tokens.js";
-import type { Sessions } from "../domain/sessions.js";
-import type { SigningKeys } from "../domain/signing-keys.js";
-import type { AccessTokens } from "../domain/tokens.js";
+import type { SessionTokens } from "../domain/sessions/session-tokens.js";
+import type { Sessions } from "../domain/sessions/sessions.js";
+import type { SigningKeys } from "../domain/tokens/signing-keys.js";
+import type { AccessTokens } from "../domain/tokens/access-tokens.js";
 import { clearRefreshCookie, deliverTokens, presentedRefreshToken } from "./browser-session.js";
 import { callInfo, clientMeta, isLoopback } from "./call.js";
 

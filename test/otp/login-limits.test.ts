@@ -4,7 +4,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
-import type { ClientMeta } from "../../src/domain/audit.js";
+import type { ClientMeta } from "../../src/domain/audit/audit.js";
 import { AppError } from "../../src/domain/errors.js";
 import { auditRows, PASSWORD, signUp, uniqueEmail, type AuthClient } from "../support/accounts.js";
 import { expectError, retryDelayMs } from "../support/errors.js";

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openDatabase } from "../../src/db/data-source.js";
 import { ManualClock } from "../../src/domain/clock.js";
 import { AppError } from "../../src/domain/errors.js";
-import { clientAddressKey, createRateLimits, type RateLimits, type RateRule } from "../../src/domain/rate-limits.js";
+import { clientAddressKey, createRateLimits, type RateLimits, type RateRule } from "../../src/domain/limits/rate-limits.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
 
 const clock = new ManualClock(new Date("2030-01-01T00:00:00Z"));

@@ -4,7 +4,7 @@ import { createClient, type Client } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
 import { InactiveReason, TokenService } from "../../gen/identity/v1/token_service_pb.js";
-import { LISTENER_APPLICATION_NAME } from "../../src/domain/revocation.js";
+import { LISTENER_APPLICATION_NAME } from "../../src/domain/tokens/revocation.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
 import { spawnServiceProcess, type ServiceProcess } from "../support/process.js";
 import { startTestService, TEST_SERVICE_KEY, type TestService } from "../support/service.js";

@@ -14,7 +14,7 @@ import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
 import { OtpChannel, OtpPurpose } from "../../gen/identity/v1/common_pb.js";
 import { MfaService } from "../../gen/identity/v1/mfa_service_pb.js";
 import { OtpService } from "../../gen/identity/v1/otp_service_pb.js";
-import { MAX_MFA_FAILURES_PER_ACCOUNT_PER_HOUR } from "../../src/domain/credential-checks.js";
+import { MAX_MFA_FAILURES_PER_ACCOUNT_PER_HOUR } from "../../src/domain/accounts/credential-checks.js";
 import { AppError } from "../../src/domain/errors.js";
 import { expectNothingStored, lastCode, limitHits } from "../otp/helpers.js";
 import { auditRows, bearer, uniqueEmail, uniquePhone } from "../support/accounts.js";

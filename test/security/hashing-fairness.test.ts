@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
 import { AppError } from "../../src/domain/errors.js";
-import { createFairGate, perClientShare } from "../../src/domain/passwords.js";
+import { createFairGate, perClientShare } from "../../src/domain/accounts/passwords.js";
 import { PASSWORD, uniqueEmail } from "../support/accounts.js";
 import { startTestService } from "../support/service.js";
 

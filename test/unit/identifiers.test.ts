@@ -1,9 +1,9 @@
 // The canonical forms of identifiers (no database): one form per address, look-alikes either
 // refused or mapped to the very address they look like, never to a different mailbox.
 import { describe, expect, it } from "vitest";
-import { normalizeEmail, normalizePhone, normalizeUsername, parseIdentifier } from "../../src/domain/identifiers.js";
-import { loginSubject } from "../../src/domain/login-limits.js";
-import { hasControlCharacters } from "../../src/domain/text.js";
+import { normalizeEmail, normalizePhone, normalizeUsername, parseIdentifier } from "../../src/domain/accounts/identifiers.js";
+import { loginSubject } from "../../src/domain/limits/login-limits.js";
+import { hasControlCharacters } from "../../src/domain/accounts/text.js";
 
 describe("normalizeEmail", () => {
   it("lower-cases an ASCII address, local part and domain, and trims surrounding spaces", () => {

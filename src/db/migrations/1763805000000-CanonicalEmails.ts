@@ -1,5 +1,5 @@
 import type { MigrationInterface, QueryRunner } from "typeorm";
-import { normalizeEmail } from "../../domain/identifiers.js";
+import { normalizeEmail } from "../../domain/accounts/identifiers.js";
 
 /**
  * Accounts are now matched by equality on the canonical address (src/domain/identifiers.ts)

@@ -1,9 +1,9 @@
 // Issues the token pair of a session: starting one at sign-in, and rotating it on refresh.
 import type { EntityManager } from "typeorm";
-import type { UserRow } from "../db/entities/index.js";
-import type { ClientMeta } from "./audit.js";
+import type { UserRow } from "../../db/entities/index.js";
+import type { ClientMeta } from "../audit/audit.js";
 import type { Sessions } from "./sessions.js";
-import type { AccessTokens } from "./tokens.js";
+import type { AccessTokens } from "../tokens/access-tokens.js";
 
 export interface TokenPair {
   readonly accessToken: string;

@@ -1,15 +1,15 @@
 // Sign-in (and sign-up) with nothing but a phone number or an email address: a LOGIN code
 // signs in the account owning the destination, or creates one when OTP_SIGN_UP allows.
 import type { EntityManager } from "typeorm";
-import { UserEntity, type UserRow } from "../db/entities/index.js";
-import type { AuditLog, ClientMeta } from "./audit.js";
-import type { Clock } from "./clock.js";
-import { findUserByContact, isContactVerified, verifiedColumn, type Contact, type OtpChannel } from "./contacts.js";
-import { claimUnverifiedContact, discardedDetails, endPendingProofs } from "./credential-changes.js";
+import { UserEntity, type UserRow } from "../../db/entities/index.js";
+import type { AuditLog, ClientMeta } from "../audit/audit.js";
+import type { Clock } from "../clock.js";
+import { findUserByContact, isContactVerified, verifiedColumn, type Contact, type OtpChannel } from "../accounts/contacts.js";
+import { claimUnverifiedContact, discardedDetails, endPendingProofs } from "../accounts/credential-changes.js";
 import { parseOtpInput, type Otp, type OtpSent } from "./otp.js";
-import type { Revocations } from "./revocation.js";
-import type { Sessions } from "./sessions.js";
-import type { SignIn, SignInResult } from "./sign-in.js";
+import type { Revocations } from "../tokens/revocation.js";
+import type { Sessions } from "../sessions/sessions.js";
+import type { SignIn, SignInResult } from "../sessions/sign-in.js";
 
 
 export interface OtpSignIn {

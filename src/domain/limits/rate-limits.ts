@@ -5,8 +5,8 @@
 // fixed-window boundary. Rules may add exponential backoff after a number of free hits.
 import { isIPv6 } from "node:net";
 import type { DataSource } from "typeorm";
-import type { Clock } from "./clock.js";
-import { AppError } from "./errors.js";
+import type { Clock } from "../clock.js";
+import { AppError } from "../errors.js";
 
 export interface Backoff {
   /** Hits inside the window that need no wait. */

@@ -1,21 +1,21 @@
 // Accounts: sign-up, password sign-in, password change, deletion.
 import type { DataSource, EntityManager } from "typeorm";
-import { UserEntity, type UserRow } from "../db/entities/index.js";
-import type { AuditLog, ClientMeta } from "./audit.js";
-import type { Caller } from "./callers.js";
-import type { Clock } from "./clock.js";
-import { AppError, Violations, invalidField } from "./errors.js";
+import { UserEntity, type UserRow } from "../../db/entities/index.js";
+import type { AuditLog, ClientMeta } from "../audit/audit.js";
+import type { Caller } from "../callers/callers.js";
+import type { Clock } from "../clock.js";
+import { AppError, Violations, invalidField } from "../errors.js";
 import { emailEquals } from "./contacts.js";
 import { normalizeEmail, normalizePhone, normalizeUsername, parseIdentifier } from "./identifiers.js";
 import { checkPassword, type PasswordHasher } from "./passwords.js";
 import { hasControlCharacters } from "./text.js";
-import type { SessionTokens, TokenPair } from "./session-tokens.js";
-import type { Sessions } from "./sessions.js";
-import type { Revocations } from "./revocation.js";
-import type { SignIn, SignInResult } from "./sign-in.js";
-import type { SignUpLimitConfig } from "../config.js";
-import { loginSubject } from "./login-limits.js";
-import { clientAddressKey, type RateLimits } from "./rate-limits.js";
+import type { SessionTokens, TokenPair } from "../sessions/session-tokens.js";
+import type { Sessions } from "../sessions/sessions.js";
+import type { Revocations } from "../tokens/revocation.js";
+import type { SignIn, SignInResult } from "../sessions/sign-in.js";
+import type { SignUpLimitConfig } from "../../config.js";
+import { loginSubject } from "../limits/login-limits.js";
+import { clientAddressKey, type RateLimits } from "../limits/rate-limits.js";
 import type { CredentialChecks } from "./credential-checks.js";
 import { endPendingProofs } from "./credential-changes.js";
 

@@ -1,7 +1,7 @@
 // What a change of credentials does to what was proven or set up before it. Both helpers run
 // in the caller's transaction, so the change and its consequences commit together or not at all.
 import type { EntityManager } from "typeorm";
-import { returnedRows } from "../db/query.js";
+import { returnedRows } from "../../db/query.js";
 import { verifiedColumn, type Contact } from "./contacts.js";
 
 export interface EndedProofs {

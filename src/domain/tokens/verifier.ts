@@ -9,9 +9,9 @@
 import { verify as verifySignature } from "node:crypto";
 import { decodeJwt, decodeProtectedHeader, type JWTPayload } from "jose";
 import { LRUCache } from "lru-cache";
-import type { Clock } from "./clock.js";
+import type { Clock } from "../clock.js";
 import { SIGNING_ALG, type SigningKeys } from "./signing-keys.js";
-import type { AccessClaims, InactiveReason, TokenSettings, Verification } from "./tokens.js";
+import type { AccessClaims, InactiveReason, TokenSettings, Verification } from "./access-tokens.js";
 
 export const ACCESS_TOKEN_TYPE = "at+jwt";
 

@@ -10,9 +10,9 @@
 import { createPrivateKey, createPublicKey, type JsonWebKey, type KeyObject } from "node:crypto";
 import { calculateJwkThumbprint, exportJWK, generateKeyPair } from "jose";
 import type { DataSource, EntityManager } from "typeorm";
-import { SigningKeyEntity, type SigningKeyRow } from "../db/entities/index.js";
-import type { Clock } from "./clock.js";
-import { seal, unseal } from "./crypto.js";
+import { SigningKeyEntity, type SigningKeyRow } from "../../db/entities/index.js";
+import type { Clock } from "../clock.js";
+import { seal, unseal } from "../crypto.js";
 
 export const SIGNING_ALG = "EdDSA";
 const UNKNOWN_KID_RELOAD_MS = 5_000;

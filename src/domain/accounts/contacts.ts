@@ -1,7 +1,7 @@
 // The email addresses and phone numbers one-time codes are sent to, and the accounts owning them.
 import type { EntityManager } from "typeorm";
-import { UserEntity, type UserRow } from "../db/entities/index.js";
-import type { Violations } from "./errors.js";
+import { UserEntity, type UserRow } from "../../db/entities/index.js";
+import type { Violations } from "../errors.js";
 import { normalizeEmail, normalizePhone } from "./identifiers.js";
 
 export type OtpChannel = "sms" | "email";

@@ -2,14 +2,14 @@
 // presented again revokes the whole family, unless it was spent moments ago (the grace window:
 // two tabs refreshing at once). Check-and-act happens in SQL, never in JavaScript.
 import type { DataSource, EntityManager } from "typeorm";
-import { RefreshTokenEntity, SessionEntity, type SessionRow } from "../db/entities/index.js";
-import { returnedRows } from "../db/query.js";
-import type { AuditLog, ClientMeta } from "./audit.js";
-import type { Clock } from "./clock.js";
-import type { Revocations } from "./revocation.js";
-import { randomToken, sha256 } from "./crypto.js";
-import { AppError } from "./errors.js";
-import { decodePageToken, encodePageToken, type Page } from "./paging.js";
+import { RefreshTokenEntity, SessionEntity, type SessionRow } from "../../db/entities/index.js";
+import { returnedRows } from "../../db/query.js";
+import type { AuditLog, ClientMeta } from "../audit/audit.js";
+import type { Clock } from "../clock.js";
+import type { Revocations } from "../tokens/revocation.js";
+import { randomToken, sha256 } from "../crypto.js";
+import { AppError } from "../errors.js";
+import { decodePageToken, encodePageToken, type Page } from "../paging.js";
 
 export interface SessionSettings {
   readonly refreshTokenIdleTtlSec: number;

@@ -2,8 +2,8 @@
 // common passwords refused, unknown users still pay one hash.
 import argon2 from "argon2";
 import { dictionary } from "@zxcvbn-ts/language-common";
-import { AppError, type FieldViolation } from "./errors.js";
-import { clientAddressKey } from "./rate-limits.js";
+import { AppError, type FieldViolation } from "../errors.js";
+import { clientAddressKey } from "../limits/rate-limits.js";
 
 export interface Argon2Params {
   readonly memoryKiB: number;

@@ -11,8 +11,8 @@
 //   - per client address across accounts: credential stuffing from one place.
 // An unknown identifier is limited exactly like an account (keyed by the identifier), so the
 // limits do not tell whether an account exists.
-import type { LoginLimitConfig } from "../config.js";
-import type { Identifier } from "./identifiers.js";
+import type { LoginLimitConfig } from "../../config.js";
+import type { Identifier } from "../accounts/identifiers.js";
 import { clientAddressKey, type RateRule } from "./rate-limits.js";
 
 const HOUR_MS = 3_600_000;

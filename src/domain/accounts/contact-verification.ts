@@ -4,15 +4,15 @@
 // changes a contact yet, and a code sent to any other destination would verify nothing (it
 // would also let a signed-in caller use the service to message arbitrary people). The code is
 // bound to the caller's account, so nobody else can spend it.
-import { UserEntity, type UserRow } from "../db/entities/index.js";
+import { UserEntity, type UserRow } from "../../db/entities/index.js";
 import type { Accounts } from "./accounts.js";
-import type { AuditLog, ClientMeta } from "./audit.js";
-import type { Caller } from "./callers.js";
-import type { Clock } from "./clock.js";
+import type { AuditLog, ClientMeta } from "../audit/audit.js";
+import type { Caller } from "../callers/callers.js";
+import type { Clock } from "../clock.js";
 import { ownsContact, verifiedColumn, type Contact, type OtpChannel } from "./contacts.js";
 import { endPendingProofs } from "./credential-changes.js";
-import { invalidField } from "./errors.js";
-import { parseOtpInput, type Otp, type OtpSent } from "./otp.js";
+import { invalidField } from "../errors.js";
+import { parseOtpInput, type Otp, type OtpSent } from "../otp/otp.js";
 
 export interface ContactVerification {
   send(caller: Caller, channel: OtpChannel | undefined, destination: string, client: ClientMeta): Promise<OtpSent>;

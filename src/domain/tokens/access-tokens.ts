@@ -1,12 +1,12 @@
 // Access tokens: JWTs signed with EdDSA, `typ: at+jwt` (RFC 9068). Verification pins the
 // algorithm, type, issuer and audience, and names the reason when a token is not active.
 import { randomUUID, sign } from "node:crypto";
-import type { Clock } from "./clock.js";
+import type { Clock } from "../clock.js";
 import { SIGNING_ALG, type SigningKeys } from "./signing-keys.js";
-import { createAccessTokenVerifier } from "./token-verifier.js";
+import { createAccessTokenVerifier } from "./verifier.js";
 
-export { ACCESS_TOKEN_TYPE } from "./token-verifier.js";
-import { ACCESS_TOKEN_TYPE } from "./token-verifier.js";
+export { ACCESS_TOKEN_TYPE } from "./verifier.js";
+import { ACCESS_TOKEN_TYPE } from "./verifier.js";
 
 export type InactiveReason =
   | "MALFORMED"

@@ -1,7 +1,7 @@
 // What a one-time code message says, and the port its delivery providers implement
 // (src/delivery/: console, SMTP, SMS webhook; chosen by configuration).
-import type { OtpChannel } from "./contacts.js";
-import type { OtpPurpose } from "./otp-codes.js";
+import type { OtpChannel } from "../accounts/contacts.js";
+import type { OtpPurpose } from "./codes.js";
 
 export interface OtpMessage {
   readonly channel: OtpChannel;

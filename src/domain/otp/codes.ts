@@ -3,11 +3,11 @@
 // counting a wrong attempt are one conditional UPDATE each, so of several concurrent checks of
 // the right code exactly one succeeds, on any instance.
 import { createHmac, randomInt } from "node:crypto";
-import { returnedRows } from "../db/query.js";
-import { deriveKey } from "./crypto.js";
+import { returnedRows } from "../../db/query.js";
+import { deriveKey } from "../crypto.js";
 import type { DataSource, EntityManager } from "typeorm";
-import type { Clock } from "./clock.js";
-import type { Contact } from "./contacts.js";
+import type { Clock } from "../clock.js";
+import type { Contact } from "../accounts/contacts.js";
 
 export type OtpPurpose = "login" | "verify_contact" | "password_reset";
 

@@ -2,15 +2,15 @@
 // Requesting a code answers the same whether or not an account owns the destination (a code is
 // sent either way; without an account it resets nothing). A reset ends every session and makes
 // every access token issued before it stop verifying at once.
-import type { AuditLog, ClientMeta } from "./audit.js";
-import type { Clock } from "./clock.js";
+import type { AuditLog, ClientMeta } from "../audit/audit.js";
+import type { Clock } from "../clock.js";
 import { findUserByContact, type OtpChannel } from "./contacts.js";
 import { claimUnverifiedContact, discardedDetails, endPendingProofs } from "./credential-changes.js";
-import { Violations } from "./errors.js";
-import { parseOtpInput, type Otp } from "./otp.js";
+import { Violations } from "../errors.js";
+import { parseOtpInput, type Otp } from "../otp/otp.js";
 import { checkPassword, type PasswordHasher } from "./passwords.js";
-import type { Revocations } from "./revocation.js";
-import type { Sessions } from "./sessions.js";
+import type { Revocations } from "../tokens/revocation.js";
+import type { Sessions } from "../sessions/sessions.js";
 
 export interface PasswordReset {
   /** Sends a reset code; returns when it expires. */

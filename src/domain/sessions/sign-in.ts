@@ -1,9 +1,9 @@
 // How a first factor (password or one-time code) ends: with a session, or, for an account with
 // a second factor, with an MFA challenge that MfaService.VerifyMfa turns into a session.
 import type { EntityManager } from "typeorm";
-import type { UserRow } from "../db/entities/index.js";
-import type { ClientMeta } from "./audit.js";
-import type { Challenge, Mfa } from "./mfa.js";
+import type { UserRow } from "../../db/entities/index.js";
+import type { ClientMeta } from "../audit/audit.js";
+import type { Challenge, Mfa } from "../mfa/mfa.js";
 import type { SessionTokens, TokenPair } from "./session-tokens.js";
 
 export type SignInResult =

@@ -15,14 +15,14 @@
 // owns the destination, which is what keeps SendOtp and RequestPasswordReset from telling.
 import { parsePhoneNumberFromString } from "libphonenumber-js/max";
 import type { DataSource, EntityManager } from "typeorm";
-import type { OtpConfig } from "../config.js";
-import type { Logger } from "../logger.js";
-import type { ClientMeta } from "./audit.js";
-import { parseContact, type Contact, type OtpChannel } from "./contacts.js";
-import { AppError, Violations } from "./errors.js";
-import { normalizeCode, type OtpCodes, type OtpFailure, type OtpPurpose } from "./otp-codes.js";
-import { composeOtpMessage, type OtpSenders } from "./otp-messages.js";
-import { clientAddressKey, RateLimitedError, type RateLimits, type RateRule } from "./rate-limits.js";
+import type { OtpConfig } from "../../config.js";
+import type { Logger } from "../../logger.js";
+import type { ClientMeta } from "../audit/audit.js";
+import { parseContact, type Contact, type OtpChannel } from "../accounts/contacts.js";
+import { AppError, Violations } from "../errors.js";
+import { normalizeCode, type OtpCodes, type OtpFailure, type OtpPurpose } from "./codes.js";
+import { composeOtpMessage, type OtpSenders } from "./messages.js";
+import { clientAddressKey, RateLimitedError, type RateLimits, type RateRule } from "../limits/rate-limits.js";
 
 const HOUR_MS = 3_600_000;
 

@@ -9,9 +9,9 @@
 // periodically, and while the listener is down the reload runs every `fallbackPollMs`.
 import pg from "pg";
 import type { DataSource } from "typeorm";
-import type { Logger } from "../logger.js";
-import type { Clock } from "./clock.js";
-import type { AccessClaims, InactiveReason } from "./tokens.js";
+import type { Logger } from "../../logger.js";
+import type { Clock } from "../clock.js";
+import type { AccessClaims, InactiveReason } from "./access-tokens.js";
 
 export const REVOCATION_CHANNEL = "identity_revocations";
 export const LISTENER_APPLICATION_NAME = "identity-revocation-listener";

@@ -4,15 +4,15 @@ import { createHmac, randomInt } from "node:crypto";
 import { generateSecret, generateURI, verifySync } from "otplib";
 import QRCode from "qrcode";
 import type { DataSource, EntityManager } from "typeorm";
-import { UserEntity, type UserRow } from "../db/entities/index.js";
-import type { AuditLog, ClientMeta } from "./audit.js";
-import type { Caller } from "./callers.js";
-import type { Clock } from "./clock.js";
-import { deriveKey, randomToken, seal, sha256, unseal } from "./crypto.js";
-import { AppError, invalidField } from "./errors.js";
-import type { CredentialChecks, SecondFactorMethod } from "./credential-checks.js";
-import { endPendingProofs } from "./credential-changes.js";
-import type { SessionTokens, TokenPair } from "./session-tokens.js";
+import { UserEntity, type UserRow } from "../../db/entities/index.js";
+import type { AuditLog, ClientMeta } from "../audit/audit.js";
+import type { Caller } from "../callers/callers.js";
+import type { Clock } from "../clock.js";
+import { deriveKey, randomToken, seal, sha256, unseal } from "../crypto.js";
+import { AppError, invalidField } from "../errors.js";
+import type { CredentialChecks, SecondFactorMethod } from "../accounts/credential-checks.js";
+import { endPendingProofs } from "../accounts/credential-changes.js";
+import type { SessionTokens, TokenPair } from "../sessions/session-tokens.js";
 
 export const TOTP_PERIOD_SEC = 30;
 export const BACKUP_CODE_COUNT = 10;
@@ -58,7 +58,7 @@ export interface MfaDeps {
   readonly settings: MfaSettings;
 }
 
-export { MAX_MFA_FAILURES_PER_ACCOUNT_PER_HOUR } from "./credential-checks.js";
+export { MAX_MFA_FAILURES_PER_ACCOUNT_PER_HOUR } from "../accounts/credential-checks.js";
 
 function requireCode(field: string, code: string, pattern: RegExp): string {
   const trimmed = code.replace(/[\s-]/g, "").toLowerCase();

@@ -8,12 +8,12 @@
 // per-account MFA failure rule. The check takes its slot before anything is hashed or compared
 // (a limited call is refused with RATE_LIMITED before the secret is looked at), a success gives
 // the slot back, and a failure is audited (LOGIN_FAILED with a cause, MFA_FAILED with a method).
-import type { LoginLimitConfig } from "../config.js";
-import type { UserRow } from "../db/entities/index.js";
-import type { AuditLog, ClientMeta } from "./audit.js";
-import { loginFailureRules } from "./login-limits.js";
+import type { LoginLimitConfig } from "../../config.js";
+import type { UserRow } from "../../db/entities/index.js";
+import type { AuditLog, ClientMeta } from "../audit/audit.js";
+import { loginFailureRules } from "../limits/login-limits.js";
 import type { PasswordHasher, VerifyResult } from "./passwords.js";
-import type { RateLimits, RateRule } from "./rate-limits.js";
+import type { RateLimits, RateRule } from "../limits/rate-limits.js";
 
 /**
  * Wrong second-factor codes per account, across all its challenges, RPCs and instances: a

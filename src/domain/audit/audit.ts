@@ -1,8 +1,8 @@
 // The audit trail: what happened to an account, by whom (client IP, user agent), when.
 import type { DataSource, EntityManager } from "typeorm";
-import { AuditEventEntity, type AuditEventRow } from "../db/entities/index.js";
-import type { Clock } from "./clock.js";
-import { decodePageToken, encodePageToken, type Page } from "./paging.js";
+import { AuditEventEntity, type AuditEventRow } from "../../db/entities/index.js";
+import type { Clock } from "../clock.js";
+import { decodePageToken, encodePageToken, type Page } from "../paging.js";
 
 export type AuditEventType =
   | "SIGN_UP"
