@@ -1,37 +1,9 @@
-// The one error type of the domain. `reason` is a stable machine code; services/errors.ts
-// maps it to a canonical gRPC code in exactly one place. `message` is for the server log.
+// The one error type of the domain. `reason` is a stable machine code, declared with its wire
+// code and messages in src/error-reasons.ts; services/errors.ts maps it to the wire in exactly
+// one place. `message` is for the server log.
+import type { ErrorReason } from "../error-reasons.js";
 
-export type ErrorReason =
-  | "INVALID_ARGUMENT"
-  | "IDENTIFIER_TAKEN"
-  | "INVALID_CREDENTIALS"
-  | "AUTHENTICATION_REQUIRED"
-  | "ACCESS_TOKEN_INVALID"
-  | "SERVICE_KEY_REQUIRED"
-  | "SERVICE_KEY_INVALID"
-  | "REFRESH_TOKEN_INVALID"
-  | "REFRESH_TOKEN_REUSED"
-  | "REFRESH_TOKEN_CONCURRENT"
-  | "SESSION_NOT_FOUND"
-  | "WRONG_PASSWORD"
-  | "RATE_LIMITED"
-  | "OTP_INVALID"
-  | "OTP_EXPIRED"
-  | "OTP_ATTEMPTS_EXHAUSTED"
-  | "OTP_DELIVERY_FAILED"
-  | "OTP_CHANNEL_DISABLED"
-  | "OVERLOADED"
-  | "MFA_CODE_INVALID"
-  | "MFA_CHALLENGE_INVALID"
-  | "MFA_ALREADY_ENABLED"
-  | "MFA_NOT_ENABLED"
-  | "NOT_IMPLEMENTED"
-  | "DEADLINE_EXCEEDED"
-  | "UNAVAILABLE"
-  | "INTERNAL"
-  | "UNSUPPORTED_ENCODING"
-  | "MALFORMED_FRAME"
-  | "ORIGIN_NOT_ALLOWED";
+export type { ErrorReason };
 
 export interface FieldViolation {
   readonly field: string;

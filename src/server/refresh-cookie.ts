@@ -2,7 +2,7 @@
 // steal it). Secure and SameSite=Strict: sent only over TLS (or to localhost) and never with a
 // request another site starts. Path=/ without Domain; over TLS it is named with the `__Host-`
 // prefix, so browsers refuse it unless it was set exactly so by this host.
-import type { BrowserSession } from "../services/browser-session.js";
+import type { BrowserSession } from "../services/call.js";
 
 /** The cookie's name: `__Host-` prefixed when the gateway is reached over https. */
 export function refreshCookieName(tls: boolean): string {

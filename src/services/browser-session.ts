@@ -9,16 +9,6 @@ import type { TokenPair } from "../domain/sessions/session-tokens.js";
 import { callInfo } from "./call.js";
 import { tokensToProto } from "./mappers.js";
 
-/** The gateway's view of one browser call; src/server/refresh-cookie.ts builds it. */
-export interface BrowserSession {
-  /** The refresh token the request's cookie carries, if any. */
-  readonly refreshToken: string | undefined;
-  /** A Set-Cookie value that stores `refreshToken` until `expiresAt`. */
-  storeCookie(refreshToken: string, expiresAt: Date): string;
-  /** A Set-Cookie value that deletes the cookie. */
-  clearCookie(): string;
-}
-
 /** The token pair for the response: a browser call gets the refresh token as a cookie instead. */
 export function deliverTokens(ctx: HandlerContext, tokens: TokenPair): MessageInitShape<typeof TokenPairSchema> {
   const message = tokensToProto(tokens);

@@ -2,8 +2,20 @@
 // request headers and the peer address. Handlers read them through these helpers only.
 import { createContextKey, type HandlerContext } from "@connectrpc/connect";
 import type { ClientMeta } from "../domain/audit/audit.js";
-import type { BrowserSession } from "./browser-session.js";
 import type { Caller, Callers } from "../domain/callers/callers.js";
+
+/**
+ * The gateway's view of one browser call; src/server/refresh-cookie.ts builds it and
+ * browser-session.ts reads it.
+ */
+export interface BrowserSession {
+  /** The refresh token the request's cookie carries, if any. */
+  readonly refreshToken: string | undefined;
+  /** A Set-Cookie value that stores `refreshToken` until `expiresAt`. */
+  storeCookie(refreshToken: string, expiresAt: Date): string;
+  /** A Set-Cookie value that deletes the cookie. */
+  clearCookie(): string;
+}
 
 export interface CallInfo {
   /** First value of a request header (lower-case name), or undefined. */

@@ -4,50 +4,37 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { create, type DescMessage, type MessageInitShape } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
-import { AppError, type ErrorReason } from "../domain/errors.js";
+import { AppError } from "../domain/errors.js";
+import { ERROR_REASONS, type CanonicalCode, type ErrorReason } from "../error-reasons.js";
 
 type OutgoingDetail = { desc: DescMessage; value: MessageInitShape<DescMessage> };
 
 export const ERROR_DOMAIN = "identity.v1";
 
-const wire: Record<ErrorReason, { code: Code; message: string }> = {
-  INVALID_ARGUMENT: { code: Code.InvalidArgument, message: "invalid request; see the field violations" },
-  IDENTIFIER_TAKEN: { code: Code.AlreadyExists, message: "an account with this email, username or phone already exists" },
-  INVALID_CREDENTIALS: { code: Code.Unauthenticated, message: "invalid credentials" },
-  WRONG_PASSWORD: { code: Code.PermissionDenied, message: "the password is not correct" },
-  AUTHENTICATION_REQUIRED: { code: Code.Unauthenticated, message: "authentication required" },
-  ACCESS_TOKEN_INVALID: { code: Code.Unauthenticated, message: "the access token is not valid" },
-  SERVICE_KEY_REQUIRED: { code: Code.Unauthenticated, message: "a service credential is required" },
-  SERVICE_KEY_INVALID: { code: Code.PermissionDenied, message: "the service credential is not valid" },
-  REFRESH_TOKEN_INVALID: { code: Code.Unauthenticated, message: "the refresh token is not valid" },
-  REFRESH_TOKEN_REUSED: { code: Code.Unauthenticated, message: "the refresh token is not valid" },
-  // Another refresh spent this token a moment ago: the session is fine. ABORTED (a concurrency
-  // conflict, AIP-194): retry after RetryInfo with the newest refresh token, not this one.
-  REFRESH_TOKEN_CONCURRENT: { code: Code.Aborted, message: "the refresh token was just used by another request; retry with the newest refresh token" },
-  SESSION_NOT_FOUND: { code: Code.NotFound, message: "session not found" },
-  RATE_LIMITED: { code: Code.ResourceExhausted, message: "too many requests; retry later" },
-  // A one-time code that does not sign in or verify: the same whether or not an account owns
-  // the destination. EXPIRED and ATTEMPTS_EXHAUSTED tell the client to ask for a new code.
-  OTP_INVALID: { code: Code.Unauthenticated, message: "the code is not valid" },
-  OTP_EXPIRED: { code: Code.Unauthenticated, message: "the code has expired; request a new one" },
-  OTP_ATTEMPTS_EXHAUSTED: { code: Code.Unauthenticated, message: "too many wrong attempts; request a new code" },
-  OTP_DELIVERY_FAILED: { code: Code.Unavailable, message: "the code could not be sent; retry later" },
-  OTP_CHANNEL_DISABLED: { code: Code.FailedPrecondition, message: "codes cannot be sent on this channel" },
-  OVERLOADED: { code: Code.ResourceExhausted, message: "the service is busy; retry later" },
-  MFA_CODE_INVALID: { code: Code.Unauthenticated, message: "the second-factor code is not valid" },
-  MFA_CHALLENGE_INVALID: { code: Code.Unauthenticated, message: "the MFA challenge is not valid; sign in again" },
-  MFA_ALREADY_ENABLED: { code: Code.FailedPrecondition, message: "two-factor authentication is already enabled" },
-  MFA_NOT_ENABLED: { code: Code.FailedPrecondition, message: "two-factor authentication is not enabled" },
-  NOT_IMPLEMENTED: { code: Code.Unimplemented, message: "not implemented" },
-  DEADLINE_EXCEEDED: { code: Code.DeadlineExceeded, message: "deadline exceeded" },
-  UNAVAILABLE: { code: Code.Unavailable, message: "service unavailable; retry later" },
-  INTERNAL: { code: Code.Internal, message: "internal error" },
-  // Raised by the gateway's transport before any handler runs (see transportReason).
-  UNSUPPORTED_ENCODING: { code: Code.Unimplemented, message: "unsupported compression; see the accept-encoding header" },
-  MALFORMED_FRAME: { code: Code.InvalidArgument, message: "the request message could not be read" },
-  // The gateway's origin gate: a browser page on an origin that is neither its own nor listed.
-  ORIGIN_NOT_ALLOWED: { code: Code.PermissionDenied, message: "origin not allowed" },
+/** Canonical code names (src/error-reasons.ts) as Connect codes. */
+const CONNECT_CODE: Readonly<Record<CanonicalCode, Code>> = {
+  CANCELLED: Code.Canceled,
+  UNKNOWN: Code.Unknown,
+  INVALID_ARGUMENT: Code.InvalidArgument,
+  DEADLINE_EXCEEDED: Code.DeadlineExceeded,
+  NOT_FOUND: Code.NotFound,
+  ALREADY_EXISTS: Code.AlreadyExists,
+  PERMISSION_DENIED: Code.PermissionDenied,
+  RESOURCE_EXHAUSTED: Code.ResourceExhausted,
+  FAILED_PRECONDITION: Code.FailedPrecondition,
+  ABORTED: Code.Aborted,
+  OUT_OF_RANGE: Code.OutOfRange,
+  UNIMPLEMENTED: Code.Unimplemented,
+  INTERNAL: Code.Internal,
+  UNAVAILABLE: Code.Unavailable,
+  DATA_LOSS: Code.DataLoss,
+  UNAUTHENTICATED: Code.Unauthenticated,
 };
+
+/** Each reason's wire code and generic message, built once from the declaration. */
+const wire = Object.fromEntries(
+  Object.entries(ERROR_REASONS).map(([reason, { code, client }]) => [reason, { code: CONNECT_CODE[code], message: client }]),
+) as Readonly<Record<ErrorReason, { readonly code: Code; readonly message: string }>>;
 
 function errorInfo(reason: string): OutgoingDetail {
   return { desc: ErrorInfoSchema, value: { reason, domain: ERROR_DOMAIN } };

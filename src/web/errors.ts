@@ -3,37 +3,14 @@
 // plain text. Codes, reasons and stack traces never reach the page.
 import { Code, ConnectError } from "@connectrpc/connect";
 import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { ERROR_REASONS, isErrorReason, type ErrorReason } from "../error-reasons.js";
 
-const SESSION_ENDED = "Your session has ended. Please sign in again.";
+const SESSION_ENDED = ERROR_REASONS.ACCESS_TOKEN_INVALID.browser;
 
-const BY_REASON: Readonly<Record<string, string>> = {
-  IDENTIFIER_TAKEN: "An account with this email address, username or phone number already exists.",
-  INVALID_CREDENTIALS: "The username, email, phone number or password is not correct.",
-  WRONG_PASSWORD: "The password is not correct.",
-  AUTHENTICATION_REQUIRED: "Please sign in first.",
-  ACCESS_TOKEN_INVALID: SESSION_ENDED,
-  REFRESH_TOKEN_INVALID: SESSION_ENDED,
-  REFRESH_TOKEN_REUSED: SESSION_ENDED,
-  REFRESH_TOKEN_CONCURRENT: "Your session was just refreshed in another tab. Please try again.",
-  SESSION_NOT_FOUND: "That session has already ended.",
-  OTP_INVALID: "That code is not correct. Check the code and try again.",
-  OTP_EXPIRED: "That code has expired. Please request a new one.",
-  OTP_ATTEMPTS_EXHAUSTED: "Too many wrong codes. Please request a new one.",
-  OTP_DELIVERY_FAILED: "The code could not be sent. Please try again later.",
-  OTP_CHANNEL_DISABLED: "This server cannot send codes that way. Try the other channel.",
-  MFA_CODE_INVALID: "That authenticator or backup code is not correct.",
-  MFA_CHALLENGE_INVALID: "The sign-in took too long. Please sign in again.",
-  MFA_ALREADY_ENABLED: "Two-step verification is already on for this account.",
-  MFA_NOT_ENABLED: "Two-step verification is not on for this account.",
-  OVERLOADED: "The service is busy. Please try again in a moment.",
-  UNAVAILABLE: "The service is not available right now. Please try again in a moment.",
-  DEADLINE_EXCEEDED: "The service took too long to answer. Please try again.",
-  NOT_IMPLEMENTED: "This is not available yet.",
-  INTERNAL: "Something went wrong on our side. Please try again.",
-  UNSUPPORTED_ENCODING: "The request was sent in a form the service does not accept. Please reload the page and try again.",
-  MALFORMED_FRAME: "The request could not be read. Please reload the page and try again.",
-  ORIGIN_NOT_ALLOWED: "This page is not allowed to use the service.",
-};
+/** The sentence src/error-reasons.ts declares for a reason, if it declares one. */
+function byReason(reason: string | undefined): string | null {
+  return reason !== undefined && isErrorReason(reason) ? ERROR_REASONS[reason].browser : null;
+}
 
 const BY_CODE: Partial<Record<Code, string>> = {
   [Code.Unauthenticated]: SESSION_ENDED,
@@ -73,7 +50,7 @@ function wait(seconds: number): string {
   return `${Math.ceil(seconds / 60)} minutes`;
 }
 
-const SESSION_GONE = new Set(["ACCESS_TOKEN_INVALID", "AUTHENTICATION_REQUIRED", "REFRESH_TOKEN_INVALID", "REFRESH_TOKEN_REUSED"]);
+const SESSION_GONE: ReadonlySet<string> = new Set<ErrorReason>(["ACCESS_TOKEN_INVALID", "AUTHENTICATION_REQUIRED", "REFRESH_TOKEN_INVALID", "REFRESH_TOKEN_REUSED"]);
 
 /** Whether the error means the session is over (as opposed to, say, a wrong code). */
 export function endsSession(err: unknown): boolean {
@@ -97,6 +74,5 @@ export function friendlyMessage(err: unknown): string {
     const seconds = delay ? Math.max(1, Math.ceil(Number(delay.seconds) + delay.nanos / 1e9)) : undefined;
     return seconds === undefined ? "Too many attempts. Please wait a moment and try again." : `Too many attempts. Please wait ${wait(seconds)} and try again.`;
   }
-  if (reason !== undefined && BY_REASON[reason]) return BY_REASON[reason];
-  return BY_CODE[error.code] ?? "Something went wrong. Please try again.";
+  return byReason(reason) ?? BY_CODE[error.code] ?? "Something went wrong. Please try again.";
 }
