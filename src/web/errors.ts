@@ -63,12 +63,13 @@ export function friendlyMessage(err: unknown): string {
   const error = ConnectError.from(err);
   // fetch itself failed: offline, or the gateway is down.
   if (error.cause instanceof TypeError) return "The service cannot be reached. Check your connection and try again.";
+  const reason = error.findDetails(ErrorInfoSchema)[0]?.reason;
   if (error.code === Code.InvalidArgument) {
     const sentences = error.findDetails(BadRequestSchema).flatMap((d) => d.fieldViolations.map((v) => fieldSentence(v.field, v.reason, v.description)));
     if (sentences.length > 0) return [...new Set(sentences)].join(" ");
-    return "Some of the details entered are not valid.";
+    // MALFORMED_FRAME is INVALID_ARGUMENT too, without field violations.
+    return byReason(reason) ?? "Some of the details entered are not valid.";
   }
-  const reason = error.findDetails(ErrorInfoSchema)[0]?.reason;
   if (reason === "RATE_LIMITED") {
     const delay = error.findDetails(RetryInfoSchema)[0]?.retryDelay;
     const seconds = delay ? Math.max(1, Math.ceil(Number(delay.seconds) + delay.nanos / 1e9)) : undefined;
