@@ -1,46 +1,24 @@
-// The native gRPC server (grpc-js, h2c). It mounts the ServiceImpls registered by `routes`
+// The native gRPC server (grpc-js, h2c). It mounts every method of the routes (services/routes.ts)
 // through one adapter, plus grpc.health.v1 and server reflection (v1 and v1alpha).
 import { readFileSync } from "node:fs";
 import { create, fromBinary, isMessage, toBinary, type DescMessage, type DescMethod, type DescService } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema, FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import * as grpc from "@grpc/grpc-js";
 import type { PackageDefinition } from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import { toConnectError } from "../services/errors.js";
+import type { PolicyHandler } from "../services/policy.js";
+import type { Route } from "../services/routes.js";
 import { GrpcHandlerContext } from "./grpc-context.js";
 
 export interface GrpcServerOptions {
-  readonly routes: (router: ConnectRouter) => void;
+  readonly routes: readonly Route[];
   readonly health: HealthImplementation;
   readonly descriptorSetPath: string;
   readonly maxMessageBytes: number;
-}
-
-type UnaryImpl = (request: unknown, ctx: HandlerContext) => unknown;
-
-interface Registration {
-  readonly service: DescService;
-  readonly impl: Record<string, UnaryImpl | undefined>;
-}
-
-/** Runs `routes` against a router that only records what it registers. */
-function collect(routes: (router: ConnectRouter) => void): Registration[] {
-  const registrations: Registration[] = [];
-  const recorder = {
-    handlers: [],
-    service(service: DescService, impl: object) {
-      registrations.push({ service, impl: impl as Registration["impl"] });
-      return recorder;
-    },
-    rpc() {
-      throw new Error("register whole services with router.service()");
-    },
-  };
-  routes(recorder as unknown as ConnectRouter);
-  return registrations;
 }
 
 /** A request that did not decode; the handler answers INVALID_ARGUMENT instead of crashing. */
@@ -69,13 +47,12 @@ export function toServiceError(error: ConnectError): Partial<grpc.StatusObject> 
   return { code: error.code as number as grpc.status, details: error.rawMessage, metadata };
 }
 
-function unaryHandler(service: DescService, method: DescMethod, impl: UnaryImpl | undefined): grpc.handleUnaryCall<unknown, unknown> {
+function unaryHandler(service: DescService, method: DescMethod, handler: PolicyHandler): grpc.handleUnaryCall<unknown, unknown> {
   return (call, callback) => {
     const ctx = new GrpcHandlerContext(service, method, call, grpc.Metadata);
     const run = async () => {
       if (call.request === undecodable) throw new ConnectError("request message could not be decoded", Code.InvalidArgument);
-      if (!impl) throw new ConnectError(`${method.name} is not implemented`, Code.Unimplemented);
-      return impl(call.request, ctx);
+      return handler(call.request, ctx);
     };
     run().then(
       (response) => {
@@ -94,10 +71,11 @@ function unaryHandler(service: DescService, method: DescMethod, impl: UnaryImpl 
   };
 }
 
-function definitionOf({ service, impl }: Registration): [grpc.ServiceDefinition, grpc.UntypedServiceImplementation] {
+function definitionOf({ service, methods }: Route): [grpc.ServiceDefinition, grpc.UntypedServiceImplementation] {
   const definition: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
   const handlers: grpc.UntypedServiceImplementation = {};
-  for (const method of service.methods) {
+  // Internal methods too: this is the port backend services call.
+  for (const { method, handler } of methods) {
     if (method.methodKind !== "unary") throw new Error(`${method.name}: only unary RPCs are supported`);
     definition[method.localName] = {
       path: `/${service.typeName}/${method.name}`,
@@ -108,7 +86,7 @@ function definitionOf({ service, impl }: Registration): [grpc.ServiceDefinition,
       responseSerialize: serializer(method.output),
       responseDeserialize: deserializer(method.output),
     };
-    handlers[method.localName] = unaryHandler(service, method, impl[method.localName]);
+    handlers[method.localName] = unaryHandler(service, method, handler);
   }
   return [definition as grpc.ServiceDefinition, handlers];
 }
@@ -125,7 +103,7 @@ export function createGrpcServer({ routes, health, descriptorSetPath, maxMessage
     "grpc.max_send_message_length": 4 * 1024 * 1024,
     "grpc.keepalive_permit_without_calls": 1,
   });
-  for (const registration of collect(routes)) server.addService(...definitionOf(registration));
+  for (const route of routes) server.addService(...definitionOf(route));
   health.addToServer(server);
   const fileDescriptorProtos = loadFileDescriptorProtos(descriptorSetPath);
   const reflection = new ReflectionService({ all: { fileDescriptorProtos } } as unknown as PackageDefinition);

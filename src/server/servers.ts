@@ -7,7 +7,7 @@ import { HealthImplementation } from "grpc-health-check";
 import { createGrpcServer } from "./grpc-server.js";
 import { createMetricsServer } from "./metrics-server.js";
 import { createWebServer, type BrowserAppOptions } from "./web-server.js";
-import { internalMethods, routes, services, type ServiceDeps } from "../services/routes.js";
+import { createRoutes, type ServiceDeps } from "../services/routes.js";
 import type { SigningKeys } from "../domain/tokens/signing-keys.js";
 import type { Registry } from "prom-client";
 import type { Readiness } from "./readiness.js";
@@ -74,17 +74,17 @@ function closeHttp(server: http.Server, graceMs: number): Promise<void> {
 }
 
 export function createServers(deps: ServerDeps): Servers {
-  const health = new HealthImplementation({ "": "SERVING", ...Object.fromEntries(services.map((s) => [s.typeName, "SERVING" as const])) });
-  const register = routes(deps.services);
+  const routes = createRoutes(deps.services);
+  const serviceNames = routes.map((r) => r.service.typeName);
+  const health = new HealthImplementation({ "": "SERVING", ...Object.fromEntries(serviceNames.map((name) => [name, "SERVING" as const])) });
   const grpcServer = createGrpcServer({
-    routes: register,
+    routes,
     health,
     descriptorSetPath: deps.descriptorSetPath,
     maxMessageBytes: deps.maxMessageBytes,
   });
   const web = createWebServer({
-    routes: register,
-    internalMethods,
+    routes,
     corsOrigins: deps.corsOrigins,
     maxMessageBytes: deps.maxMessageBytes,
     maxDeadlineMs: deps.maxDeadlineMs,
@@ -109,7 +109,7 @@ export function createServers(deps: ServerDeps): Servers {
       );
       const boundHttp = await listenHttp(web, httpPort, host);
       const boundMetrics = await listenHttp(metricsServer, metricsPort, metricsHost);
-      deps.readiness.watch(health, services.map((s) => s.typeName));
+      deps.readiness.watch(health, serviceNames);
       return { grpcPort: boundGrpc, httpPort: boundHttp, metricsPort: boundMetrics };
     },
     async close(graceMs = 10_000) {

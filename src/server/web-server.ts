@@ -12,15 +12,16 @@
 // limit) get an ErrorInfo like every other error and one "rpc refused" log line. Metrics are
 // not served here (metrics-server.ts).
 import http from "node:http";
+import type { DescService } from "@bufbuild/protobuf";
 import corsMiddleware from "cors";
-import type { DescMethod, DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, cors as connectCors, createContextKey, type ConnectRouter, type HandlerContext, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, cors as connectCors, createContextKey, type ConnectRouter, type HandlerContext, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
 import { compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
 import { createContextValues } from "@connectrpc/connect";
 import { callInfoKey, isLoopback, normalizeAddress } from "../services/call.js";
 import { errorToJson } from "@connectrpc/connect/protocol-connect";
 import { AppError } from "../domain/errors.js";
 import { annotateTransportError, toConnectError } from "../services/errors.js";
+import type { Route } from "../services/routes.js";
 import type { Logger } from "../logger.js";
 import type { PublicJwk } from "../domain/tokens/signing-keys.js";
 import type { DevOutbox } from "../delivery/dev-outbox.js";
@@ -38,8 +39,7 @@ export interface BrowserAppOptions {
 }
 
 export interface WebServerOptions {
-  readonly routes: (router: ConnectRouter) => void;
-  readonly internalMethods: ReadonlySet<DescMethod>;
+  readonly routes: readonly Route[];
   readonly corsOrigins: readonly string[];
   readonly maxMessageBytes: number;
   readonly maxDeadlineMs: number;
@@ -49,25 +49,17 @@ export interface WebServerOptions {
   readonly logger?: Logger;
 }
 
-/** Passes registrations through, leaving out internal RPCs (they answer UNIMPLEMENTED here). */
-function publicOnly(router: ConnectRouter, internal: ReadonlySet<DescMethod>): ConnectRouter {
-  const filtered: ConnectRouter = {
-    get handlers() {
-      return router.handlers;
-    },
-    service(service: DescService, impl, options) {
-      const kept = Object.fromEntries(
-        service.methods.filter((m) => !internal.has(m)).map((m) => [m.localName, (impl as Record<string, unknown>)[m.localName]]),
-      );
-      router.service(service, kept as typeof impl, options);
-      return filtered;
-    },
-    rpc(method, impl, options) {
-      if (!internal.has(method)) router.rpc(method, impl, options);
-      return filtered;
-    },
-  };
-  return filtered;
+/**
+ * Registers what the gateway may serve: every service, with its methods that are not internal.
+ * connect-node answers an internal method UNIMPLEMENTED, as it does any method a service leaves
+ * out, after decoding the request like any other.
+ */
+function registerPublic(router: ConnectRouter, routes: readonly Route[]): void {
+  for (const { service, methods } of routes) {
+    const served: Record<string, unknown> = Object.fromEntries(methods.filter((m) => !m.internal).map((m) => [m.method.localName, m.handler]));
+    // Typed by the generic descriptor: the handlers are typed where routes.ts builds them.
+    router.service(service, served as Partial<ServiceImpl<DescService>>);
+  }
 }
 
 function sendJson(res: http.ServerResponse, status: number, body: unknown, cacheControl = "no-store"): void {
@@ -139,7 +131,7 @@ export function createWebServer(options: WebServerOptions): http.Server {
   const trusted = (origin: string, req: http.IncomingMessage): boolean => listed(origin) || origin === ownOrigin(req);
 
   const rpc = connectNodeAdapter({
-    routes: (router) => options.routes(publicOnly(router, options.internalMethods)),
+    routes: (router) => registerPublic(router, options.routes),
     grpc: false,
     grpcWeb: true,
     connect: true,

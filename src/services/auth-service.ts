@@ -1,8 +1,20 @@
 // identity.v1.AuthService: proto <-> domain mapping only.
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import type { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
-import type { OtpChannel } from "../../gen/identity/v1/common_pb.js";
+import type {
+  AuthService,
+  ChangePasswordRequest,
+  DeleteAccountRequest,
+  ListActivityRequest,
+  ListSessionsRequest,
+  LoginRequest,
+  LogoutRequest,
+  RequestPasswordResetRequest,
+  ResetPasswordRequest,
+  RevokeSessionRequest,
+  SignUpRequest,
+  WhoAmIRequest,
+} from "../../gen/identity/v1/auth_service_pb.js";
 import type { Accounts } from "../domain/accounts/accounts.js";
 import type { AuditLog } from "../domain/audit/audit.js";
 import type { Callers } from "../domain/callers/callers.js";
@@ -14,6 +26,7 @@ import { clearRefreshCookie, deliverTokens } from "./browser-session.js";
 import { authenticate, clientMeta } from "./call.js";
 import { auditEventToProto, challengeToProto, sessionToProto, userToProto } from "./mappers.js";
 import { channelFromProto } from "./otp-service.js";
+import { codeSendOutcomes, signInOutcomes, type RpcMetrics } from "./rpc-metrics.js";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -25,26 +38,32 @@ export interface AuthServiceDeps {
   readonly passwordReset: PasswordReset;
 }
 
-export class AuthServiceImpl implements Partial<ServiceImpl<typeof AuthService>> {
+/** Metrics that follow from an AuthService RPC's outcome (see rpc-metrics.ts). */
+export const authMetrics: RpcMetrics<typeof AuthService> = {
+  login: signInOutcomes,
+  requestPasswordReset: codeSendOutcomes,
+};
+
+export class AuthServiceImpl implements ServiceImpl<typeof AuthService> {
   constructor(private readonly deps: AuthServiceDeps) {}
 
   private caller(ctx: HandlerContext) {
     return authenticate(ctx, this.deps.callers);
   }
 
-  async signUp(req: { email: string; username: string; phone: string; password: string; displayName: string }, ctx: HandlerContext) {
+  async signUp(req: SignUpRequest, ctx: HandlerContext) {
     const { user, tokens } = await this.deps.accounts.signUp(req, clientMeta(ctx));
     return { user: userToProto(user), tokens: deliverTokens(ctx, tokens) };
   }
 
-  async login(req: { identifier: string; password: string }, ctx: HandlerContext) {
+  async login(req: LoginRequest, ctx: HandlerContext) {
     const { user, result } = await this.deps.accounts.login(req.identifier, req.password, clientMeta(ctx));
     return result.kind === "tokens"
       ? { result: { case: "tokens" as const, value: deliverTokens(ctx, result.tokens) }, user: userToProto(user) }
       : { result: { case: "mfaChallenge" as const, value: challengeToProto(result.challenge) } };
   }
 
-  async logout(req: { allSessions: boolean }, ctx: HandlerContext) {
+  async logout(req: LogoutRequest, ctx: HandlerContext) {
     const caller = await this.caller(ctx);
     const ended = req.allSessions
       ? await this.deps.sessions.revokeAll(caller.userId, "logout")
@@ -60,42 +79,42 @@ export class AuthServiceImpl implements Partial<ServiceImpl<typeof AuthService>>
     return { endedSessionCount: ended };
   }
 
-  async whoAmI(_req: unknown, ctx: HandlerContext) {
+  async whoAmI(_req: WhoAmIRequest, ctx: HandlerContext) {
     const caller = await this.caller(ctx);
     const user = await this.deps.accounts.get(caller.userId);
     return { user: userToProto(user), sessionId: caller.sessionId, amr: [...caller.amr] };
   }
 
-  async changePassword(req: { currentPassword: string; newPassword: string }, ctx: HandlerContext) {
+  async changePassword(req: ChangePasswordRequest, ctx: HandlerContext) {
     const caller = await this.caller(ctx);
     const ended = await this.deps.accounts.changePassword(caller, req.currentPassword, req.newPassword, clientMeta(ctx));
     return { endedSessionCount: ended };
   }
 
-  async requestPasswordReset(req: { channel: OtpChannel; destination: string }, ctx: HandlerContext) {
+  async requestPasswordReset(req: RequestPasswordResetRequest, ctx: HandlerContext) {
     const sent = await this.deps.passwordReset.request(channelFromProto(req.channel), req.destination, clientMeta(ctx));
     return { expireTime: timestampFromDate(sent.expiresAt) };
   }
 
-  async resetPassword(req: { channel: OtpChannel; destination: string; code: string; newPassword: string }, ctx: HandlerContext) {
+  async resetPassword(req: ResetPasswordRequest, ctx: HandlerContext) {
     await this.deps.passwordReset.reset(channelFromProto(req.channel), req.destination, req.code, req.newPassword, clientMeta(ctx));
     return {};
   }
 
-  async deleteAccount(req: { password: string }, ctx: HandlerContext) {
+  async deleteAccount(req: DeleteAccountRequest, ctx: HandlerContext) {
     const caller = await this.caller(ctx);
     await this.deps.accounts.delete(caller, req.password, clientMeta(ctx));
     clearRefreshCookie(ctx);
     return {};
   }
 
-  async listSessions(req: { pageSize: number; pageToken: string }, ctx: HandlerContext) {
+  async listSessions(req: ListSessionsRequest, ctx: HandlerContext) {
     const caller = await this.caller(ctx);
     const page = await this.deps.sessions.listActive(caller.userId, pageOf(req.pageSize, req.pageToken));
     return { sessions: page.sessions.map((s) => sessionToProto(s, caller.sessionId)), nextPageToken: page.nextPageToken };
   }
 
-  async revokeSession(req: { sessionId: string }, ctx: HandlerContext) {
+  async revokeSession(req: RevokeSessionRequest, ctx: HandlerContext) {
     const caller = await this.caller(ctx);
     if (!UUID.test(req.sessionId)) {
       throw invalidField("session_id", "INVALID_ID", "is not a session id");
@@ -107,7 +126,7 @@ export class AuthServiceImpl implements Partial<ServiceImpl<typeof AuthService>>
     return {};
   }
 
-  async listActivity(req: { pageSize: number; pageToken: string }, ctx: HandlerContext) {
+  async listActivity(req: ListActivityRequest, ctx: HandlerContext) {
     const caller = await this.caller(ctx);
     const page = await this.deps.audit.list(caller.userId, pageOf(req.pageSize, req.pageToken));
     return { events: page.events.map(auditEventToProto), nextPageToken: page.nextPageToken };

@@ -4,8 +4,10 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type {
   ConfirmTotpRequest,
   DisableTotpRequest,
+  GetMfaStatusRequest,
   MfaService,
   RegenerateBackupCodesRequest,
+  SetupTotpRequest,
   VerifyMfaRequest,
 } from "../../gen/identity/v1/mfa_service_pb.js";
 import type { Callers } from "../domain/callers/callers.js";
@@ -14,20 +16,26 @@ import type { Mfa } from "../domain/mfa/mfa.js";
 import { deliverTokens } from "./browser-session.js";
 import { authenticate, clientMeta } from "./call.js";
 import { userToProto } from "./mappers.js";
+import { signInOutcomes, type RpcMetrics } from "./rpc-metrics.js";
 
 export interface MfaServiceDeps {
   readonly mfa: Mfa;
   readonly callers: Callers;
 }
 
-export class MfaServiceImpl implements Partial<ServiceImpl<typeof MfaService>> {
+/** Metrics that follow from an MfaService RPC's outcome (see rpc-metrics.ts). */
+export const mfaMetrics: RpcMetrics<typeof MfaService> = {
+  verifyMfa: signInOutcomes,
+};
+
+export class MfaServiceImpl implements ServiceImpl<typeof MfaService> {
   constructor(private readonly deps: MfaServiceDeps) {}
 
   private caller(ctx: HandlerContext) {
     return authenticate(ctx, this.deps.callers);
   }
 
-  async setupTotp(_req: unknown, ctx: HandlerContext) {
+  async setupTotp(_req: SetupTotpRequest, ctx: HandlerContext) {
     const setup = await this.deps.mfa.setup(await this.caller(ctx));
     return { secret: setup.secret, otpauthUrl: setup.otpauthUrl, qrCodeDataUrl: setup.qrCodeDataUrl };
   }
@@ -54,7 +62,7 @@ export class MfaServiceImpl implements Partial<ServiceImpl<typeof MfaService>> {
     return { backupCodes: await this.deps.mfa.regenerateBackupCodes(await this.caller(ctx), req.totpCode, clientMeta(ctx)) };
   }
 
-  async getMfaStatus(_req: unknown, ctx: HandlerContext) {
+  async getMfaStatus(_req: GetMfaStatusRequest, ctx: HandlerContext) {
     const caller = await this.caller(ctx);
     const status = await this.deps.mfa.status(caller.userId);
     return {

@@ -2,7 +2,7 @@
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { OtpChannel, OtpPurpose } from "../../gen/identity/v1/common_pb.js";
-import type { OtpService } from "../../gen/identity/v1/otp_service_pb.js";
+import type { OtpService, SendOtpRequest, VerifyOtpRequest } from "../../gen/identity/v1/otp_service_pb.js";
 import type { Callers } from "../domain/callers/callers.js";
 import type { ContactVerification } from "../domain/accounts/contact-verification.js";
 import type { OtpChannel as DomainChannel } from "../domain/accounts/contacts.js";
@@ -12,6 +12,7 @@ import type { PasswordReset } from "../domain/accounts/password-reset.js";
 import { deliverTokens } from "./browser-session.js";
 import { authenticate, clientMeta } from "./call.js";
 import { userToProto, challengeToProto } from "./mappers.js";
+import { codeSendOutcomes, signInOutcomes, type RpcMetrics } from "./rpc-metrics.js";
 
 export interface OtpServiceDeps {
   readonly callers: Callers;
@@ -31,13 +32,16 @@ function purposeViolation(description: string): AppError {
   return invalidField("purpose", "INVALID_PURPOSE", description);
 }
 
-interface SendOtpRequest {
-  channel: OtpChannel;
-  destination: string;
-  purpose: OtpPurpose;
-}
+/**
+ * Metrics that follow from an OtpService RPC's outcome (see rpc-metrics.ts). VerifyOtp counts as
+ * a sign-in whatever its purpose, as SendOtp counts every code sent.
+ */
+export const otpMetrics: RpcMetrics<typeof OtpService> = {
+  sendOtp: codeSendOutcomes,
+  verifyOtp: signInOutcomes,
+};
 
-export class OtpServiceImpl implements Partial<ServiceImpl<typeof OtpService>> {
+export class OtpServiceImpl implements ServiceImpl<typeof OtpService> {
   constructor(private readonly deps: OtpServiceDeps) {}
 
   async sendOtp(req: SendOtpRequest, ctx: HandlerContext) {
@@ -63,7 +67,7 @@ export class OtpServiceImpl implements Partial<ServiceImpl<typeof OtpService>> {
     return { expireTime: timestampFromDate(sent.expiresAt), resendTime: timestampFromDate(sent.resendAt) };
   }
 
-  async verifyOtp(req: SendOtpRequest & { code: string }, ctx: HandlerContext) {
+  async verifyOtp(req: VerifyOtpRequest, ctx: HandlerContext) {
     const channel = channelFromProto(req.channel);
     const client = clientMeta(ctx);
     switch (req.purpose) {

@@ -1,17 +1,17 @@
-// Cross-cutting behaviour of every RPC, applied once to each ServiceImpl so both servers get
-// exactly the same: a request id, a server-side deadline, error mapping, metrics and one log
-// line per call.
+// Cross-cutting behaviour of every RPC, applied once to each method so both servers get exactly
+// the same: a request id, a server-side deadline, error mapping, metrics and one log line per
+// call. Metrics particular to one RPC are declared beside it (rpc-metrics.ts) and observed here.
 import { randomUUID } from "node:crypto";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { Code, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type { Logger } from "../logger.js";
 import type { Metrics } from "../metrics.js";
-import { OtpChannel } from "../../gen/identity/v1/common_pb.js";
-import { InactiveReason } from "../../gen/identity/v1/token_service_pb.js";
 import { AppError } from "../domain/errors.js";
+import type { ErrorReason } from "../error-reasons.js";
 import { callInfo, callUserKey, setResponseHeader } from "./call.js";
 import { toConnectError } from "./errors.js";
 import { compileStringCheck } from "./request-strings.js";
+import type { OutcomeMetric, RpcMetrics } from "./rpc-metrics.js";
 
 export interface PolicyDeps {
   readonly logger: Logger;
@@ -19,20 +19,25 @@ export interface PolicyDeps {
   readonly maxDeadlineMs: number;
 }
 
+/** A method's implementation inside the call policy: what both servers call. */
+export type PolicyHandler = (request: unknown, ctx: HandlerContext) => Promise<unknown>;
+
 type AnyUnary = (request: unknown, ctx: HandlerContext) => unknown;
+type AnyObserver = (request: unknown, response: unknown, failure: string | undefined) => void;
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
-export function withPolicy<S extends DescService>(service: S, impl: Partial<ServiceImpl<S>>, deps: PolicyDeps): Partial<ServiceImpl<S>> {
-  const wrapped: Record<string, AnyUnary> = {};
-  for (const method of service.methods) {
-    const handler = (impl as Record<string, AnyUnary | undefined>)[method.localName];
-    wrapped[method.localName] = wrap(method, handler?.bind(impl), deps);
-  }
-  return wrapped as Partial<ServiceImpl<S>>;
+/** One method of `impl`, wrapped in the call policy, with its per-RPC metrics (if any) observed. */
+export function withPolicy<S extends DescService>(method: DescMethod, impl: ServiceImpl<S>, rpcMetrics: RpcMetrics<S>, deps: PolicyDeps): PolicyHandler {
+  const handler = (impl as Record<string, AnyUnary | undefined>)[method.localName];
+  // ServiceImpl<S> makes this unreachable; a cast elsewhere would fail here, at start-up.
+  if (typeof handler !== "function") throw new Error(`${method.parent.typeName}/${method.name} has no implementation`);
+  const metric = (rpcMetrics as Record<string, OutcomeMetric<DescMethod> | undefined>)[method.localName];
+  const observe = metric?.(deps.metrics, method) as AnyObserver | undefined;
+  return wrap(method, handler.bind(impl), observe, deps);
 }
 
-function wrap(method: DescMethod, handler: AnyUnary | undefined, { logger, metrics, maxDeadlineMs }: PolicyDeps): AnyUnary {
+function wrap(method: DescMethod, handler: AnyUnary, observe: AnyObserver | undefined, { logger, metrics, maxDeadlineMs }: PolicyDeps): PolicyHandler {
   const rpc = `${method.parent.typeName}/${method.name}`;
   const service = method.parent.typeName;
   const name = method.name;
@@ -57,7 +62,6 @@ function wrap(method: DescMethod, handler: AnyUnary | undefined, { logger, metri
     setResponseHeader(ctx, "x-request-id", requestId);
     let status = "OK";
     try {
-      if (!handler) throw new AppError("NOT_IMPLEMENTED", `${rpc} is not implemented yet`);
       // Before the handler: U+0000 reached PostgreSQL and came back as INTERNAL (issue 10, item 6).
       const violations = checkStrings?.(request);
       if (violations) {
@@ -66,7 +70,7 @@ function wrap(method: DescMethod, handler: AnyUnary | undefined, { logger, metri
       const budget = Math.min(ctx.timeoutMs() ?? maxDeadlineMs, maxDeadlineMs);
       const response = await withDeadline(handler(request, ctx), budget, () => new AppError("DEADLINE_EXCEEDED", `${rpc} exceeded ${budget} ms`));
       logger.info({ rpc, protocol: ctx.protocolName, status, ms: elapsed(started), requestId, userId: ctx.values.get(callUserKey) }, "rpc");
-      observeOutcome(metrics, name, request, response, undefined);
+      observe?.(request, response, undefined);
       return response;
     } catch (err) {
       const error = toConnectError(err);
@@ -82,7 +86,9 @@ function wrap(method: DescMethod, handler: AnyUnary | undefined, { logger, metri
         reason: err instanceof AppError ? err.reason : undefined,
         detail: err instanceof Error ? err.message : String(err),
       };
-      observeOutcome(metrics, name, request, undefined, err instanceof AppError ? err.reason : status);
+      const failure = err instanceof AppError ? err.reason : status;
+      observeFailure(metrics, name, failure);
+      observe?.(request, undefined, failure);
       if (error.code === Code.Internal || error.code === Code.Unavailable) {
         logger.error({ ...fields, err }, "rpc failed");
       } else {
@@ -140,32 +146,14 @@ function withDeadline<T>(work: T | Promise<T>, budgetMs: number, error: () => Er
   });
 }
 
-const SIGN_IN_METHODS = new Set(["Login", "VerifyOtp", "VerifyMfa"]);
-/** VerifyToken results by reason, per registry (tests run several services in one process). */
-const verificationSeries = new WeakMap<Metrics, Map<string, { inc(): void }>>();
+/** Refusals counted in identity_rate_limited_total{limit="<Rpc>:<reason>"}, whichever RPC answers them. */
+const LIMIT_REFUSALS: ReadonlySet<string> = new Set<ErrorReason>(["RATE_LIMITED", "OVERLOADED"]);
+const REFRESH_TOKEN_REUSED: ErrorReason = "REFRESH_TOKEN_REUSED";
 
-/** Domain counters that follow from an RPC's outcome alone. */
-function observeOutcome(metrics: Metrics, method: string, request: unknown, response: unknown, failure: string | undefined): void {
-  if (failure === "RATE_LIMITED" || failure === "OVERLOADED") metrics.rateLimited.inc({ limit: `${method}:${failure}` });
-  if (failure === "REFRESH_TOKEN_REUSED") metrics.refreshTokenReuse.inc();
-  if (SIGN_IN_METHODS.has(method)) {
-    const result = (response as { result?: { case?: string } } | undefined)?.result?.case;
-    const outcome = failure ?? (result === "mfaChallenge" ? "mfa_required" : "success");
-    metrics.logins.inc({ outcome: `${method}:${outcome}` });
-  }
-  if (method === "SendOtp" || method === "RequestPasswordReset") {
-    const channel = OtpChannel[(request as { channel?: number }).channel ?? 0] ?? "UNSPECIFIED";
-    metrics.otpSends.inc({ channel, result: failure === undefined ? "sent" : failure });
-  }
-  if (method === "VerifyToken" && response !== undefined) {
-    const { active, reason } = response as { active: boolean; reason?: number };
-    const result = active ? "active" : (InactiveReason[reason ?? 0] ?? "inactive");
-    let series = verificationSeries.get(metrics);
-    if (!series) verificationSeries.set(metrics, (series = new Map()));
-    let counter = series.get(result);
-    if (!counter) series.set(result, (counter = metrics.verifications.labels({ result })));
-    counter.inc();
-  }
+/** Failures counted whichever RPC answers them. */
+function observeFailure(metrics: Metrics, method: string, failure: string): void {
+  if (LIMIT_REFUSALS.has(failure)) metrics.rateLimited.inc({ limit: `${method}:${failure}` });
+  if (failure === REFRESH_TOKEN_REUSED) metrics.refreshTokenReuse.inc();
 }
 
 function elapsed(started: number): number {
