@@ -12,8 +12,8 @@
 // limit) get an ErrorInfo like every other error and one "rpc refused" log line. Metrics are
 // not served here (metrics-server.ts).
 import http from "node:http";
-import type { DescService } from "@bufbuild/protobuf";
 import corsMiddleware from "cors";
+import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, cors as connectCors, createContextKey, type ConnectRouter, type HandlerContext, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
 import { compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
 import { createContextValues } from "@connectrpc/connect";
