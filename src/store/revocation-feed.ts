@@ -38,7 +38,7 @@ export interface RevocationFeed {
   listen(handlers: RevocationHandlers): Promise<RevocationListener>;
 }
 
-/** A notification payload (the triggers' json_build_object) as an event; undefined when it carries none. */
+/** The events in a notification payload (the triggers' json_build_object); none when it carries none. */
 export function parseRevocation(payload: string): RevocationEvent[] {
   const event = JSON.parse(payload) as { session?: string; at?: string; user?: string; after?: string | null; status?: string };
   const events: RevocationEvent[] = [];
