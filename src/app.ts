@@ -1,5 +1,5 @@
 // The composition root: builds every domain module from its dependencies. No DI container.
-import type { DataSource } from "typeorm";
+import { createStore, type Database } from "./store/index.js";
 import type { Config } from "./config.js";
 import type { Logger } from "./logger.js";
 import { createAccounts } from "./domain/accounts/accounts.js";
@@ -35,7 +35,7 @@ export const webAppDir = fileURLToPath(new URL(import.meta.url.includes("/dist/s
 
 export interface AppOptions {
   readonly config: Config;
-  readonly db: DataSource;
+  readonly db: Database;
   readonly logger: Logger;
   readonly kek: Buffer;
   readonly clock?: Clock;
@@ -50,46 +50,41 @@ export interface App {
 }
 
 export async function createApp({ config, db, logger, kek, clock = systemClock }: AppOptions): Promise<App> {
-  const metrics = createMetrics(() => {
-    // The pg pool behind TypeORM's driver.
-    const pool = (db.driver as unknown as { master?: { totalCount: number; idleCount: number; waitingCount: number } }).master;
-    return { total: pool?.totalCount ?? 0, idle: pool?.idleCount ?? 0, waiting: pool?.waitingCount ?? 0 };
-  });
-  const audit = createAuditLog(db, clock);
+  // Every query of the service goes through the store (src/store/), built once here.
+  const store = createStore(db);
+  const metrics = createMetrics(() => store.health.pool());
+  const audit = createAuditLog(store, clock);
   const passwords = createPasswordHasher(config.argon2, config.hashing, (result) => metrics.passwordHashing.inc({ result }));
-  const signingKeys = createSigningKeys(db, kek, clock, { accessTokenTtlSec: config.accessTokenTtlSec, ...config.keys });
+  const signingKeys = createSigningKeys(store, kek, clock, { accessTokenTtlSec: config.accessTokenTtlSec, ...config.keys });
   await signingKeys.init();
   await signingKeys.rotateIfDue();
   signingKeys.startMaintenance(60_000, (err) => logger.warn({ err }, "signing key maintenance failed"));
   const accessTokens = createAccessTokens(signingKeys, config, clock);
-  const revocations = createRevocations(db, clock, logger, {
-    databaseUrl: (db.options as { url: string }).url,
-    accessTokenTtlSec: config.accessTokenTtlSec,
-  });
+  const revocations = createRevocations(store, clock, logger, { accessTokenTtlSec: config.accessTokenTtlSec });
   await revocations.start();
-  const sessions = createSessions(db, audit, clock, config, revocations);
+  const sessions = createSessions(store, audit, clock, config, revocations);
   const sessionTokens = createSessionTokens(sessions, accessTokens);
   const callers = createCallers(accessTokens, revocations, {
     serviceKeys: config.serviceKeys,
     allowLoopbackWithoutKey: !config.production,
   });
-  const limits = createRateLimits(db, clock);
-  const checks = createCredentialChecks({ passwords, limits, audit, loginLimits: config.loginLimits });
-  const mfa = createMfa({ db, clock, kek, sessionTokens, audit, checks, settings: config.mfa });
+  const limits = createRateLimits(store, clock);
+  const checks = createCredentialChecks({ db: store, passwords, limits, audit, loginLimits: config.loginLimits });
+  const mfa = createMfa({ db: store, clock, kek, sessionTokens, audit, checks, settings: config.mfa });
   const signIn = createSignIn(sessionTokens, mfa);
   const accounts = createAccounts({
-    db, clock, passwords, sessions, sessionTokens, signIn, audit, revocations, limits, checks, signUpLimits: config.signUpLimits,
+    db: store, clock, passwords, sessions, sessionTokens, signIn, audit, revocations, limits, checks, signUpLimits: config.signUpLimits,
   });
 
   // Development only: the web app shows what the console provider "sent".
   const devOutbox = config.production ? undefined : createDevOutbox();
   const senders = createOtpSenders(config.otp, logger, devOutbox);
   logger.info({ email: senders.email?.name ?? "disabled", sms: senders.sms?.name ?? "disabled" }, "one-time code delivery");
-  const otp = createOtp({ db, logger, codes: createOtpCodes(db, clock, kek, config.otp), limits, senders, settings: config.otp,
+  const otp = createOtp({ db: store, logger, codes: createOtpCodes(store, clock, kek, config.otp), limits, senders, settings: config.otp,
     onBudgetExhausted: (scope, callingCode) => metrics.otpBudgetExhausted.inc({ scope, calling_code: callingCode }) });
-  const otpLogin = createOtpLogin({ otp, clock, sessions, signIn, audit, revocations, signUpEnabled: config.otp.signUpEnabled });
-  const contactVerification = createContactVerification({ otp, clock, accounts, audit });
-  const passwordReset = createPasswordReset({ otp, clock, passwords, sessions, audit, revocations });
+  const otpLogin = createOtpLogin({ db: store, otp, clock, sessions, signIn, audit, revocations, signUpEnabled: config.otp.signUpEnabled });
+  const contactVerification = createContactVerification({ db: store, otp, clock, accounts, audit });
+  const passwordReset = createPasswordReset({ db: store, otp, clock, passwords, sessions, audit, revocations });
 
 
   const services: ServiceDeps = {
@@ -111,7 +106,7 @@ export async function createApp({ config, db, logger, kek, clock = systemClock }
   const servers = createServers({
     services,
     signingKeys,
-    readiness: createReadiness(db, logger),
+    readiness: createReadiness(store.health, logger),
     metrics: metrics.registry,
     corsOrigins: config.corsOrigins,
     maxMessageBytes: config.maxMessageBytes,

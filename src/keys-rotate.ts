@@ -6,12 +6,13 @@ import { locateDatabase } from "./database.js";
 import { openDatabase } from "./db/data-source.js";
 import { systemClock } from "./domain/clock.js";
 import { createSigningKeys } from "./domain/tokens/signing-keys.js";
+import { createStore } from "./store/index.js";
 
 const config = loadConfig();
 const logger = createLogger(config.logLevel);
 const location = await locateDatabase(config, logger);
 const db = await openDatabase({ url: location.url });
-const keys = createSigningKeys(db, location.kek, systemClock, { accessTokenTtlSec: config.accessTokenTtlSec, ...config.keys });
+const keys = createSigningKeys(createStore(db), location.kek, systemClock, { accessTokenTtlSec: config.accessTokenTtlSec, ...config.keys });
 await keys.init();
 const rotated = await keys.rotate();
 logger.info({ kid: rotated.kid, activatesAt: rotated.activatesAt.toISOString() }, "signing key rotated");

@@ -34,3 +34,22 @@ export async function openDatabase(options: DataSourceOptions): Promise<DataSour
   }
   return dataSource;
 }
+
+/** The connection string the DataSource was opened with (for a connection of its own, e.g. LISTEN). */
+export function databaseUrl(db: DataSource): string {
+  const url = db.options.type === "postgres" ? db.options.url : undefined;
+  if (url === undefined) throw new Error("the DataSource was not opened from a PostgreSQL URL");
+  return url;
+}
+
+export interface PoolStats {
+  readonly total: number;
+  readonly idle: number;
+  readonly waiting: number;
+}
+
+/** The pg pool behind TypeORM's PostgreSQL driver (`driver.master`, which TypeORM types as any). */
+export function poolStats(db: DataSource): PoolStats {
+  const pool = (db.driver as { master?: { totalCount: number; idleCount: number; waitingCount: number } }).master;
+  return { total: pool?.totalCount ?? 0, idle: pool?.idleCount ?? 0, waiting: pool?.waitingCount ?? 0 };
+}

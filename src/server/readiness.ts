@@ -2,7 +2,6 @@
 // monitor checks every few seconds and mirrors the answer into grpc.health.v1 (NOT_SERVING
 // while not ready); /readyz asks it too. Liveness (/healthz) never depends on the database.
 import type { HealthImplementation } from "grpc-health-check";
-import type { DataSource } from "typeorm";
 import type { Logger } from "../logger.js";
 
 export interface Readiness {
@@ -12,14 +11,20 @@ export interface Readiness {
   stop(): void;
 }
 
-export function createReadiness(db: DataSource, logger: Logger): Readiness {
+/** What readiness asks of the database (the store's DatabaseHealth provides it). */
+export interface DatabaseProbe {
+  ping(): Promise<void>;
+  pendingMigrations(): Promise<boolean>;
+}
+
+export function createReadiness(db: DatabaseProbe, logger: Logger): Readiness {
   let timer: NodeJS.Timeout | undefined;
   let last: boolean | undefined;
 
   async function check(): Promise<boolean> {
     try {
-      await withTimeout(db.query("SELECT 1"), 2_000);
-      return !(await withTimeout(db.showMigrations(), 2_000));
+      await withTimeout(db.ping(), 2_000);
+      return !(await withTimeout(db.pendingMigrations(), 2_000));
     } catch {
       return false;
     }

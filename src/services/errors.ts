@@ -6,6 +6,7 @@ import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { AppError } from "../domain/errors.js";
 import { ERROR_REASONS, type CanonicalCode, type ErrorReason } from "../error-reasons.js";
+import { isDatabaseUnavailable } from "../store/errors.js";
 
 type OutgoingDetail = { desc: DescMessage; value: MessageInitShape<DescMessage> };
 
@@ -40,18 +41,6 @@ function errorInfo(reason: string): OutgoingDetail {
   return { desc: ErrorInfoSchema, value: { reason, domain: ERROR_DOMAIN } };
 }
 
-/** PostgreSQL unreachable, shutting down, or the connection died mid-transaction: retryable. */
-const UNAVAILABLE_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "ENOTCONN", "57P01", "57P02", "57P03"]);
-const UNAVAILABLE_MESSAGES =
-  /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable|Query runner already released/i;
-
-function isUnavailable(err: unknown): boolean {
-  const e = err as { name?: string; code?: string; driverError?: { code?: string }; message?: string };
-  const code = e.driverError?.code ?? e.code ?? "";
-  // SQLSTATE class 08: connection exceptions.
-  return UNAVAILABLE_CODES.has(code) || code.startsWith("08") || e.name === "QueryRunnerAlreadyReleasedError" || UNAVAILABLE_MESSAGES.test(e.message ?? "");
-}
-
 export function toConnectError(err: unknown): ConnectError {
   if (err instanceof AppError) {
     const { code, message } = wire[err.reason];
@@ -71,7 +60,8 @@ export function toConnectError(err: unknown): ConnectError {
     }
     if (err.code !== Code.Internal) return err;
   }
-  const reason: ErrorReason = isUnavailable(err) ? "UNAVAILABLE" : "INTERNAL";
+  // The store classifies database errors (src/store/errors.ts): unreachable is retryable.
+  const reason: ErrorReason = isDatabaseUnavailable(err) ? "UNAVAILABLE" : "INTERNAL";
   return new ConnectError(wire[reason].message, wire[reason].code, undefined, [errorInfo(reason)], err);
 }
 

@@ -4,7 +4,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { MfaMethod, type MfaChallengeSchema, type UserSchema, type TokenPairSchema } from "../../gen/identity/v1/common_pb.js";
 import type { Challenge } from "../domain/mfa/mfa.js";
 import { AuditEventType, type AuditEventSchema, type SessionSchema } from "../../gen/identity/v1/auth_service_pb.js";
-import type { AuditEventRow, SessionRow, UserRow } from "../db/entities/index.js";
+import type { AuditEventRow, SessionRow, UserRow } from "../store/index.js";
 import type { TokenPair } from "../domain/sessions/session-tokens.js";
 
 export function userToProto(user: UserRow): MessageInitShape<typeof UserSchema> {

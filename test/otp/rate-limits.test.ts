@@ -7,6 +7,7 @@ import { openDatabase } from "../../src/db/data-source.js";
 import { ManualClock } from "../../src/domain/clock.js";
 import { AppError } from "../../src/domain/errors.js";
 import { clientAddressKey, createRateLimits, type RateLimits, type RateRule } from "../../src/domain/limits/rate-limits.js";
+import { createStore } from "../../src/store/index.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
 
 const clock = new ManualClock(new Date("2030-01-01T00:00:00Z"));
@@ -18,7 +19,7 @@ beforeAll(async () => {
   database = await createTestDatabase();
   db = await openDatabase({ url: database.url });
   other = await openDatabase({ url: database.url });
-  limits = createRateLimits(db, clock);
+  limits = createRateLimits(createStore(db), clock);
 });
 afterAll(async () => {
   await db?.destroy();
@@ -88,7 +89,7 @@ describe("rate limits", () => {
 
   it("hold under concurrency from two instances on one database", async () => {
     const r = rule({ limit: 10, windowMs: 3_600_000 });
-    const second = createRateLimits(other, clock);
+    const second = createRateLimits(createStore(other), clock);
     const results = await Promise.allSettled([...Array(40)].map((_, i) => (i % 2 === 0 ? limits : second).take([r])));
     expect(results.filter((x) => x.status === "fulfilled")).toHaveLength(10);
     for (const x of results) if (x.status === "rejected") expect((x.reason as AppError).reason).toBe("RATE_LIMITED");

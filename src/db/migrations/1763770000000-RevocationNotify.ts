@@ -1,7 +1,8 @@
 import type { MigrationInterface, QueryRunner } from "typeorm";
+import { REVOCATION_CHANNEL } from "../channels.js";
 
 /**
- * Every instance keeps recent revocations in memory (src/domain/revocation.ts). These triggers
+ * Every instance keeps recent revocations in memory (src/domain/tokens/revocation.ts, fed by src/store/revocation-feed.ts). These triggers
  * tell all of them, through NOTIFY on commit, whatever path revoked a session or invalidated an
  * account's tokens, so that no writer can forget to.
  */
@@ -13,7 +14,7 @@ export class RevocationNotify1763770000000 implements MigrationInterface {
       CREATE FUNCTION identity_notify_session_revoked() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN
         IF NEW.revoked_at IS NOT NULL AND OLD.revoked_at IS NULL THEN
-          PERFORM pg_notify('identity_revocations', json_build_object('session', NEW.id, 'at', NEW.revoked_at)::text);
+          PERFORM pg_notify('${REVOCATION_CHANNEL}', json_build_object('session', NEW.id, 'at', NEW.revoked_at)::text);
         END IF;
         RETURN NEW;
       END $$`);
@@ -24,7 +25,7 @@ export class RevocationNotify1763770000000 implements MigrationInterface {
       CREATE FUNCTION identity_notify_user_tokens() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN
         IF NEW.tokens_valid_after IS DISTINCT FROM OLD.tokens_valid_after OR NEW.status IS DISTINCT FROM OLD.status THEN
-          PERFORM pg_notify('identity_revocations',
+          PERFORM pg_notify('${REVOCATION_CHANNEL}',
             json_build_object('user', NEW.id, 'after', NEW.tokens_valid_after, 'status', NEW.status)::text);
         END IF;
         RETURN NEW;

@@ -4,5 +4,6 @@ import { RevocationNotify1763770000000 } from "./1763770000000-RevocationNotify.
 import { OtpCodesAndRateLimits1763780000000 } from "./1763780000000-OtpCodesAndRateLimits.js";
 import { Mfa1763790000000 } from "./1763790000000-Mfa.js";
 import { CanonicalEmails1763805000000 } from "./1763805000000-CanonicalEmails.js";
+import { RateLimitNextAdmission1763900000000 } from "./1763900000000-RateLimitNextAdmission.js";
 
-export const migrations = [Initial1763769600000, RevocationNotify1763770000000, OtpCodesAndRateLimits1763780000000, Mfa1763790000000, CanonicalEmails1763805000000];
+export const migrations = [Initial1763769600000, RevocationNotify1763770000000, OtpCodesAndRateLimits1763780000000, Mfa1763790000000, CanonicalEmails1763805000000, RateLimitNextAdmission1763900000000];

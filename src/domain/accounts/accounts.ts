@@ -1,11 +1,9 @@
 // Accounts: sign-up, password sign-in, password change, deletion.
-import type { DataSource, EntityManager } from "typeorm";
-import { UserEntity, type UserRow } from "../../db/entities/index.js";
+import { UniqueViolationError, type Store, type UserRow } from "../../store/index.js";
 import type { AuditLog, ClientMeta } from "../audit/audit.js";
 import type { Caller } from "../callers/callers.js";
 import type { Clock } from "../clock.js";
 import { AppError, Violations, invalidField } from "../errors.js";
-import { emailEquals } from "./contacts.js";
 import { normalizeEmail, normalizePhone, normalizeUsername, parseIdentifier } from "./identifiers.js";
 import { checkPassword, type PasswordHasher } from "./passwords.js";
 import { hasControlCharacters } from "./text.js";
@@ -17,7 +15,8 @@ import type { SignUpLimitConfig } from "../../config.js";
 import { loginSubject } from "../limits/login-limits.js";
 import { clientAddressKey, type RateLimits } from "../limits/rate-limits.js";
 import type { CredentialChecks } from "./credential-checks.js";
-import { endPendingProofs } from "./credential-changes.js";
+import { endPendingProofs, type CredentialChangeDb } from "./credential-changes.js";
+import { requireLiveUser } from "./live-user.js";
 
 export interface SignUpInput {
   readonly email: string;
@@ -42,8 +41,11 @@ export interface Accounts {
   delete(caller: Caller, password: string, client: ClientMeta): Promise<void>;
 }
 
+/** What accounts need of the store. */
+export type AccountsDb = Pick<Store, "transaction" | "direct"> & CredentialChangeDb;
+
 export interface AccountDeps {
-  readonly db: DataSource;
+  readonly db: AccountsDb;
   readonly clock: Clock;
   readonly passwords: PasswordHasher;
   readonly sessions: Sessions;
@@ -59,29 +61,8 @@ export interface AccountDeps {
 
 const HOUR_MS = 3_600_000;
 
-const UNIQUE_VIOLATION = "23505";
-
-function isUniqueViolation(err: unknown): boolean {
-  const driverError = (err as { driverError?: { code?: string } }).driverError;
-  return (driverError?.code ?? (err as { code?: string }).code) === UNIQUE_VIOLATION;
-}
-
 export function createAccounts({ db, clock, passwords, sessions, sessionTokens, signIn, audit, revocations, limits, checks, signUpLimits }: AccountDeps): Accounts {
-  function findLive(manager: EntityManager, column: "email" | "username" | "phone", value: string): Promise<UserRow | null> {
-    const query = manager.createQueryBuilder(UserEntity, "u").where("u.deleted_at IS NULL");
-    // Values are canonical (identifiers.ts), and so is what is stored: emails match exactly.
-    if (column === "email") return query.andWhere(emailEquals("u.email", ":value"), { value }).getOne();
-    return (column === "phone"
-      ? query.andWhere("u.phone = :value", { value })
-      : query.andWhere(`lower(u.${column}) = lower(:value)`, { value })
-    ).getOne();
-  }
-
-  async function requireLiveUser(userId: string): Promise<UserRow> {
-    const user = await db.manager.findOneBy(UserEntity, { id: userId });
-    if (!user || user.status !== "active") throw new AppError("ACCESS_TOKEN_INVALID", `account ${userId} is not active`);
-    return user;
-  }
+  const liveUser = (userId: string) => requireLiveUser(db, userId);
 
   return {
     async signUp(input, client) {
@@ -116,22 +97,14 @@ export function createAccounts({ db, clock, passwords, sessions, sessionTokens, 
       ]);
       const passwordHash = await passwords.hash(input.password, client.ip);
       try {
-        return await db.transaction(async (manager) => {
-          const user = await manager.save(UserEntity, manager.create(UserEntity, {
-            email: email ?? null,
-            username: username ?? null,
-            phone: phone ?? null,
-            displayName,
-            role: "user",
-            passwordHash,
-            status: "active",
-          }));
-          const tokens = await sessionTokens.start(manager, user, ["pwd"], client);
-          await audit.record({ userId: user.id, type: "SIGN_UP", client, sessionId: tokens.sessionId, details: { method: "pwd" } }, manager);
+        return await db.transaction(async (tx) => {
+          const user = await db.users.insert(tx, { email: email ?? null, username: username ?? null, phone: phone ?? null, displayName, passwordHash });
+          const tokens = await sessionTokens.start(tx, user, ["pwd"], client);
+          await audit.record({ userId: user.id, type: "SIGN_UP", client, sessionId: tokens.sessionId, details: { method: "pwd" } }, tx);
           return { user, tokens };
         });
       } catch (err) {
-        if (isUniqueViolation(err)) throw new AppError("IDENTIFIER_TAKEN", "email, username or phone already in use", { cause: err });
+        if (err instanceof UniqueViolationError) throw new AppError("IDENTIFIER_TAKEN", "email, username or phone already in use", { cause: err });
         throw err;
       }
     },
@@ -147,7 +120,8 @@ export function createAccounts({ db, clock, passwords, sessions, sessionTokens, 
       }
       violations.throwIfAny();
 
-      const user = identifier ? await findLive(db.manager, identifier.kind, identifier.value) : null;
+      // Not deleted, live or disabled: checks.login tells a disabled account from a wrong password.
+      const user = identifier ? await db.users.findByIdentifier(db.direct, identifier.kind, identifier.value) : null;
       // Failure limits (login-limits.ts) first; an unknown account still costs one hash and one
       // audit row, so neither the answer nor its timing tells whether the account exists.
       const result = await checks.login(loginSubject(user?.id, identifier, identifierText), user, password, client);
@@ -155,19 +129,19 @@ export function createAccounts({ db, clock, passwords, sessions, sessionTokens, 
         throw new AppError("INVALID_CREDENTIALS", user ? `login failed for ${user.id}` : "login failed for unknown identifier");
       }
       if (result.needsRehash) {
-        await db.manager.update(UserEntity, { id: user.id }, { passwordHash: await passwords.hash(password, client.ip) });
+        await db.users.rehashPassword(db.direct, user.id, await passwords.hash(password, client.ip));
       }
-      return db.transaction(async (manager) => {
-        const result = await signIn.complete(manager, user, ["pwd"], client);
+      return db.transaction(async (tx) => {
+        const result = await signIn.complete(tx, user, ["pwd"], client);
         // With MFA the sign-in succeeds only at VerifyMfa, which records it.
         if (result.kind === "tokens") {
-          await audit.record({ userId: user.id, type: "LOGIN_SUCCEEDED", client, sessionId: result.tokens.sessionId, details: { method: "pwd" } }, manager);
+          await audit.record({ userId: user.id, type: "LOGIN_SUCCEEDED", client, sessionId: result.tokens.sessionId, details: { method: "pwd" } }, tx);
         }
         return { user, result };
       });
     },
 
-    get: requireLiveUser,
+    get: liveUser,
 
     async changePassword(caller, currentPassword, newPassword, client) {
       const violations = new Violations();
@@ -176,29 +150,28 @@ export function createAccounts({ db, clock, passwords, sessions, sessionTokens, 
       if (passwordViolation) violations.add(passwordViolation.field, passwordViolation.reason, passwordViolation.description);
       violations.throwIfAny();
 
-      const user = await requireLiveUser(caller.userId);
+      const user = await liveUser(caller.userId);
       // The failure limits before any hash; the new password is hashed only after the current one checked out.
       const result = await checks.password(user, currentPassword, client, { action: "change_password", sessionId: caller.sessionId });
       if (!result.ok || user.passwordHash === null) throw new AppError("WRONG_PASSWORD", `wrong current password for ${user.id}`);
       const passwordHash = await passwords.hash(newPassword, client.ip);
-      return db.transaction(async (manager) => {
+      const expectedHash = user.passwordHash;
+      return db.transaction(async (tx) => {
         // Conditional on the hash the current password was checked against: of concurrent changes
         // with the same current password exactly one wins; the others find it changed and fail.
-        const [, changed] = (await manager.query(
-          `UPDATE users SET password_hash = $2, updated_at = $4 WHERE id = $1 AND password_hash = $3 AND status = 'active' RETURNING id`,
-          [user.id, passwordHash, user.passwordHash, clock.now()],
-        )) as [unknown, number];
-        if (changed !== 1) throw new AppError("WRONG_PASSWORD", `password of ${user.id} changed concurrently`);
+        if (!(await db.users.changePassword(tx, user.id, passwordHash, expectedHash, clock.now()))) {
+          throw new AppError("WRONG_PASSWORD", `password of ${user.id} changed concurrently`);
+        }
         // A challenge won with the old password, or a reset code sent before, must not outlive it.
-        await endPendingProofs(manager, user.id);
-        const ended = await sessions.revokeAll(user.id, "password_changed", caller.sessionId, manager);
-        await audit.record({ userId: user.id, type: "PASSWORD_CHANGED", client, sessionId: caller.sessionId, details: { ended_sessions: String(ended) } }, manager);
+        await endPendingProofs(db, tx, user.id);
+        const ended = await sessions.revokeAll(user.id, "password_changed", caller.sessionId, tx);
+        await audit.record({ userId: user.id, type: "PASSWORD_CHANGED", client, sessionId: caller.sessionId, details: { ended_sessions: String(ended) } }, tx);
         return ended;
       });
     },
 
     async delete(caller, password, client) {
-      const user = await requireLiveUser(caller.userId);
+      const user = await liveUser(caller.userId);
       if (user.passwordHash !== null) {
         if (password === "") {
           throw invalidField("password", "REQUIRED", "is required");
@@ -206,11 +179,11 @@ export function createAccounts({ db, clock, passwords, sessions, sessionTokens, 
         const result = await checks.password(user, password, client, { action: "delete_account", sessionId: caller.sessionId });
         if (!result.ok) throw new AppError("WRONG_PASSWORD", `wrong password deleting ${user.id}`);
       }
-      await db.transaction(async (manager) => {
+      await db.transaction(async (tx) => {
         const now = clock.now();
-        await manager.update(UserEntity, { id: user.id }, { status: "deleted", deletedAt: now, tokensValidAfter: now });
-        await sessions.revokeAll(user.id, "account_deleted", undefined, manager);
-        await audit.record({ userId: user.id, type: "ACCOUNT_DELETED", client, sessionId: caller.sessionId }, manager);
+        await db.users.markDeleted(tx, user.id, now);
+        await sessions.revokeAll(user.id, "account_deleted", undefined, tx);
+        await audit.record({ userId: user.id, type: "ACCOUNT_DELETED", client, sessionId: caller.sessionId }, tx);
         revocations.userTokensInvalidated(user.id, now, "deleted");
       });
     },

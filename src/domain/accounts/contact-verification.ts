@@ -4,13 +4,13 @@
 // changes a contact yet, and a code sent to any other destination would verify nothing (it
 // would also let a signed-in caller use the service to message arbitrary people). The code is
 // bound to the caller's account, so nobody else can spend it.
-import { UserEntity, type UserRow } from "../../db/entities/index.js";
+import type { UserRow } from "../../store/index.js";
 import type { Accounts } from "./accounts.js";
 import type { AuditLog, ClientMeta } from "../audit/audit.js";
 import type { Caller } from "../callers/callers.js";
 import type { Clock } from "../clock.js";
-import { ownsContact, verifiedColumn, type Contact, type OtpChannel } from "./contacts.js";
-import { endPendingProofs } from "./credential-changes.js";
+import { ownsContact, type Contact, type OtpChannel } from "./contacts.js";
+import { endPendingProofs, type CredentialChangeDb } from "./credential-changes.js";
 import { invalidField } from "../errors.js";
 import { parseOtpInput, type Otp, type OtpSent } from "../otp/otp.js";
 
@@ -21,13 +21,14 @@ export interface ContactVerification {
 }
 
 export interface ContactVerificationDeps {
+  readonly db: CredentialChangeDb;
   readonly otp: Otp;
   readonly clock: Clock;
   readonly accounts: Accounts;
   readonly audit: AuditLog;
 }
 
-export function createContactVerification({ otp, clock, accounts, audit }: ContactVerificationDeps): ContactVerification {
+export function createContactVerification({ db, otp, clock, accounts, audit }: ContactVerificationDeps): ContactVerification {
   /** The caller's contact named by the request; INVALID_ARGUMENT when it is not theirs. */
   async function callersContact(caller: Caller, channel: OtpChannel | undefined, destination: string, code?: string): Promise<{ contact: Contact; code: string }> {
     const input = parseOtpInput(channel, destination, code === undefined ? undefined : { code });
@@ -49,20 +50,13 @@ export function createContactVerification({ otp, clock, accounts, audit }: Conta
 
     async verify(caller, channel, destination, rawCode, client) {
       const { contact, code } = await callersContact(caller, channel, destination, rawCode);
-      return otp.check(contact, "verify_contact", code, client, async (manager, codeUserId) => {
+      return otp.check(contact, "verify_contact", code, client, async (tx, codeUserId) => {
         if (codeUserId !== caller.userId) return undefined;
-        const now = clock.now();
-        const match = contact.channel === "email" ? "email = $2" : "phone = $2";
-        const [, updated] = (await manager.query(
-          `UPDATE users SET ${verifiedColumn(contact)} = coalesce(${verifiedColumn(contact)}, $3), updated_at = $3
-           WHERE id = $1 AND ${match} AND deleted_at IS NULL AND status = 'active' RETURNING id`,
-          [caller.userId, contact.key, now],
-        )) as [unknown[], number];
-        if (updated === 0) return undefined;
+        if (!(await db.users.markContactVerified(tx, caller.userId, contact.channel, contact.key, clock.now()))) return undefined;
         // A contact change: pending challenges and reset codes from before it end.
-        await endPendingProofs(manager, caller.userId);
-        await audit.record({ userId: caller.userId, type: "CONTACT_VERIFIED", client, sessionId: caller.sessionId, details: { channel: contact.channel } }, manager);
-        return manager.findOneByOrFail(UserEntity, { id: caller.userId });
+        await endPendingProofs(db, tx, caller.userId);
+        await audit.record({ userId: caller.userId, type: "CONTACT_VERIFIED", client, sessionId: caller.sessionId, details: { channel: contact.channel } }, tx);
+        return db.users.get(tx, caller.userId);
       });
     },
   };

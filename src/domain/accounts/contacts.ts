@@ -1,6 +1,5 @@
 // The email addresses and phone numbers one-time codes are sent to, and the accounts owning them.
-import type { EntityManager } from "typeorm";
-import { UserEntity, type UserRow } from "../../db/entities/index.js";
+import type { Store, Tx, UserRow } from "../../store/index.js";
 import type { Violations } from "../errors.js";
 import { normalizeEmail, normalizePhone } from "./identifiers.js";
 
@@ -43,11 +42,6 @@ export function parseContact(violations: Violations, channel: OtpChannel | undef
   return { channel, address: phone, key: phone };
 }
 
-/** The column that says the contact was proven by a code. */
-export function verifiedColumn(contact: Contact): "email_verified_at" | "phone_verified_at" {
-  return contact.channel === "email" ? "email_verified_at" : "phone_verified_at";
-}
-
 /** Whether `user` has this contact (as its email address or phone number). */
 export function ownsContact(user: UserRow, contact: Contact): boolean {
   return (contact.channel === "email" ? user.email : user.phone) === contact.key;
@@ -58,19 +52,9 @@ export function isContactVerified(user: UserRow, contact: Contact): boolean {
 }
 
 /**
- * SQL matching a users row's email to the canonical address `param` by equality (never lower():
- * PostgreSQL's lower() is Unicode-aware, as toLowerCase() is). The lower() term adds nothing to
- * what matches; it lets the planner use the unique index on lower(email).
+ * The not-deleted account whose email address or phone number this is (live or disabled: the
+ * caller tells them apart with isLive).
  */
-export function emailEquals(column: string, param: string): string {
-  return `lower(${column}) = lower(${param}) AND ${column} = ${param}`;
-}
-
-/** The live (not deleted) account whose email address or phone number this is. */
-export function findUserByContact(manager: EntityManager, contact: Contact): Promise<UserRow | null> {
-  const query = manager.createQueryBuilder(UserEntity, "u").where("u.deleted_at IS NULL");
-  return (contact.channel === "email"
-    ? query.andWhere(emailEquals("u.email", ":key"), { key: contact.key })
-    : query.andWhere("u.phone = :key", { key: contact.key })
-  ).getOne();
+export function findUserByContact(db: Pick<Store, "users">, tx: Tx, contact: Contact): Promise<UserRow | null> {
+  return db.users.findByIdentifier(tx, contact.channel === "email" ? "email" : "phone", contact.key);
 }

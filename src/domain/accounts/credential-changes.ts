@@ -1,8 +1,10 @@
 // What a change of credentials does to what was proven or set up before it. Both helpers run
 // in the caller's transaction, so the change and its consequences commit together or not at all.
-import type { EntityManager } from "typeorm";
-import { returnedRows } from "../../db/query.js";
-import { verifiedColumn, type Contact } from "./contacts.js";
+import type { Store, Tx } from "../../store/index.js";
+import type { Contact } from "./contacts.js";
+
+/** What the credential changes need of the store. */
+export type CredentialChangeDb = Pick<Store, "users" | "mfaChallenges" | "otpCodes">;
 
 export interface EndedProofs {
   readonly challenges: number;
@@ -16,15 +18,9 @@ export interface EndedProofs {
  * before the change completes after it. Deleted rather than marked: VerifyMfa and ResetPassword
  * then find nothing to check against and refuse (MFA_CHALLENGE_INVALID, OTP_INVALID).
  */
-export async function endPendingProofs(manager: EntityManager, userId: string): Promise<EndedProofs> {
-  const [, challenges] = (await manager.query(`DELETE FROM mfa_challenges WHERE user_id = $1 AND used_at IS NULL`, [userId])) as [unknown, number];
-  // Reset codes are keyed by destination (the canonical email address, E.164 number), not by account.
-  const [, resetCodes] = (await manager.query(
-    `DELETE FROM otp_codes o USING users u
-     WHERE u.id = $1 AND o.purpose = 'password_reset' AND o.consumed_at IS NULL
-       AND ((o.channel = 'email' AND o.destination = u.email) OR (o.channel = 'sms' AND o.destination = u.phone))`,
-    [userId],
-  )) as [unknown, number];
+export async function endPendingProofs(db: Pick<Store, "mfaChallenges" | "otpCodes">, tx: Tx, userId: string): Promise<EndedProofs> {
+  const challenges = await db.mfaChallenges.deletePending(tx, userId);
+  const resetCodes = await db.otpCodes.deletePendingResetCodes(tx, userId);
   return { challenges, resetCodes };
 }
 
@@ -50,38 +46,21 @@ export interface DiscardedCredentials {
  * owner's claim (verified or not: the squatter could verify it while the account was theirs). Older access tokens stop verifying (`tokens_valid_after`).
  * Returns null when the contact was verified already, and nothing changes.
  *
- * One statement: the claim is conditional on the contact still being unverified (of two
- * concurrent claims one does it), and the credentials go only with the claim that did.
- * Call endPendingProofs and end the sessions in the same transaction.
+ * One statement (UserStore.claimUnverifiedContact): the claim is conditional on the contact still
+ * being unverified (of two concurrent claims one does it), and the credentials go only with the
+ * claim that did. Call endPendingProofs and end the sessions in the same transaction.
  */
-export async function claimUnverifiedContact(manager: EntityManager, userId: string, contact: Contact, now: Date): Promise<DiscardedCredentials | null> {
-  const column = verifiedColumn(contact);
+export async function claimUnverifiedContact(db: Pick<Store, "users">, tx: Tx, userId: string, contact: Contact, now: Date): Promise<DiscardedCredentials | null> {
+  const claimed = await db.users.claimUnverifiedContact(tx, userId, contact.channel, now);
+  if (!claimed) return null;
   const other = contact.channel === "email" ? "phone" : "email";
-  const [row] = returnedRows<{ had_password: boolean; had_other: boolean; totp: number; pending_totp: number; backup_codes: number }>(await manager.query(
-    `WITH claimed AS (
-       UPDATE users u SET ${column} = $2, password_hash = NULL, mfa_enabled_at = NULL, tokens_valid_after = $2, updated_at = $2,
-         ${other} = NULL, ${other}_verified_at = NULL
-       FROM users earlier
-       WHERE u.id = $1 AND earlier.id = u.id AND u.${column} IS NULL
-       RETURNING u.id, earlier.password_hash IS NOT NULL AS had_password, earlier.${other} IS NOT NULL AS had_other, earlier.${other} AS other_address
-     ), totp AS (
-       DELETE FROM totp_credentials WHERE user_id IN (SELECT id FROM claimed) RETURNING confirmed_at
-     ), other_codes AS (
-       -- Codes already sent to the removed contact die with it (endPendingProofs no longer sees it).
-       DELETE FROM otp_codes WHERE channel = '${contact.channel === "email" ? "sms" : "email"}' AND consumed_at IS NULL
-         AND destination IN (SELECT other_address FROM claimed)
-     ), backup AS (
-       DELETE FROM backup_codes WHERE user_id IN (SELECT id FROM claimed) RETURNING used_at
-     )
-     SELECT had_password, had_other,
-       (SELECT count(*) FROM totp WHERE confirmed_at IS NOT NULL)::int AS totp,
-       (SELECT count(*) FROM totp WHERE confirmed_at IS NULL)::int AS pending_totp,
-       (SELECT count(*) FROM backup WHERE used_at IS NULL)::int AS backup_codes
-     FROM claimed`,
-    [userId, now],
-  ));
-  if (!row) return null;
-  return { password: row.had_password, totp: row.totp > 0, pendingTotp: row.pending_totp > 0, backupCodes: row.backup_codes, otherContact: row.had_other ? other : null };
+  return {
+    password: claimed.hadPassword,
+    totp: claimed.totp > 0,
+    pendingTotp: claimed.pendingTotp > 0,
+    backupCodes: claimed.backupCodes,
+    otherContact: claimed.hadOtherContact ? other : null,
+  };
 }
 
 /** The audit details of a claim: what was discarded, as a comma-separated list. */

@@ -9,7 +9,7 @@
 // (a limited call is refused with RATE_LIMITED before the secret is looked at), a success gives
 // the slot back, and a failure is audited (LOGIN_FAILED with a cause, MFA_FAILED with a method).
 import type { LoginLimitConfig } from "../../config.js";
-import type { UserRow } from "../../db/entities/index.js";
+import type { Store, UserRow } from "../../store/index.js";
 import type { AuditLog, ClientMeta } from "../audit/audit.js";
 import { loginFailureRules } from "../limits/login-limits.js";
 import type { PasswordHasher, VerifyResult } from "./passwords.js";
@@ -54,13 +54,15 @@ export interface CredentialChecks {
 }
 
 export interface CredentialCheckDeps {
+  /** The live-user rule (users.isLive). */
+  readonly db: Pick<Store, "users">;
   readonly passwords: PasswordHasher;
   readonly limits: RateLimits;
   readonly audit: AuditLog;
   readonly loginLimits: LoginLimitConfig;
 }
 
-export function createCredentialChecks({ passwords, limits, audit, loginLimits }: CredentialCheckDeps): CredentialChecks {
+export function createCredentialChecks({ db, passwords, limits, audit, loginLimits }: CredentialCheckDeps): CredentialChecks {
   /**
    * Takes a slot of `rules`, runs `check`, and gives the slot back unless `failure` says the
    * outcome is a failed guess, which is audited instead. A check that throws (hashing queue
@@ -90,14 +92,14 @@ export function createCredentialChecks({ passwords, limits, audit, loginLimits }
         loginFailureRules(subject, client.ip, loginLimits),
         () => verify(user?.passwordHash ?? null, password, client),
         (r) => {
-          if (user && r.ok && user.status === "active") return undefined;
+          if (user && r.ok && db.users.isLive(user)) return undefined;
           // Recorded for an unknown identifier too (no account, no identifier stored): the same
           // statements as for a wrong password, so the answer's timing does not tell them apart.
           const cause = !user ? "unknown_identifier" : !r.ok ? "wrong_password" : "account_disabled";
           return audit.record({ userId: user?.id ?? null, type: "LOGIN_FAILED", client, details: { method: "pwd", cause } });
         },
       );
-      return user && result.ok && user.status === "active" ? result : { ok: false, needsRehash: false };
+      return user && result.ok && db.users.isLive(user) ? result : { ok: false, needsRehash: false };
     },
 
     password(user, password, client, context) {

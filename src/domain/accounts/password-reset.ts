@@ -5,7 +5,7 @@
 import type { AuditLog, ClientMeta } from "../audit/audit.js";
 import type { Clock } from "../clock.js";
 import { findUserByContact, type OtpChannel } from "./contacts.js";
-import { claimUnverifiedContact, discardedDetails, endPendingProofs } from "./credential-changes.js";
+import { claimUnverifiedContact, discardedDetails, endPendingProofs, type CredentialChangeDb } from "./credential-changes.js";
 import { Violations } from "../errors.js";
 import { parseOtpInput, type Otp } from "../otp/otp.js";
 import { checkPassword, type PasswordHasher } from "./passwords.js";
@@ -20,6 +20,7 @@ export interface PasswordReset {
 }
 
 export interface PasswordResetDeps {
+  readonly db: CredentialChangeDb;
   readonly otp: Otp;
   readonly clock: Clock;
   readonly passwords: PasswordHasher;
@@ -28,7 +29,7 @@ export interface PasswordResetDeps {
   readonly revocations: Revocations;
 }
 
-export function createPasswordReset({ otp, clock, passwords, sessions, audit, revocations }: PasswordResetDeps): PasswordReset {
+export function createPasswordReset({ db, otp, clock, passwords, sessions, audit, revocations }: PasswordResetDeps): PasswordReset {
   return {
     async request(channel, destination, client) {
       const { contact } = parseOtpInput(channel, destination);
@@ -44,22 +45,22 @@ export function createPasswordReset({ otp, clock, passwords, sessions, audit, re
       // only once the code checked out. A wrong code is answered without a hash, whether or not
       // an account owns the destination (the lookup comes after the hash, so that with the right
       // code the time does not tell either).
-      const done = await otp.check(contact, "password_reset", code, client, async (manager) => {
+      const done = await otp.check(contact, "password_reset", code, client, async (tx) => {
         const passwordHash = await passwords.hash(newPassword, client.ip);
-        const user = await findUserByContact(manager, contact);
-        if (!user || user.status !== "active") return undefined;
+        const user = await findUserByContact(db, tx, contact);
+        if (!user || !db.users.isLive(user)) return undefined;
         const now = clock.now();
         // The code also proves the contact. When the account had it unverified, whoever put it
         // there may have set up a password and a second factor to keep (pre-hijacking): they go,
         // as when the contact is claimed by a sign-in code.
-        const discarded = await claimUnverifiedContact(manager, user.id, contact, now);
-        await manager.query(`UPDATE users SET password_hash = $2, tokens_valid_after = $3, updated_at = $3 WHERE id = $1`, [user.id, passwordHash, now]);
+        const discarded = await claimUnverifiedContact(db, tx, user.id, contact, now);
+        await db.users.resetPassword(tx, user.id, passwordHash, now);
         // Challenges won with the old password and the account's other reset codes end here.
-        await endPendingProofs(manager, user.id);
-        const ended = await sessions.revokeAll(user.id, "password_reset", undefined, manager);
+        await endPendingProofs(db, tx, user.id);
+        const ended = await sessions.revokeAll(user.id, "password_reset", undefined, tx);
         const details = { channel: contact.channel, ended_sessions: String(ended), ...(discarded ? discardedDetails(discarded) : {}) };
-        await audit.record({ userId: user.id, type: "PASSWORD_RESET", client, details }, manager);
-        if (discarded?.totp) await audit.record({ userId: user.id, type: "MFA_DISABLED", client, details: { cause: "contact_claimed" } }, manager);
+        await audit.record({ userId: user.id, type: "PASSWORD_RESET", client, details }, tx);
+        if (discarded?.totp) await audit.record({ userId: user.id, type: "MFA_DISABLED", client, details: { cause: "contact_claimed" } }, tx);
         return { userId: user.id, at: now, ended };
       });
       revocations.userTokensInvalidated(done.userId, done.at, "active");

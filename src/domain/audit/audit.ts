@@ -1,6 +1,5 @@
 // The audit trail: what happened to an account, by whom (client IP, user agent), when.
-import type { DataSource, EntityManager } from "typeorm";
-import { AuditEventEntity, type AuditEventRow } from "../../db/entities/index.js";
+import type { AuditEventRow, Store, Tx } from "../../store/index.js";
 import type { Clock } from "../clock.js";
 import { decodePageToken, encodePageToken, type Page } from "../paging.js";
 
@@ -35,15 +34,19 @@ export interface AuditRecord {
 }
 
 export interface AuditLog {
-  record(event: AuditRecord, manager?: EntityManager): Promise<void>;
+  /** Records `event`, in `tx` when given (so it commits with what it describes). */
+  record(event: AuditRecord, tx?: Tx): Promise<void>;
   list(userId: string, page: Page): Promise<{ events: AuditEventRow[]; nextPageToken: string }>;
 }
 
+/** What the audit log needs of the store. */
+export type AuditDb = Pick<Store, "direct" | "audit">;
+
 /** Event times come from the service clock, like every other time the service stores. */
-export function createAuditLog(db: DataSource, clock: Clock): AuditLog {
+export function createAuditLog(db: AuditDb, clock: Clock): AuditLog {
   return {
-    async record(event, manager = db.manager) {
-      await manager.insert(AuditEventEntity, {
+    async record(event, tx = db.direct) {
+      await db.audit.insert(tx, {
         userId: event.userId,
         type: event.type,
         ipAddress: event.client.ip,
@@ -55,20 +58,7 @@ export function createAuditLog(db: DataSource, clock: Clock): AuditLog {
     },
     async list(userId, page) {
       const cursor = decodePageToken(page.pageToken);
-      const query = db.manager
-        .createQueryBuilder(AuditEventEntity, "e")
-        .where("e.user_id = :userId", { userId })
-        .orderBy("e.created_at", "DESC")
-        .addOrderBy("e.id", "DESC")
-        .limit(page.pageSize + 1);
-      // Compare with the cursor row itself: created_at has microseconds, the token only milliseconds.
-      if (cursor) {
-        query.andWhere(
-          "(e.created_at, e.id) < (SELECT c.created_at, c.id FROM audit_events c WHERE c.id = :id AND c.user_id = :userId)",
-          { id: cursor.id },
-        );
-      }
-      const rows = await query.getMany();
+      const rows = await db.audit.list(db.direct, userId, page.pageSize + 1, cursor?.id);
       const more = rows.length > page.pageSize;
       const events = rows.slice(0, page.pageSize);
       const last = events[events.length - 1];

@@ -3,8 +3,10 @@
 // one conditional upsert (the row lock orders concurrent callers on any instance), so a limit
 // of N admits at most N hits in any window-long interval, never N per instance or 2N across a
 // fixed-window boundary. Rules may add exponential backoff after a number of free hits.
+// The admission rule is SQL (rate_limit_next_admission, src/store/rate-limits.ts): the times
+// announced here (retry after, next admission) are its answers, never a second implementation.
 import { isIPv6 } from "node:net";
-import type { DataSource } from "typeorm";
+import type { RateLimitRule, Store } from "../../store/index.js";
 import type { Clock } from "../clock.js";
 import { AppError } from "../errors.js";
 
@@ -52,20 +54,6 @@ export class RateLimitedError extends AppError {
   }
 }
 
-/** When `rule` admits its next hit, given its hits (epoch ms) at `now`. */
-export function nextAdmission(rule: RateRule, hits: readonly number[], now: number): number {
-  const live = hits.filter((h) => h > now - rule.windowMs).sort((a, b) => a - b);
-  const n = live.length;
-  let at = now;
-  if (n >= rule.limit) at = Math.max(at, live[n - rule.limit]! + rule.windowMs);
-  const backoff = rule.backoff;
-  if (backoff && n >= backoff.free) {
-    const delay = Math.min(backoff.maxMs, backoff.baseMs * 2 ** Math.min(n - backoff.free, 40));
-    at = Math.max(at, live[n - 1]! + delay);
-  }
-  return at;
-}
-
 /**
  * The key part for a client address. IPv6 hosts usually own a whole /64, so one counter covers
  * it; otherwise rotating through its addresses would evade every per-IP limit.
@@ -81,12 +69,17 @@ export function clientAddressKey(ip: string): string {
   return `${groups.slice(0, 4).map((g) => parseInt(g, 16).toString(16)).join(":")}::/64`;
 }
 
-export function createRateLimits(db: DataSource, clock: Clock): RateLimits {
-  let takes = 0;
+/** What the rate limits need of the store. */
+export type RateLimitDb = Pick<Store, "transaction" | "direct" | "rateLimits">;
 
-  async function sweep(now: Date): Promise<void> {
-    await db.query(`DELETE FROM rate_limits WHERE expires_at < $1`, [now]);
-  }
+/** A rule as the store takes it: a rule without backoff has every hit free. */
+function storedRule(rule: RateRule): RateLimitRule {
+  const backoff = rule.backoff ?? { free: rule.limit, baseMs: 0, maxMs: 0 };
+  return { key: rule.key, limit: rule.limit, windowMs: rule.windowMs, free: backoff.free, baseMs: backoff.baseMs, maxMs: backoff.maxMs };
+}
+
+export function createRateLimits(db: RateLimitDb, clock: Clock): RateLimits {
+  let takes = 0;
 
   return {
     async take(rules) {
@@ -94,57 +87,31 @@ export function createRateLimits(db: DataSource, clock: Clock): RateLimits {
       if (rules.length === 0) return { keys: [], at: now, nextAt: now };
       // One order for every caller, so that two transactions never wait on each other in a cycle.
       const unique = [...new Map(rules.map((r) => [r.key, r])).values()].sort((a, b) => (a.key < b.key ? -1 : 1));
-      const outcome = await db.transaction(async (manager) => {
+      const nextAt = await db.transaction(async (tx) => {
         const refused: RateRule[] = [];
-        const recorded = new Map<string, number[]>();
+        let next = now.getTime();
         for (const rule of unique) {
-          const backoff = rule.backoff ?? { free: rule.limit, baseMs: 0, maxMs: 0 };
-          const rows = (await manager.query(
-            `INSERT INTO rate_limits AS r (key, hits, expires_at)
-             SELECT $1, ARRAY[$2::timestamptz], $2::timestamptz + $3::bigint * interval '1 millisecond'
-             WHERE $4::integer > 0
-             ON CONFLICT (key) DO UPDATE SET
-               hits = array_append(
-                 ARRAY(SELECT h FROM unnest(r.hits) AS h WHERE h > $2::timestamptz - $3::bigint * interval '1 millisecond' ORDER BY h),
-                 $2::timestamptz),
-               expires_at = greatest(r.expires_at, EXCLUDED.expires_at)
-             WHERE rate_limit_admits(r.hits, $2, $3, $4, $5, $6, $7)
-             RETURNING hits`,
-            [rule.key, now, rule.windowMs, rule.limit, backoff.free, backoff.baseMs, backoff.maxMs],
-          )) as Array<{ hits: Date[] }>;
-          if (rows[0]) recorded.set(rule.key, rows[0].hits.map((h) => h.getTime()));
+          const admitted = await db.rateLimits.admit(tx, storedRule(rule), now);
+          if (admitted) next = Math.max(next, admitted.getTime());
           else refused.push(rule);
         }
-        if (refused.length === 0) return { recorded };
+        if (refused.length === 0) return next;
         // Refused: work out when to come back, then roll everything back.
-        const current = (await manager.query(`SELECT key, hits FROM rate_limits WHERE key = ANY($1)`, [refused.map((r) => r.key)])) as Array<{
-          key: string;
-          hits: Date[];
-        }>;
-        const hitsOf = new Map(current.map((row) => [row.key, row.hits.map((h) => h.getTime())]));
-        const retryAt = Math.max(...refused.map((rule) => nextAdmission(rule, hitsOf.get(rule.key) ?? [], now.getTime())));
+        let retryAt = now.getTime();
+        for (const rule of refused) retryAt = Math.max(retryAt, (await db.rateLimits.nextAdmission(tx, storedRule(rule), now)).getTime());
         throw new RateLimitedError(
           refused.map((r) => r.key),
           `rate limited by ${refused.map((r) => r.key.split(":").slice(0, 2).join(":")).join(", ")}`,
           Math.max(1, retryAt - now.getTime()),
         );
       });
-      if (++takes % SWEEP_EVERY === 0) await sweep(now);
-      const nextAt = Math.max(...unique.map((rule) => nextAdmission(rule, outcome.recorded.get(rule.key) ?? [], now.getTime())));
+      if (++takes % SWEEP_EVERY === 0) await db.rateLimits.sweep(db.direct, now);
       return { keys: unique.map((r) => r.key), at: now, nextAt: new Date(nextAt) };
     },
 
     async refund(reservation) {
       if (reservation.keys.length === 0) return;
-      // Rows locked in key order, like take: a multi-row UPDATE locks them in scan order, which
-      // deadlocked against a concurrent take of the same keys (seen with concurrent ChangePassword).
-      await db.query(
-        `UPDATE rate_limits r
-         SET hits = r.hits[1:array_position(r.hits, $2::timestamptz) - 1] || r.hits[array_position(r.hits, $2::timestamptz) + 1:]
-         FROM (SELECT key FROM rate_limits WHERE key = ANY($1) AND $2::timestamptz = ANY(hits) ORDER BY key FOR UPDATE) locked
-         WHERE r.key = locked.key AND $2::timestamptz = ANY(r.hits)`,
-        [reservation.keys, reservation.at],
-      );
+      await db.rateLimits.refund(db.direct, reservation.keys, reservation.at);
     },
   };
 }

@@ -1,11 +1,10 @@
 // Sign-in (and sign-up) with nothing but a phone number or an email address: a LOGIN code
 // signs in the account owning the destination, or creates one when OTP_SIGN_UP allows.
-import type { EntityManager } from "typeorm";
-import { UserEntity, type UserRow } from "../../db/entities/index.js";
+import type { Tx, UserRow } from "../../store/index.js";
 import type { AuditLog, ClientMeta } from "../audit/audit.js";
 import type { Clock } from "../clock.js";
-import { findUserByContact, isContactVerified, verifiedColumn, type Contact, type OtpChannel } from "../accounts/contacts.js";
-import { claimUnverifiedContact, discardedDetails, endPendingProofs } from "../accounts/credential-changes.js";
+import { findUserByContact, isContactVerified, type Contact, type OtpChannel } from "../accounts/contacts.js";
+import { claimUnverifiedContact, discardedDetails, endPendingProofs, type CredentialChangeDb } from "../accounts/credential-changes.js";
 import { parseOtpInput, type Otp, type OtpSent } from "./otp.js";
 import type { Revocations } from "../tokens/revocation.js";
 import type { Sessions } from "../sessions/sessions.js";
@@ -25,6 +24,7 @@ export interface OtpLogin {
 }
 
 export interface OtpLoginDeps {
+  readonly db: CredentialChangeDb;
   readonly otp: Otp;
   readonly clock: Clock;
   readonly sessions: Sessions;
@@ -39,18 +39,10 @@ export function otpAmr(channel: OtpChannel): string[] {
   return ["otp", channel];
 }
 
-export function createOtpLogin({ otp, clock, sessions, signIn, audit, revocations, signUpEnabled }: OtpLoginDeps): OtpLogin {
+export function createOtpLogin({ db, otp, clock, sessions, signIn, audit, revocations, signUpEnabled }: OtpLoginDeps): OtpLogin {
   /** Creates the account of a contact; null when another request created it first. */
-  async function createAccount(manager: EntityManager, contact: Contact, now: Date): Promise<UserRow | null> {
-    const column = contact.channel === "email" ? "email" : "phone";
-    const conflict = contact.channel === "email" ? "(lower(email)) WHERE deleted_at IS NULL AND email IS NOT NULL" : "(phone) WHERE deleted_at IS NULL AND phone IS NOT NULL";
-    const inserted = (await manager.query(
-      `INSERT INTO users (${column}, ${verifiedColumn(contact)}, role, status, created_at, updated_at)
-       VALUES ($1, $2, 'user', 'active', $2, $2)
-       ON CONFLICT ${conflict} DO NOTHING RETURNING id`,
-      [contact.address, now],
-    )) as Array<{ id: string }>;
-    return inserted[0] ? manager.findOneByOrFail(UserEntity, { id: inserted[0].id }) : null;
+  function createAccount(tx: Tx, contact: Contact, now: Date): Promise<UserRow | null> {
+    return db.users.insertForContact(tx, contact.channel, contact.address, now);
   }
 
   /**
@@ -61,14 +53,14 @@ export function createOtpLogin({ otp, clock, sessions, signIn, audit, revocation
    * discarded: the owner of the contact keeps the account, and sets a password with a reset and
    * a second factor if they want them. Audited as CONTACT_VERIFIED with what was discarded.
    */
-  async function claimContact(manager: EntityManager, user: UserRow, contact: Contact, now: Date, client: ClientMeta): Promise<boolean> {
-    const discarded = await claimUnverifiedContact(manager, user.id, contact, now);
+  async function claimContact(tx: Tx, user: UserRow, contact: Contact, now: Date, client: ClientMeta): Promise<boolean> {
+    const discarded = await claimUnverifiedContact(db, tx, user.id, contact, now);
     if (!discarded) return false;
-    await endPendingProofs(manager, user.id);
-    await sessions.revokeAll(user.id, "contact_claimed", undefined, manager);
+    await endPendingProofs(db, tx, user.id);
+    await sessions.revokeAll(user.id, "contact_claimed", undefined, tx);
     const details = discardedDetails(discarded);
-    await audit.record({ userId: user.id, type: "CONTACT_VERIFIED", client, details: { channel: contact.channel, ...details } }, manager);
-    if (discarded.totp) await audit.record({ userId: user.id, type: "MFA_DISABLED", client, details: { cause: "contact_claimed" } }, manager);
+    await audit.record({ userId: user.id, type: "CONTACT_VERIFIED", client, details: { channel: contact.channel, ...details } }, tx);
+    if (discarded.totp) await audit.record({ userId: user.id, type: "MFA_DISABLED", client, details: { cause: "contact_claimed" } }, tx);
     return true;
   }
 
@@ -80,27 +72,27 @@ export function createOtpLogin({ otp, clock, sessions, signIn, audit, revocation
 
     async verify(channel, destination, rawCode, client) {
       const { contact, code } = parseOtpInput(channel, destination, { code: rawCode });
-      const outcome = await otp.check(contact, "login", code, client, async (manager) => {
+      const outcome = await otp.check(contact, "login", code, client, async (tx) => {
         const now = clock.now();
-        let user = await findUserByContact(manager, contact);
+        let user = await findUserByContact(db, tx, contact);
         let newUser = false;
         if (!user && signUpEnabled) {
-          user = await createAccount(manager, contact, now);
+          user = await createAccount(tx, contact, now);
           newUser = user !== null;
-          user ??= await findUserByContact(manager, contact);
+          user ??= await findUserByContact(db, tx, contact);
         }
         // No account (sign-up off) or a disabled one: answered like a wrong code.
-        if (!user || user.status !== "active") return undefined;
-        const claimed = !newUser && !isContactVerified(user, contact) && (await claimContact(manager, user, contact, now, client));
-        if (claimed) user = await manager.findOneByOrFail(UserEntity, { id: user.id });
+        if (!user || !db.users.isLive(user)) return undefined;
+        const claimed = !newUser && !isContactVerified(user, contact) && (await claimContact(tx, user, contact, now, client));
+        if (claimed) user = await db.users.get(tx, user.id);
         // Tokens, or an MFA challenge when the account has a second factor.
-        const result = await signIn.complete(manager, user, otpAmr(contact.channel), client);
+        const result = await signIn.complete(tx, user, otpAmr(contact.channel), client);
         const details: Record<string, string> = { method: "otp", channel: contact.channel };
         if (claimed) details.contact_claimed = "true";
         const sessionId = result.kind === "tokens" ? result.tokens.sessionId : null;
         // With MFA the sign-in succeeds only at VerifyMfa, which records it.
         if (newUser || result.kind === "tokens") {
-          await audit.record({ userId: user.id, type: newUser ? "SIGN_UP" : "LOGIN_SUCCEEDED", client, sessionId, details }, manager);
+          await audit.record({ userId: user.id, type: newUser ? "SIGN_UP" : "LOGIN_SUCCEEDED", client, sessionId, details }, tx);
         }
         return { user, newUser, result, claimedAt: claimed ? now : undefined };
       });

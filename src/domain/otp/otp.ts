@@ -14,7 +14,7 @@
 // Nothing here looks at accounts: sending works, and costs, the same whether or not an account
 // owns the destination, which is what keeps SendOtp and RequestPasswordReset from telling.
 import { parsePhoneNumberFromString } from "libphonenumber-js/max";
-import type { DataSource, EntityManager } from "typeorm";
+import type { Store, Tx } from "../../store/index.js";
 import type { OtpConfig } from "../../config.js";
 import type { Logger } from "../../logger.js";
 import type { ClientMeta } from "../audit/audit.js";
@@ -33,7 +33,7 @@ export interface OtpSent {
 }
 
 /** What a flow does once its code checked out; undefined refuses (answered as OTP_INVALID). */
-export type OtpAction<T> = (manager: EntityManager, codeUserId: string | null) => Promise<T | undefined>;
+export type OtpAction<T> = (tx: Tx, codeUserId: string | null) => Promise<T | undefined>;
 
 export interface Otp {
   /** Sends a new code for `purpose`; `userId` binds it to an account (contact verification). */
@@ -46,7 +46,7 @@ export interface Otp {
 }
 
 export interface OtpDeps {
-  readonly db: DataSource;
+  readonly db: Pick<Store, "transaction">;
   readonly logger: Logger;
   readonly codes: OtpCodes;
   readonly limits: RateLimits;
@@ -142,10 +142,10 @@ export function createOtp({ db, logger, codes, limits, senders, settings, onBudg
     async check<T>(contact: Contact, purpose: OtpPurpose, code: string, client: ClientMeta, action: OtpAction<T>): Promise<T> {
       // Every check takes a slot from the client's failure budget; a successful one gives it back.
       const reservation = await limits.take(verifyRules(client.ip));
-      const outcome = await db.transaction(async (manager): Promise<{ value: T } | { reason: OtpFailure }> => {
-        const consumed = await codes.consume(manager, contact, purpose, code);
+      const outcome = await db.transaction(async (tx): Promise<{ value: T } | { reason: OtpFailure }> => {
+        const consumed = await codes.consume(tx, contact, purpose, code);
         if (!consumed.ok) return consumed;
-        const value = await action(manager, consumed.userId);
+        const value = await action(tx, consumed.userId);
         return value === undefined ? { reason: "OTP_INVALID" } : { value };
       }).catch(async (err: unknown) => {
         // The action failed (e.g. hashing overloaded): rolled back, the code is unspent, and it was no failed guess.

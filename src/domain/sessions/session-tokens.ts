@@ -1,6 +1,5 @@
 // Issues the token pair of a session: starting one at sign-in, and rotating it on refresh.
-import type { EntityManager } from "typeorm";
-import type { UserRow } from "../../db/entities/index.js";
+import type { Tx, UserRow } from "../../store/index.js";
 import type { ClientMeta } from "../audit/audit.js";
 import type { Sessions } from "./sessions.js";
 import type { AccessTokens } from "../tokens/access-tokens.js";
@@ -14,7 +13,7 @@ export interface TokenPair {
 }
 
 export interface SessionTokens {
-  start(manager: EntityManager, user: UserRow, amr: readonly string[], client: ClientMeta): Promise<TokenPair>;
+  start(tx: Tx, user: UserRow, amr: readonly string[], client: ClientMeta): Promise<TokenPair>;
   refresh(refreshToken: string, client: ClientMeta): Promise<TokenPair>;
 }
 
@@ -25,8 +24,8 @@ export function createSessionTokens(sessions: Sessions, accessTokens: AccessToke
   }
 
   return {
-    async start(manager, user, amr, client) {
-      const session = await sessions.create(manager, user.id, amr, client);
+    async start(tx, user, amr, client) {
+      const session = await sessions.create(tx, user.id, amr, client);
       return pair(user, session.sessionId, amr, session.refreshToken, session.refreshExpiresAt);
     },
     async refresh(refreshToken, client) {

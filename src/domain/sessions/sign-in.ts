@@ -1,7 +1,6 @@
 // How a first factor (password or one-time code) ends: with a session, or, for an account with
 // a second factor, with an MFA challenge that MfaService.VerifyMfa turns into a session.
-import type { EntityManager } from "typeorm";
-import type { UserRow } from "../../db/entities/index.js";
+import type { Tx, UserRow } from "../../store/index.js";
 import type { ClientMeta } from "../audit/audit.js";
 import type { Challenge, Mfa } from "../mfa/mfa.js";
 import type { SessionTokens, TokenPair } from "./session-tokens.js";
@@ -11,14 +10,14 @@ export type SignInResult =
   | { readonly kind: "mfa"; readonly challenge: Challenge };
 
 export interface SignIn {
-  complete(manager: EntityManager, user: UserRow, firstFactor: readonly string[], client: ClientMeta): Promise<SignInResult>;
+  complete(tx: Tx, user: UserRow, firstFactor: readonly string[], client: ClientMeta): Promise<SignInResult>;
 }
 
 export function createSignIn(sessionTokens: SessionTokens, mfa: Pick<Mfa, "createChallenge">): SignIn {
   return {
-    async complete(manager, user, firstFactor, client) {
-      if (user.mfaEnabledAt !== null) return { kind: "mfa", challenge: await mfa.createChallenge(manager, user.id, firstFactor) };
-      return { kind: "tokens", tokens: await sessionTokens.start(manager, user, firstFactor, client) };
+    async complete(tx, user, firstFactor, client) {
+      if (user.mfaEnabledAt !== null) return { kind: "mfa", challenge: await mfa.createChallenge(tx, user.id, firstFactor) };
+      return { kind: "tokens", tokens: await sessionTokens.start(tx, user, firstFactor, client) };
     },
   };
 }

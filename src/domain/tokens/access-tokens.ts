@@ -3,48 +3,11 @@
 import { randomUUID, sign } from "node:crypto";
 import type { Clock } from "../clock.js";
 import { SIGNING_ALG, type SigningKeys } from "./signing-keys.js";
+import { ACCESS_TOKEN_TYPE, type TokenSettings, type Verification } from "./claims.js";
 import { createAccessTokenVerifier } from "./verifier.js";
 
-export { ACCESS_TOKEN_TYPE } from "./verifier.js";
-import { ACCESS_TOKEN_TYPE } from "./verifier.js";
-
-export type InactiveReason =
-  | "MALFORMED"
-  | "ALGORITHM_NOT_ALLOWED"
-  | "UNKNOWN_KEY"
-  | "BAD_SIGNATURE"
-  | "WRONG_TYPE"
-  | "EXPIRED"
-  | "NOT_YET_VALID"
-  | "WRONG_ISSUER"
-  | "WRONG_AUDIENCE"
-  | "SESSION_REVOKED"
-  | "TOKEN_REVOKED"
-  | "USER_DISABLED"
-  | "INVALID_CLAIMS";
-
-export interface AccessClaims {
-  readonly sub: string;
-  readonly sid: string;
-  readonly jti: string;
-  readonly iat: number;
-  readonly exp: number;
-  readonly iss: string;
-  readonly aud: string;
-  readonly role: string;
-  readonly username: string;
-  readonly amr: readonly string[];
-}
-
-export type Verification =
-  | { readonly active: true; readonly claims: AccessClaims }
-  | { readonly active: false; readonly reason: InactiveReason };
-
-export interface TokenSettings {
-  readonly issuer: string;
-  readonly audience: string;
-  readonly accessTokenTtlSec: number;
-}
+export { ACCESS_TOKEN_TYPE } from "./claims.js";
+export type { AccessClaims, InactiveReason, TokenSettings, Verification } from "./claims.js";
 
 export interface AccessTokenSubject {
   readonly userId: string;

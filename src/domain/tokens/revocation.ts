@@ -5,16 +5,15 @@
 //   - accounts whose tokens were invalidated within the window (tokens_valid_after: password
 //     reset, deletion, disabling; a status change always sets tokens_valid_after).
 // It stays fresh through PostgreSQL LISTEN/NOTIFY (triggers in the RevocationNotify
-// migration), revocations made by this instance are applied at once, a full reload runs
-// periodically, and while the listener is down the reload runs every `fallbackPollMs`.
-import pg from "pg";
-import type { DataSource } from "typeorm";
+// migration; the connection and the queries are the store's revocation feed), revocations
+// made by this instance are applied at once, a full reload runs periodically, and while the
+// listener is down the reload runs every `fallbackPollMs`.
+import type { RevocationEvent, RevocationListener, Store } from "../../store/index.js";
 import type { Logger } from "../../logger.js";
 import type { Clock } from "../clock.js";
-import type { AccessClaims, InactiveReason } from "./access-tokens.js";
+import type { AccessClaims, InactiveReason } from "./claims.js";
 
-export const REVOCATION_CHANNEL = "identity_revocations";
-export const LISTENER_APPLICATION_NAME = "identity-revocation-listener";
+export { LISTENER_APPLICATION_NAME } from "../../store/revocation-feed.js";
 
 export interface Revocations {
   check(claims: AccessClaims): InactiveReason | undefined;
@@ -28,7 +27,6 @@ export interface Revocations {
 }
 
 export interface RevocationSettings {
-  readonly databaseUrl: string;
   readonly accessTokenTtlSec: number;
   readonly fullReloadMs?: number;
   readonly fallbackPollMs?: number;
@@ -39,7 +37,10 @@ interface UserState {
   readonly status: string;
 }
 
-export function createRevocations(db: DataSource, clock: Clock, logger: Logger, settings: RevocationSettings): Revocations {
+/** What revocations need of the store. */
+export type RevocationsDb = Pick<Store, "direct" | "revocationFeed">;
+
+export function createRevocations(db: RevocationsDb, clock: Clock, logger: Logger, settings: RevocationSettings): Revocations {
   const sessions = new Map<string, Date>();
   const users = new Map<string, UserState>();
   // Tokens live accessTokenTtl; a minute more covers clock skew and in-flight issuance.
@@ -47,7 +48,7 @@ export function createRevocations(db: DataSource, clock: Clock, logger: Logger, 
   const fullReloadMs = settings.fullReloadMs ?? 30_000;
   const fallbackPollMs = settings.fallbackPollMs ?? 500;
 
-  let listener: pg.Client | undefined;
+  let listener: RevocationListener | undefined;
   let listening = false;
   let stopped = false;
   let reloadTimer: NodeJS.Timeout | undefined;
@@ -70,16 +71,10 @@ export function createRevocations(db: DataSource, clock: Clock, logger: Logger, 
   }
 
   async function reload(): Promise<void> {
-    const since = cutoff();
-    const [revokedSessions, invalidatedUsers] = await Promise.all([
-      db.query(`SELECT id, revoked_at FROM sessions WHERE revoked_at > $1`, [since]) as Promise<Array<{ id: string; revoked_at: Date }>>,
-      db.query(`SELECT id, tokens_valid_after, status FROM users WHERE tokens_valid_after > $1`, [since]) as Promise<
-        Array<{ id: string; tokens_valid_after: Date; status: string }>
-      >,
-    ]);
+    const recent = await db.revocationFeed.recent(db.direct, cutoff());
     // Merged, never replaced: a revocation applied locally while the query ran must survive.
-    for (const row of revokedSessions) sessions.set(row.id, row.revoked_at);
-    for (const row of invalidatedUsers) applyUser(row.id, row.tokens_valid_after, row.status);
+    for (const row of recent.sessions) sessions.set(row.id, row.revokedAt);
+    for (const row of recent.users) applyUser(row.id, row.validAfter, row.status);
     prune();
   }
 
@@ -94,22 +89,17 @@ export function createRevocations(db: DataSource, clock: Clock, logger: Logger, 
     reloadTimer.unref();
   }
 
-  function onNotification(message: pg.Notification): void {
-    try {
-      const event = JSON.parse(message.payload ?? "{}") as { session?: string; at?: string; user?: string; after?: string | null; status?: string };
-      if (event.session && event.at) sessions.set(event.session, new Date(event.at));
-      if (event.user && event.after) applyUser(event.user, new Date(event.after), event.status ?? "active");
-    } catch (err) {
-      logger.warn({ err }, "bad revocation notification");
-    }
+  function onEvent(event: RevocationEvent): void {
+    if (event.kind === "session") sessions.set(event.sessionId, event.at);
+    else applyUser(event.userId, event.validAfter, event.status);
   }
 
   function onListenerLost(err?: unknown): void {
     if (!listening && listener === undefined) return;
     listening = false;
-    listener?.removeAllListeners();
-    listener?.end().catch(() => {});
+    const lost = listener;
     listener = undefined;
+    lost?.close().catch(() => {});
     if (stopped) return;
     logger.warn({ err }, "revocation listener lost; polling until it reconnects");
     scheduleReload();
@@ -121,23 +111,26 @@ export function createRevocations(db: DataSource, clock: Clock, logger: Logger, 
 
   async function connect(): Promise<void> {
     if (stopped) return;
-    const client = new pg.Client({ connectionString: settings.databaseUrl, application_name: LISTENER_APPLICATION_NAME });
-    client.on("error", (err) => onListenerLost(err));
-    client.on("end", () => onListenerLost());
-    client.on("notification", onNotification);
+    let opened: RevocationListener | undefined;
     try {
-      await client.connect();
-      await client.query(`LISTEN ${REVOCATION_CHANNEL}`);
-      listener = client;
+      opened = await db.revocationFeed.listen({
+        onEvent,
+        onMalformed: (err) => logger.warn({ err }, "bad revocation notification"),
+        onLost: (err) => onListenerLost(err),
+      });
+      if (stopped) {
+        await opened.close();
+        return;
+      }
+      listener = opened;
       listening = true;
       reconnectDelayMs = 250;
       // Catch up on whatever happened while nobody listened.
       await reload();
       scheduleReload();
     } catch (err) {
-      client.removeAllListeners();
-      await client.end().catch(() => {});
-      listener = client;
+      // Could not listen (or catch up): treated as a lost listener, so polling and reconnecting start.
+      listener = opened ?? { close: async () => {} };
       onListenerLost(err);
     }
   }
@@ -169,12 +162,10 @@ export function createRevocations(db: DataSource, clock: Clock, logger: Logger, 
       stopped = true;
       clearTimeout(reloadTimer);
       clearTimeout(reconnectTimer);
-      const client = listener;
+      const open = listener;
       listener = undefined;
       listening = false;
-      client?.removeAllListeners();
-      client?.on("error", () => {});
-      await client?.end().catch(() => {});
+      await open?.close().catch(() => {});
     },
   };
 }

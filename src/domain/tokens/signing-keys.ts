@@ -9,8 +9,7 @@
 // instance switches at the same instant without coordination.
 import { createPrivateKey, createPublicKey, type JsonWebKey, type KeyObject } from "node:crypto";
 import { calculateJwkThumbprint, exportJWK, generateKeyPair } from "jose";
-import type { DataSource, EntityManager } from "typeorm";
-import { SigningKeyEntity, type SigningKeyRow } from "../../db/entities/index.js";
+import type { SigningKeyRow, Store, Tx } from "../../store/index.js";
 import type { Clock } from "../clock.js";
 import { seal, unseal } from "../crypto.js";
 
@@ -60,17 +59,20 @@ interface LoadedKey {
   readonly privateKey: KeyObject;
 }
 
-export function createSigningKeys(db: DataSource, kek: Buffer, clock: Clock, settings: KeySettings): SigningKeys {
+/** What signing keys need of the store. */
+export type SigningKeysDb = Pick<Store, "transaction" | "direct" | "signingKeys">;
+
+export function createSigningKeys(db: SigningKeysDb, kek: Buffer, clock: Clock, settings: KeySettings): SigningKeys {
   let keys: LoadedKey[] = [];
   let lastUnknownReload = 0;
   let timer: NodeJS.Timeout | undefined;
 
-  async function insertKey(manager: EntityManager, activatesAt: Date): Promise<string> {
+  async function insertKey(tx: Tx, activatesAt: Date): Promise<string> {
     const pair = await generateKeyPair(SIGNING_ALG, { crv: "Ed25519", extractable: true });
     const publicJwk = await exportJWK(pair.publicKey);
     const privateJwk = await exportJWK(pair.privateKey);
     const kid = await calculateJwkThumbprint(publicJwk);
-    await manager.insert(SigningKeyEntity, {
+    await db.signingKeys.insert(tx, {
       kid,
       alg: SIGNING_ALG,
       publicJwk: { kty: publicJwk.kty!, crv: publicJwk.crv!, x: publicJwk.x! },
@@ -83,11 +85,7 @@ export function createSigningKeys(db: DataSource, kek: Buffer, clock: Clock, set
   }
 
   async function reload(): Promise<void> {
-    const rows = await db.manager
-      .createQueryBuilder(SigningKeyEntity, "k")
-      .where("k.expires_at IS NULL OR k.expires_at > :now", { now: clock.now() })
-      .orderBy("k.activates_at", "DESC")
-      .getMany();
+    const rows = await db.signingKeys.listPublished(db.direct, clock.now());
     const known = new Map(keys.map((k) => [k.row.kid, k]));
     keys = rows.map((row) => {
       const previous = known.get(row.kid);
@@ -101,27 +99,27 @@ export function createSigningKeys(db: DataSource, kek: Buffer, clock: Clock, set
 
   const published = (key: LoadedKey, now: Date) => key.row.expiresAt === null || key.row.expiresAt > now;
 
-  async function locked<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
-    return db.transaction(async (manager) => {
+  async function locked<T>(work: (tx: Tx) => Promise<T>): Promise<T> {
+    return db.transaction(async (tx) => {
       // One instance at a time creates or rotates keys.
-      await manager.query("SELECT pg_advisory_xact_lock(hashtext('signing_keys'))");
-      return work(manager);
+      await db.signingKeys.lock(tx);
+      return work(tx);
     });
   }
 
-  async function rotateLocked(manager: EntityManager): Promise<{ kid: string; activatesAt: Date }> {
+  async function rotateLocked(tx: Tx): Promise<{ kid: string; activatesAt: Date }> {
     const now = clock.now();
     const activatesAt = new Date(now.getTime() + settings.publishAheadSec * 1000);
     const expiresAt = new Date(activatesAt.getTime() + (settings.accessTokenTtlSec + EXPIRY_MARGIN_SEC) * 1000);
-    await manager.query(`UPDATE signing_keys SET retires_at = $1, expires_at = $2 WHERE retires_at IS NULL`, [activatesAt, expiresAt]);
-    const kid = await insertKey(manager, activatesAt);
+    await db.signingKeys.retireCurrent(tx, activatesAt, expiresAt);
+    const kid = await insertKey(tx, activatesAt);
     return { kid, activatesAt };
   }
 
   const self: SigningKeys = {
     async init() {
-      await locked(async (manager) => {
-        if ((await manager.count(SigningKeyEntity)) === 0) await insertKey(manager, clock.now());
+      await locked(async (tx) => {
+        if ((await db.signingKeys.count(tx)) === 0) await insertKey(tx, clock.now());
       });
       await reload();
     },
@@ -133,11 +131,11 @@ export function createSigningKeys(db: DataSource, kek: Buffer, clock: Clock, set
     },
     async rotateIfDue() {
       if (settings.rotationIntervalSec === 0) return false;
-      const rotated = await locked(async (manager) => {
-        const [newest] = (await manager.query(`SELECT activates_at FROM signing_keys ORDER BY activates_at DESC LIMIT 1`)) as Array<{ activates_at: Date }>;
+      const rotated = await locked(async (tx) => {
+        const newest = await db.signingKeys.newestActivation(tx);
         const now = clock.now().getTime();
-        if (newest && (newest.activates_at.getTime() > now || now - newest.activates_at.getTime() < settings.rotationIntervalSec * 1000)) return false;
-        await rotateLocked(manager);
+        if (newest && (newest.getTime() > now || now - newest.getTime() < settings.rotationIntervalSec * 1000)) return false;
+        await rotateLocked(tx);
         return true;
       });
       if (rotated) await reload();

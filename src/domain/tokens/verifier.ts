@@ -11,9 +11,9 @@ import { decodeJwt, decodeProtectedHeader, type JWTPayload } from "jose";
 import { LRUCache } from "lru-cache";
 import type { Clock } from "../clock.js";
 import { SIGNING_ALG, type SigningKeys } from "./signing-keys.js";
-import type { AccessClaims, InactiveReason, TokenSettings, Verification } from "./access-tokens.js";
+import { ACCESS_TOKEN_TYPE, type AccessClaims, type InactiveReason, type TokenSettings, type Verification } from "./claims.js";
 
-export const ACCESS_TOKEN_TYPE = "at+jwt";
+export { ACCESS_TOKEN_TYPE } from "./claims.js";
 
 /** Clock skew tolerated between instances, in seconds. */
 export const CLOCK_TOLERANCE_SEC = 5;

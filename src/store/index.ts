@@ -1,0 +1,57 @@
+// The store: all SQL of the service, one module per aggregate, each function taking a
+// transaction handle (tx.ts). The interfaces are declared beside their implementations; the
+// domain imports them as types and receives a Store built once by the composition root (app.ts).
+import { auditEventStore, type AuditEventStore } from "./audit.js";
+import { createDatabaseHealth, type DatabaseHealth } from "./health.js";
+import { backupCodeStore, mfaChallengeStore, totpStore, type BackupCodeStore, type MfaChallengeStore, type TotpStore } from "./mfa.js";
+import { otpCodeStore, type OtpCodeStore } from "./otp-codes.js";
+import { rateLimitStore, type RateLimitStore } from "./rate-limits.js";
+import { createRevocationFeed, type RevocationFeed } from "./revocation-feed.js";
+import { sessionStore, type SessionStore } from "./sessions.js";
+import { signingKeyStore, type SigningKeyStore } from "./signing-keys.js";
+import { transactions, type Database, type Transactions } from "./tx.js";
+import { userStore, type UserStore } from "./users.js";
+
+export interface Store extends Transactions {
+  readonly users: UserStore;
+  readonly sessions: SessionStore;
+  readonly otpCodes: OtpCodeStore;
+  readonly rateLimits: RateLimitStore;
+  readonly totp: TotpStore;
+  readonly backupCodes: BackupCodeStore;
+  readonly mfaChallenges: MfaChallengeStore;
+  readonly signingKeys: SigningKeyStore;
+  readonly audit: AuditEventStore;
+  readonly revocationFeed: RevocationFeed;
+  readonly health: DatabaseHealth;
+}
+
+export function createStore(db: Database): Store {
+  return {
+    ...transactions(db),
+    users: userStore,
+    sessions: sessionStore,
+    otpCodes: otpCodeStore,
+    rateLimits: rateLimitStore,
+    totp: totpStore,
+    backupCodes: backupCodeStore,
+    mfaChallenges: mfaChallengeStore,
+    signingKeys: signingKeyStore,
+    audit: auditEventStore,
+    revocationFeed: createRevocationFeed(db),
+    health: createDatabaseHealth(db),
+  };
+}
+
+export type { Database, Transactions, Tx } from "./tx.js";
+export * from "./errors.js";
+export type { AuditEventRow } from "./audit.js";
+export type { SessionRow } from "./sessions.js";
+export type { SigningKeyRow } from "./signing-keys.js";
+export type { UserRow, UserStatus } from "./users.js";
+export type { RateLimitRule } from "./rate-limits.js";
+export type { OtpPurpose } from "./otp-codes.js";
+export type { ContactChannel, IdentifierKind, ClaimedContact } from "./users.js";
+export type { RevocationEvent, RevocationListener } from "./revocation-feed.js";
+export { LISTENER_APPLICATION_NAME } from "./revocation-feed.js";
+export type { SessionSelector } from "./sessions.js";

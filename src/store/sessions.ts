@@ -1,0 +1,154 @@
+// Sessions and their refresh-token families. Check-and-act happens in SQL, never in JavaScript:
+// spending a refresh token and revoking a family are one conditional statement each.
+import { RefreshTokenEntity, SessionEntity, type RefreshTokenRow, type SessionRow } from "../db/entities/session.js";
+import { guarded, managerOf, rows, type Tx } from "./tx.js";
+import { live } from "./users.js";
+
+export type { RefreshTokenRow, SessionRow };
+
+export interface NewSessionRow {
+  readonly userId: string;
+  readonly amr: readonly string[];
+  readonly userAgent: string;
+  readonly ipAddress: string;
+  readonly now: Date;
+  readonly absoluteExpiresAt: Date;
+}
+
+/** A session touched by a refresh, with its owner's claims for the next access token. */
+export interface RefreshedSession {
+  readonly userId: string;
+  readonly amr: string[];
+  readonly absoluteExpiresAt: Date;
+  readonly role: string;
+  readonly username: string | null;
+}
+
+/** A refresh token that could not be spent, as far as it is known. */
+export interface KnownRefreshToken {
+  readonly sessionId: string;
+  readonly usedAt: Date | null;
+  readonly userId: string;
+  /** The session is neither revoked nor expired, and its account is live. */
+  readonly live: boolean;
+}
+
+/** Which sessions a revocation ends (always only those not revoked yet). */
+export type SessionSelector =
+  | { readonly kind: "one"; readonly sessionId: string; readonly userId: string }
+  | { readonly kind: "user"; readonly userId: string; readonly exceptSessionId?: string }
+  /** The family of a refresh token spent at or before `spentBefore` (reuse outside the grace window). */
+  | { readonly kind: "reused"; readonly sessionId: string; readonly tokenHash: Buffer; readonly spentBefore: Date };
+
+export interface SessionPageCursor {
+  readonly time: Date;
+  readonly id: string;
+}
+
+export interface SessionStore {
+  /** Creates a session; returns its id. */
+  insert(tx: Tx, session: NewSessionRow): Promise<string>;
+  insertRefreshToken(tx: Tx, sessionId: string, tokenHash: Buffer, expiresAt: Date): Promise<void>;
+  /** Spends a live refresh token of a live session; its session id, or undefined when it is not spendable. */
+  spendRefreshToken(tx: Tx, tokenHash: Buffer, now: Date): Promise<string | undefined>;
+  /** Records a refresh on a live session; undefined when it ended meanwhile. */
+  touch(tx: Tx, sessionId: string, now: Date): Promise<RefreshedSession | undefined>;
+  findRefreshToken(tx: Tx, tokenHash: Buffer, now: Date): Promise<KnownRefreshToken | undefined>;
+  /** Ends the selected sessions; returns the ids of those it ended. */
+  revoke(tx: Tx, selector: SessionSelector, reason: string, now: Date): Promise<string[]>;
+  /** The session (and its owner) of a refresh token, spent or not. */
+  findByRefreshToken(tx: Tx, tokenHash: Buffer): Promise<{ sessionId: string; userId: string } | undefined>;
+  /** Live sessions of `userId` that still have a usable refresh token, newest first, at most `limit`. */
+  listActive(tx: Tx, userId: string, now: Date, limit: number, after?: SessionPageCursor): Promise<SessionRow[]>;
+}
+
+export const sessionStore: SessionStore = {
+  async insert(tx, session) {
+    const manager = managerOf(tx);
+    const saved = await guarded(() => manager.save(SessionEntity, manager.create(SessionEntity, {
+      userId: session.userId,
+      amr: [...session.amr],
+      userAgent: session.userAgent,
+      ipAddress: session.ipAddress,
+      lastRefreshAt: session.now,
+      absoluteExpiresAt: session.absoluteExpiresAt,
+      revokedAt: null,
+      revokeReason: null,
+      createdAt: session.now,
+    })));
+    return saved.id;
+  },
+
+  async insertRefreshToken(tx, sessionId, tokenHash, expiresAt) {
+    await guarded(() => managerOf(tx).insert(RefreshTokenEntity, { sessionId, tokenHash, expiresAt, usedAt: null }));
+  },
+
+  async spendRefreshToken(tx, tokenHash, now) {
+    // A token of an ended session is refused without being spent, so a second try is not "reuse".
+    const [spent] = await rows<{ session_id: string }>(tx,
+      `UPDATE refresh_tokens rt SET used_at = $2 WHERE rt.token_hash = $1 AND rt.used_at IS NULL AND rt.expires_at > $2
+       AND EXISTS (SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id
+                   WHERE s.id = rt.session_id AND s.revoked_at IS NULL AND s.absolute_expires_at > $2 AND ${live("u")})
+       RETURNING rt.session_id`,
+      [tokenHash, now],
+    );
+    return spent?.session_id;
+  },
+
+  async touch(tx, sessionId, now) {
+    const [session] = await rows<{ user_id: string; amr: string[]; absolute_expires_at: Date; role: string; username: string | null }>(tx,
+      `UPDATE sessions s SET last_refresh_at = $2 FROM users u
+       WHERE s.id = $1 AND u.id = s.user_id AND s.revoked_at IS NULL AND s.absolute_expires_at > $2 AND ${live("u")}
+       RETURNING s.user_id, s.amr, s.absolute_expires_at, u.role, u.username`,
+      [sessionId, now],
+    );
+    return session && { userId: session.user_id, amr: session.amr, absoluteExpiresAt: session.absolute_expires_at, role: session.role, username: session.username };
+  },
+
+  async findRefreshToken(tx, tokenHash, now) {
+    const [known] = await rows<{ session_id: string; used_at: Date | null; user_id: string; live: boolean }>(tx,
+      `SELECT rt.session_id, rt.used_at, s.user_id,
+              (s.revoked_at IS NULL AND s.absolute_expires_at > $2 AND ${live("u")}) AS live
+       FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id JOIN users u ON u.id = s.user_id WHERE rt.token_hash = $1`,
+      [tokenHash, now],
+    );
+    return known && { sessionId: known.session_id, usedAt: known.used_at, userId: known.user_id, live: known.live };
+  },
+
+  async revoke(tx, selector, reason, now) {
+    const [where, params] =
+      selector.kind === "one" ? ["id = $3 AND user_id = $4", [selector.sessionId, selector.userId]]
+      : selector.kind === "user" ? (selector.exceptSessionId === undefined
+        ? ["user_id = $3", [selector.userId]]
+        : ["user_id = $3 AND id <> $4", [selector.userId, selector.exceptSessionId]])
+      // Revokes only when the token was spent before the grace window: the window is checked in
+      // the same statement, against the stored spending time (src/domain/sessions/sessions.ts).
+      : ["id = $3 AND EXISTS (SELECT 1 FROM refresh_tokens rt WHERE rt.token_hash = $4 AND rt.used_at <= $5)",
+        [selector.sessionId, selector.tokenHash, selector.spentBefore]];
+    const returned = await rows<{ id: string }>(tx,
+      `UPDATE sessions SET revoked_at = $1, revoke_reason = $2 WHERE revoked_at IS NULL AND ${where} RETURNING id`,
+      [now, reason, ...(params as unknown[])],
+    );
+    return returned.map((r) => r.id);
+  },
+
+  async findByRefreshToken(tx, tokenHash) {
+    const [row] = await rows<{ id: string; user_id: string }>(tx,
+      `SELECT s.id, s.user_id FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id WHERE rt.token_hash = $1`,
+      [tokenHash],
+    );
+    return row ? { sessionId: row.id, userId: row.user_id } : undefined;
+  },
+
+  listActive(tx, userId, now, limit, after) {
+    const query = managerOf(tx)
+      .createQueryBuilder(SessionEntity, "s")
+      .where("s.user_id = :userId AND s.revoked_at IS NULL AND s.absolute_expires_at > :now", { userId, now })
+      .andWhere("EXISTS (SELECT 1 FROM refresh_tokens rt WHERE rt.session_id = s.id AND rt.used_at IS NULL AND rt.expires_at > :now)")
+      .orderBy("s.created_at", "DESC")
+      .addOrderBy("s.id", "DESC")
+      .limit(limit);
+    if (after) query.andWhere("(s.created_at, s.id) < (:t, :id)", { t: after.time, id: after.id });
+    return guarded(() => query.getMany());
+  },
+};

@@ -1,0 +1,199 @@
+// The users aggregate: accounts, their identifiers and verified contacts, password hash, status.
+// The live-user rule is written here once (live() in SQL, isLive for a row already read).
+import { UserEntity, type UserRow, type UserStatus } from "../db/entities/user.js";
+import { guarded, managerOf, rows, affected, type Tx } from "./tx.js";
+
+export type { UserRow, UserStatus };
+
+/**
+ * A live account: active and not deleted. Every statement that needs one says `${live("u")}`
+ * (`alias` names the users row in that statement).
+ */
+export function live(alias?: string): string {
+  const at = alias === undefined ? "" : `${alias}.`;
+  return `${at}status = 'active' AND ${at}deleted_at IS NULL`;
+}
+
+/** The same rule for a row already read. */
+export function isLive(user: Pick<UserRow, "status" | "deletedAt">): boolean {
+  return user.status === "active" && user.deletedAt === null;
+}
+
+export type IdentifierKind = "email" | "username" | "phone";
+/** The channels a contact (and its verified column) belongs to. */
+export type ContactChannel = "email" | "sms";
+
+export interface NewUser {
+  readonly email: string | null;
+  readonly username: string | null;
+  readonly phone: string | null;
+  readonly displayName: string;
+  readonly passwordHash: string;
+}
+
+/** What a claim of an unverified contact discarded (see claimUnverifiedContact). */
+export interface ClaimedContact {
+  readonly hadPassword: boolean;
+  readonly hadOtherContact: boolean;
+  readonly totp: number;
+  readonly pendingTotp: number;
+  readonly backupCodes: number;
+}
+
+export interface UserStore {
+  /** The live-user rule for a row already read (the SQL form is live()). */
+  isLive(user: Pick<UserRow, "status" | "deletedAt">): boolean;
+  /** The live account `id`, or null. */
+  findLive(tx: Tx, id: string): Promise<UserRow | null>;
+  /** The account `id` as it is now, whatever its status. */
+  get(tx: Tx, id: string): Promise<UserRow>;
+  /**
+   * The not-deleted account with this identifier (canonical, identifiers.ts), live or disabled:
+   * the caller decides with isLive, so a disabled account is told apart from an unknown one.
+   */
+  findByIdentifier(tx: Tx, kind: IdentifierKind, value: string): Promise<UserRow | null>;
+  /** Creates an account; UniqueViolationError when an identifier is taken. */
+  insert(tx: Tx, user: NewUser): Promise<UserRow>;
+  /** Creates the account of a verified contact; null when a live account has it already. */
+  insertForContact(tx: Tx, channel: ContactChannel, address: string, now: Date): Promise<UserRow | null>;
+  /** Replaces the hash with a rehash of the same password (parameters changed). */
+  rehashPassword(tx: Tx, id: string, passwordHash: string): Promise<void>;
+  /** Sets a new password only while the stored hash is still `expectedHash`; false otherwise. */
+  changePassword(tx: Tx, id: string, passwordHash: string, expectedHash: string, now: Date): Promise<boolean>;
+  /** Sets a new password after a reset; older access tokens stop verifying. */
+  resetPassword(tx: Tx, id: string, passwordHash: string, now: Date): Promise<void>;
+  /** Soft delete; older access tokens stop verifying. */
+  markDeleted(tx: Tx, id: string, now: Date): Promise<void>;
+  /** Marks the account's own contact `key` verified (first time only); false when it is not theirs or the account is not live. */
+  markContactVerified(tx: Tx, id: string, channel: ContactChannel, key: string, now: Date): Promise<boolean>;
+  claimUnverifiedContact(tx: Tx, id: string, channel: ContactChannel, now: Date): Promise<ClaimedContact | null>;
+  setMfaEnabledAt(tx: Tx, id: string, at: Date | null): Promise<void>;
+}
+
+/** The column that says the contact was proven by a code. */
+function verifiedColumn(channel: ContactChannel): "email_verified_at" | "phone_verified_at" {
+  return channel === "email" ? "email_verified_at" : "phone_verified_at";
+}
+
+/**
+ * SQL matching a users row's email to the canonical address `param` by equality (never lower():
+ * PostgreSQL's lower() is Unicode-aware, as toLowerCase() is). The lower() term adds nothing to
+ * what matches; it lets the planner use the unique index on lower(email).
+ */
+function emailEquals(column: string, param: string): string {
+  return `lower(${column}) = lower(${param}) AND ${column} = ${param}`;
+}
+
+export const userStore: UserStore = {
+  isLive,
+
+  findLive: (tx, id) =>
+    guarded(() => managerOf(tx).createQueryBuilder(UserEntity, "u").where(`u.id = :id AND ${live("u")}`, { id }).getOne()),
+
+  get: (tx, id) => guarded(() => managerOf(tx).findOneByOrFail(UserEntity, { id })),
+
+  findByIdentifier(tx, kind, value) {
+    const query = managerOf(tx).createQueryBuilder(UserEntity, "u").where("u.deleted_at IS NULL");
+    // Values are canonical (identifiers.ts), and so is what is stored: emails match exactly.
+    if (kind === "email") return guarded(() => query.andWhere(emailEquals("u.email", ":value"), { value }).getOne());
+    return guarded(() =>
+      (kind === "phone" ? query.andWhere("u.phone = :value", { value }) : query.andWhere(`lower(u.username) = lower(:value)`, { value })).getOne(),
+    );
+  },
+
+  insert: (tx, user) =>
+    guarded(() => {
+      const manager = managerOf(tx);
+      return manager.save(UserEntity, manager.create(UserEntity, { ...user, role: "user", status: "active" }));
+    }),
+
+  async insertForContact(tx, channel, address, now) {
+    const column = channel === "email" ? "email" : "phone";
+    const conflict = channel === "email" ? "(lower(email)) WHERE deleted_at IS NULL AND email IS NOT NULL" : "(phone) WHERE deleted_at IS NULL AND phone IS NOT NULL";
+    const [inserted] = await rows<{ id: string }>(tx,
+      `INSERT INTO users (${column}, ${verifiedColumn(channel)}, role, status, created_at, updated_at)
+       VALUES ($1, $2, 'user', 'active', $2, $2)
+       ON CONFLICT ${conflict} DO NOTHING RETURNING id`,
+      [address, now],
+    );
+    return inserted ? userStore.get(tx, inserted.id) : null;
+  },
+
+  async rehashPassword(tx, id, passwordHash) {
+    await guarded(() => managerOf(tx).update(UserEntity, { id }, { passwordHash }));
+  },
+
+  async changePassword(tx, id, passwordHash, expectedHash, now) {
+    // Conditional on the hash the current password was checked against: of concurrent changes
+    // with the same current password exactly one wins; the others find it changed and fail.
+    const changed = await affected(tx,
+      `UPDATE users SET password_hash = $2, updated_at = $4 WHERE id = $1 AND password_hash = $3 AND ${live()} RETURNING id`,
+      [id, passwordHash, expectedHash, now],
+    );
+    return changed === 1;
+  },
+
+  async resetPassword(tx, id, passwordHash, now) {
+    await affected(tx, `UPDATE users SET password_hash = $2, tokens_valid_after = $3, updated_at = $3 WHERE id = $1`, [id, passwordHash, now]);
+  },
+
+  async markDeleted(tx, id, now) {
+    await guarded(() => managerOf(tx).update(UserEntity, { id }, { status: "deleted", deletedAt: now, tokensValidAfter: now }));
+  },
+
+  async markContactVerified(tx, id, channel, key, now) {
+    const column = verifiedColumn(channel);
+    const match = channel === "email" ? "email = $2" : "phone = $2";
+    const updated = await affected(tx,
+      `UPDATE users SET ${column} = coalesce(${column}, $3), updated_at = $3
+       WHERE id = $1 AND ${match} AND ${live()} RETURNING id`,
+      [id, key, now],
+    );
+    return updated > 0;
+  },
+
+  /**
+   * Marks the contact of `channel` verified on the account when it was not, and discards every
+   * credential that whoever put the unverified contact there may have set up (account
+   * pre-hijacking; see src/domain/accounts/credential-changes.ts): the password, the TOTP
+   * credential, the backup codes, MFA itself, and the account's other contact (with the codes
+   * already sent to it). Older access tokens stop verifying (`tokens_valid_after`).
+   * Returns null when the contact was verified already, and nothing changes.
+   *
+   * One statement: the claim is conditional on the contact still being unverified (of two
+   * concurrent claims one does it), and the credentials go only with the claim that did.
+   */
+  async claimUnverifiedContact(tx, id, channel, now) {
+    const column = verifiedColumn(channel);
+    const other = channel === "email" ? "phone" : "email";
+    const [row] = await rows<{ had_password: boolean; had_other: boolean; totp: number; pending_totp: number; backup_codes: number }>(tx,
+      `WITH claimed AS (
+         UPDATE users u SET ${column} = $2, password_hash = NULL, mfa_enabled_at = NULL, tokens_valid_after = $2, updated_at = $2,
+           ${other} = NULL, ${other}_verified_at = NULL
+         FROM users earlier
+         WHERE u.id = $1 AND earlier.id = u.id AND u.${column} IS NULL
+         RETURNING u.id, earlier.password_hash IS NOT NULL AS had_password, earlier.${other} IS NOT NULL AS had_other, earlier.${other} AS other_address
+       ), totp AS (
+         DELETE FROM totp_credentials WHERE user_id IN (SELECT id FROM claimed) RETURNING confirmed_at
+       ), other_codes AS (
+         -- Codes already sent to the removed contact die with it (endPendingProofs no longer sees it).
+         DELETE FROM otp_codes WHERE channel = '${channel === "email" ? "sms" : "email"}' AND consumed_at IS NULL
+           AND destination IN (SELECT other_address FROM claimed)
+       ), backup AS (
+         DELETE FROM backup_codes WHERE user_id IN (SELECT id FROM claimed) RETURNING used_at
+       )
+       SELECT had_password, had_other,
+         (SELECT count(*) FROM totp WHERE confirmed_at IS NOT NULL)::int AS totp,
+         (SELECT count(*) FROM totp WHERE confirmed_at IS NULL)::int AS pending_totp,
+         (SELECT count(*) FROM backup WHERE used_at IS NULL)::int AS backup_codes
+       FROM claimed`,
+      [id, now],
+    );
+    if (!row) return null;
+    return { hadPassword: row.had_password, hadOtherContact: row.had_other, totp: row.totp, pendingTotp: row.pending_totp, backupCodes: row.backup_codes };
+  },
+
+  async setMfaEnabledAt(tx, id, at) {
+    await guarded(() => managerOf(tx).update(UserEntity, { id }, { mfaEnabledAt: at }));
+  },
+};

@@ -1,0 +1,96 @@
+// What any SessionStore must guarantee, above all for refresh-token rotation.
+import { randomBytes } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import { at, concurrently, minutes, type StoreContext } from "../support.js";
+
+export function sessionStoreContract(ctx: StoreContext): void {
+  let serial = 0;
+  async function session(userId?: string) {
+    const { store } = ctx;
+    const owner = userId ?? (await ctx.user()).id;
+    // Apart by a few milliseconds, so that "newest first" has one answer.
+    const now = new Date(Date.now() + 5 * serial++);
+    const sessionId = await store.sessions.insert(store.direct, { userId: owner, amr: ["pwd"], userAgent: "ua", ipAddress: "127.0.0.1", now, absoluteExpiresAt: at(now, minutes(60)) });
+    const tokenHash = randomBytes(32);
+    await store.sessions.insertRefreshToken(store.direct, sessionId, tokenHash, at(now, minutes(10)));
+    return { userId: owner, sessionId, tokenHash };
+  }
+
+  describe("SessionStore", () => {
+    it("spends a refresh token once: of concurrent spends exactly one gets the session", async () => {
+      const { store } = ctx;
+      const { sessionId, tokenHash } = await session();
+      const spent = await concurrently(store, 8, (tx) => store.sessions.spendRefreshToken(tx, tokenHash, new Date()));
+      expect(spent.filter((s) => s !== undefined)).toEqual([sessionId]);
+      // A spent token does not rotate again.
+      expect(await store.sessions.spendRefreshToken(store.direct, tokenHash, new Date())).toBeUndefined();
+      const known = await store.sessions.findRefreshToken(store.direct, tokenHash, new Date());
+      expect(known).toMatchObject({ sessionId, live: true });
+      expect(known?.usedAt).toBeInstanceOf(Date);
+    });
+
+    it("does not spend the token of a revoked session, an expired token, or one of an account no longer live", async () => {
+      const { store } = ctx;
+      const revoked = await session();
+      expect(await store.sessions.revoke(store.direct, { kind: "one", sessionId: revoked.sessionId, userId: revoked.userId }, "logout", new Date())).toEqual([revoked.sessionId]);
+      expect(await store.sessions.spendRefreshToken(store.direct, revoked.tokenHash, new Date())).toBeUndefined();
+      // Refused without being spent, so a second try is not "reuse".
+      expect((await store.sessions.findRefreshToken(store.direct, revoked.tokenHash, new Date()))?.usedAt).toBeNull();
+
+      const expired = await session();
+      expect(await store.sessions.spendRefreshToken(store.direct, expired.tokenHash, at(new Date(), minutes(11)))).toBeUndefined();
+
+      const deleted = await session();
+      await store.users.markDeleted(store.direct, deleted.userId, new Date());
+      expect(await store.sessions.spendRefreshToken(store.direct, deleted.tokenHash, new Date())).toBeUndefined();
+      expect(await store.sessions.touch(store.direct, deleted.sessionId, new Date())).toBeUndefined();
+    });
+
+    it("touches a live session and returns its owner's claims", async () => {
+      const { store } = ctx;
+      const user = await ctx.user({ username: `claims${Date.now()}` });
+      const { sessionId } = await session(user.id);
+      const touched = await store.sessions.touch(store.direct, sessionId, new Date());
+      expect(touched).toMatchObject({ userId: user.id, amr: ["pwd"], role: "user", username: user.username });
+    });
+
+    it("revokes a reused family only when the token was spent before the grace window", async () => {
+      const { store } = ctx;
+      const { sessionId, tokenHash } = await session();
+      const spentAt = new Date();
+      await store.sessions.spendRefreshToken(store.direct, tokenHash, spentAt);
+      const inside = await store.sessions.revoke(store.direct, { kind: "reused", sessionId, tokenHash, spentBefore: at(spentAt, -1) }, "refresh_token_reuse", new Date());
+      expect(inside).toEqual([]);
+      const outside = await store.sessions.revoke(store.direct, { kind: "reused", sessionId, tokenHash, spentBefore: spentAt }, "refresh_token_reuse", new Date());
+      expect(outside).toEqual([sessionId]);
+      const [row] = await ctx.sql<{ revoke_reason: string }>(`SELECT revoke_reason FROM sessions WHERE id = $1`, [sessionId]);
+      expect(row?.revoke_reason).toBe("refresh_token_reuse");
+    });
+
+    it("revokes all of an account's sessions but one, each once, and only the owner's", async () => {
+      const { store } = ctx;
+      const user = await ctx.user();
+      const [a, b, c] = [await session(user.id), await session(user.id), await session(user.id)];
+      const stranger = await session();
+      expect(await store.sessions.revoke(store.direct, { kind: "one", sessionId: stranger.sessionId, userId: user.id }, "revoked", new Date())).toEqual([]);
+      const ended = await store.sessions.revoke(store.direct, { kind: "user", userId: user.id, exceptSessionId: a.sessionId }, "password_changed", new Date());
+      expect(ended.sort()).toEqual([b.sessionId, c.sessionId].sort());
+      expect(await store.sessions.revoke(store.direct, { kind: "user", userId: user.id }, "account_deleted", new Date())).toEqual([a.sessionId]);
+    });
+
+    it("lists live sessions with a usable token, newest first, in pages", async () => {
+      const { store } = ctx;
+      const user = await ctx.user();
+      const made = [];
+      for (let i = 0; i < 3; i++) made.push(await session(user.id));
+      const spent = await session(user.id);
+      await store.sessions.spendRefreshToken(store.direct, spent.tokenHash, new Date());
+      const first = await store.sessions.listActive(store.direct, user.id, new Date(), 2);
+      expect(first.map((s) => s.id)).toEqual([made[2]!.sessionId, made[1]!.sessionId]);
+      const last = first[1]!;
+      const rest = await store.sessions.listActive(store.direct, user.id, new Date(), 2, { time: last.createdAt, id: last.id });
+      expect(rest.map((s) => s.id)).toEqual([made[0]!.sessionId]);
+      expect(await store.sessions.findByRefreshToken(store.direct, spent.tokenHash)).toEqual({ sessionId: spent.sessionId, userId: user.id });
+    });
+  });
+}
