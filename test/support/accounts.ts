@@ -1,5 +1,5 @@
 // Helpers of the contract suites: unique accounts, bearer headers, VerifyToken over grpc-js,
-// and a fingerprint of the stored data that proves a refused request changed nothing.
+// audit and session rows. The stored-data fingerprint is in stored-data.ts.
 import { randomUUID } from "node:crypto";
 import type { Client, ConnectError } from "@connectrpc/connect";
 import type { DataSource } from "typeorm";
@@ -75,37 +75,6 @@ export function createVerifier(service: TestService): Verifier {
     verify: (token) => tokens.verifyToken({ token }, { headers: { "x-service-key": TEST_SERVICE_KEY } }),
     close: () => grpc.close(),
   };
-}
-
-const TABLE_KEYS = {
-  users: "id",
-  sessions: "id",
-  refresh_tokens: "id",
-  audit_events: "id",
-  signing_keys: "kid",
-} as const;
-
-export type Table = keyof typeof TABLE_KEYS;
-
-/** Row count and a digest of every row of each table. */
-export async function fingerprint(db: DataSource, except: readonly Table[] = []): Promise<Record<string, string>> {
-  const result: Record<string, string> = {};
-  for (const [table, key] of Object.entries(TABLE_KEYS) as Array<[Table, string]>) {
-    if (except.includes(table)) continue;
-    const [row] = (await db.query(
-      `SELECT count(*)::int AS n, coalesce(md5(string_agg(t::text, '|' ORDER BY t.${key})), '') AS digest FROM ${table} t`,
-    )) as Array<{ n: number; digest: string }>;
-    result[table] = `${row!.n} rows, ${row!.digest}`;
-  }
-  return result;
-}
-
-/** Runs `action` and asserts that the stored data (but for `except`) is exactly as before. */
-export async function expectUnchanged<T>(db: DataSource, action: () => Promise<T>, except: readonly Table[] = []): Promise<T> {
-  const before = await fingerprint(db, except);
-  const result = await action();
-  expect(await fingerprint(db, except), "stored data changed").toEqual(before);
-  return result;
 }
 
 export interface AuditRow {

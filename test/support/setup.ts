@@ -1,0 +1,185 @@
+// The one set-up of every suite that runs the service in-process (better-auth's getTestInstance
+// is the model): called at a file's (or describe block's) top level, it registers its own
+// beforeAll/afterAll and hands back a context whose properties work inside tests:
+//
+//   const t = setupService({ env: { ... }, clock });
+//   describe.each(transportNames)("... over %s", (name) => {
+//     const { auth, tokens } = t.clients(name);
+//     it("...", async () => {
+//       const account = await signUp(auth, "tag");
+//       await t.expectUnchanged(() => ...);
+//       const code = t.outbox.lastCode(account.email);
+//     });
+//   });
+//
+// Clients may be taken at collection time: their transport connects on first call, after the
+// service has started, and the context closes it after the file (or block).
+import type { DescService } from "@bufbuild/protobuf";
+import { createClient, type Client, type Transport } from "@connectrpc/connect";
+import type { DataSource } from "typeorm";
+import { afterAll, beforeAll } from "vitest";
+import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
+import type { TokenPair } from "../../gen/identity/v1/common_pb.js";
+import { MfaService } from "../../gen/identity/v1/mfa_service_pb.js";
+import { OtpService } from "../../gen/identity/v1/otp_service_pb.js";
+import { TokenService, type VerifyTokenResponse } from "../../gen/identity/v1/token_service_pb.js";
+import type { App } from "../../src/app.js";
+import type { Config } from "../../src/config.js";
+import type { Clock } from "../../src/domain/clock.js";
+import { login, signUp, type TestAccount } from "./accounts.js";
+import { createTestOutbox, type TestOutbox } from "./outbox.js";
+import { startTestService, TEST_SERVICE_KEY, type TestService, type TestServiceOptions } from "./service.js";
+import { expectNothingStored, expectUnchanged, tableDigests } from "./stored-data.js";
+import { clientsFor, type Clients, type TransportName } from "./transports.js";
+
+/** The generated clients of every service over one transport. */
+export interface ServiceClients {
+  readonly name: TransportName;
+  /** Connects on first call. */
+  readonly transport: Transport;
+  readonly auth: Client<typeof AuthService>;
+  readonly tokens: Client<typeof TokenService>;
+  readonly otp: Client<typeof OtpService>;
+  readonly mfa: Client<typeof MfaService>;
+  client<S extends DescService>(service: S): Client<S>;
+}
+
+export interface TestContext {
+  /** The running service; throws outside tests and hooks (before it has started). */
+  readonly service: TestService;
+  readonly app: App;
+  readonly db: DataSource;
+  readonly config: Config;
+  readonly clock: Clock;
+  readonly grpcAddress: string;
+  readonly httpUrl: string;
+  readonly metricsUrl: string;
+  /** Every line the service logged: for tests about the log, not for reading codes. */
+  readonly logLines: string[];
+  /** Every message the console provider sent, and the codes in them. */
+  readonly outbox: TestOutbox;
+  /** Clients over one transport (grpc-js unless named); the same object each time. */
+  clients(name?: TransportName): ServiceClients;
+  /** VerifyToken as a backend service calls it: grpc-js, with the service key. */
+  verify(accessToken: string): Promise<VerifyTokenResponse>;
+  /** Signs up a fresh account by email (see accounts.ts signUp), over grpc-js unless named. */
+  signUp(tag: string, extra?: Parameters<typeof signUp>[2], via?: TransportName): Promise<TestAccount>;
+  login(identifier: string, password?: string, via?: TransportName): Promise<TokenPair>;
+  /** Row count and digest of every table (but `except`). */
+  fingerprint(except?: readonly string[]): Promise<Record<string, string>>;
+  /** Runs `action` and asserts no stored row changed (but in `except`). */
+  expectUnchanged<T>(action: () => Promise<T>, except?: readonly string[]): Promise<T>;
+  /** As expectUnchanged, and no one-time-code message was sent. */
+  expectNothingStored<T>(action: () => Promise<T>, options?: { except?: readonly string[] }): Promise<T>;
+  /**
+   * A value the file's tests share, built once after the service has started (a beforeAll
+   * registered here); read it with the returned function inside tests.
+   */
+  prepare<T>(build: () => Promise<T> | T): () => T;
+}
+
+/** A service on port 0 for the enclosing file or describe block, and its context. */
+export function setupService(options: Omit<TestServiceOptions, "outbox"> = {}): TestContext {
+  const outbox = createTestOutbox();
+  let started: TestService | undefined;
+  const connected = new Map<TransportName, Clients>();
+  const clientSets = new Map<TransportName, ServiceClients>();
+
+  beforeAll(async () => {
+    started = await startTestService({ ...options, outbox });
+  });
+  afterAll(async () => {
+    for (const clients of connected.values()) clients.close();
+    connected.clear();
+    await started?.close();
+    started = undefined;
+  });
+
+  const running = (): TestService => {
+    if (!started) throw new Error("the test service is not running: use the context inside tests and hooks");
+    return started;
+  };
+
+  /** A transport that connects on its first call, so clients can be made at collection time. */
+  function lazyTransport(name: TransportName): Transport {
+    const real = () => {
+      let clients = connected.get(name);
+      if (!clients) {
+        clients = clientsFor(running(), name);
+        connected.set(name, clients);
+      }
+      return clients.transport;
+    };
+    return {
+      unary: (method, signal, timeoutMs, header, input, contextValues) => real().unary(method, signal, timeoutMs, header, input, contextValues),
+      stream: (method, signal, timeoutMs, header, input, contextValues) => real().stream(method, signal, timeoutMs, header, input, contextValues),
+    };
+  }
+
+  function clients(name: TransportName = "grpc"): ServiceClients {
+    let set = clientSets.get(name);
+    if (!set) {
+      const transport = lazyTransport(name);
+      set = {
+        name,
+        transport,
+        auth: createClient(AuthService, transport),
+        tokens: createClient(TokenService, transport),
+        otp: createClient(OtpService, transport),
+        mfa: createClient(MfaService, transport),
+        client: (service) => createClient(service, transport),
+      };
+      clientSets.set(name, set);
+    }
+    return set;
+  }
+
+  const sent = () => outbox.count;
+  return {
+    get service() {
+      return running();
+    },
+    get app() {
+      return running().app;
+    },
+    get db() {
+      return running().db;
+    },
+    get config() {
+      return running().config;
+    },
+    get clock() {
+      return running().clock;
+    },
+    get grpcAddress() {
+      return running().grpcAddress;
+    },
+    get httpUrl() {
+      return running().httpUrl;
+    },
+    get metricsUrl() {
+      return running().metricsUrl;
+    },
+    get logLines() {
+      return running().logLines;
+    },
+    outbox,
+    clients,
+    verify: (token) => clients("grpc").tokens.verifyToken({ token }, { headers: { "x-service-key": TEST_SERVICE_KEY } }),
+    signUp: (tag, extra, via) => signUp(clients(via).auth, tag, extra),
+    login: (identifier, password, via) => login(clients(via).auth, identifier, password),
+    fingerprint: (except) => tableDigests(running().db, except),
+    expectUnchanged: (action, except) => expectUnchanged(running().db, action, except),
+    expectNothingStored: (action, options) => expectNothingStored(running().db, sent, action, options),
+    prepare<T>(build: () => Promise<T> | T): () => T {
+      let value: { v: T } | undefined;
+      beforeAll(async () => {
+        value = { v: await build() };
+      });
+      return () => {
+        if (!value) throw new Error("prepared value read before its beforeAll ran");
+        return value.v;
+      };
+    },
+  };
+}
