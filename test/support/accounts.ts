@@ -6,6 +6,8 @@ import type { DataSource } from "typeorm";
 import { expect } from "vitest";
 import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
 import type { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
+import type { MfaService } from "../../gen/identity/v1/mfa_service_pb.js";
+import type { OtpService } from "../../gen/identity/v1/otp_service_pb.js";
 import type { TokenPair } from "../../gen/identity/v1/common_pb.js";
 import { TokenService, type VerifyTokenResponse } from "../../gen/identity/v1/token_service_pb.js";
 import { TEST_SERVICE_KEY, type TestService } from "./service.js";
@@ -15,6 +17,8 @@ export const PASSWORD = "correct horse battery staple";
 
 export type AuthClient = Client<typeof AuthService>;
 export type TokenClient = Client<typeof TokenService>;
+export type OtpClient = Client<typeof OtpService>;
+export type MfaClient = Client<typeof MfaService>;
 
 export function uniqueEmail(tag: string): string {
   return `${tag}-${randomUUID().slice(0, 13)}@example.com`;
