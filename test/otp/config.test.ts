@@ -11,7 +11,7 @@ import { expectError } from "../support/errors.js";
 import { spawnServiceProcess } from "../support/process.js";
 import { startTestService, TEST_KEK, TEST_SERVICE_KEY } from "../support/service.js";
 import { clientsFor } from "../support/transports.js";
-import { expectNothingStored } from "./helpers.js";
+import { expectNothingStored } from "../support/stored-data.js";
 
 const PRODUCTION = { NODE_ENV: "production", KEY_ENCRYPTION_KEY: TEST_KEK.toString("base64"), SERVICE_KEYS: TEST_SERVICE_KEY, PUBLIC_URL: "https://id.example.com" };
 
@@ -75,7 +75,7 @@ describe("configuration", () => {
     const clients = clientsFor(service, "grpc-web");
     try {
       const otp = clients.client(OtpService);
-      await expectNothingStored(service.db, service.logLines, () =>
+      await expectNothingStored(service.db, () => service.outbox.count, () =>
         expectError(otp.sendOtp({ channel: OtpChannel.SMS, destination: uniquePhone(), purpose: OtpPurpose.LOGIN }), {
           code: Code.FailedPrecondition,
           reason: "OTP_CHANNEL_DISABLED",

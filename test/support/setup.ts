@@ -30,7 +30,7 @@ import { login, signUp, type TestAccount } from "./accounts.js";
 import { createTestOutbox, type TestOutbox } from "./outbox.js";
 import { startTestService, TEST_SERVICE_KEY, type TestService, type TestServiceOptions } from "./service.js";
 import { expectNothingStored, expectUnchanged, tableDigests } from "./stored-data.js";
-import { clientsFor, type Clients, type TransportName } from "./transports.js";
+import { clientsFor, type Clients, type ServiceAddress, type TransportName } from "./transports.js";
 
 /** The generated clients of every service over one transport. */
 export interface ServiceClients {
@@ -78,19 +78,24 @@ export interface TestContext {
   prepare<T>(build: () => Promise<T> | T): () => T;
 }
 
-/** A service on port 0 for the enclosing file or describe block, and its context. */
-export function setupService(options: Omit<TestServiceOptions, "outbox"> = {}): TestContext {
+export type SetupOptions = Omit<TestServiceOptions, "outbox">;
+
+/**
+ * A service on port 0 for the enclosing file or describe block, and its context. `options` may
+ * be a function, called when the service starts, for settings known only then (the URL of a
+ * delivery server that `prepared` started).
+ */
+export function setupService(options: SetupOptions | (() => SetupOptions | Promise<SetupOptions>) = {}): TestContext {
   const outbox = createTestOutbox();
   let started: TestService | undefined;
-  const connected = new Map<TransportName, Clients>();
   const clientSets = new Map<TransportName, ServiceClients>();
+  const connected: Clients[] = [];
 
   beforeAll(async () => {
-    started = await startTestService({ ...options, outbox });
+    started = await startTestService({ ...(typeof options === "function" ? await options() : options), outbox });
   });
   afterAll(async () => {
-    for (const clients of connected.values()) clients.close();
-    connected.clear();
+    for (const clients of connected.splice(0)) clients.close();
     await started?.close();
     started = undefined;
   });
@@ -100,35 +105,10 @@ export function setupService(options: Omit<TestServiceOptions, "outbox"> = {}): 
     return started;
   };
 
-  /** A transport that connects on its first call, so clients can be made at collection time. */
-  function lazyTransport(name: TransportName): Transport {
-    const real = () => {
-      let clients = connected.get(name);
-      if (!clients) {
-        clients = clientsFor(running(), name);
-        connected.set(name, clients);
-      }
-      return clients.transport;
-    };
-    return {
-      unary: (method, signal, timeoutMs, header, input, contextValues) => real().unary(method, signal, timeoutMs, header, input, contextValues),
-      stream: (method, signal, timeoutMs, header, input, contextValues) => real().stream(method, signal, timeoutMs, header, input, contextValues),
-    };
-  }
-
   function clients(name: TransportName = "grpc"): ServiceClients {
     let set = clientSets.get(name);
     if (!set) {
-      const transport = lazyTransport(name);
-      set = {
-        name,
-        transport,
-        auth: createClient(AuthService, transport),
-        tokens: createClient(TokenService, transport),
-        otp: createClient(OtpService, transport),
-        mfa: createClient(MfaService, transport),
-        client: (service) => createClient(service, transport),
-      };
+      set = lazyClients(running, name, connected);
       clientSets.set(name, set);
     }
     return set;
@@ -171,15 +151,65 @@ export function setupService(options: Omit<TestServiceOptions, "outbox"> = {}): 
     fingerprint: (except) => tableDigests(running().db, except),
     expectUnchanged: (action, except) => expectUnchanged(running().db, action, except),
     expectNothingStored: (action, options) => expectNothingStored(running().db, sent, action, options),
-    prepare<T>(build: () => Promise<T> | T): () => T {
-      let value: { v: T } | undefined;
-      beforeAll(async () => {
-        value = { v: await build() };
-      });
-      return () => {
-        if (!value) throw new Error("prepared value read before its beforeAll ran");
-        return value.v;
-      };
-    },
+    prepare: (build) => prepared(build),
+  };
+}
+
+/**
+ * Clients over one transport to `target` (a service, or a service process), usable from
+ * collection time: the transport connects on its first call, and closes after the enclosing
+ * file or describe block.
+ */
+export function clientsOn(target: () => ServiceAddress, name: TransportName): ServiceClients {
+  const connected: Clients[] = [];
+  afterAll(() => {
+    for (const clients of connected.splice(0)) clients.close();
+  });
+  return lazyClients(target, name, connected);
+}
+
+/** Clients whose transport connects on first call; what it connected is pushed to `connected`. */
+function lazyClients(target: () => ServiceAddress, name: TransportName, connected: Clients[]): ServiceClients {
+  let clients: Clients | undefined;
+  const real = () => {
+    if (!clients) {
+      clients = clientsFor(target(), name);
+      connected.push(clients);
+    }
+    return clients.transport;
+  };
+  const transport: Transport = {
+    unary: (method, signal, timeoutMs, header, input, contextValues) => real().unary(method, signal, timeoutMs, header, input, contextValues),
+    stream: (method, signal, timeoutMs, header, input, contextValues) => real().stream(method, signal, timeoutMs, header, input, contextValues),
+  };
+  return {
+    name,
+    transport,
+    auth: createClient(AuthService, transport),
+    tokens: createClient(TokenService, transport),
+    otp: createClient(OtpService, transport),
+    mfa: createClient(MfaService, transport),
+    client: (service) => createClient(service, transport),
+  };
+}
+
+/**
+ * A value for the enclosing file or describe block, built in a beforeAll registered here (so
+ * after any registered before it) and torn down after; read it with the returned function.
+ */
+export function prepared<T>(build: () => Promise<T> | T, teardown?: (value: T) => Promise<void> | void): () => T {
+  let value: { v: T } | undefined;
+  beforeAll(async () => {
+    value = { v: await build() };
+  });
+  if (teardown) {
+    afterAll(async () => {
+      if (value) await teardown(value.v);
+      value = undefined;
+    });
+  }
+  return () => {
+    if (!value) throw new Error("prepared value read outside tests and hooks (before its beforeAll ran)");
+    return value.v;
   };
 }
