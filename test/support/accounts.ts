@@ -1,5 +1,6 @@
-// Helpers of the contract suites: unique accounts, bearer headers, VerifyToken over grpc-js,
-// audit and session rows. The stored-data fingerprint is in stored-data.ts.
+// Helpers of the contract suites: unique accounts, bearer headers, sign-up and login, audit and
+// session rows. VerifyToken as a backend calls it is the context's t.verify (setup.ts); the
+// stored-data fingerprint is in stored-data.ts.
 import { randomUUID } from "node:crypto";
 import type { Client, ConnectError } from "@connectrpc/connect";
 import type { DataSource } from "typeorm";
@@ -9,9 +10,7 @@ import type { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
 import type { MfaService } from "../../gen/identity/v1/mfa_service_pb.js";
 import type { OtpService } from "../../gen/identity/v1/otp_service_pb.js";
 import type { TokenPair } from "../../gen/identity/v1/common_pb.js";
-import { TokenService, type VerifyTokenResponse } from "../../gen/identity/v1/token_service_pb.js";
-import { TEST_SERVICE_KEY, type TestService } from "./service.js";
-import { clientsFor } from "./transports.js";
+import type { TokenService } from "../../gen/identity/v1/token_service_pb.js";
 
 export const PASSWORD = "correct horse battery staple";
 
@@ -64,21 +63,6 @@ export async function login(auth: AuthClient, identifier: string, password: stri
   const response = await auth.login({ identifier, password });
   expect(response.result.case).toBe("tokens");
   return response.result.value as TokenPair;
-}
-
-/** VerifyToken through a grpc-js client with the service key, as a backend service calls it. */
-export interface Verifier {
-  verify(accessToken: string): Promise<VerifyTokenResponse>;
-  close(): void;
-}
-
-export function createVerifier(service: TestService): Verifier {
-  const grpc = clientsFor(service, "grpc");
-  const tokens = grpc.client(TokenService);
-  return {
-    verify: (token) => tokens.verifyToken({ token }, { headers: { "x-service-key": TEST_SERVICE_KEY } }),
-    close: () => grpc.close(),
-  };
 }
 
 export interface AuditRow {

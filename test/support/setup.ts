@@ -16,18 +16,14 @@
 // service has started, and the context closes it after the file (or block).
 import type { DescService } from "@bufbuild/protobuf";
 import { createClient, type Client, type Transport } from "@connectrpc/connect";
-import type { DataSource } from "typeorm";
 import { afterAll, beforeAll } from "vitest";
 import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
 import type { TokenPair } from "../../gen/identity/v1/common_pb.js";
 import { MfaService } from "../../gen/identity/v1/mfa_service_pb.js";
 import { OtpService } from "../../gen/identity/v1/otp_service_pb.js";
 import { TokenService, type VerifyTokenResponse } from "../../gen/identity/v1/token_service_pb.js";
-import type { App } from "../../src/app.js";
-import type { Config } from "../../src/config.js";
-import type { Clock } from "../../src/domain/clock.js";
 import { login, signUp, type TestAccount } from "./accounts.js";
-import { createTestOutbox, type TestOutbox } from "./outbox.js";
+import { createTestOutbox } from "./outbox.js";
 import { startTestService, TEST_SERVICE_KEY, type TestService, type TestServiceOptions } from "./service.js";
 import { expectNothingStored, expectUnchanged, tableDigests } from "./stored-data.js";
 import { clientsFor, type Clients, type ServiceAddress, type TransportName } from "./transports.js";
@@ -44,20 +40,13 @@ export interface ServiceClients {
   client<S extends DescService>(service: S): Client<S>;
 }
 
-export interface TestContext {
-  /** The running service; throws outside tests and hooks (before it has started). */
+/**
+ * The running service's properties (throwing outside tests and hooks, before it has started),
+ * its outbox (there from the start), and helpers.
+ */
+export interface TestContext extends Omit<TestService, "close"> {
+  /** The running service itself, for helpers that take a TestService. */
   readonly service: TestService;
-  readonly app: App;
-  readonly db: DataSource;
-  readonly config: Config;
-  readonly clock: Clock;
-  readonly grpcAddress: string;
-  readonly httpUrl: string;
-  readonly metricsUrl: string;
-  /** Every line the service logged: for tests about the log, not for reading codes. */
-  readonly logLines: string[];
-  /** Every message the console provider sent, and the codes in them. */
-  readonly outbox: TestOutbox;
   /** Clients over one transport (grpc-js unless named); the same object each time. */
   clients(name?: TransportName): ServiceClients;
   /** VerifyToken as a backend service calls it: grpc-js, with the service key. */
