@@ -5,15 +5,12 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
-import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
 import { OtpChannel, OtpPurpose } from "../../gen/identity/v1/common_pb.js";
-import { OtpService } from "../../gen/identity/v1/otp_service_pb.js";
 import { signUp, uniqueEmail, uniquePhone, violationReasons, type OtpClient } from "../support/accounts.js";
 import { expectError, retryDelayMs } from "../support/errors.js";
-import { ManualClock, startTestService } from "../support/service.js";
-import { clientsFor } from "../support/transports.js";
+import { ManualClock } from "../support/service.js";
 import { wrongCode } from "../support/outbox.js";
-import { setupService } from "../support/setup.js";
+import { setupService, withService } from "../support/setup.js";
 
 const SMS = OtpChannel.SMS;
 const EMAIL = OtpChannel.EMAIL;
@@ -215,11 +212,9 @@ describe("answers do not tell whether an account owns the destination", () => {
   });
 
   it("with sign-up by code off, an unknown destination's right code answers like a wrong one", async () => {
-    const closed = await startTestService({ env: { ...CHEAP_HASHING, OTP_SIGN_UP: "false" } });
-    const clients = clientsFor(closed, "grpc");
-    try {
-      const client = clients.client(OtpService);
-      const account = await signUp(clients.client(AuthService), "closed");
+    await withService({ env: { ...CHEAP_HASHING, OTP_SIGN_UP: "false" } }, async (closed) => {
+      const { otp: client, auth } = closed.clients("grpc");
+      const account = await signUp(auth, "closed");
       const unknown = uniqueEmail("closed-unknown");
       await client.sendOtp({ channel: EMAIL, destination: unknown, purpose: LOGIN });
       const users = await userCount(closed.db);
@@ -237,10 +232,7 @@ describe("answers do not tell whether an account owns the destination", () => {
       // Existing accounts still sign in by code.
       const signedIn = await client.verifyOtp({ channel: EMAIL, destination: account.email, purpose: LOGIN, code: closed.outbox.lastCode(account.email) });
       expect(signedIn).toMatchObject({ newUser: false, user: { id: account.userId } });
-    } finally {
-      clients.close();
-      await closed.close();
-    }
+    });
   });
 });
 

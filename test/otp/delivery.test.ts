@@ -5,14 +5,13 @@ import { createServer } from "node:net";
 import { Code } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { OtpChannel, OtpPurpose } from "../../gen/identity/v1/common_pb.js";
-import { OtpService } from "../../gen/identity/v1/otp_service_pb.js";
 import { bearer, login, signUp, uniqueEmail, uniquePhone } from "../support/accounts.js";
 import { expectError } from "../support/errors.js";
-import { ManualClock, startTestService } from "../support/service.js";
-import { clientsFor, transportNames } from "../support/transports.js";
+import { ManualClock } from "../support/service.js";
+import { transportNames } from "../support/transports.js";
 import { lastMailedCode, lastTextedCode, mailBody, mailHeader, startSmtpServer, startWebhook } from "../support/delivery-servers.js";
 import { consoleMessages } from "../support/outbox.js";
-import { prepared, setupService } from "../support/setup.js";
+import { prepared, setupService, withService } from "../support/setup.js";
 import { limitHits } from "../support/stored-data.js";
 
 const WEBHOOK_SECRET = "webhook-secret-for-tests";
@@ -145,17 +144,12 @@ describe("a provider that fails", () => {
         probe.close(() => resolve(port));
       });
     });
-    const unreachable = await startTestService({ env: providerEnv(`smtp://127.0.0.1:${port}`, `http://127.0.0.1:${port}/sms`) });
-    const down = clientsFor(unreachable, "grpc");
-    try {
-      const client = down.client(OtpService);
+    await withService({ env: providerEnv(`smtp://127.0.0.1:${port}`, `http://127.0.0.1:${port}/sms`) }, async (unreachable) => {
+      const client = unreachable.clients("grpc").otp;
       for (const [channel, destination] of [[OtpChannel.EMAIL, uniqueEmail("nowhere")], [OtpChannel.SMS, uniquePhone()]] as const) {
         await expectError(client.sendOtp({ channel, destination, purpose: OtpPurpose.LOGIN }), { code: Code.Unavailable, reason: "OTP_DELIVERY_FAILED" });
       }
       expect(await limitHits(unreachable.db, "otp-send:")).toBe(0);
-    } finally {
-      down.close();
-      await unreachable.close();
-    }
+    });
   });
 });

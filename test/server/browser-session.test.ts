@@ -19,9 +19,9 @@ import { browserSession, readCookie } from "../../src/server/refresh-cookie.js";
 import { CONTENT_SECURITY_POLICY } from "../../src/server/web-app.js";
 import { uniqueEmail } from "../support/accounts.js";
 import { expectError } from "../support/errors.js";
-import { startTestService, TEST_KEK, TEST_SERVICE_KEY } from "../support/service.js";
+import { TEST_KEK, TEST_SERVICE_KEY } from "../support/service.js";
 import { consoleMessages, lastLoggedCode } from "../support/outbox.js";
-import { setupService } from "../support/setup.js";
+import { setupService, withService } from "../support/setup.js";
 
 const PASSWORD = "a long enough passphrase";
 const ALLOWED = "http://allowed.example"; // the test service's CORS_ORIGINS
@@ -315,12 +315,10 @@ describe("the development outbox", () => {
   });
 
   it("does not exist in production mode", async () => {
-    const production = await startTestService({ env: { NODE_ENV: "production", KEY_ENCRYPTION_KEY: TEST_KEK.toString("base64"), SERVICE_KEYS: TEST_SERVICE_KEY, PUBLIC_URL: "https://id.example.com" } });
-    try {
-      expect((await getOutbox(production.httpUrl)).status).toBe(404);
-      expect((await fetch(`${production.httpUrl}/`)).status).toBe(200);
-    } finally {
-      await production.close();
-    }
+    const production = { env: { NODE_ENV: "production", KEY_ENCRYPTION_KEY: TEST_KEK.toString("base64"), SERVICE_KEYS: TEST_SERVICE_KEY, PUBLIC_URL: "https://id.example.com" } };
+    await withService(production, async (t) => {
+      expect((await getOutbox(t.httpUrl)).status).toBe(404);
+      expect((await fetch(`${t.httpUrl}/`)).status).toBe(200);
+    });
   });
 });

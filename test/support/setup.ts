@@ -23,7 +23,7 @@ import { MfaService } from "../../gen/identity/v1/mfa_service_pb.js";
 import { OtpService } from "../../gen/identity/v1/otp_service_pb.js";
 import { TokenService, type VerifyTokenResponse } from "../../gen/identity/v1/token_service_pb.js";
 import { login, signUp, type TestAccount } from "./accounts.js";
-import { createTestOutbox } from "./outbox.js";
+import { createTestOutbox, type TestOutbox } from "./outbox.js";
 import { startTestService, TEST_SERVICE_KEY, type TestService, type TestServiceOptions } from "./service.js";
 import { expectNothingStored, expectUnchanged, tableDigests } from "./stored-data.js";
 import { clientsFor, type Clients, type ServiceAddress, type TransportName } from "./transports.js";
@@ -77,7 +77,6 @@ export type SetupOptions = Omit<TestServiceOptions, "outbox">;
 export function setupService(options: SetupOptions | (() => SetupOptions | Promise<SetupOptions>) = {}): TestContext {
   const outbox = createTestOutbox();
   let started: TestService | undefined;
-  const clientSets = new Map<TransportName, ServiceClients>();
   const connected: Clients[] = [];
 
   beforeAll(async () => {
@@ -94,6 +93,28 @@ export function setupService(options: SetupOptions | (() => SetupOptions | Promi
     return started;
   };
 
+  return contextOf(running, outbox, connected);
+}
+
+/**
+ * A service for one test, closed when `use` returns or throws: for a test that needs settings
+ * of its own. Its context is a file's context, but for `prepare` (hooks cannot be added inside a
+ * test).
+ */
+export async function withService<T>(options: SetupOptions, use: (t: TestContext) => Promise<T>): Promise<T> {
+  const outbox = createTestOutbox();
+  const connected: Clients[] = [];
+  const service = await startTestService({ ...options, outbox });
+  try {
+    return await use(contextOf(() => service, outbox, connected));
+  } finally {
+    for (const clients of connected.splice(0)) clients.close();
+    await service.close();
+  }
+}
+
+function contextOf(running: () => TestService, outbox: TestOutbox, connected: Clients[]): TestContext {
+  const clientSets = new Map<TransportName, ServiceClients>();
   function clients(name: TransportName = "grpc"): ServiceClients {
     let set = clientSets.get(name);
     if (!set) {
