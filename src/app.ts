@@ -10,7 +10,7 @@ import { createOtpLogin } from "./domain/otp/login.js";
 import { createPasswordReset } from "./domain/accounts/password-reset.js";
 import { createRateLimits } from "./domain/limits/rate-limits.js";
 import { createOtpSenders } from "./delivery/index.js";
-import { createDevOutbox } from "./delivery/dev-outbox.js";
+import { createDevOutbox, type DevOutbox } from "./delivery/dev-outbox.js";
 import { createAuditLog } from "./domain/audit/audit.js";
 import { createCallers } from "./domain/callers/callers.js";
 import { systemClock, type Clock } from "./domain/clock.js";
@@ -39,6 +39,11 @@ export interface AppOptions {
   readonly logger: Logger;
   readonly kek: Buffer;
   readonly clock?: Clock;
+  /**
+   * Where the console provider also keeps what it "sent" (outside production). Tests pass their
+   * own to read one-time codes; left out, a bounded one backs the web app's GET /dev/outbox.
+   */
+  readonly outbox?: DevOutbox;
 }
 
 export interface App {
@@ -49,7 +54,7 @@ export interface App {
   stop(): Promise<void>;
 }
 
-export async function createApp({ config, db, logger, kek, clock = systemClock }: AppOptions): Promise<App> {
+export async function createApp({ config, db, logger, kek, clock = systemClock, outbox }: AppOptions): Promise<App> {
   // Every query of the service goes through the store (src/store/), built once here.
   const store = createStore(db);
   const metrics = createMetrics(() => store.health.pool());
@@ -77,7 +82,7 @@ export async function createApp({ config, db, logger, kek, clock = systemClock }
   });
 
   // Development only: the web app shows what the console provider "sent".
-  const devOutbox = config.production ? undefined : createDevOutbox();
+  const devOutbox = config.production ? undefined : (outbox ?? createDevOutbox());
   const senders = createOtpSenders(config.otp, logger, devOutbox);
   logger.info({ email: senders.email?.name ?? "disabled", sms: senders.sms?.name ?? "disabled" }, "one-time code delivery");
   const otp = createOtp({ db: store, logger, codes: createOtpCodes(store, clock, kek, config.otp), limits, senders, settings: config.otp,

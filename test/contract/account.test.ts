@@ -2,46 +2,34 @@
 import { Code } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { InactiveReason } from "../../gen/identity/v1/token_service_pb.js";
-import { auditRows, bearer, expectUnchanged, login, PASSWORD, sessionRows, signUp, violationReasons, type AuthClient, type TokenClient, type Verifier } from "../support/accounts.js";
+import { auditRows, bearer, login, PASSWORD, sessionRows, signUp, violationReasons } from "../support/accounts.js";
 import { expectError } from "../support/errors.js";
-import type { TestService } from "../support/service.js";
 import { transportNames } from "../support/transports.js";
-import { useClients, useService } from "../support/suite.js";
+import { setupService } from "../support/setup.js";
 
 const NEW_PASSWORD = "a brand new passphrase";
 
-let service: TestService;
-let verifier: Verifier;
-useService((started, startedVerifier) => {
-  service = started;
-  verifier = startedVerifier;
-});
+const t = setupService();
 
 describe.each(transportNames)("ChangePassword and DeleteAccount over %s", (name) => {
-  let auth: AuthClient;
-  let tokens: TokenClient;
-  useClients(() => service, name, (a, t) => {
-    auth = a;
-    tokens = t;
-  });
+  const { auth, tokens } = t.clients(name);
 
   it("ChangePassword with a wrong current password is PERMISSION_DENIED and changes nothing else", async () => {
     const account = await signUp(auth, "change-wrong");
-    await expectUnchanged(
-      service.db,
+    await t.expectUnchanged(
       () =>
         expectError(auth.changePassword({ currentPassword: "not the password", newPassword: NEW_PASSWORD }, bearer(account.tokens.accessToken)), {
           code: Code.PermissionDenied,
           reason: "WRONG_PASSWORD",
         }),
-      ["audit_events"],
+      ["audit_events", "rate_limits"], // audited and counted like a failed login
     );
-    expect((await auditRows(service.db, account.userId)).map((e) => e.type)).toEqual(["SIGN_UP", "LOGIN_FAILED"]);
+    expect((await auditRows(t.db, account.userId)).map((e) => e.type)).toEqual(["SIGN_UP", "LOGIN_FAILED"]);
   });
 
   it("ChangePassword refuses invalid input and unauthenticated callers, changing nothing", async () => {
     const account = await signUp(auth, "change-invalid");
-    await expectUnchanged(service.db, async () => {
+    await t.expectUnchanged(async () => {
       const error = await expectError(auth.changePassword({ currentPassword: "", newPassword: "password" }, bearer(account.tokens.accessToken)), {
         code: Code.InvalidArgument,
         fields: ["current_password", "new_password"],
@@ -62,7 +50,7 @@ describe.each(transportNames)("ChangePassword and DeleteAccount over %s", (name)
     expect(response.endedSessionCount).toBe(2);
 
     for (const pair of others) {
-      expect(await verifier.verify(pair.accessToken)).toMatchObject({ active: false, reason: InactiveReason.SESSION_REVOKED });
+      expect(await t.verify(pair.accessToken)).toMatchObject({ active: false, reason: InactiveReason.SESSION_REVOKED });
       await expectError(tokens.refreshToken({ refreshToken: pair.refreshToken }), { code: Code.Unauthenticated });
     }
     expect((await auth.whoAmI({}, bearer(account.tokens.accessToken))).sessionId).toBe(account.tokens.sessionId);
@@ -72,15 +60,14 @@ describe.each(transportNames)("ChangePassword and DeleteAccount over %s", (name)
     await login(auth, account.email, NEW_PASSWORD);
     await expectError(auth.login({ identifier: account.email, password: PASSWORD }), { code: Code.Unauthenticated, reason: "INVALID_CREDENTIALS" });
 
-    expect((await sessionRows(service.db, account.userId)).slice(0, 3).map((r) => r.revoke_reason)).toEqual([null, "password_changed", "password_changed"]);
-    const changed = (await auditRows(service.db, account.userId)).filter((e) => e.type === "PASSWORD_CHANGED");
+    expect((await sessionRows(t.db, account.userId)).slice(0, 3).map((r) => r.revoke_reason)).toEqual([null, "password_changed", "password_changed"]);
+    const changed = (await auditRows(t.db, account.userId)).filter((e) => e.type === "PASSWORD_CHANGED");
     expect(changed).toEqual([{ type: "PASSWORD_CHANGED", session_id: account.tokens.sessionId, details: { ended_sessions: "2" } }]);
   });
 
   it("DeleteAccount refuses a wrong or missing password, changing nothing", async () => {
     const account = await signUp(auth, "delete-wrong");
-    await expectUnchanged(
-      service.db,
+    await t.expectUnchanged(
       async () => {
         await expectError(auth.deleteAccount({ password: "not the password" }, bearer(account.tokens.accessToken)), {
           code: Code.PermissionDenied,
@@ -89,11 +76,11 @@ describe.each(transportNames)("ChangePassword and DeleteAccount over %s", (name)
         await expectError(auth.deleteAccount({ password: "" }, bearer(account.tokens.accessToken)), { code: Code.InvalidArgument, fields: ["password"] });
         await expectError(auth.deleteAccount({ password: PASSWORD }), { code: Code.Unauthenticated });
       },
-      ["audit_events"],
+      ["audit_events", "rate_limits"], // audited and counted like a failed login
     );
     expect((await auth.whoAmI({}, bearer(account.tokens.accessToken))).user?.id).toBe(account.userId);
     // The wrong password is audited like a failed login (it counts in the same limits).
-    const failed = (await auditRows(service.db, account.userId)).filter((e) => e.type === "LOGIN_FAILED");
+    const failed = (await auditRows(t.db, account.userId)).filter((e) => e.type === "LOGIN_FAILED");
     expect(failed.map((e) => [e.session_id, e.details])).toEqual([[account.tokens.sessionId, { method: "pwd", cause: "delete_account" }]]);
   });
 
@@ -102,20 +89,20 @@ describe.each(transportNames)("ChangePassword and DeleteAccount over %s", (name)
     const other = await login(auth, account.email);
     await auth.deleteAccount({ password: PASSWORD }, bearer(account.tokens.accessToken));
 
-    const [row] = await service.db.query(`SELECT status, deleted_at FROM users WHERE id = $1`, [account.userId]);
+    const [row] = await t.db.query(`SELECT status, deleted_at FROM users WHERE id = $1`, [account.userId]);
     expect(row.status).toBe("deleted");
     expect(row.deleted_at).toBeInstanceOf(Date);
-    expect((await sessionRows(service.db, account.userId)).map((r) => r.revoke_reason)).toEqual(["account_deleted", "account_deleted"]);
-    expect((await auditRows(service.db, account.userId)).at(-1)).toMatchObject({ type: "ACCOUNT_DELETED", session_id: account.tokens.sessionId });
+    expect((await sessionRows(t.db, account.userId)).map((r) => r.revoke_reason)).toEqual(["account_deleted", "account_deleted"]);
+    expect((await auditRows(t.db, account.userId)).at(-1)).toMatchObject({ type: "ACCOUNT_DELETED", session_id: account.tokens.sessionId });
 
     const unknown = await expectError(auth.login({ identifier: "nobody@example.com", password: PASSWORD }), { code: Code.Unauthenticated });
     const deleted = await expectError(auth.login({ identifier: account.email, password: PASSWORD }), { code: Code.Unauthenticated, reason: "INVALID_CREDENTIALS" });
     expect(deleted.rawMessage).toBe(unknown.rawMessage);
     for (const pair of [account.tokens, other]) {
-      expect((await verifier.verify(pair.accessToken)).active).toBe(false);
+      expect((await t.verify(pair.accessToken)).active).toBe(false);
       await expectError(tokens.refreshToken({ refreshToken: pair.refreshToken }), { code: Code.Unauthenticated });
       await expectError(auth.whoAmI({}, bearer(pair.accessToken)), { code: Code.Unauthenticated });
     }
-    expect((await verifier.verify(other.accessToken)).reason).toBe(InactiveReason.USER_DISABLED);
+    expect((await t.verify(other.accessToken)).reason).toBe(InactiveReason.USER_DISABLED);
   });
 });

@@ -2,24 +2,15 @@
 import { Code } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { AuditEventType } from "../../gen/identity/v1/auth_service_pb.js";
-import { bearer, expectUnchanged, login, PASSWORD, signUp, type AuthClient, type TokenClient } from "../support/accounts.js";
+import { bearer, login, PASSWORD, signUp } from "../support/accounts.js";
 import { expectError } from "../support/errors.js";
-import type { TestService } from "../support/service.js";
 import { transportNames } from "../support/transports.js";
-import { useClients, useService } from "../support/suite.js";
+import { setupService } from "../support/setup.js";
 
-let service: TestService;
-useService((started) => {
-  service = started;
-});
+const t = setupService();
 
 describe.each(transportNames)("ListActivity over %s", (name) => {
-  let auth: AuthClient;
-  let tokens: TokenClient;
-  useClients(() => service, name, (a, t) => {
-    auth = a;
-    tokens = t;
-  });
+  const { auth, tokens } = t.clients(name);
 
   it("records sign-up, logins and failures, logout, password change and refresh-token reuse", async () => {
     const account = await signUp(auth, "activity");
@@ -56,7 +47,7 @@ describe.each(transportNames)("ListActivity over %s", (name) => {
   it("pages through every event, even several within one millisecond", async () => {
     const account = await signUp(auth, "activity-page");
     for (const micros of ["123456", "123457", "123458"]) {
-      await service.db.query(
+      await t.db.query(
         `INSERT INTO audit_events (user_id, type, created_at) VALUES ($1, 'LOGIN_FAILED', $2::timestamptz)`,
         [account.userId, `2020-01-01T00:00:00.${micros}Z`],
       );
@@ -78,7 +69,7 @@ describe.each(transportNames)("ListActivity over %s", (name) => {
 
   it("refuses a bad page_token and unauthenticated callers, changing nothing", async () => {
     const account = await signUp(auth, "activity-bad");
-    await expectUnchanged(service.db, async () => {
+    await t.expectUnchanged(async () => {
       await expectError(auth.listActivity({ pageToken: "%%%" }, bearer(account.tokens.accessToken)), { code: Code.InvalidArgument, fields: ["page_token"] });
       await expectError(auth.listActivity({ pageSize: -5 }, bearer(account.tokens.accessToken)), { code: Code.InvalidArgument, fields: ["page_size"] });
       await expectError(auth.listActivity({}), { code: Code.Unauthenticated });

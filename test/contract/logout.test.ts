@@ -2,26 +2,15 @@
 import { Code } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { InactiveReason } from "../../gen/identity/v1/token_service_pb.js";
-import { auditRows, bearer, expectUnchanged, login, sessionRows, signUp, type AuthClient, type TokenClient, type Verifier } from "../support/accounts.js";
+import { auditRows, bearer, login, sessionRows, signUp } from "../support/accounts.js";
 import { expectError } from "../support/errors.js";
-import type { TestService } from "../support/service.js";
 import { transportNames } from "../support/transports.js";
-import { useClients, useService } from "../support/suite.js";
+import { setupService } from "../support/setup.js";
 
-let service: TestService;
-let verifier: Verifier;
-useService((started, startedVerifier) => {
-  service = started;
-  verifier = startedVerifier;
-});
+const t = setupService();
 
 describe.each(transportNames)("Logout over %s", (name) => {
-  let auth: AuthClient;
-  let tokens: TokenClient;
-  useClients(() => service, name, (a, t) => {
-    auth = a;
-    tokens = t;
-  });
+  const { auth, tokens } = t.clients(name);
 
   it("ends only the caller's session", async () => {
     const account = await signUp(auth, "logout-one");
@@ -29,17 +18,17 @@ describe.each(transportNames)("Logout over %s", (name) => {
     const response = await auth.logout({}, bearer(account.tokens.accessToken));
     expect(response.endedSessionCount).toBe(1);
 
-    expect(await verifier.verify(account.tokens.accessToken)).toMatchObject({ active: false, reason: InactiveReason.SESSION_REVOKED });
+    expect(await t.verify(account.tokens.accessToken)).toMatchObject({ active: false, reason: InactiveReason.SESSION_REVOKED });
     await expectError(tokens.refreshToken({ refreshToken: account.tokens.refreshToken }), { code: Code.Unauthenticated });
     await expectError(auth.whoAmI({}, bearer(account.tokens.accessToken)), { code: Code.Unauthenticated, reason: "ACCESS_TOKEN_INVALID" });
     expect((await auth.whoAmI({}, bearer(other.accessToken))).sessionId).toBe(other.sessionId);
 
-    const rows = await sessionRows(service.db, account.userId);
+    const rows = await sessionRows(t.db, account.userId);
     expect(rows.map((r) => [r.id, r.revoke_reason])).toEqual([
       [account.tokens.sessionId, "logout"],
       [other.sessionId, null],
     ]);
-    const logout = (await auditRows(service.db, account.userId)).filter((e) => e.type === "LOGOUT");
+    const logout = (await auditRows(t.db, account.userId)).filter((e) => e.type === "LOGOUT");
     expect(logout).toEqual([{ type: "LOGOUT", session_id: account.tokens.sessionId, details: { all_sessions: "false" } }]);
   });
 
@@ -50,18 +39,18 @@ describe.each(transportNames)("Logout over %s", (name) => {
     expect(response.endedSessionCount).toBe(3);
 
     for (const pair of [account.tokens, ...others]) {
-      expect(await verifier.verify(pair.accessToken)).toMatchObject({ active: false, reason: InactiveReason.SESSION_REVOKED });
+      expect(await t.verify(pair.accessToken)).toMatchObject({ active: false, reason: InactiveReason.SESSION_REVOKED });
       await expectError(tokens.refreshToken({ refreshToken: pair.refreshToken }), { code: Code.Unauthenticated });
     }
-    expect((await sessionRows(service.db, account.userId)).map((r) => r.revoke_reason)).toEqual(["logout", "logout", "logout"]);
-    const logout = (await auditRows(service.db, account.userId)).filter((e) => e.type === "LOGOUT");
+    expect((await sessionRows(t.db, account.userId)).map((r) => r.revoke_reason)).toEqual(["logout", "logout", "logout"]);
+    const logout = (await auditRows(t.db, account.userId)).filter((e) => e.type === "LOGOUT");
     expect(logout).toEqual([{ type: "LOGOUT", session_id: others[0]!.sessionId, details: { all_sessions: "true" } }]);
   });
 
   it("is UNAUTHENTICATED without a live token and changes nothing", async () => {
     const account = await signUp(auth, "logout-twice");
     await auth.logout({}, bearer(account.tokens.accessToken));
-    await expectUnchanged(service.db, async () => {
+    await t.expectUnchanged(async () => {
       await expectError(auth.logout({ allSessions: true }), { code: Code.Unauthenticated, reason: "AUTHENTICATION_REQUIRED" });
       await expectError(auth.logout({}, bearer(account.tokens.accessToken)), { code: Code.Unauthenticated, reason: "ACCESS_TOKEN_INVALID" });
     });

@@ -8,23 +8,15 @@ import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
 import { InactiveReason, TokenService } from "../../gen/identity/v1/token_service_pb.js";
 import { loadConfig } from "../../src/config.js";
-import { auditRows, bearer, PASSWORD, sessionRows, uniqueEmail, signUp, type AuthClient, type TokenClient, type Verifier } from "../support/accounts.js";
+import { auditRows, bearer, PASSWORD, sessionRows, uniqueEmail, signUp, type TokenClient } from "../support/accounts.js";
 import { expectError, retryDelayMs } from "../support/errors.js";
-import { ManualClock, type TestService } from "../support/service.js";
+import { ManualClock } from "../support/service.js";
 import { transportNames } from "../support/transports.js";
-import { useClients, useService } from "../support/suite.js";
+import { setupService } from "../support/setup.js";
 
 const clock = new ManualClock();
-let service: TestService;
-let verifier: Verifier;
-useService(
-  (started, startedVerifier) => {
-    service = started;
-    verifier = startedVerifier;
-  },
-  // The default window (test/support/service.ts turns it off for the older suites).
-  { clock, env: { REFRESH_REUSE_GRACE_MS: "2000", ARGON2_MEMORY_KIB: "1024", ARGON2_ITERATIONS: "1" } },
-);
+// The default window (test/support/service.ts turns it off for the older suites).
+const t = setupService({ clock, env: { REFRESH_REUSE_GRACE_MS: "2000", ARGON2_MEMORY_KIB: "1024", ARGON2_ITERATIONS: "1" } });
 
 function outcome(result: PromiseSettledResult<unknown>): string {
   if (result.status === "fulfilled") return "OK";
@@ -38,17 +30,12 @@ it("REFRESH_REUSE_GRACE_MS defaults to 2000 and 0 turns the window off", () => {
 });
 
 describe.each(transportNames)("refresh grace window over %s", (name) => {
-  let auth: AuthClient;
-  let tokens: TokenClient;
-  useClients(() => service, name, (a, t) => {
-    auth = a;
-    tokens = t;
-  });
+  const { auth, tokens } = t.clients(name);
 
   async function expectSessionAlive(sessionId: string, userId: string, accessToken: string) {
-    expect((await sessionRows(service.db, userId)).find((s) => s.id === sessionId)?.revoke_reason ?? null).toBeNull();
-    expect((await verifier.verify(accessToken)).active).toBe(true);
-    expect((await auditRows(service.db, userId)).map((e) => e.type)).not.toContain("REFRESH_TOKEN_REUSED");
+    expect((await sessionRows(t.db, userId)).find((s) => s.id === sessionId)?.revoke_reason ?? null).toBeNull();
+    expect((await t.verify(accessToken)).active).toBe(true);
+    expect((await auditRows(t.db, userId)).map((e) => e.type)).not.toContain("REFRESH_TOKEN_REUSED");
   }
 
   it("two concurrent refreshes of one token: one succeeds, the other is REFRESH_TOKEN_CONCURRENT and the session lives", async () => {
@@ -88,9 +75,9 @@ describe.each(transportNames)("refresh grace window over %s", (name) => {
     await expectSessionAlive(account.tokens.sessionId, account.userId, rotated.accessToken);
     clock.advance(1);
     await expectError(tokens.refreshToken({ refreshToken: account.tokens.refreshToken }), { code: Code.Unauthenticated, reason: "REFRESH_TOKEN_REUSED" });
-    expect((await sessionRows(service.db, account.userId)).map((s) => s.revoke_reason)).toEqual(["refresh_token_reuse"]);
-    expect((await auditRows(service.db, account.userId)).filter((e) => e.type === "REFRESH_TOKEN_REUSED")).toHaveLength(1);
-    const verification = await verifier.verify(rotated.accessToken);
+    expect((await sessionRows(t.db, account.userId)).map((s) => s.revoke_reason)).toEqual(["refresh_token_reuse"]);
+    expect((await auditRows(t.db, account.userId)).filter((e) => e.type === "REFRESH_TOKEN_REUSED")).toHaveLength(1);
+    const verification = await t.verify(rotated.accessToken);
     expect(verification.active).toBe(false);
     expect(verification.reason).toBe(InactiveReason.SESSION_REVOKED);
     await expectError(tokens.refreshToken({ refreshToken: rotated.refreshToken }), { code: Code.Unauthenticated });
@@ -101,15 +88,15 @@ describe.each(transportNames)("refresh grace window over %s", (name) => {
     const rotated = (await tokens.refreshToken({ refreshToken: account.tokens.refreshToken })).tokens!;
     await auth.logout({}, bearer(rotated.accessToken));
     await expectError(tokens.refreshToken({ refreshToken: account.tokens.refreshToken }), { code: Code.Unauthenticated, reason: "REFRESH_TOKEN_REUSED" });
-    expect((await sessionRows(service.db, account.userId)).map((s) => s.revoke_reason)).toEqual(["logout"]);
+    expect((await sessionRows(t.db, account.userId)).map((s) => s.revoke_reason)).toEqual(["logout"]);
   });
 });
 
 describe.each(["connect", "grpc-web"] as const)("two browser tabs refreshing one cookie at once, over %s", (protocol) => {
   const transport = () =>
     protocol === "connect"
-      ? createConnectTransport({ baseUrl: service.httpUrl, httpVersion: "1.1" })
-      : createGrpcWebTransport({ baseUrl: service.httpUrl, httpVersion: "1.1" });
+      ? createConnectTransport({ baseUrl: t.httpUrl, httpVersion: "1.1" })
+      : createGrpcWebTransport({ baseUrl: t.httpUrl, httpVersion: "1.1" });
   /** A browser call (trusted Origin) with the refresh cookie, recording the Set-Cookie answered. */
   const tab = (cookie?: string) => {
     const seen: { setCookie: string | null } = { setCookie: null };
@@ -139,7 +126,7 @@ describe.each(["connect", "grpc-web"] as const)("two browser tabs refreshing one
     // The browser now sends the rotated cookie with the retry.
     const retry = tab(rotated);
     const retried = await tokens.refreshToken({}, retry.options);
-    expect((await verifier.verify(retried.tokens!.accessToken)).active).toBe(true);
+    expect((await t.verify(retried.tokens!.accessToken)).active).toBe(true);
     expect(cookieOf(retry.seen.setCookie)).toBeDefined();
   });
 });

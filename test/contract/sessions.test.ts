@@ -3,26 +3,15 @@ import { randomUUID } from "node:crypto";
 import { Code } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { InactiveReason } from "../../gen/identity/v1/token_service_pb.js";
-import { auditRows, bearer, expectUnchanged, login, signUp, type AuthClient, type TokenClient, type Verifier } from "../support/accounts.js";
+import { auditRows, bearer, login, signUp } from "../support/accounts.js";
 import { expectError } from "../support/errors.js";
-import type { TestService } from "../support/service.js";
 import { transportNames } from "../support/transports.js";
-import { useClients, useService } from "../support/suite.js";
+import { setupService } from "../support/setup.js";
 
-let service: TestService;
-let verifier: Verifier;
-useService((started, startedVerifier) => {
-  service = started;
-  verifier = startedVerifier;
-});
+const t = setupService();
 
 describe.each(transportNames)("ListSessions and RevokeSession over %s", (name) => {
-  let auth: AuthClient;
-  let tokens: TokenClient;
-  useClients(() => service, name, (a, t) => {
-    auth = a;
-    tokens = t;
-  });
+  const { auth, tokens } = t.clients(name);
 
   it("lists the caller's live sessions, newest first, marking the current one", async () => {
     const account = await signUp(auth, "list");
@@ -66,7 +55,7 @@ describe.each(transportNames)("ListSessions and RevokeSession over %s", (name) =
   it("refuses a bad page_token or page_size, changing nothing", async () => {
     const account = await signUp(auth, "page-bad");
     const headers = bearer(account.tokens.accessToken);
-    await expectUnchanged(service.db, async () => {
+    await t.expectUnchanged(async () => {
       await expectError(auth.listSessions({ pageToken: "not-a-token" }, headers), { code: Code.InvalidArgument, fields: ["page_token"] });
       const forged = Buffer.from(JSON.stringify(["yesterday", "x"])).toString("base64url");
       await expectError(auth.listSessions({ pageToken: forged }, headers), { code: Code.InvalidArgument, fields: ["page_token"] });
@@ -80,11 +69,11 @@ describe.each(transportNames)("ListSessions and RevokeSession over %s", (name) =
     const other = await login(auth, account.email);
     await auth.revokeSession({ sessionId: other.sessionId.toUpperCase() }, bearer(account.tokens.accessToken));
 
-    expect(await verifier.verify(other.accessToken)).toMatchObject({ active: false, reason: InactiveReason.SESSION_REVOKED });
+    expect(await t.verify(other.accessToken)).toMatchObject({ active: false, reason: InactiveReason.SESSION_REVOKED });
     await expectError(tokens.refreshToken({ refreshToken: other.refreshToken }), { code: Code.Unauthenticated });
     const listed = await auth.listSessions({}, bearer(account.tokens.accessToken));
     expect(listed.sessions.map((s) => s.id)).toEqual([account.tokens.sessionId]);
-    expect((await auditRows(service.db, account.userId)).at(-1)).toMatchObject({ type: "SESSION_REVOKED", session_id: other.sessionId });
+    expect((await auditRows(t.db, account.userId)).at(-1)).toMatchObject({ type: "SESSION_REVOKED", session_id: other.sessionId });
   });
 
   it("RevokeSession of someone else's, an unknown or an ended session is NOT_FOUND and changes nothing", async () => {
@@ -93,17 +82,17 @@ describe.each(transportNames)("ListSessions and RevokeSession over %s", (name) =
     const ended = await login(auth, account.email);
     await auth.logout({}, bearer(ended.accessToken));
     const headers = bearer(account.tokens.accessToken);
-    await expectUnchanged(service.db, async () => {
+    await t.expectUnchanged(async () => {
       for (const sessionId of [stranger.tokens.sessionId, randomUUID(), ended.sessionId]) {
         await expectError(auth.revokeSession({ sessionId }, headers), { code: Code.NotFound, reason: "SESSION_NOT_FOUND" });
       }
     });
-    expect((await verifier.verify(stranger.tokens.accessToken)).active).toBe(true);
+    expect((await t.verify(stranger.tokens.accessToken)).active).toBe(true);
   });
 
   it("RevokeSession with a malformed id is INVALID_ARGUMENT and changes nothing", async () => {
     const account = await signUp(auth, "revoke-bad");
-    await expectUnchanged(service.db, async () => {
+    await t.expectUnchanged(async () => {
       for (const sessionId of ["", "not-a-uuid", `${account.tokens.sessionId}x`]) {
         await expectError(auth.revokeSession({ sessionId }, bearer(account.tokens.accessToken)), { code: Code.InvalidArgument, fields: ["session_id"] });
       }

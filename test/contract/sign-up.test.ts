@@ -2,24 +2,15 @@
 // rules (code points after NFKC, common passwords) and duplicates.
 import { Code } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
-import { auditRows, violationReasons as reasons, expectUnchanged, login, PASSWORD, uniqueEmail, uniquePhone, uniqueUsername, type AuthClient, type Verifier } from "../support/accounts.js";
+import { auditRows, violationReasons as reasons, login, PASSWORD, uniqueEmail, uniquePhone, uniqueUsername } from "../support/accounts.js";
 import { expectError } from "../support/errors.js";
-import type { TestService } from "../support/service.js";
 import { transportNames } from "../support/transports.js";
-import { useClients, useService } from "../support/suite.js";
+import { setupService } from "../support/setup.js";
 
-let service: TestService;
-let verifier: Verifier;
-useService((started, startedVerifier) => {
-  service = started;
-  verifier = startedVerifier;
-});
+const t = setupService();
 
 describe.each(transportNames)("SignUp over %s", (name) => {
-  let auth: AuthClient;
-  useClients(() => service, name, (a) => {
-    auth = a;
-  });
+  const { auth } = t.clients(name);
 
   it("creates an account by email, stores an argon2id hash and signs it in", async () => {
     const typed = uniqueEmail("Sign.Up");
@@ -28,21 +19,21 @@ describe.each(transportNames)("SignUp over %s", (name) => {
     const { user, tokens } = await auth.signUp({ email: mixedCase, password: PASSWORD, displayName: " Ａda " });
     expect(user).toMatchObject({ email, username: "", phone: "", displayName: "Ada", role: "user", hasPassword: true, emailVerified: false });
     expect(tokens?.tokenType).toBe("Bearer");
-    const verified = await verifier.verify(tokens!.accessToken);
+    const verified = await t.verify(tokens!.accessToken);
     expect(verified).toMatchObject({ active: true, userId: user!.id, sessionId: tokens!.sessionId, role: "user", amr: ["pwd"] });
 
-    const [row] = await service.db.query(`SELECT email, status, password_hash FROM users WHERE id = $1`, [user!.id]);
+    const [row] = await t.db.query(`SELECT email, status, password_hash FROM users WHERE id = $1`, [user!.id]);
     expect(row.email).toBe(email);
     expect(row.status).toBe("active");
     expect(row.password_hash).toMatch(/^\$argon2id\$v=19\$m=19456,p=1,t=2\$/);
-    expect((await auditRows(service.db, user!.id)).map((e) => e.type)).toEqual(["SIGN_UP"]);
+    expect((await auditRows(t.db, user!.id)).map((e) => e.type)).toEqual(["SIGN_UP"]);
   });
 
   it("creates an account by username only, lower-cased", async () => {
     const username = uniqueUsername("Name");
     const { user, tokens } = await auth.signUp({ username: username.toUpperCase(), password: PASSWORD });
     expect(user).toMatchObject({ username, email: "", phone: "" });
-    expect((await verifier.verify(tokens!.accessToken)).username).toBe(username);
+    expect((await t.verify(tokens!.accessToken)).username).toBe(username);
   });
 
   it("creates an account by phone only, in E.164 form", async () => {
@@ -53,7 +44,7 @@ describe.each(transportNames)("SignUp over %s", (name) => {
   });
 
   it("refuses every invalid field at once and stores nothing", async () => {
-    const error = await expectUnchanged(service.db, () =>
+    const error = await t.expectUnchanged(() =>
       expectError(
         auth.signUp({ email: "no-at-sign.example.com", username: "x!", phone: "555-0100", password: "short", displayName: "d".repeat(101) }),
         { code: Code.InvalidArgument, reason: "INVALID_ARGUMENT", fields: ["email", "username", "phone", "password", "display_name"] },
@@ -63,7 +54,7 @@ describe.each(transportNames)("SignUp over %s", (name) => {
   });
 
   it("requires one identifier", async () => {
-    const error = await expectUnchanged(service.db, () =>
+    const error = await t.expectUnchanged(() =>
       expectError(auth.signUp({ email: " ", password: PASSWORD }), { code: Code.InvalidArgument, fields: ["email"] }),
     );
     expect(reasons(error)).toEqual({ email: "IDENTIFIER_REQUIRED" });
@@ -71,7 +62,7 @@ describe.each(transportNames)("SignUp over %s", (name) => {
 
   it("refuses common passwords, whatever their case", async () => {
     for (const password of ["password", "IloveYou", "12345678"]) {
-      const error = await expectUnchanged(service.db, () =>
+      const error = await t.expectUnchanged(() =>
         expectError(auth.signUp({ email: uniqueEmail("common"), password }), { code: Code.InvalidArgument, fields: ["password"] }),
       );
       expect(reasons(error)).toEqual({ password: "PASSWORD_TOO_COMMON" });
@@ -85,7 +76,7 @@ describe.each(transportNames)("SignUp over %s", (name) => {
       ["ﬁ".repeat(65), "PASSWORD_TOO_LONG"], // 65 code points, 130 after NFKC
     ];
     for (const [password, reason] of cases) {
-      const error = await expectUnchanged(service.db, () =>
+      const error = await t.expectUnchanged(() =>
         expectError(auth.signUp({ email: uniqueEmail("length"), password }), { code: Code.InvalidArgument, fields: ["password"] }),
       );
       expect(reasons(error)).toEqual({ password: reason });
@@ -105,8 +96,9 @@ describe.each(transportNames)("SignUp over %s", (name) => {
     const email = uniqueEmail("dup");
     await auth.signUp({ email, password: PASSWORD });
     for (const again of [email, email.toUpperCase()]) {
-      await expectUnchanged(service.db, () =>
+      await t.expectUnchanged(() =>
         expectError(auth.signUp({ email: again, password: PASSWORD }), { code: Code.AlreadyExists, reason: "IDENTIFIER_TAKEN" }),
+        ["rate_limits"], // a refused sign-up still spends the caller's sign-up quota
       );
     }
   });
@@ -115,7 +107,7 @@ describe.each(transportNames)("SignUp over %s", (name) => {
     const username = uniqueUsername("dup");
     const phone = uniquePhone();
     await auth.signUp({ username, phone, password: PASSWORD });
-    await expectUnchanged(service.db, async () => {
+    await t.expectUnchanged(async () => {
       await expectError(auth.signUp({ username: username.toUpperCase(), password: PASSWORD }), {
         code: Code.AlreadyExists,
         reason: "IDENTIFIER_TAKEN",
@@ -124,6 +116,6 @@ describe.each(transportNames)("SignUp over %s", (name) => {
         code: Code.AlreadyExists,
         reason: "IDENTIFIER_TAKEN",
       });
-    });
+    }, ["rate_limits"]); // a refused sign-up still spends the caller's sign-up quota
   });
 });

@@ -3,26 +3,15 @@ import { Code } from "@connectrpc/connect";
 import { decodeProtectedHeader, importJWK, jwtVerify } from "jose";
 import { describe, expect, it } from "vitest";
 import { InactiveReason, TokenService, TokenTypeHint } from "../../gen/identity/v1/token_service_pb.js";
-import { auditRows, bearer, expectUnchanged, login, sessionRows, signUp, type AuthClient, type TokenClient, type Verifier } from "../support/accounts.js";
+import { auditRows, bearer, login, sessionRows, signUp } from "../support/accounts.js";
 import { expectError } from "../support/errors.js";
-import type { TestService } from "../support/service.js";
 import { transportNames } from "../support/transports.js";
-import { useClients, useService } from "../support/suite.js";
+import { setupService } from "../support/setup.js";
 
-let service: TestService;
-let verifier: Verifier;
-useService((started, startedVerifier) => {
-  service = started;
-  verifier = startedVerifier;
-});
+const t = setupService();
 
 describe.each(transportNames)("TokenService over %s", (name) => {
-  let auth: AuthClient;
-  let tokens: TokenClient;
-  useClients(() => service, name, (a, t) => {
-    auth = a;
-    tokens = t;
-  });
+  const { auth, tokens } = t.clients(name);
 
   it("RefreshToken rotates: a new pair for the same session, the old refresh token spent", async () => {
     const account = await signUp(auth, "rotate");
@@ -31,11 +20,11 @@ describe.each(transportNames)("TokenService over %s", (name) => {
     expect(first.refreshToken).not.toBe(account.tokens.refreshToken);
     expect(first.accessToken).not.toBe(account.tokens.accessToken);
     expect(first.tokenType).toBe("Bearer");
-    expect(await verifier.verify(first.accessToken)).toMatchObject({ active: true, userId: account.userId, sessionId: account.tokens.sessionId });
+    expect(await t.verify(first.accessToken)).toMatchObject({ active: true, userId: account.userId, sessionId: account.tokens.sessionId });
 
     const second = (await tokens.refreshToken({ refreshToken: first.refreshToken })).tokens!;
     expect(second.sessionId).toBe(account.tokens.sessionId);
-    const rows = await service.db.query(
+    const rows = await t.db.query(
       `SELECT used_at FROM refresh_tokens WHERE session_id = $1 ORDER BY created_at, id`,
       [account.tokens.sessionId],
     );
@@ -50,12 +39,12 @@ describe.each(transportNames)("TokenService over %s", (name) => {
 
     await expectError(tokens.refreshToken({ refreshToken: latest.refreshToken }), { code: Code.Unauthenticated, reason: "REFRESH_TOKEN_INVALID" });
     for (const accessToken of [account.tokens.accessToken, first.accessToken, latest.accessToken]) {
-      expect(await verifier.verify(accessToken)).toMatchObject({ active: false, reason: InactiveReason.SESSION_REVOKED });
+      expect(await t.verify(accessToken)).toMatchObject({ active: false, reason: InactiveReason.SESSION_REVOKED });
     }
-    expect((await sessionRows(service.db, account.userId)).map((r) => r.revoke_reason)).toEqual(["refresh_token_reuse"]);
+    expect((await sessionRows(t.db, account.userId)).map((r) => r.revoke_reason)).toEqual(["refresh_token_reuse"]);
     // Presenting it once more still fails, without a second audit event.
     await expectError(tokens.refreshToken({ refreshToken: first.refreshToken }), { code: Code.Unauthenticated, reason: "REFRESH_TOKEN_REUSED" });
-    const reused = (await auditRows(service.db, account.userId)).filter((e) => e.type === "REFRESH_TOKEN_REUSED");
+    const reused = (await auditRows(t.db, account.userId)).filter((e) => e.type === "REFRESH_TOKEN_REUSED");
     expect(reused).toEqual([{ type: "REFRESH_TOKEN_REUSED", session_id: account.tokens.sessionId, details: {} }]);
   });
 
@@ -63,13 +52,13 @@ describe.each(transportNames)("TokenService over %s", (name) => {
     const account = await signUp(auth, "refresh-bad");
     const ended = await login(auth, account.email);
     await auth.logout({}, bearer(ended.accessToken));
-    await expectUnchanged(service.db, async () => {
+    await t.expectUnchanged(async () => {
       await expectError(tokens.refreshToken({ refreshToken: "" }), { code: Code.InvalidArgument, fields: ["refresh_token"] });
       for (const refreshToken of ["x".repeat(43), account.tokens.accessToken, ended.refreshToken, ended.refreshToken]) {
         await expectError(tokens.refreshToken({ refreshToken }), { code: Code.Unauthenticated, reason: "REFRESH_TOKEN_INVALID" });
       }
     });
-    expect((await verifier.verify(account.tokens.accessToken)).active).toBe(true);
+    expect((await t.verify(account.tokens.accessToken)).active).toBe(true);
   });
 
   it("RevokeToken with an access token ends its session", async () => {
@@ -77,10 +66,10 @@ describe.each(transportNames)("TokenService over %s", (name) => {
     const other = await login(auth, account.email);
     await tokens.revokeToken({ token: account.tokens.accessToken, tokenTypeHint: TokenTypeHint.ACCESS_TOKEN });
 
-    expect(await verifier.verify(account.tokens.accessToken)).toMatchObject({ active: false, reason: InactiveReason.SESSION_REVOKED });
+    expect(await t.verify(account.tokens.accessToken)).toMatchObject({ active: false, reason: InactiveReason.SESSION_REVOKED });
     await expectError(tokens.refreshToken({ refreshToken: account.tokens.refreshToken }), { code: Code.Unauthenticated });
-    expect((await verifier.verify(other.accessToken)).active).toBe(true);
-    expect((await auditRows(service.db, account.userId)).at(-1)).toMatchObject({
+    expect((await t.verify(other.accessToken)).active).toBe(true);
+    expect((await auditRows(t.db, account.userId)).at(-1)).toMatchObject({
       type: "SESSION_REVOKED",
       session_id: account.tokens.sessionId,
       details: { via: "revoke_token" },
@@ -91,15 +80,15 @@ describe.each(transportNames)("TokenService over %s", (name) => {
     const account = await signUp(auth, "revoke-refresh");
     await tokens.revokeToken({ token: account.tokens.refreshToken });
 
-    expect(await verifier.verify(account.tokens.accessToken)).toMatchObject({ active: false, reason: InactiveReason.SESSION_REVOKED });
+    expect(await t.verify(account.tokens.accessToken)).toMatchObject({ active: false, reason: InactiveReason.SESSION_REVOKED });
     await expectError(tokens.refreshToken({ refreshToken: account.tokens.refreshToken }), { code: Code.Unauthenticated });
-    expect((await sessionRows(service.db, account.userId)).map((r) => r.revoke_reason)).toEqual(["revoked"]);
+    expect((await sessionRows(t.db, account.userId)).map((r) => r.revoke_reason)).toEqual(["revoked"]);
   });
 
   it("RevokeToken succeeds for unknown or spent tokens without changing anything, and needs a token", async () => {
     const account = await signUp(auth, "revoke-unknown");
     await tokens.revokeToken({ token: account.tokens.refreshToken });
-    await expectUnchanged(service.db, async () => {
+    await t.expectUnchanged(async () => {
       for (const token of ["x".repeat(43), "a.b.c", account.tokens.accessToken, account.tokens.refreshToken]) {
         await tokens.revokeToken({ token });
       }
@@ -110,7 +99,7 @@ describe.each(transportNames)("TokenService over %s", (name) => {
   it("GetJwks matches the gateway's JWKS document and verifies access tokens", async () => {
     const account = await signUp(auth, "jwks");
     const { keys } = await tokens.getJwks({});
-    const document = (await (await fetch(`${service.httpUrl}/.well-known/jwks.json`)).json()) as { keys: unknown[] };
+    const document = (await (await fetch(`${t.httpUrl}/.well-known/jwks.json`)).json()) as { keys: unknown[] };
     expect(keys.map(({ kty, crv, x, kid, alg, use }) => ({ kty, crv, x, kid, alg, use }))).toEqual(document.keys);
     for (const key of keys) expect(key).toMatchObject({ kty: "OKP", crv: "Ed25519", alg: "EdDSA", use: "sig" });
 

@@ -2,54 +2,38 @@
 // a service key, except from loopback in development mode.
 import { Code } from "@connectrpc/connect";
 import { decodeJwt } from "jose";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
+import { describe, expect, it } from "vitest";
 import { InactiveReason, TokenService } from "../../gen/identity/v1/token_service_pb.js";
-import { expectUnchanged, signUp, uniqueUsername, type TokenClient } from "../support/accounts.js";
+import { uniqueUsername } from "../support/accounts.js";
 import { expectError } from "../support/errors.js";
-import { startTestService, TEST_KEK, TEST_SERVICE_KEY, type TestService } from "../support/service.js";
-import { clientsFor, type Clients, type TransportName } from "../support/transports.js";
+import { setupService } from "../support/setup.js";
+import { TEST_KEK, TEST_SERVICE_KEY } from "../support/service.js";
+import { type TransportName } from "../support/transports.js";
 
 const WITH_KEY = { headers: { "x-service-key": TEST_SERVICE_KEY } };
 const WRONG_KEY = { headers: { "x-service-key": "not-the-service-key-0123456789abcdef" } };
 
-let service: TestService;
-let grpc: Clients;
-let accessToken: string;
-let refreshToken: string;
-beforeAll(async () => {
-  service = await startTestService();
-  grpc = clientsFor(service, "grpc");
-  const account = await signUp(grpc.client(AuthService), "verify", { username: uniqueUsername("verify") });
-  accessToken = account.tokens.accessToken;
-  refreshToken = account.tokens.refreshToken;
-});
-afterAll(async () => {
-  grpc?.close();
-  await service?.close();
-});
+const t = setupService();
+const account = t.prepare(() => t.signUp("verify", { username: uniqueUsername("verify") }));
 
 describe.each<TransportName>(["connect", "grpc-web"])("VerifyToken on the gateway over %s", (name) => {
   it("answers UNIMPLEMENTED, with or without a service key", async () => {
-    const clients = clientsFor(service, name);
-    const tokens = clients.client(TokenService);
-    await expectUnchanged(service.db, async () => {
+    const { tokens } = t.clients(name);
+    const { accessToken } = account().tokens;
+    await t.expectUnchanged(async () => {
       await expectError(tokens.verifyToken({ token: accessToken }, WITH_KEY), { code: Code.Unimplemented });
       await expectError(tokens.verifyToken({ token: accessToken }), { code: Code.Unimplemented });
     });
-    clients.close();
   });
 });
 
 describe("VerifyToken over grpc in development mode", () => {
-  let tokens: TokenClient;
-  beforeAll(() => {
-    tokens = grpc.client(TokenService);
-  });
+  const { tokens } = t.clients("grpc");
+  const accessToken = () => account().tokens.accessToken;
 
   it("returns the token's claims to a caller with a service key", async () => {
-    const claims = decodeJwt(accessToken);
-    const response = await tokens.verifyToken({ token: accessToken }, WITH_KEY);
+    const claims = decodeJwt(accessToken());
+    const response = await tokens.verifyToken({ token: accessToken() }, WITH_KEY);
     expect(response).toMatchObject({
       active: true,
       reason: InactiveReason.UNSPECIFIED,
@@ -59,8 +43,8 @@ describe("VerifyToken over grpc in development mode", () => {
       role: "user",
       username: claims.username,
       amr: ["pwd"],
-      issuer: service.config.issuer,
-      audience: service.config.audience,
+      issuer: t.config.issuer,
+      audience: t.config.audience,
     });
     expect(response.username).not.toBe("");
     expect(Number(response.issueTime?.seconds)).toBe(claims.iat);
@@ -68,20 +52,20 @@ describe("VerifyToken over grpc in development mode", () => {
   });
 
   it("lets a loopback caller without a key in", async () => {
-    expect((await tokens.verifyToken({ token: accessToken })).active).toBe(true);
+    expect((await tokens.verifyToken({ token: accessToken() })).active).toBe(true);
   });
 
   it("refuses a wrong key with PERMISSION_DENIED, even from loopback", async () => {
-    await expectUnchanged(service.db, () =>
-      expectError(tokens.verifyToken({ token: accessToken }, WRONG_KEY), { code: Code.PermissionDenied, reason: "SERVICE_KEY_INVALID" }),
+    await t.expectUnchanged(() =>
+      expectError(tokens.verifyToken({ token: accessToken() }, WRONG_KEY), { code: Code.PermissionDenied, reason: "SERVICE_KEY_INVALID" }),
     );
   });
 
   it("answers active=false with a reason for a bad token, INVALID_ARGUMENT for none", async () => {
-    const [header, payload] = accessToken.split(".");
-    await expectUnchanged(service.db, async () => {
+    const [header, payload] = accessToken().split(".");
+    await t.expectUnchanged(async () => {
       expect(await tokens.verifyToken({ token: "garbage" }, WITH_KEY)).toMatchObject({ active: false, reason: InactiveReason.MALFORMED, userId: "" });
-      expect((await tokens.verifyToken({ token: refreshToken }, WITH_KEY)).reason).toBe(InactiveReason.MALFORMED);
+      expect((await tokens.verifyToken({ token: account().tokens.refreshToken }, WITH_KEY)).reason).toBe(InactiveReason.MALFORMED);
       expect((await tokens.verifyToken({ token: `${header}.${payload}.AAAA` }, WITH_KEY)).reason).toBe(InactiveReason.BAD_SIGNATURE);
       await expectError(tokens.verifyToken({ token: "" }, WITH_KEY), { code: Code.InvalidArgument, fields: ["token"] });
     });
@@ -89,34 +73,25 @@ describe("VerifyToken over grpc in development mode", () => {
 });
 
 describe("VerifyToken over grpc in production mode", () => {
-  let production: TestService;
-  let clients: Clients;
-  let tokens: TokenClient;
-  let productionToken: string;
-  beforeAll(async () => {
-    production = await startTestService({ env: { NODE_ENV: "production", KEY_ENCRYPTION_KEY: TEST_KEK.toString("base64"), PUBLIC_URL: "https://id.example.com" } });
+  const production = setupService({ env: { NODE_ENV: "production", KEY_ENCRYPTION_KEY: TEST_KEK.toString("base64"), PUBLIC_URL: "https://id.example.com" } });
+  const { tokens } = production.clients("grpc");
+  const productionToken = production.prepare(async () => {
     expect(production.config.production).toBe(true);
-    clients = clientsFor(production, "grpc");
-    tokens = clients.client(TokenService);
-    productionToken = (await signUp(clients.client(AuthService), "verify-prod")).tokens.accessToken;
-  });
-  afterAll(async () => {
-    clients?.close();
-    await production?.close();
+    return (await production.signUp("verify-prod")).tokens.accessToken;
   });
 
   it("requires a service key even from loopback", async () => {
-    await expectUnchanged(production.db, async () => {
-      await expectError(tokens.verifyToken({ token: productionToken }), { code: Code.Unauthenticated, reason: "SERVICE_KEY_REQUIRED" });
-      await expectError(tokens.verifyToken({ token: productionToken }, { headers: { "x-service-key": "" } }), {
+    await production.expectUnchanged(async () => {
+      await expectError(tokens.verifyToken({ token: productionToken() }), { code: Code.Unauthenticated, reason: "SERVICE_KEY_REQUIRED" });
+      await expectError(tokens.verifyToken({ token: productionToken() }, { headers: { "x-service-key": "" } }), {
         code: Code.Unauthenticated,
         reason: "SERVICE_KEY_REQUIRED",
       });
-      await expectError(tokens.verifyToken({ token: productionToken }, WRONG_KEY), { code: Code.PermissionDenied, reason: "SERVICE_KEY_INVALID" });
+      await expectError(tokens.verifyToken({ token: productionToken() }, WRONG_KEY), { code: Code.PermissionDenied, reason: "SERVICE_KEY_INVALID" });
     });
   });
 
   it("verifies for a caller with the key", async () => {
-    expect((await tokens.verifyToken({ token: productionToken }, WITH_KEY)).active).toBe(true);
+    expect((await tokens.verifyToken({ token: productionToken() }, WITH_KEY)).active).toBe(true);
   });
 });

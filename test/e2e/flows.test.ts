@@ -13,21 +13,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
 import { TokenService } from "../../gen/identity/v1/token_service_pb.js";
 import { uniqueEmail, uniquePhone } from "../support/accounts.js";
-import { startTestService, type TestService } from "../support/service.js";
+import { prepared, setupService } from "../support/setup.js";
 import { AppPage, type Transport } from "./app.js";
 import { expectRefreshTokenHidden, launchChromium, protocolOf, recordTraffic, refreshCookie, screenshots, type Chromium, type Traffic } from "./browser.js";
 
 const PASSWORD = "a long enough passphrase";
 
-let service: TestService;
-let chromium: Chromium;
-beforeAll(async () => {
-  [service, chromium] = await Promise.all([startTestService(), launchChromium()]);
-});
-afterAll(async () => {
-  await chromium?.close();
-  await service?.close();
-});
+const chromium = prepared(launchChromium, (browser) => browser.close());
+const t = setupService();
 
 const totpAt = (secret: string, offsetSec: number) => generateSync({ secret, epoch: Math.floor(Date.now() / 1000) + offsetSec });
 
@@ -54,7 +47,7 @@ describe.each<Transport>(["grpc-web", "connect"])("the browser app over %s", (tr
   let backupCodes: string[] = [];
 
   beforeAll(async () => {
-    context = await chromium.newContext();
+    context = await chromium().newContext();
     page = await context.newPage();
     page.on("pageerror", (err) => pageErrors.push(err.message));
     traffic = recordTraffic(page);
@@ -65,7 +58,7 @@ describe.each<Transport>(["grpc-web", "connect"])("the browser app over %s", (tr
   });
 
   it(`switches to ${transport} and every call then speaks it`, async () => {
-    await app.open(service.httpUrl, `?transport=${other}`);
+    await app.open(t.httpUrl, `?transport=${other}`);
     expect(await app.status()).toContain(other === "connect" ? "Connect" : "gRPC-web");
     const startup = traffic.rpcs.length;
     expect(traffic.rpcs.map(protocolOf)).toEqual(traffic.rpcs.map(() => other)); // the start-up refresh
@@ -94,7 +87,7 @@ describe.each<Transport>(["grpc-web", "connect"])("the browser app over %s", (tr
     expect(who["Signed in with"]).toBe("pwd");
     userId = who["User id"]!;
     const claims = await app.claims();
-    expect(claims).toMatchObject({ sub: userId, sid: who.Session, amr: ["pwd"], role: "user", aud: service.config.audience, iss: service.config.issuer });
+    expect(claims).toMatchObject({ sub: userId, sid: who.Session, amr: ["pwd"], role: "user", aud: t.config.audience, iss: t.config.issuer });
     expect(await app.status()).toBe(`Signed in as Ada Browser · ${transport === "connect" ? "Connect" : "gRPC-web"}`);
     await expectRefreshTokenHidden(page, context, traffic);
     await shot(page, "signed-up");
@@ -120,7 +113,7 @@ describe.each<Transport>(["grpc-web", "connect"])("the browser app over %s", (tr
 
   it("lists sessions and revokes another device's", async () => {
     // Another device signs in (a non-browser client: it gets its refresh token in the body).
-    const device = createConnectTransport({ baseUrl: service.httpUrl, httpVersion: "1.1" });
+    const device = createConnectTransport({ baseUrl: t.httpUrl, httpVersion: "1.1" });
     const login = await createClient(AuthService, device).login({ identifier: email, password: PASSWORD });
     if (login.result.case !== "tokens") throw new Error("expected tokens");
     const deviceRefresh = login.result.value.refreshToken;

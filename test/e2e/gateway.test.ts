@@ -3,11 +3,12 @@
 // violations, and in production mode the development outbox does not exist.
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { freePort } from "../support/ports.js";
-import { startTestService, TEST_KEK, type TestService } from "../support/service.js";
+import { TEST_KEK } from "../support/service.js";
+import { prepared, setupService } from "../support/setup.js";
 import { AppPage } from "./app.js";
-import { launchChromium, screenshots, type Chromium } from "./browser.js";
+import { launchChromium, screenshots } from "./browser.js";
 
 /** A plain page on its own origin (another port), standing in for someone else's site. */
 async function otherSite(title: string): Promise<{ origin: string; close(): Promise<void> }> {
@@ -22,32 +23,22 @@ async function otherSite(title: string): Promise<{ origin: string; close(): Prom
   };
 }
 
-let chromium: Chromium;
-beforeAll(async () => {
-  chromium = await launchChromium();
-});
-afterAll(async () => {
-  await chromium?.close();
-});
+const chromium = prepared(launchChromium, (browser) => browser.close());
 
 describe("CORS: only configured origins may call the gateway from a browser", () => {
   const shot = screenshots("cors");
-  let allowed: Awaited<ReturnType<typeof otherSite>>;
-  let refused: Awaited<ReturnType<typeof otherSite>>;
-  let service: TestService;
-
-  beforeAll(async () => {
-    [allowed, refused] = await Promise.all([otherSite("An allowed site"), otherSite("Some other site")]);
-    service = await startTestService({ env: { CORS_ORIGINS: allowed.origin } });
-  });
-  afterAll(async () => {
-    await service?.close();
-    await Promise.all([allowed?.close(), refused?.close()]);
-  });
+  const sites = prepared(
+    async () => {
+      const [allowed, refused] = await Promise.all([otherSite("An allowed site"), otherSite("Some other site")]);
+      return { allowed, refused };
+    },
+    ({ allowed, refused }) => Promise.all([allowed.close(), refused.close()]).then(() => undefined),
+  );
+  const t = setupService(() => ({ env: { CORS_ORIGINS: sites().allowed.origin } }));
 
   /** From a page on `origin`, a credentialed Connect call to the gateway; what the page saw. */
   async function callFrom(origin: string, step: string): Promise<string> {
-    const context = await chromium.newContext();
+    const context = await chromium().newContext();
     const page = await context.newPage();
     await page.goto(`${origin}/`);
     const outcome = await page.evaluate(async (gateway) => {
@@ -66,38 +57,31 @@ describe("CORS: only configured origins may call the gateway from a browser", ()
       }
       document.getElementById("result")!.textContent = text;
       return text;
-    }, service.httpUrl);
+    }, t.httpUrl);
     await shot(page, step);
     await context.close();
     return outcome;
   }
 
   it("a page from a configured origin gets an answer", async () => {
-    expect(await callFrom(allowed.origin, "allowed-origin")).toBe("answered 200 with 1 key(s)");
+    expect(await callFrom(sites().allowed.origin, "allowed-origin")).toBe("answered 200 with 1 key(s)");
   });
 
   it("a page from any other origin is refused by the browser", async () => {
-    expect(await callFrom(refused.origin, "refused-origin")).toBe("refused: TypeError: Failed to fetch");
+    expect(await callFrom(sites().refused.origin, "refused-origin")).toBe("refused: TypeError: Failed to fetch");
   });
 });
 
 describe("the app in production mode", () => {
   const shot = screenshots("production");
-  let service: TestService;
-
-  beforeAll(async () => {
-    // Production requires PUBLIC_URL, the origin the page is served from: a port known beforehand.
+  // Production requires PUBLIC_URL, the origin the page is served from: a port known beforehand.
+  const t = setupService(async () => {
     const port = await freePort();
-    service = await startTestService({
-      env: { NODE_ENV: "production", KEY_ENCRYPTION_KEY: TEST_KEK.toString("base64"), PUBLIC_URL: `http://127.0.0.1:${port}`, HTTP_PORT: String(port) },
-    });
-  });
-  afterAll(async () => {
-    await service?.close();
+    return { env: { NODE_ENV: "production", KEY_ENCRYPTION_KEY: TEST_KEK.toString("base64"), PUBLIC_URL: `http://127.0.0.1:${port}`, HTTP_PORT: String(port) } };
   });
 
   it("has no development outbox, and the page runs under its CSP without violations", async () => {
-    const context = await chromium.newContext();
+    const context = await chromium().newContext();
     const page = await context.newPage();
     const problems: string[] = [];
     page.on("console", (message) => {
@@ -105,9 +89,9 @@ describe("the app in production mode", () => {
     });
     page.on("pageerror", (err) => problems.push(err.message));
     const app = new AppPage(page);
-    await app.open(service.httpUrl);
+    await app.open(t.httpUrl);
     await app.signedOut();
-    expect((await fetch(`${service.httpUrl}/dev/outbox`)).status).toBe(404);
+    expect((await fetch(`${t.httpUrl}/dev/outbox`)).status).toBe(404);
     expect(await page.locator("#outbox").isHidden()).toBe(true);
     await app.submit("signup-form", { email: "production-page@example.com", password: "a long enough passphrase" });
     await app.signedIn();

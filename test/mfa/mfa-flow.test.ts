@@ -1,44 +1,31 @@
 // The TOTP second factor end to end over every transport, with a clock the test moves.
-import { createClient } from "@connectrpc/connect";
 import { Code } from "@connectrpc/connect";
 import { generateSync } from "otplib";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AuditEventType, AuthService } from "../../gen/identity/v1/auth_service_pb.js";
+import { describe, expect, it } from "vitest";
+import { AuditEventType } from "../../gen/identity/v1/auth_service_pb.js";
 import { MfaMethod, OtpChannel, OtpPurpose } from "../../gen/identity/v1/common_pb.js";
-import { OtpService } from "../../gen/identity/v1/otp_service_pb.js";
-import { lastCode } from "../otp/helpers.js";
-import { MfaService } from "../../gen/identity/v1/mfa_service_pb.js";
-import { InactiveReason, TokenService } from "../../gen/identity/v1/token_service_pb.js";
+import { InactiveReason } from "../../gen/identity/v1/token_service_pb.js";
 import { expectError } from "../support/errors.js";
-import { ManualClock, startTestService, TEST_SERVICE_KEY, type TestService } from "../support/service.js";
-import { clientsFor, createGrpcJsTransport, transportNames } from "../support/transports.js";
+import { ManualClock } from "../support/service.js";
+import { transportNames } from "../support/transports.js";
+import { setupService } from "../support/setup.js";
 
 const PASSWORD = "a long enough passphrase";
 const clock = new ManualClock(new Date("2026-11-21T12:00:10Z"));
-let service: TestService;
-
-beforeAll(async () => {
-  service = await startTestService({ clock });
-});
-afterAll(async () => {
-  await service?.close();
-});
+const t = setupService({ clock });
 
 const totp = (secret: string) => generateSync({ secret, epoch: Math.floor(clock.now().getTime() / 1000) });
 const bearer = (token: string) => ({ headers: { authorization: `Bearer ${token}` } });
 const nextStep = () => clock.advance(30_000);
 
 async function count(sql: string, params: unknown[] = []): Promise<number> {
-  const [row] = (await service.db.query(sql, params)) as Array<{ n: number }>;
+  const [row] = (await t.db.query(sql, params)) as Array<{ n: number }>;
   return row!.n;
 }
 
 describe.each(transportNames)("MFA over %s", (name) => {
   let counter = 0;
-  const clients = () => {
-    const c = clientsFor(service, name);
-    return { auth: c.client(AuthService), mfa: c.client(MfaService), tokens: c.client(TokenService) };
-  };
+  const clients = () => t.clients(name);
 
   /** A signed-up account with TOTP enabled; returns its secret and backup codes. */
   async function enrolled() {
@@ -74,7 +61,7 @@ describe.each(transportNames)("MFA over %s", (name) => {
     expect(setup.qrCodeDataUrl).toMatch(/^data:image\/png;base64,/);
     const png = Buffer.from(setup.qrCodeDataUrl.split(",")[1]!, "base64");
     expect(png.subarray(0, 8)).toEqual(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
-    const sealed = (await service.db.query(`SELECT secret_sealed FROM totp_credentials c JOIN users u ON u.id = c.user_id WHERE u.email = $1`, [email])) as Array<{ secret_sealed: Buffer }>;
+    const sealed = (await t.db.query(`SELECT secret_sealed FROM totp_credentials c JOIN users u ON u.id = c.user_id WHERE u.email = $1`, [email])) as Array<{ secret_sealed: Buffer }>;
     expect(sealed[0]!.secret_sealed.toString("latin1")).not.toContain(setup.secret);
 
     expect((await mfa.getMfaStatus({}, bearer(access))).totpEnabled).toBe(false);
@@ -91,7 +78,7 @@ describe.each(transportNames)("MFA over %s", (name) => {
     const status = await mfa.getMfaStatus({}, bearer(access));
     expect(status.totpEnabled).toBe(true);
     expect(status.backupCodesRemaining).toBe(10);
-    const stored = (await service.db.query(`SELECT code_hash FROM backup_codes b JOIN users u ON u.id = b.user_id WHERE u.email = $1`, [email])) as Array<{ code_hash: Buffer }>;
+    const stored = (await t.db.query(`SELECT code_hash FROM backup_codes b JOIN users u ON u.id = b.user_id WHERE u.email = $1`, [email])) as Array<{ code_hash: Buffer }>;
     expect(stored.map((r) => r.code_hash.toString("hex"))).not.toContain(backupCodes[0]);
     await expectError(mfa.setupTotp({}, bearer(access)), { code: Code.FailedPrecondition, reason: "MFA_ALREADY_ENABLED" });
   });
@@ -105,9 +92,7 @@ describe.each(transportNames)("MFA over %s", (name) => {
     expect(await count(`SELECT count(*)::int AS n FROM sessions WHERE user_id = $1`, [account.userId])).toBe(sessionsBefore);
 
     // The challenge is not an access token.
-    const grpc = createGrpcJsTransport(service.grpcAddress);
-    const verifier = createClient(TokenService, grpc);
-    const asAccess = await verifier.verifyToken({ token: ch.challengeToken }, { headers: { "x-service-key": TEST_SERVICE_KEY } });
+    const asAccess = await t.verify(ch.challengeToken);
     expect(asAccess.active).toBe(false);
     await expectError(clients().auth.whoAmI({}, bearer(ch.challengeToken)), { code: Code.Unauthenticated });
 
@@ -116,10 +101,9 @@ describe.each(transportNames)("MFA over %s", (name) => {
     const done = await mfa.verifyMfa({ challengeToken: ch.challengeToken, code: { case: "totpCode", value: totp(account.secret) } });
     const me = await auth.whoAmI({}, bearer(done.tokens!.accessToken));
     expect(me.amr).toEqual(expect.arrayContaining(["pwd", "mfa"]));
-    const verified = await verifier.verifyToken({ token: done.tokens!.accessToken }, { headers: { "x-service-key": TEST_SERVICE_KEY } });
+    const verified = await t.verify(done.tokens!.accessToken);
     expect(verified.active).toBe(true);
     expect(verified.amr).toEqual(expect.arrayContaining(["pwd", "mfa"]));
-    grpc.close();
 
     // The challenge is spent, and the same TOTP code is refused on a new challenge.
     await expectError(mfa.verifyMfa({ challengeToken: ch.challengeToken, code: { case: "totpCode", value: totp(account.secret) } }), { code: Code.Unauthenticated, reason: "MFA_CHALLENGE_INVALID" });
@@ -131,14 +115,14 @@ describe.each(transportNames)("MFA over %s", (name) => {
 
   it("asks for the second factor after a one-time-code login too", async () => {
     const account = await enrolled();
-    const otp = clientsFor(service, name).client(OtpService);
+    const otp = t.clients(name).otp;
     // The owner proves the address first: a code proving a never-verified address would claim
     // the account and discard the factors set up before (pre-hijacking, test/security/credentials.test.ts).
     await otp.sendOtp({ channel: OtpChannel.EMAIL, destination: account.email, purpose: OtpPurpose.VERIFY_CONTACT }, bearer(account.access));
-    await otp.verifyOtp({ channel: OtpChannel.EMAIL, destination: account.email, purpose: OtpPurpose.VERIFY_CONTACT, code: lastCode(service.logLines, account.email) }, bearer(account.access));
+    await otp.verifyOtp({ channel: OtpChannel.EMAIL, destination: account.email, purpose: OtpPurpose.VERIFY_CONTACT, code: t.outbox.lastCode(account.email) }, bearer(account.access));
     clock.advance(31_000); // past the resend cooldown of this address
     await otp.sendOtp({ channel: OtpChannel.EMAIL, destination: account.email, purpose: OtpPurpose.LOGIN });
-    const code = lastCode(service.logLines, account.email);
+    const code = t.outbox.lastCode(account.email);
     const sessionsBefore = await count(`SELECT count(*)::int AS n FROM sessions WHERE user_id = $1`, [account.userId]);
     const verified = await otp.verifyOtp({ channel: OtpChannel.EMAIL, destination: account.email, purpose: OtpPurpose.LOGIN, code });
     expect(verified.result.case).toBe("mfaChallenge");
@@ -222,8 +206,6 @@ describe.each(transportNames)("MFA over %s", (name) => {
 });
 
 it("a challenge is not an access token, whatever it is presented as", async () => {
-  const grpc = createGrpcJsTransport(service.grpcAddress);
-  const res = await createClient(TokenService, grpc).verifyToken({ token: "mfa_abc" }, { headers: { "x-service-key": TEST_SERVICE_KEY } });
+  const res = await t.verify("mfa_abc");
   expect(res.reason).toBe(InactiveReason.MALFORMED);
-  grpc.close();
 });

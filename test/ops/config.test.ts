@@ -7,12 +7,13 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { createClient } from "@connectrpc/connect";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
 import { ConfigError, loadConfig } from "../../src/config.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { createTestDatabase } from "../support/database.js";
 import { freePort } from "../support/ports.js";
 import { spawnServiceProcess } from "../support/process.js";
+import { prepared } from "../support/setup.js";
 import { createGrpcJsTransport } from "../support/transports.js";
 
 const KEK = Buffer.alloc(32, 1).toString("base64");
@@ -108,16 +109,10 @@ it("the service exits with a clear message on a bad variable, before touching an
 });
 
 describe("listening on IPv6 (BIND_HOST)", () => {
-  let database: TestDatabase;
-  beforeAll(async () => {
-    database = await createTestDatabase();
-  });
-  afterAll(async () => {
-    await database?.drop();
-  });
+  const database = prepared(createTestDatabase, (db) => db.drop());
 
   it.each(["::", "[::]"])("BIND_HOST=%s starts, serves gRPC and the gateway on ::1 and 127.0.0.1, and stops cleanly", async (bindHost) => {
-    const proc = await spawnServiceProcess(database.url, { BIND_HOST: bindHost });
+    const proc = await spawnServiceProcess(database().url, { BIND_HOST: bindHost });
     try {
       const grpcPort = proc.grpcAddress.split(":").pop();
       const httpPort = new URL(proc.httpUrl).port;

@@ -3,43 +3,33 @@
 // survives, recovers by itself, and every call that succeeded is in the database afterwards.
 import { mkdirSync, rmSync } from "node:fs";
 import path from "node:path";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import pg from "pg";
-import { afterAll, beforeAll, expect, it } from "vitest";
-import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
-import { TokenService } from "../../gen/identity/v1/token_service_pb.js";
+import { expect, it } from "vitest";
 import { startEmbeddedPostgres, type EmbeddedDatabase } from "../../src/db/embedded.js";
-import { startTestService, TEST_SERVICE_KEY, type TestService } from "../support/service.js";
-import { createGrpcJsTransport } from "../support/transports.js";
+import { TEST_SERVICE_KEY } from "../support/service.js";
 import { freePort } from "../support/ports.js";
+import { prepared, setupService } from "../support/setup.js";
 
 const dir = path.resolve(".test-data", `outage-${process.pid}`);
-let port: number;
-let postgres: EmbeddedDatabase;
-let service: TestService;
-let transport: ReturnType<typeof createGrpcJsTransport>;
 
-
-const startPostgres = () => startEmbeddedPostgres({ dir, port, password: "outage", persistent: true });
-
-beforeAll(async () => {
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(path.dirname(dir), { recursive: true });
-  port = await freePort();
-  postgres = await startPostgres();
-  // Small pool and short timeouts so the outage is noticed quickly.
-  service = await startTestService({ database: { url: postgres.url, drop: async () => {} } });
-  transport = createGrpcJsTransport(service.grpcAddress);
-});
-
-afterAll(async () => {
-  transport?.close();
-  await service?.close().catch(() => undefined);
-  await postgres?.stop().catch(() => undefined);
-  rmSync(dir, { recursive: true, force: true });
-});
+/** This file's own PostgreSQL, which the test stops and starts again on the same port and data. */
+const postgres = prepared(
+  async () => {
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(path.dirname(dir), { recursive: true });
+    const port = await freePort();
+    const start = () => startEmbeddedPostgres({ dir, port, password: "outage", persistent: true });
+    return { start, running: (await start()) as EmbeddedDatabase | undefined };
+  },
+  async ({ running }) => {
+    await running?.stop().catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  },
+);
+const t = setupService(() => ({ database: { url: postgres().running!.url, drop: async () => {} } }));
 
 function healthStatus(address: string): Promise<string> {
   const definition = protoLoader.loadSync(path.resolve("node_modules/grpc-health-check/proto/health/v1/health.proto"), { keepCase: true, enums: String });
@@ -66,8 +56,7 @@ async function waitFor(condition: () => Promise<boolean>, timeoutMs: number): Pr
 }
 
 it("answers UNAVAILABLE while the database is down, keeps verifying tokens, and recovers", async () => {
-  const auth = createClient(AuthService, transport);
-  const tokens = createClient(TokenService, transport);
+  const { auth, tokens } = t.clients("grpc");
   const access = (await auth.signUp({ username: "outage-user", password: "a long enough passphrase" })).tokens!.accessToken;
 
   const succeeded: string[] = [];
@@ -91,20 +80,20 @@ it("answers UNAVAILABLE while the database is down, keeps verifying tokens, and 
   const workers = [load(), load(), load()];
   await new Promise((r) => setTimeout(r, 500));
 
-  await postgres.stop();
+  await postgres().running!.stop();
   // Calls that need the database fail fast with UNAVAILABLE...
   const down = await auth.login({ identifier: "outage-user", password: "a long enough passphrase" }).then(() => undefined, (err: unknown) => ConnectError.from(err));
   expect(down?.code).toBe(Code.Unavailable);
   // ...VerifyToken answers from memory...
   expect((await tokens.verifyToken({ token: access }, { headers: { "x-service-key": TEST_SERVICE_KEY } })).active).toBe(true);
   // ...and readiness follows, liveness does not.
-  expect(await waitFor(async () => (await healthStatus(service.grpcAddress)) === "NOT_SERVING", 10_000)).toBe(true);
-  expect((await fetch(`${service.httpUrl}/readyz`)).status).toBe(503);
-  expect((await fetch(`${service.httpUrl}/healthz`)).status).toBe(200);
+  expect(await waitFor(async () => (await healthStatus(t.grpcAddress)) === "NOT_SERVING", 10_000)).toBe(true);
+  expect((await fetch(`${t.httpUrl}/readyz`)).status).toBe(503);
+  expect((await fetch(`${t.httpUrl}/healthz`)).status).toBe(200);
   await new Promise((r) => setTimeout(r, 500));
 
-  postgres = await startPostgres();
-  expect(await waitFor(async () => (await healthStatus(service.grpcAddress)) === "SERVING", 15_000)).toBe(true);
+  postgres().running = await postgres().start();
+  expect(await waitFor(async () => (await healthStatus(t.grpcAddress)) === "SERVING", 15_000)).toBe(true);
   expect(await waitFor(async () => {
     await auth.login({ identifier: "outage-user", password: "a long enough passphrase" });
     return true;
@@ -113,12 +102,12 @@ it("answers UNAVAILABLE while the database is down, keeps verifying tokens, and 
   running = false;
   await Promise.all(workers);
 
-  const internal = service.logLines.filter((l) => l.includes('"status":"Internal"'));
+  const internal = t.logLines.filter((l) => l.includes('"status":"Internal"'));
   expect(codes.get("Internal") ?? 0, internal.join("\n")).toBe(0);
   expect(codes.get("Unavailable") ?? 0).toBeGreaterThan(0);
   expect(codes.get("OK") ?? 0).toBeGreaterThan(0);
   // No call that answered OK was lost.
-  const client = new pg.Client({ connectionString: postgres.url });
+  const client = new pg.Client({ connectionString: postgres().running!.url });
   await client.connect();
   const rows = await client.query<{ username: string }>(`SELECT username FROM users WHERE username = ANY($1)`, [succeeded]);
   await client.end();

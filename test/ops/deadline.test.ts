@@ -1,24 +1,14 @@
 // MAX_DEADLINE_MS bounds how long any call runs on the server, whatever the client asked for.
 import { Code, ConnectError } from "@connectrpc/connect";
-import { afterAll, beforeAll, expect, it } from "vitest";
-import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
-import { TokenService } from "../../gen/identity/v1/token_service_pb.js";
+import { expect, it } from "vitest";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
-import { startTestService, type TestService } from "../support/service.js";
-import { clientsFor } from "../support/transports.js";
+import { setupService } from "../support/setup.js";
 
-let service: TestService;
-beforeAll(async () => {
-  // One hash at a time and a 100 ms budget: a queue of sign-ups cannot all finish in time.
-  service = await startTestService({ env: { MAX_DEADLINE_MS: "100", HASH_CONCURRENCY: "1" } });
-});
-afterAll(async () => {
-  await service?.close();
-});
+// One hash at a time and a 100 ms budget: a queue of sign-ups cannot all finish in time.
+const t = setupService({ env: { MAX_DEADLINE_MS: "100", HASH_CONCURRENCY: "1" } });
 
 it.each(["grpc", "connect"] as const)("cuts off calls past the server's deadline over %s, and keeps serving", async (name) => {
-  const clients = clientsFor(service, name);
-  const auth = clients.client(AuthService);
+  const { auth, tokens } = t.clients(name);
   const results = await Promise.all(
     Array.from({ length: 12 }, (_, i) =>
       auth.signUp({ username: `deadline-${name}-${i}`, password: "a long enough passphrase" }).then(
@@ -34,6 +24,5 @@ it.each(["grpc", "connect"] as const)("cuts off calls past the server's deadline
   expect(results.every((r) => r === "OK" || r === "DeadlineExceeded:DEADLINE_EXCEEDED")).toBe(true);
   // Still serving once the queue has drained.
   await new Promise((r) => setTimeout(r, 1_000));
-  expect((await clients.client(TokenService).getJwks({})).keys).toHaveLength(1);
-  clients.close();
+  expect((await tokens.getJwks({})).keys).toHaveLength(1);
 });

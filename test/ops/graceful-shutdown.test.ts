@@ -2,25 +2,21 @@
 // the database pool closes and the process exits 0. Past the grace period calls are cut off.
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { createTestDatabase } from "../support/database.js";
 import { spawnServiceProcess } from "../support/process.js";
+import { prepared } from "../support/setup.js";
 import { createGrpcJsTransport } from "../support/transports.js";
 
-let database: TestDatabase;
-beforeAll(async () => {
-  database = await createTestDatabase();
-});
-afterAll(async () => {
-  await database?.drop();
-});
+// Each test runs and stops its own service process, so the in-process harness does not fit.
+const database = prepared(createTestDatabase, (db) => db.drop());
 
 const PASSWORD = "a long enough passphrase";
 
 it("finishes the calls in flight on both servers, refuses new ones, and exits 0", async () => {
   // One hash at a time: 12 sign-ups take several hundred milliseconds to drain.
-  const proc = await spawnServiceProcess(database.url, { HASH_CONCURRENCY: "1", SHUTDOWN_GRACE_MS: "20000" });
+  const proc = await spawnServiceProcess(database().url, { HASH_CONCURRENCY: "1", SHUTDOWN_GRACE_MS: "20000" });
   const grpcTransport = createGrpcJsTransport(proc.grpcAddress);
   const grpcAuth = createClient(AuthService, grpcTransport);
   const webAuth = createClient(AuthService, createConnectTransport({ baseUrl: proc.httpUrl, httpVersion: "1.1" }));
@@ -49,7 +45,7 @@ it("finishes the calls in flight on both servers, refuses new ones, and exits 0"
 });
 
 it("cuts off calls still running when the grace period ends", async () => {
-  const proc = await spawnServiceProcess(database.url, { HASH_CONCURRENCY: "1", SHUTDOWN_GRACE_MS: "100" });
+  const proc = await spawnServiceProcess(database().url, { HASH_CONCURRENCY: "1", SHUTDOWN_GRACE_MS: "100" });
   const transport = createGrpcJsTransport(proc.grpcAddress);
   const auth = createClient(AuthService, transport);
   await auth.signUp({ username: "warm-up-2", password: PASSWORD });

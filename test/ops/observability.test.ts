@@ -1,35 +1,18 @@
 // Logs and metrics an operator relies on: one structured line per RPC with its request id and
 // user, no secret anywhere in the log, and Prometheus metrics for both transports.
-import { ConnectError, createClient } from "@connectrpc/connect";
+import { ConnectError } from "@connectrpc/connect";
 import { generateSync } from "otplib";
-import { afterAll, beforeAll, expect, it } from "vitest";
-import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
+import { expect, it } from "vitest";
 import { OtpChannel, OtpPurpose } from "../../gen/identity/v1/common_pb.js";
-import { MfaService } from "../../gen/identity/v1/mfa_service_pb.js";
-import { OtpService } from "../../gen/identity/v1/otp_service_pb.js";
-import { TokenService } from "../../gen/identity/v1/token_service_pb.js";
-import { lastTextedCode, startWebhook, type TestWebhook } from "../otp/helpers.js";
-import { startTestService, TEST_KEK, TEST_SERVICE_KEY, type TestService } from "../support/service.js";
-import { clientsFor, createGrpcJsTransport } from "../support/transports.js";
+import { lastTextedCode, startWebhook } from "../support/delivery-servers.js";
+import { prepared, setupService } from "../support/setup.js";
+import { TEST_KEK, TEST_SERVICE_KEY } from "../support/service.js";
 
-let service: TestService;
-let webhook: TestWebhook;
-
-beforeAll(async () => {
-  webhook = await startWebhook();
-  service = await startTestService({ env: { OTP_SMS_PROVIDER: "webhook", SMS_WEBHOOK_URL: webhook.url, SMS_WEBHOOK_SECRET: "webhook-bearer-secret-0123456789" } });
-});
-afterAll(async () => {
-  await service?.close();
-  await webhook?.close();
-});
+const webhook = prepared(startWebhook, (server) => server.close());
+const t = setupService(() => ({ env: { OTP_SMS_PROVIDER: "webhook", SMS_WEBHOOK_URL: webhook().url, SMS_WEBHOOK_SECRET: "webhook-bearer-secret-0123456789" } }));
 
 it("never writes a password, token, code, TOTP secret, backup code or key to the log", async () => {
-  const grpc = createGrpcJsTransport(service.grpcAddress);
-  const auth = createClient(AuthService, grpc);
-  const tokens = createClient(TokenService, grpc);
-  const otp = createClient(OtpService, grpc);
-  const mfa = createClient(MfaService, grpc);
+  const { auth, tokens, otp, mfa } = t.clients("grpc");
   const secrets: string[] = [TEST_SERVICE_KEY, TEST_KEK.toString("base64"), "webhook-bearer-secret-0123456789"];
 
   const password = "correct horse battery staple";
@@ -51,7 +34,7 @@ it("never writes a password, token, code, TOTP secret, backup code or key to the
 
   // A phone nobody owns yet: the code signs a new account up.
   await otp.sendOtp({ channel: OtpChannel.SMS, destination: "+14155550188", purpose: OtpPurpose.LOGIN });
-  const code = lastTextedCode(webhook, "+14155550188");
+  const code = lastTextedCode(webhook(), "+14155550188");
   const otpLogin = await otp.verifyOtp({ channel: OtpChannel.SMS, destination: "+14155550188", purpose: OtpPurpose.LOGIN, code });
   secrets.push(otpLogin.result.case === "tokens" ? otpLogin.result.value.refreshToken : "");
 
@@ -62,10 +45,9 @@ it("never writes a password, token, code, TOTP secret, backup code or key to the
   const { backupCodes } = await mfa.confirmTotp({ code: totp }, bearer);
   secrets.push(...backupCodes);
   await auth.changePassword({ currentPassword: password, newPassword }, bearer);
-  grpc.close();
 
-  const log = service.logLines.join("\n");
-  expect(service.logLines.length).toBeGreaterThan(10);
+  const log = t.logLines.join("\n");
+  expect(t.logLines.length).toBeGreaterThan(10);
   for (const secret of secrets.filter((s) => s.length >= 6)) {
     expect(log.includes(secret), `log contains a secret (${secret.slice(0, 4)}…)`).toBe(false);
   }
@@ -75,8 +57,7 @@ it("never writes a password, token, code, TOTP secret, backup code or key to the
 });
 
 it("logs one line per RPC with its request id, status and user, and returns the request id", async () => {
-  const connect = clientsFor(service, "connect");
-  const auth = connect.client(AuthService);
+  const { auth } = t.clients("connect");
   const signUp = await auth.signUp({ username: "observed", password: "a long enough passphrase" });
   let returned: string | null = null;
   await auth.whoAmI({}, {
@@ -84,32 +65,28 @@ it("logs one line per RPC with its request id, status and user, and returns the 
     onHeader: (headers) => (returned = headers.get("x-request-id")),
   });
   expect(returned).toBe("req-12345");
-  const lines = service.logLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.requestId === "req-12345");
+  const lines = t.logLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.requestId === "req-12345");
   expect(lines).toHaveLength(1);
   expect(lines[0]).toMatchObject({ msg: "rpc", rpc: "identity.v1.AuthService/WhoAmI", status: "OK", protocol: "connect", userId: signUp.user!.id });
   expect(typeof lines[0]!.ms).toBe("number");
 
   // Without one, the service makes one up and returns it, over grpc too.
-  const grpc = createGrpcJsTransport(service.grpcAddress);
   let generated: string | null = null;
-  await createClient(AuthService, grpc).login({ identifier: "observed", password: "a long enough passphrase" }, { onHeader: (h) => (generated = h.get("x-request-id")) });
-  grpc.close();
+  await t.clients("grpc").auth.login({ identifier: "observed", password: "a long enough passphrase" }, { onHeader: (h) => (generated = h.get("x-request-id")) });
   expect(generated).toMatch(/^[0-9a-f-]{36}$/);
-  expect(service.logLines.filter((l) => l.includes(generated!))).toHaveLength(1);
+  expect(t.logLines.filter((l) => l.includes(generated!))).toHaveLength(1);
 
   // A failed call returns its request id too (in the trailers on gRPC), to find its log line.
-  const grpc2 = createGrpcJsTransport(service.grpcAddress);
-  const failure = await createClient(AuthService, grpc2).whoAmI({}, { headers: { "x-request-id": "req-failed-1" } }).then(
+  const failure = await t.clients("grpc").auth.whoAmI({}, { headers: { "x-request-id": "req-failed-1" } }).then(
     () => undefined,
     (err: unknown) => ConnectError.from(err),
   );
-  grpc2.close();
   expect(failure?.metadata.get("x-request-id")).toBe("req-failed-1");
-  expect(service.logLines.filter((l) => l.includes('"requestId":"req-failed-1"') && l.includes('"status":"Unauthenticated"'))).toHaveLength(1);
+  expect(t.logLines.filter((l) => l.includes('"requestId":"req-failed-1"') && l.includes('"status":"Unauthenticated"'))).toHaveLength(1);
 });
 
 it("serves Prometheus metrics for both transports and the domain counters", async () => {
-  const body = await (await fetch(service.metricsUrl)).text();
+  const body = await (await fetch(t.metricsUrl)).text();
   expect(body).toMatch(/identity_rpc_requests_total\{service="identity.v1.AuthService",method="SignUp",code="OK",transport="grpc"\} \d+/);
   expect(body).toMatch(/identity_rpc_requests_total\{service="identity.v1.AuthService",method="SignUp",code="OK",transport="connect"\} \d+/);
   expect(body).toMatch(/identity_rpc_duration_seconds_bucket\{le="0.005",service="identity.v1.TokenService",method="VerifyToken"/);

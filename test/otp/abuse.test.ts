@@ -4,15 +4,13 @@
 // an account owns a destination.
 import { Code, ConnectError } from "@connectrpc/connect";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
+import { describe, expect, it } from "vitest";
 import { OtpChannel, OtpPurpose } from "../../gen/identity/v1/common_pb.js";
-import { OtpService } from "../../gen/identity/v1/otp_service_pb.js";
-import { signUp, uniqueEmail, uniquePhone, violationReasons, type AuthClient } from "../support/accounts.js";
+import { signUp, uniqueEmail, uniquePhone, violationReasons, type OtpClient } from "../support/accounts.js";
 import { expectError, retryDelayMs } from "../support/errors.js";
-import { ManualClock, startTestService, type TestService } from "../support/service.js";
-import { clientsFor, type Clients } from "../support/transports.js";
-import { consoleMessages, expectNothingStored, lastCode, wrongCode, type OtpClient } from "./helpers.js";
+import { ManualClock } from "../support/service.js";
+import { wrongCode } from "../support/outbox.js";
+import { setupService, withService } from "../support/setup.js";
 
 const SMS = OtpChannel.SMS;
 const EMAIL = OtpChannel.EMAIL;
@@ -20,30 +18,14 @@ const LOGIN = OtpPurpose.LOGIN;
 const CHEAP_HASHING = { ARGON2_MEMORY_KIB: "1024", ARGON2_ITERATIONS: "1" };
 
 const clock = new ManualClock();
-let service: TestService;
-let grpc: Clients;
-let web: Clients;
-let otp: OtpClient;
-let webOtp: OtpClient;
-let auth: AuthClient;
-beforeAll(async () => {
-  service = await startTestService({
-    clock,
-    env: { ...CHEAP_HASHING, OTP_MAX_SENDS_PER_IP_PER_HOUR: "10000", OTP_MAX_VERIFY_FAILURES_PER_IP_PER_HOUR: "10000" },
-  });
-  grpc = clientsFor(service, "grpc");
-  web = clientsFor(service, "grpc-web");
-  otp = grpc.client(OtpService);
-  webOtp = web.client(OtpService);
-  auth = grpc.client(AuthService);
+const t = setupService({
+  clock,
+  env: { ...CHEAP_HASHING, OTP_MAX_SENDS_PER_IP_PER_HOUR: "10000", OTP_MAX_VERIFY_FAILURES_PER_IP_PER_HOUR: "10000" },
 });
-afterAll(async () => {
-  grpc?.close();
-  web?.close();
-  await service?.close();
-});
+const { otp, auth } = t.clients("grpc");
+const { otp: webOtp } = t.clients("grpc-web");
 
-async function userCount(db = service.db): Promise<number> {
+async function userCount(db = t.db): Promise<number> {
   return ((await db.query(`SELECT count(*)::int AS n FROM users`)) as Array<{ n: number }>)[0]!.n;
 }
 
@@ -55,7 +37,7 @@ describe("codes", () => {
   it("expire after OTP_TTL_SECONDS on the service clock", async () => {
     const phone = uniquePhone();
     await sendLogin(otp, SMS, phone);
-    const code = lastCode(service.logLines, phone);
+    const code = t.outbox.lastCode(phone);
     clock.advance(300_000);
     const users = await userCount();
     for (const client of [otp, webOtp]) {
@@ -67,7 +49,7 @@ describe("codes", () => {
   it("die after 5 wrong attempts, even for the right code afterwards", async () => {
     const email = uniqueEmail("attempts");
     await sendLogin(otp, EMAIL, email);
-    const code = lastCode(service.logLines, email);
+    const code = t.outbox.lastCode(email);
     for (let i = 0; i < 4; i++) {
       await expectError(otp.verifyOtp({ channel: EMAIL, destination: email, purpose: LOGIN, code: wrongCode(code) }), {
         code: Code.Unauthenticated,
@@ -82,7 +64,7 @@ describe("codes", () => {
       code: Code.Unauthenticated,
       reason: "OTP_ATTEMPTS_EXHAUSTED",
     });
-    const [row] = (await service.db.query(`SELECT attempts, consumed_at, code_hash FROM otp_codes WHERE destination = $1`, [email])) as Array<{
+    const [row] = (await t.db.query(`SELECT attempts, consumed_at, code_hash FROM otp_codes WHERE destination = $1`, [email])) as Array<{
       attempts: number;
       consumed_at: Date | null;
       code_hash: Buffer;
@@ -95,14 +77,14 @@ describe("codes", () => {
     // A new code (after the cooldown) starts afresh.
     clock.advance(30_000);
     await sendLogin(otp, EMAIL, email);
-    const fresh = await otp.verifyOtp({ channel: EMAIL, destination: email, purpose: LOGIN, code: lastCode(service.logLines, email) });
+    const fresh = await otp.verifyOtp({ channel: EMAIL, destination: email, purpose: LOGIN, code: t.outbox.lastCode(email) });
     expect(fresh.newUser).toBe(true);
   });
 
   it("are single use: a replayed code is refused on every transport", async () => {
     const phone = uniquePhone();
     await sendLogin(webOtp, SMS, phone);
-    const code = lastCode(service.logLines, phone);
+    const code = t.outbox.lastCode(phone);
     await webOtp.verifyOtp({ channel: SMS, destination: phone, purpose: LOGIN, code });
     for (const client of [otp, webOtp]) {
       await expectError(client.verifyOtp({ channel: SMS, destination: phone, purpose: LOGIN, code }), { code: Code.Unauthenticated, reason: "OTP_INVALID" });
@@ -112,7 +94,7 @@ describe("codes", () => {
   it("checked concurrently with the right code: exactly one check succeeds", async () => {
     const phone = uniquePhone();
     await sendLogin(otp, SMS, phone);
-    const code = lastCode(service.logLines, phone);
+    const code = t.outbox.lastCode(phone);
     const request = { channel: SMS, destination: phone, purpose: LOGIN, code };
     const results = await Promise.allSettled([...Array(6)].flatMap(() => [otp.verifyOtp(request), webOtp.verifyOtp(request)]));
     const won = results.filter((r) => r.status === "fulfilled");
@@ -120,9 +102,9 @@ describe("codes", () => {
     for (const r of results) {
       if (r.status === "rejected") expect(ConnectError.from(r.reason).code).toBe(Code.Unauthenticated);
     }
-    const [users] = (await service.db.query(`SELECT count(*)::int AS n FROM users WHERE phone = $1`, [phone])) as Array<{ n: number }>;
+    const [users] = (await t.db.query(`SELECT count(*)::int AS n FROM users WHERE phone = $1`, [phone])) as Array<{ n: number }>;
     expect(users!.n).toBe(1);
-    const [sessions] = (await service.db.query(`SELECT count(*)::int AS n FROM sessions s JOIN users u ON u.id = s.user_id WHERE u.phone = $1`, [
+    const [sessions] = (await t.db.query(`SELECT count(*)::int AS n FROM sessions s JOIN users u ON u.id = s.user_id WHERE u.phone = $1`, [
       phone,
     ])) as Array<{ n: number }>;
     expect(sessions!.n).toBe(1);
@@ -133,17 +115,17 @@ describe("sending", () => {
   it("has a resend cooldown of 30 s (RESOURCE_EXHAUSTED with RetryInfo); a resend replaces the code", async () => {
     const email = uniqueEmail("cooldown");
     const first = await sendLogin(otp, EMAIL, email);
-    const oldCode = lastCode(service.logLines, email);
+    const oldCode = t.outbox.lastCode(email);
     expect(timestampDate(first.resendTime!).getTime()).toBe(clock.now().getTime() + 30_000);
     const refused = await expectError(sendLogin(webOtp, EMAIL, email), { code: Code.ResourceExhausted, reason: "RATE_LIMITED" });
     expect(retryDelayMs(refused)).toBe(30_000);
     clock.advance(29_000);
     expect(retryDelayMs(await expectError(sendLogin(otp, EMAIL, email), { code: Code.ResourceExhausted, reason: "RATE_LIMITED" }))).toBe(1_000);
-    expect(consoleMessages(service.logLines, email)).toHaveLength(1);
+    expect(t.outbox.messages(email)).toHaveLength(1);
 
     clock.advance(1_000);
     await sendLogin(otp, EMAIL, email);
-    const newCode = lastCode(service.logLines, email);
+    const newCode = t.outbox.lastCode(email);
     if (newCode !== oldCode) {
       await expectError(otp.verifyOtp({ channel: EMAIL, destination: email, purpose: LOGIN, code: oldCode }), { code: Code.Unauthenticated, reason: "OTP_INVALID" });
     }
@@ -162,13 +144,13 @@ describe("sending", () => {
     expect(retryDelayMs(refused)).toBe(started + 3_600_000 - clock.now().getTime());
     // Other purposes share the destination's cap.
     await expectError(auth.requestPasswordReset({ channel: SMS, destination: phone }), { code: Code.ResourceExhausted, reason: "RATE_LIMITED" });
-    expect(consoleMessages(service.logLines, phone)).toHaveLength(5);
+    expect(t.outbox.messages(phone)).toHaveLength(5);
     clock.set(new Date(started + 3_600_001));
     await sendLogin(otp, SMS, phone);
   });
 
   it("refuses invalid destinations and codes as INVALID_ARGUMENT, sending and storing nothing", async () => {
-    await expectNothingStored(service.db, service.logLines, async () => {
+    await t.expectNothingStored(async () => {
       const cases: Array<[() => Promise<unknown>, Record<string, string>]> = [
         [() => otp.sendOtp({ channel: SMS, destination: "12345", purpose: LOGIN }), { destination: "INVALID_PHONE" }],
         [() => otp.sendOtp({ channel: SMS, destination: "+1 415 555", purpose: LOGIN }), { destination: "INVALID_PHONE" }],
@@ -208,7 +190,7 @@ describe("answers do not tell whether an account owns the destination", () => {
     const account = await signUp(auth, "enum-known");
     const unknown = uniqueEmail("enum-unknown");
     for (const email of [account.email, unknown]) await auth.requestPasswordReset({ channel: EMAIL, destination: email });
-    const [known, stranger] = [account.email, unknown].map((email) => consoleMessages(service.logLines, email).at(-1)!);
+    const [known, stranger] = [account.email, unknown].map((email) => t.outbox.messages(email).at(-1)!);
     expect(known!.text.replace(/\d{6}/, "CODE")).toBe(stranger!.text.replace(/\d{6}/, "CODE"));
     expect(known!.subject).toBe(stranger!.subject);
 
@@ -218,7 +200,7 @@ describe("answers do not tell whether an account owns the destination", () => {
     expect(shape(sent[0]!)).toEqual(shape(sent[1]!));
 
     const wrong = await Promise.all(
-      login.map((req) => expectError(otp.verifyOtp({ ...req, code: wrongCode(lastCode(service.logLines, req.destination)) }), { code: Code.Unauthenticated })),
+      login.map((req) => expectError(otp.verifyOtp({ ...req, code: wrongCode(t.outbox.lastCode(req.destination)) }), { code: Code.Unauthenticated })),
     );
     expect(errorShape(wrong[0]!)).toEqual(errorShape(wrong[1]!));
     const resets = await Promise.all(
@@ -230,52 +212,37 @@ describe("answers do not tell whether an account owns the destination", () => {
   });
 
   it("with sign-up by code off, an unknown destination's right code answers like a wrong one", async () => {
-    const closed = await startTestService({ env: { ...CHEAP_HASHING, OTP_SIGN_UP: "false" } });
-    const clients = clientsFor(closed, "grpc");
-    try {
-      const client = clients.client(OtpService);
-      const account = await signUp(clients.client(AuthService), "closed");
+    await withService({ env: { ...CHEAP_HASHING, OTP_SIGN_UP: "false" } }, async (closed) => {
+      const { otp: client, auth } = closed.clients("grpc");
+      const account = await signUp(auth, "closed");
       const unknown = uniqueEmail("closed-unknown");
       await client.sendOtp({ channel: EMAIL, destination: unknown, purpose: LOGIN });
       const users = await userCount(closed.db);
       const rightButUnknown = await expectError(
-        client.verifyOtp({ channel: EMAIL, destination: unknown, purpose: LOGIN, code: lastCode(closed.logLines, unknown) }),
+        client.verifyOtp({ channel: EMAIL, destination: unknown, purpose: LOGIN, code: closed.outbox.lastCode(unknown) }),
         { code: Code.Unauthenticated, reason: "OTP_INVALID" },
       );
       await client.sendOtp({ channel: EMAIL, destination: account.email, purpose: LOGIN });
       const wrong = await expectError(
-        client.verifyOtp({ channel: EMAIL, destination: account.email, purpose: LOGIN, code: wrongCode(lastCode(closed.logLines, account.email)) }),
+        client.verifyOtp({ channel: EMAIL, destination: account.email, purpose: LOGIN, code: wrongCode(closed.outbox.lastCode(account.email)) }),
         { code: Code.Unauthenticated, reason: "OTP_INVALID" },
       );
       expect(errorShape(rightButUnknown)).toEqual(errorShape(wrong));
       expect(await userCount(closed.db)).toBe(users);
       // Existing accounts still sign in by code.
-      const signedIn = await client.verifyOtp({ channel: EMAIL, destination: account.email, purpose: LOGIN, code: lastCode(closed.logLines, account.email) });
+      const signedIn = await client.verifyOtp({ channel: EMAIL, destination: account.email, purpose: LOGIN, code: closed.outbox.lastCode(account.email) });
       expect(signedIn).toMatchObject({ newUser: false, user: { id: account.userId } });
-    } finally {
-      clients.close();
-      await closed.close();
-    }
+    });
   });
 });
 
 describe("per client address", () => {
-  let strict: TestService;
-  let clients: Clients;
-  let client: OtpClient;
-  beforeAll(async () => {
-    strict = await startTestService({ env: { ...CHEAP_HASHING, OTP_MAX_SENDS_PER_IP_PER_HOUR: "3", OTP_MAX_VERIFY_FAILURES_PER_IP_PER_HOUR: "3" } });
-    clients = clientsFor(strict, "grpc-web");
-    client = clients.client(OtpService);
-  });
-  afterAll(async () => {
-    clients?.close();
-    await strict?.close();
-  });
+  const strict = setupService({ env: { ...CHEAP_HASHING, OTP_MAX_SENDS_PER_IP_PER_HOUR: "3", OTP_MAX_VERIFY_FAILURES_PER_IP_PER_HOUR: "3" } });
+  const { otp: client } = strict.clients("grpc-web");
 
   it("caps codes sent per hour across destinations (OTP_MAX_SENDS_PER_IP_PER_HOUR)", async () => {
     for (let i = 0; i < 3; i++) await client.sendOtp({ channel: EMAIL, destination: uniqueEmail("ip-cap"), purpose: LOGIN });
-    await expectNothingStored(strict.db, strict.logLines, async () => {
+    await strict.expectNothingStored(async () => {
       const refused = await expectError(client.sendOtp({ channel: SMS, destination: uniquePhone(), purpose: LOGIN }), {
         code: Code.ResourceExhausted,
         reason: "RATE_LIMITED",
@@ -296,7 +263,7 @@ describe("per client address", () => {
     const ip = { ip: "198.51.100.20", userAgent: "test" };
     const emails = [uniqueEmail("guess-a"), uniqueEmail("guess-b"), uniqueEmail("guess-c")];
     for (const email of emails) await otpLogin.send("email", email, { ip: "198.51.100.1", userAgent: "test" });
-    const codes = emails.map((email) => lastCode(strict.logLines, email));
+    const codes = emails.map((email) => strict.outbox.lastCode(email));
     await expect(otpLogin.verify("email", emails[0]!, wrongCode(codes[0]!), ip)).rejects.toMatchObject({ reason: "OTP_INVALID" });
     await expect(otpLogin.verify("email", emails[1]!, wrongCode(codes[1]!), ip)).rejects.toMatchObject({ reason: "OTP_INVALID" });
     await otpLogin.verify("email", emails[0]!, codes[0]!, ip);

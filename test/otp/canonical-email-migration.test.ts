@@ -4,17 +4,10 @@
 import { randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { OtpChannel, OtpPurpose } from "../../gen/identity/v1/common_pb.js";
-import { OtpService } from "../../gen/identity/v1/otp_service_pb.js";
 import { CanonicalEmails1763805000000 } from "../../src/db/migrations/1763805000000-CanonicalEmails.js";
-import type { TestService } from "../support/service.js";
-import { useService } from "../support/suite.js";
-import { clientsFor } from "../support/transports.js";
-import { lastCode } from "./helpers.js";
+import { setupService } from "../support/setup.js";
 
-let service: TestService;
-useService((started) => {
-  service = started;
-});
+const t = setupService();
 
 describe("CanonicalEmails migration", () => {
   it("rewrites ASCII local parts to lower case and domains to A-labels, and leaves invalid and colliding rows alone", async () => {
@@ -31,21 +24,21 @@ describe("CanonicalEmails migration", () => {
     };
     const ids: Record<string, string> = {};
     for (const [key, email] of Object.entries(stored)) {
-      const [row] = (await service.db.query(`INSERT INTO users (email, deleted_at) VALUES ($1, $2) RETURNING id`, [
+      const [row] = (await t.db.query(`INSERT INTO users (email, deleted_at) VALUES ($1, $2) RETURNING id`, [
         email,
         key === "deleted" ? new Date() : null,
       ])) as Array<{ id: string }>;
       ids[key] = row!.id;
     }
 
-    const runner = service.db.createQueryRunner();
+    const runner = t.db.createQueryRunner();
     try {
       await new CanonicalEmails1763805000000().up(runner);
     } finally {
       await runner.release();
     }
 
-    const rows = (await service.db.query(`SELECT id, email FROM users WHERE id = ANY($1)`, [Object.values(ids)])) as Array<{ id: string; email: string }>;
+    const rows = (await t.db.query(`SELECT id, email FROM users WHERE id = ANY($1)`, [Object.values(ids)])) as Array<{ id: string; email: string }>;
     const emailOf = (key: string) => rows.find((r) => r.id === ids[key])?.email;
     expect(emailOf("mixed")).toBe(`legacy.mixed-${id}@example.org`);
     expect(emailOf("idn")).toBe(`jörg-${id}@xn--bcher-kva.de`);
@@ -56,15 +49,10 @@ describe("CanonicalEmails migration", () => {
     expect(emailOf("deleted")).toBe(`gone-${id}@example.org`);
 
     // The rewritten account is found again, under any casing, and its codes go to the stored address.
-    const clients = clientsFor(service, "grpc");
-    try {
-      const otp = clients.client(OtpService);
-      const request = { channel: OtpChannel.EMAIL, destination: `LEGACY.MIXED-${id}@Example.ORG`, purpose: OtpPurpose.LOGIN };
-      await otp.sendOtp(request);
-      const signedIn = await otp.verifyOtp({ ...request, code: lastCode(service.logLines, `legacy.mixed-${id}@example.org`) });
-      expect(signedIn).toMatchObject({ newUser: false, user: { id: ids.mixed } });
-    } finally {
-      clients.close();
-    }
+    const { otp } = t.clients("grpc");
+    const request = { channel: OtpChannel.EMAIL, destination: `LEGACY.MIXED-${id}@Example.ORG`, purpose: OtpPurpose.LOGIN };
+    await otp.sendOtp(request);
+    const signedIn = await otp.verifyOtp({ ...request, code: t.outbox.lastCode(`legacy.mixed-${id}@example.org`) });
+    expect(signedIn).toMatchObject({ newUser: false, user: { id: ids.mixed } });
   });
 });

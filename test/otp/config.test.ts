@@ -3,15 +3,13 @@
 import { Code } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { OtpChannel, OtpPurpose } from "../../gen/identity/v1/common_pb.js";
-import { OtpService } from "../../gen/identity/v1/otp_service_pb.js";
 import { ConfigError, loadConfig } from "../../src/config.js";
 import { uniqueEmail, uniquePhone } from "../support/accounts.js";
 import { createTestDatabase } from "../support/database.js";
 import { expectError } from "../support/errors.js";
 import { spawnServiceProcess } from "../support/process.js";
-import { startTestService, TEST_KEK, TEST_SERVICE_KEY } from "../support/service.js";
-import { clientsFor } from "../support/transports.js";
-import { expectNothingStored } from "./helpers.js";
+import { TEST_KEK, TEST_SERVICE_KEY } from "../support/service.js";
+import { withService } from "../support/setup.js";
 
 const PRODUCTION = { NODE_ENV: "production", KEY_ENCRYPTION_KEY: TEST_KEK.toString("base64"), SERVICE_KEYS: TEST_SERVICE_KEY, PUBLIC_URL: "https://id.example.com" };
 
@@ -71,20 +69,15 @@ describe("configuration", () => {
   });
 
   it("a disabled channel answers FAILED_PRECONDITION and sends nothing", async () => {
-    const service = await startTestService({ env: { OTP_SMS_PROVIDER: "disabled" } });
-    const clients = clientsFor(service, "grpc-web");
-    try {
-      const otp = clients.client(OtpService);
-      await expectNothingStored(service.db, service.logLines, () =>
+    await withService({ env: { OTP_SMS_PROVIDER: "disabled" } }, async (t) => {
+      const { otp } = t.clients("grpc-web");
+      await t.expectNothingStored(() =>
         expectError(otp.sendOtp({ channel: OtpChannel.SMS, destination: uniquePhone(), purpose: OtpPurpose.LOGIN }), {
           code: Code.FailedPrecondition,
           reason: "OTP_CHANNEL_DISABLED",
         }),
       );
       await otp.sendOtp({ channel: OtpChannel.EMAIL, destination: uniqueEmail("still-on"), purpose: OtpPurpose.LOGIN });
-    } finally {
-      clients.close();
-      await service.close();
-    }
+    });
   });
 });

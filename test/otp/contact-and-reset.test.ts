@@ -2,39 +2,22 @@
 // ResetPassword) end to end over every transport, codes read from the console provider's log.
 import { Code } from "@connectrpc/connect";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
 import { OtpChannel, OtpPurpose } from "../../gen/identity/v1/common_pb.js";
 import { OtpService } from "../../gen/identity/v1/otp_service_pb.js";
-import { TokenService } from "../../gen/identity/v1/token_service_pb.js";
-import { auditRows, bearer, login, PASSWORD, sessionRows, signUp, uniquePhone, type AuthClient, type TokenClient, type Verifier } from "../support/accounts.js";
+import { auditRows, bearer, login, PASSWORD, sessionRows, signUp, uniquePhone } from "../support/accounts.js";
 import { expectError } from "../support/errors.js";
-import { ManualClock, type TestService } from "../support/service.js";
-import { clientsFor, transportNames, type Clients } from "../support/transports.js";
-import { consoleMessages, expectNothingStored, lastCode, type OtpClient } from "./helpers.js";
-import { useService } from "../support/suite.js";
+import { ManualClock } from "../support/service.js";
+import { transportNames } from "../support/transports.js";
+import { setupService } from "../support/setup.js";
 
 const NEW_PASSWORD = "a brand new passphrase";
 const clock = new ManualClock();
-let service: TestService;
-let verifier: Verifier;
-useService((started, startedVerifier) => {
-  service = started;
-  verifier = startedVerifier;
-}, { clock, env: { OTP_MAX_SENDS_PER_IP_PER_HOUR: "10000", ARGON2_MEMORY_KIB: "1024", ARGON2_ITERATIONS: "1" } });
+const t = setupService({ clock, env: { OTP_MAX_SENDS_PER_IP_PER_HOUR: "10000", ARGON2_MEMORY_KIB: "1024", ARGON2_ITERATIONS: "1" } });
 
 describe.each(transportNames)("contact verification and password reset over %s", (name) => {
-  let clients: Clients;
-  let otp: OtpClient;
-  let auth: AuthClient;
-  let tokens: TokenClient;
-  beforeAll(() => {
-    clients = clientsFor(service, name);
-    otp = clients.client(OtpService);
-    auth = clients.client(AuthService);
-    tokens = clients.client(TokenService);
-  });
-  afterAll(() => clients.close());
+  const { otp, auth, tokens } = t.clients(name);
 
   it("VERIFY_CONTACT marks the caller's own email address and phone number verified", async () => {
     const phone = uniquePhone();
@@ -43,7 +26,7 @@ describe.each(transportNames)("contact verification and password reset over %s",
     const other = await signUp(auth, `contact-other-${name}`);
     const purpose = OtpPurpose.VERIFY_CONTACT;
 
-    await expectNothingStored(service.db, service.logLines, async () => {
+    await t.expectNothingStored(async () => {
       await expectError(otp.sendOtp({ channel: OtpChannel.EMAIL, destination: account.email, purpose }), {
         code: Code.Unauthenticated,
         reason: "AUTHENTICATION_REQUIRED",
@@ -60,7 +43,7 @@ describe.each(transportNames)("contact verification and password reset over %s",
     });
 
     await otp.sendOtp({ channel: OtpChannel.EMAIL, destination: account.email.toUpperCase(), purpose }, me);
-    const emailCode = lastCode(service.logLines, account.email);
+    const emailCode = t.outbox.lastCode(account.email);
     await expectError(otp.verifyOtp({ channel: OtpChannel.EMAIL, destination: account.email, purpose, code: emailCode }), {
       code: Code.Unauthenticated,
       reason: "AUTHENTICATION_REQUIRED",
@@ -70,16 +53,16 @@ describe.each(transportNames)("contact verification and password reset over %s",
     expect(verified).toMatchObject({ newUser: false, user: { id: account.userId, emailVerified: true, phoneVerified: false } });
 
     await otp.sendOtp({ channel: OtpChannel.SMS, destination: phone, purpose }, me);
-    const both = await otp.verifyOtp({ channel: OtpChannel.SMS, destination: phone, purpose, code: lastCode(service.logLines, phone) }, me);
+    const both = await otp.verifyOtp({ channel: OtpChannel.SMS, destination: phone, purpose, code: t.outbox.lastCode(phone) }, me);
     expect(both.user).toMatchObject({ emailVerified: true, phoneVerified: true });
-    const events = (await auditRows(service.db, account.userId)).filter((e) => e.type === "CONTACT_VERIFIED");
+    const events = (await auditRows(t.db, account.userId)).filter((e) => e.type === "CONTACT_VERIFIED");
     expect(events.map((e) => e.details.channel).sort()).toEqual(["email", "sms"]);
   });
 
   it("a code works only for the purpose it was sent for", async () => {
     const account = await signUp(auth, `purpose-${name}`);
     await otp.sendOtp({ channel: OtpChannel.EMAIL, destination: account.email, purpose: OtpPurpose.LOGIN });
-    const loginCode = lastCode(service.logLines, account.email);
+    const loginCode = t.outbox.lastCode(account.email);
     await expectError(
       otp.verifyOtp({ channel: OtpChannel.EMAIL, destination: account.email, purpose: OtpPurpose.VERIFY_CONTACT, code: loginCode }, bearer(account.tokens.accessToken)),
       { code: Code.Unauthenticated, reason: "OTP_INVALID" },
@@ -102,8 +85,8 @@ describe.each(transportNames)("contact verification and password reset over %s",
 
     const sent = await auth.requestPasswordReset({ channel: OtpChannel.EMAIL, destination: account.email });
     expect(timestampDate(sent.expireTime!).getTime()).toBe(clock.now().getTime() + 300_000);
-    expect(consoleMessages(service.logLines, account.email).at(-1)?.text).toMatch(/^Your password reset code is \d{6}\./);
-    const code = lastCode(service.logLines, account.email);
+    expect(t.outbox.messages(account.email).at(-1)?.text).toMatch(/^Your password reset code is \d{6}\./);
+    const code = t.outbox.lastCode(account.email);
 
     // A refused new password spends nothing: the code still works afterwards.
     await expectError(auth.resetPassword({ channel: OtpChannel.EMAIL, destination: account.email, code, newPassword: "short" }), {
@@ -113,17 +96,17 @@ describe.each(transportNames)("contact verification and password reset over %s",
     await auth.resetPassword({ channel: OtpChannel.EMAIL, destination: account.email, code, newPassword: NEW_PASSWORD });
 
     for (const pair of [account.tokens, second]) {
-      expect(await verifier.verify(pair.accessToken)).toMatchObject({ active: false });
+      expect(await t.verify(pair.accessToken)).toMatchObject({ active: false });
       await expectError(tokens.refreshToken({ refreshToken: pair.refreshToken }), { code: Code.Unauthenticated });
     }
     await expectError(auth.login({ identifier: account.email, password: PASSWORD }), { code: Code.Unauthenticated, reason: "INVALID_CREDENTIALS" });
     const fresh = await login(auth, account.email, NEW_PASSWORD);
-    expect(await verifier.verify(fresh.accessToken)).toMatchObject({ active: true, userId: account.userId });
+    expect(await t.verify(fresh.accessToken)).toMatchObject({ active: true, userId: account.userId });
     expect((await auth.whoAmI({}, bearer(fresh.accessToken))).user).toMatchObject({ emailVerified: true, hasPassword: true });
 
-    const sessions = await sessionRows(service.db, account.userId);
+    const sessions = await sessionRows(t.db, account.userId);
     expect(sessions.slice(0, 2).map((s) => s.revoke_reason)).toEqual(["password_reset", "password_reset"]);
-    const reset = (await auditRows(service.db, account.userId)).find((e) => e.type === "PASSWORD_RESET");
+    const reset = (await auditRows(t.db, account.userId)).find((e) => e.type === "PASSWORD_RESET");
     // The address was never verified: the code claims it, and what was set up before goes.
     expect(reset?.details).toEqual({ channel: "email", ended_sessions: "2", contact_claimed: "true", discarded: "password" });
 
@@ -138,8 +121,8 @@ describe.each(transportNames)("contact verification and password reset over %s",
     const phone = uniquePhone();
     const account = await signUp(auth, `reset-sms-${name}`, { phone });
     await otp.sendOtp({ channel: OtpChannel.SMS, destination: phone, purpose: OtpPurpose.PASSWORD_RESET });
-    await auth.resetPassword({ channel: OtpChannel.SMS, destination: phone, code: lastCode(service.logLines, phone), newPassword: NEW_PASSWORD });
-    expect(await verifier.verify(account.tokens.accessToken)).toMatchObject({ active: false });
+    await auth.resetPassword({ channel: OtpChannel.SMS, destination: phone, code: t.outbox.lastCode(phone), newPassword: NEW_PASSWORD });
+    expect(await t.verify(account.tokens.accessToken)).toMatchObject({ active: false });
     await login(auth, phone, NEW_PASSWORD);
   });
 });

@@ -1,17 +1,14 @@
 // Two instances on one database: this process's service and a real second OS process (the
 // built service, as `npm start` runs it). Codes and every limit are shared through PostgreSQL.
 import { Code, ConnectError } from "@connectrpc/connect";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
+import { describe, expect, it } from "vitest";
 import { OtpChannel, OtpPurpose } from "../../gen/identity/v1/common_pb.js";
-import { OtpService } from "../../gen/identity/v1/otp_service_pb.js";
-import { signUp, uniqueEmail, uniquePhone, type AuthClient } from "../support/accounts.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { signUp, uniqueEmail, uniquePhone } from "../support/accounts.js";
+import { createTestDatabase } from "../support/database.js";
 import { expectError, retryDelayMs } from "../support/errors.js";
-import { spawnServiceProcess, type ServiceProcess } from "../support/process.js";
-import { startTestService, type TestService } from "../support/service.js";
-import { clientsFor, type Clients } from "../support/transports.js";
-import { lastCode, type OtpClient } from "./helpers.js";
+import { spawnServiceProcess } from "../support/process.js";
+import { lastLoggedCode } from "../support/outbox.js";
+import { clientsOn, prepared, setupService } from "../support/setup.js";
 
 const ENV = {
   OTP_MAX_SENDS_PER_IP_PER_HOUR: "5",
@@ -21,29 +18,12 @@ const ENV = {
 };
 const LOGIN = OtpPurpose.LOGIN;
 
-let database: TestDatabase;
-let a: TestService;
-let b: ServiceProcess;
-const clients: Clients[] = [];
-let otpA: OtpClient;
-let otpB: OtpClient;
-let authA: AuthClient;
-let authB: AuthClient;
-beforeAll(async () => {
-  database = await createTestDatabase();
-  a = await startTestService({ database, env: ENV });
-  b = await spawnServiceProcess(database.url, ENV);
-  const onA = clientsFor(a, "grpc");
-  const onB = clientsFor({ grpcAddress: b.grpcAddress, httpUrl: b.httpUrl } as TestService, "grpc-web");
-  clients.push(onA, onB);
-  [otpA, authA, otpB, authB] = [onA.client(OtpService), onA.client(AuthService), onB.client(OtpService), onB.client(AuthService)];
-});
-afterAll(async () => {
-  for (const c of clients) c.close();
-  await b?.stop();
-  await a?.close();
-  await database?.drop();
-});
+// Instance A in this process, instance B a separate process, on one database.
+const database = prepared(createTestDatabase, (db) => db.drop());
+const a = setupService(() => ({ database: database(), env: ENV }));
+const b = prepared(() => spawnServiceProcess(database().url, ENV), async (proc) => void (await proc.stop()));
+const { otp: otpA, auth: authA } = a.clients("grpc");
+const { otp: otpB, auth: authB } = clientsOn(b, "grpc-web");
 
 describe("two instances", () => {
   it("share the resend cooldown", async () => {
@@ -60,7 +40,7 @@ describe("two instances", () => {
   it("share codes: one sent by the other process signs in here, once", async () => {
     const email = uniqueEmail("cross");
     await otpB.sendOtp({ channel: OtpChannel.EMAIL, destination: email, purpose: LOGIN });
-    const code = lastCode(b.logLines, email);
+    const code = lastLoggedCode(b().logLines, email);
     const signedIn = await otpA.verifyOtp({ channel: OtpChannel.EMAIL, destination: email, purpose: LOGIN, code });
     expect(signedIn.newUser).toBe(true);
     await expectError(otpB.verifyOtp({ channel: OtpChannel.EMAIL, destination: email, purpose: LOGIN, code }), { code: Code.Unauthenticated, reason: "OTP_INVALID" });
@@ -69,7 +49,7 @@ describe("two instances", () => {
   it("let exactly one of concurrent checks of the right code succeed, across instances", async () => {
     const email = uniqueEmail("cross-race");
     await otpA.sendOtp({ channel: OtpChannel.EMAIL, destination: email, purpose: LOGIN });
-    const request = { channel: OtpChannel.EMAIL, destination: email, purpose: LOGIN, code: lastCode(a.logLines, email) };
+    const request = { channel: OtpChannel.EMAIL, destination: email, purpose: LOGIN, code: a.outbox.lastCode(email) };
     const results = await Promise.allSettled([...Array(4)].flatMap(() => [otpA.verifyOtp(request), otpB.verifyOtp(request)]));
     expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
     for (const r of results) if (r.status === "rejected") expect(ConnectError.from(r.reason).code).toBe(Code.Unauthenticated);

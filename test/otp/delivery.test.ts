@@ -3,25 +3,20 @@
 // that fails or cannot be reached answers UNAVAILABLE and costs the caller no quota.
 import { createServer } from "node:net";
 import { Code } from "@connectrpc/connect";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
+import { describe, expect, it } from "vitest";
 import { OtpChannel, OtpPurpose } from "../../gen/identity/v1/common_pb.js";
-import { OtpService } from "../../gen/identity/v1/otp_service_pb.js";
-import { bearer, login, signUp, uniqueEmail, uniquePhone, type AuthClient } from "../support/accounts.js";
+import { bearer, login, signUp, uniqueEmail, uniquePhone } from "../support/accounts.js";
 import { expectError } from "../support/errors.js";
-import { ManualClock, startTestService, type TestService } from "../support/service.js";
-import { clientsFor, transportNames, type Clients } from "../support/transports.js";
-import {
-  consoleMessages, lastMailedCode, lastTextedCode, limitHits, mailBody, mailHeader, startSmtpServer, startWebhook, tableDigests,
-  type OtpClient, type TestSmtpServer, type TestWebhook,
-} from "./helpers.js";
+import { ManualClock } from "../support/service.js";
+import { transportNames } from "../support/transports.js";
+import { lastMailedCode, lastTextedCode, mailBody, mailHeader, startSmtpServer, startWebhook } from "../support/delivery-servers.js";
+import { consoleMessages } from "../support/outbox.js";
+import { prepared, setupService, withService } from "../support/setup.js";
+import { limitHits } from "../support/stored-data.js";
 
 const WEBHOOK_SECRET = "webhook-secret-for-tests";
 const FROM = "Identity <no-reply@example.com>";
 const clock = new ManualClock();
-let smtp: TestSmtpServer;
-let webhook: TestWebhook;
-let service: TestService;
 
 function providerEnv(smtpUrl: string, webhookUrl: string): Record<string, string> {
   return {
@@ -38,60 +33,47 @@ function providerEnv(smtpUrl: string, webhookUrl: string): Record<string, string
   };
 }
 
-beforeAll(async () => {
-  [smtp, webhook] = await Promise.all([startSmtpServer(), startWebhook()]);
-  service = await startTestService({ clock, env: providerEnv(smtp.url, webhook.url) });
-});
-afterAll(async () => {
-  await service?.close();
-  await Promise.all([smtp?.close(), webhook?.close()]);
-});
+const smtp = prepared(startSmtpServer, (server) => server.close());
+const webhook = prepared(startWebhook, (server) => server.close());
+const t = setupService(() => ({ clock, env: providerEnv(smtp().url, webhook().url) }));
 
 describe.each(transportNames)("real providers over %s", (name) => {
-  let clients: Clients;
-  let otp: OtpClient;
-  let auth: AuthClient;
-  beforeAll(() => {
-    clients = clientsFor(service, name);
-    otp = clients.client(OtpService);
-    auth = clients.client(AuthService);
-  });
-  afterAll(() => clients.close());
+  const { otp, auth } = t.clients(name);
 
   it("email codes arrive by SMTP: sign-up, then a password reset", async () => {
     const email = uniqueEmail(`smtp-${name}`);
     await otp.sendOtp({ channel: OtpChannel.EMAIL, destination: email, purpose: OtpPurpose.LOGIN });
-    const mail = smtp.mails.at(-1)!;
+    const mail = smtp().mails.at(-1)!;
     expect(mail.to).toEqual([email]);
     expect(mail.from).toBe("no-reply@example.com");
     expect(mailHeader(mail, "Subject")).toBe("Your sign-in code");
     expect(mailBody(mail)).toMatch(/Your sign-in code is \d{6}\. It expires in 5 minutes/);
-    const signedUp = await otp.verifyOtp({ channel: OtpChannel.EMAIL, destination: email, purpose: OtpPurpose.LOGIN, code: lastMailedCode(smtp, email) });
+    const signedUp = await otp.verifyOtp({ channel: OtpChannel.EMAIL, destination: email, purpose: OtpPurpose.LOGIN, code: lastMailedCode(smtp(), email) });
     expect(signedUp).toMatchObject({ newUser: true, user: { email, emailVerified: true } });
 
     clock.advance(31_000);
     await auth.requestPasswordReset({ channel: OtpChannel.EMAIL, destination: email });
-    expect(mailHeader(smtp.mails.at(-1)!, "Subject")).toBe("Your password reset code");
-    await auth.resetPassword({ channel: OtpChannel.EMAIL, destination: email, code: lastMailedCode(smtp, email), newPassword: "a password set by reset" });
+    expect(mailHeader(smtp().mails.at(-1)!, "Subject")).toBe("Your password reset code");
+    await auth.resetPassword({ channel: OtpChannel.EMAIL, destination: email, code: lastMailedCode(smtp(), email), newPassword: "a password set by reset" });
     await login(auth, email, "a password set by reset");
     // Nothing went to the log.
-    expect(consoleMessages(service.logLines)).toEqual([]);
+    expect(consoleMessages(t.logLines)).toEqual([]);
   });
 
   it("SMS codes arrive by webhook: sign-up, then contact verification", async () => {
     const phone = uniquePhone();
     await otp.sendOtp({ channel: OtpChannel.SMS, destination: phone, purpose: OtpPurpose.LOGIN });
-    const call = webhook.calls.at(-1)!;
+    const call = webhook().calls.at(-1)!;
     expect(call).toMatchObject({ authorization: `Bearer ${WEBHOOK_SECRET}`, contentType: "application/json", body: { to: phone } });
     expect(Object.keys(call.body).sort()).toEqual(["text", "to"]);
-    const signedUp = await otp.verifyOtp({ channel: OtpChannel.SMS, destination: phone, purpose: OtpPurpose.LOGIN, code: lastTextedCode(webhook, phone) });
+    const signedUp = await otp.verifyOtp({ channel: OtpChannel.SMS, destination: phone, purpose: OtpPurpose.LOGIN, code: lastTextedCode(webhook(), phone) });
     expect(signedUp.newUser).toBe(true);
 
     const other = uniquePhone();
     const account = await signUp(auth, `webhook-${name}`, { phone: other });
     await otp.sendOtp({ channel: OtpChannel.SMS, destination: other, purpose: OtpPurpose.VERIFY_CONTACT }, bearer(account.tokens.accessToken));
     const verified = await otp.verifyOtp(
-      { channel: OtpChannel.SMS, destination: other, purpose: OtpPurpose.VERIFY_CONTACT, code: lastTextedCode(webhook, other) },
+      { channel: OtpChannel.SMS, destination: other, purpose: OtpPurpose.VERIFY_CONTACT, code: lastTextedCode(webhook(), other) },
       bearer(account.tokens.accessToken),
     );
     expect(verified.user).toMatchObject({ phone: other, phoneVerified: true });
@@ -99,29 +81,23 @@ describe.each(transportNames)("real providers over %s", (name) => {
 });
 
 describe("a provider that fails", () => {
-  let clients: Clients;
-  let otp: OtpClient;
-  beforeAll(() => {
-    clients = clientsFor(service, "grpc-web");
-    otp = clients.client(OtpService);
-  });
-  afterAll(() => clients.close());
+  const { otp } = t.clients("grpc-web");
 
   it("answers UNAVAILABLE, logs it, keeps the earlier code and takes no quota", async () => {
     const email = uniqueEmail("smtp-down");
     await otp.sendOtp({ channel: OtpChannel.EMAIL, destination: email, purpose: OtpPurpose.LOGIN });
-    const earlier = lastMailedCode(smtp, email);
+    const earlier = lastMailedCode(smtp(), email);
     clock.advance(31_000);
     const quota = async () => [
-      await limitHits(service.db, `otp-send:dest:email:${email}`),
-      await limitHits(service.db, "otp-send:ip:"),
+      await limitHits(t.db, `otp-send:dest:email:${email}`),
+      await limitHits(t.db, "otp-send:ip:"),
     ];
     const hits = await quota();
     // Refunded hits leave the rate_limits rows tidied (expired hits pruned), not charged.
-    const stored = async () => ({ ...(await tableDigests(service.db)), rate_limits: "" });
+    const stored = async () => ({ ...(await t.fingerprint()), rate_limits: "" });
     const before = await stored();
 
-    smtp.refuse = true;
+    smtp().refuse = true;
     try {
       for (let i = 0; i < 6; i++) {
         await expectError(otp.sendOtp({ channel: OtpChannel.EMAIL, destination: email, purpose: OtpPurpose.LOGIN }), {
@@ -130,12 +106,12 @@ describe("a provider that fails", () => {
         });
       }
     } finally {
-      smtp.refuse = false;
+      smtp().refuse = false;
     }
     // Six failures, yet neither the cooldown nor the hourly cap of 5 moved; nothing was stored.
     expect(await quota()).toEqual(hits);
     expect(await stored()).toEqual(before);
-    const failure = service.logLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.reason === "OTP_DELIVERY_FAILED");
+    const failure = t.logLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.reason === "OTP_DELIVERY_FAILED");
     expect(failure).toHaveLength(6);
     expect(failure[0]).toMatchObject({ level: 50, status: "Unavailable" });
     expect(String(failure[0]!.detail)).toContain("smtp");
@@ -148,16 +124,16 @@ describe("a provider that fails", () => {
 
   it("a webhook answering 503 is UNAVAILABLE too", async () => {
     const phone = uniquePhone();
-    webhook.status = 503;
+    webhook().status = 503;
     try {
       await expectError(otp.sendOtp({ channel: OtpChannel.SMS, destination: phone, purpose: OtpPurpose.LOGIN }), {
         code: Code.Unavailable,
         reason: "OTP_DELIVERY_FAILED",
       });
     } finally {
-      webhook.status = 200;
+      webhook().status = 200;
     }
-    expect(await limitHits(service.db, `otp-send:dest:sms:${phone}`)).toBe(0);
+    expect(await limitHits(t.db, `otp-send:dest:sms:${phone}`)).toBe(0);
     await otp.sendOtp({ channel: OtpChannel.SMS, destination: phone, purpose: OtpPurpose.LOGIN });
   });
 
@@ -168,17 +144,12 @@ describe("a provider that fails", () => {
         probe.close(() => resolve(port));
       });
     });
-    const unreachable = await startTestService({ env: providerEnv(`smtp://127.0.0.1:${port}`, `http://127.0.0.1:${port}/sms`) });
-    const down = clientsFor(unreachable, "grpc");
-    try {
-      const client = down.client(OtpService);
+    await withService({ env: providerEnv(`smtp://127.0.0.1:${port}`, `http://127.0.0.1:${port}/sms`) }, async (unreachable) => {
+      const client = unreachable.clients("grpc").otp;
       for (const [channel, destination] of [[OtpChannel.EMAIL, uniqueEmail("nowhere")], [OtpChannel.SMS, uniquePhone()]] as const) {
         await expectError(client.sendOtp({ channel, destination, purpose: OtpPurpose.LOGIN }), { code: Code.Unavailable, reason: "OTP_DELIVERY_FAILED" });
       }
       expect(await limitHits(unreachable.db, "otp-send:")).toBe(0);
-    } finally {
-      down.close();
-      await unreachable.close();
-    }
+    });
   });
 });

@@ -2,38 +2,23 @@
 // at most 100 failures per account an hour however many clients try at once, a cap per client
 // address, RESOURCE_EXHAUSTED with RetryInfo, and unknown accounts limited exactly alike.
 import { Code, ConnectError } from "@connectrpc/connect";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
+import { describe, expect, it } from "vitest";
 import type { ClientMeta } from "../../src/domain/audit/audit.js";
 import { AppError } from "../../src/domain/errors.js";
 import { auditRows, PASSWORD, signUp, uniqueEmail, type AuthClient } from "../support/accounts.js";
 import { expectError, retryDelayMs } from "../support/errors.js";
-import { ManualClock, startTestService, type TestService } from "../support/service.js";
-import { clientsFor, type Clients } from "../support/transports.js";
-import { limitHits } from "./helpers.js";
+import { ManualClock } from "../support/service.js";
+import { limitHits } from "../support/stored-data.js";
+import { setupService } from "../support/setup.js";
 
 const WRONG = "not the password at all";
 const clock = new ManualClock();
-let service: TestService;
-let grpc: Clients;
-let web: Clients;
-let auth: AuthClient;
-let webAuth: AuthClient;
-beforeAll(async () => {
-  service = await startTestService({
-    clock,
-    env: { ARGON2_MEMORY_KIB: "1024", ARGON2_ITERATIONS: "1", HASH_QUEUE_LIMIT: "1000", LOGIN_MAX_FAILURES_PER_IP_PER_HOUR: "30" },
-  });
-  grpc = clientsFor(service, "grpc");
-  web = clientsFor(service, "grpc-web");
-  auth = grpc.client(AuthService);
-  webAuth = web.client(AuthService);
+const t = setupService({
+  clock,
+  env: { ARGON2_MEMORY_KIB: "1024", ARGON2_ITERATIONS: "1", HASH_QUEUE_LIMIT: "1000", LOGIN_MAX_FAILURES_PER_IP_PER_HOUR: "30" },
 });
-afterAll(async () => {
-  grpc?.close();
-  web?.close();
-  await service?.close();
-});
+const { auth } = t.clients("grpc");
+const { auth: webAuth } = t.clients("grpc-web");
 
 function from(ip: string): ClientMeta {
   return { ip, userAgent: "test" };
@@ -83,12 +68,12 @@ describe("failed logins", () => {
     ]);
     // Back to when this client had to wait: from another address the owner signs in at once.
     clock.advance(-3_000);
-    const accounts = service.app.services.accounts;
+    const accounts = t.app.services.accounts;
     await expect(reasonOf(accounts.login(account.email, PASSWORD, from("127.0.0.1")))).resolves.toBe("RATE_LIMITED");
     await expect(reasonOf(accounts.login(account.email, PASSWORD, from("192.0.2.10")))).resolves.toBe("OK");
     clock.advance(3_000);
     // Limited attempts were refused before the password was checked: no audit row for them.
-    const failed = (await auditRows(service.db, account.userId)).filter((e) => e.type === "LOGIN_FAILED");
+    const failed = (await auditRows(t.db, account.userId)).filter((e) => e.type === "LOGIN_FAILED");
     expect(failed).toHaveLength(6);
   });
 
@@ -103,11 +88,11 @@ describe("failed logins", () => {
 
   it("never exceed 100 failures per account an hour, however many clients try at once", async () => {
     const account = await signUp(auth, "ceiling");
-    const accounts = service.app.services.accounts;
+    const accounts = t.app.services.accounts;
     const results = await Promise.all([...Array(120)].map((_, i) => reasonOf(accounts.login(account.email, WRONG, from(`10.1.${i >> 8}.${i & 255}`)))));
     expect(results.filter((r) => r === "INVALID_CREDENTIALS")).toHaveLength(100);
     expect(results.filter((r) => r === "RATE_LIMITED")).toHaveLength(20);
-    expect((await auditRows(service.db, account.userId)).filter((e) => e.type === "LOGIN_FAILED")).toHaveLength(100);
+    expect((await auditRows(t.db, account.userId)).filter((e) => e.type === "LOGIN_FAILED")).toHaveLength(100);
 
     // Now the account is closed to password guesses from anywhere, for the rest of the hour.
     const limited = await expectError(auth.login({ identifier: account.email, password: PASSWORD }), { code: Code.ResourceExhausted, reason: "RATE_LIMITED" });
@@ -117,12 +102,12 @@ describe("failed logins", () => {
   });
 
   it("cap failures per client address across accounts; successes cost nothing", async () => {
-    const accounts = service.app.services.accounts;
+    const accounts = t.app.services.accounts;
     const account = await signUp(auth, "ip-cap");
     const attacker = from("203.0.113.66");
     for (let i = 0; i < 3; i++) await expect(reasonOf(accounts.login(account.email, WRONG, attacker))).resolves.toBe("INVALID_CREDENTIALS");
     for (let i = 0; i < 8; i++) await expect(reasonOf(accounts.login(account.email, PASSWORD, attacker))).resolves.toBe("OK");
-    expect(await limitHits(service.db, `login-fail:account:user:${account.userId}`)).toBe(3);
+    expect(await limitHits(t.db, `login-fail:account:user:${account.userId}`)).toBe(3);
     for (let i = 0; i < 27; i++) {
       await expect(reasonOf(accounts.login(uniqueEmail(`stuffing-${i}`), WRONG, attacker))).resolves.toBe("INVALID_CREDENTIALS");
     }

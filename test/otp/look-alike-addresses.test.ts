@@ -7,41 +7,31 @@
 // victim's account must come out untouched.
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
-import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
 import { OtpChannel, OtpPurpose } from "../../gen/identity/v1/common_pb.js";
-import { OtpService } from "../../gen/identity/v1/otp_service_pb.js";
-import { bearer, login, PASSWORD, signUp, uniquePhone, type AuthClient, type Verifier } from "../support/accounts.js";
+import { bearer, login, PASSWORD, signUp, uniquePhone } from "../support/accounts.js";
 import { expectError } from "../support/errors.js";
-import { ManualClock, type TestService } from "../support/service.js";
-import { useService } from "../support/suite.js";
-import { clientsFor, type Clients, type TransportName } from "../support/transports.js";
-import { codeIn, consoleMessages, expectNothingStored, lastCode, type OtpClient } from "./helpers.js";
+import { ManualClock } from "../support/service.js";
+import { setupService } from "../support/setup.js";
+import { type TransportName } from "../support/transports.js";
+import { codeIn } from "../support/outbox.js";
 
 const ATTACKER_PASSWORD = "the attacker's own passphrase";
 const EMAIL = OtpChannel.EMAIL;
 const clock = new ManualClock();
-let service: TestService;
-let verifier: Verifier;
-useService(
-  (started, startedVerifier) => {
-    service = started;
-    verifier = startedVerifier;
+const t = setupService({
+  clock,
+  env: {
+    OTP_MAX_SENDS_PER_IP_PER_HOUR: "10000",
+    OTP_MAX_SENDS_PER_DESTINATION_PER_HOUR: "100",
+    OTP_MAX_VERIFY_FAILURES_PER_IP_PER_HOUR: "10000",
+    LOGIN_MAX_FAILURES_PER_IP_PER_HOUR: "10000",
+    OTP_RESEND_COOLDOWN_SECONDS: "1",
+    ARGON2_MEMORY_KIB: "1024",
+    ARGON2_ITERATIONS: "1",
   },
-  {
-    clock,
-    env: {
-      OTP_MAX_SENDS_PER_IP_PER_HOUR: "10000",
-      OTP_MAX_SENDS_PER_DESTINATION_PER_HOUR: "100",
-      OTP_MAX_VERIFY_FAILURES_PER_IP_PER_HOUR: "10000",
-      LOGIN_MAX_FAILURES_PER_IP_PER_HOUR: "10000",
-      OTP_RESEND_COOLDOWN_SECONDS: "1",
-      ARGON2_MEMORY_KIB: "1024",
-      ARGON2_ITERATIONS: "1",
-    },
-  },
-);
+});
 
 type Kind = "refused" | "victim" | "other";
 
@@ -89,15 +79,7 @@ function reasonOf(err: unknown): string | undefined {
 }
 
 describe.each(transports)("look-alike addresses over %s", (name) => {
-  let clients: Clients;
-  let otp: OtpClient;
-  let auth: AuthClient;
-  beforeAll(() => {
-    clients = clientsFor(service, name);
-    otp = clients.client(OtpService);
-    auth = clients.client(AuthService);
-  });
-  afterAll(() => clients.close());
+  const { otp, auth } = t.clients(name);
 
   /** A victim who signed up with a password and proved the address with a VERIFY_CONTACT code. */
   async function verifiedVictim(address: string) {
@@ -106,14 +88,14 @@ describe.each(transports)("look-alike addresses over %s", (name) => {
     const purpose = OtpPurpose.VERIFY_CONTACT;
     const me = bearer(account.tokens.accessToken);
     await otp.sendOtp({ channel: EMAIL, destination: address, purpose }, me);
-    const verified = await otp.verifyOtp({ channel: EMAIL, destination: address, purpose, code: lastCode(service.logLines, address) }, me);
+    const verified = await otp.verifyOtp({ channel: EMAIL, destination: address, purpose, code: t.outbox.lastCode(address) }, me);
     expect(verified.user).toMatchObject({ id: account.userId, email: address, emailVerified: true });
     return account;
   }
 
   /** What a takeover would change: the account row and its sessions. */
   async function accountState(userId: string): Promise<unknown> {
-    return service.db.query(
+    return t.db.query(
       `SELECT u.email, u.email_verified_at, u.password_hash, u.tokens_valid_after, u.status, u.updated_at,
               (SELECT count(*)::int FROM sessions s WHERE s.user_id = u.id AND s.revoked_at IS NULL) AS live_sessions,
               (SELECT count(*)::int FROM sessions s WHERE s.user_id = u.id) AS sessions
@@ -135,12 +117,12 @@ describe.each(transports)("look-alike addresses over %s", (name) => {
     async function send(call: () => Promise<unknown>, spend: (code: string) => Promise<void>) {
       clock.advance(2_000);
       if (lookAlike.kind === "refused") {
-        await expectNothingStored(service.db, service.logLines, () => expectError(call(), { ...field, fields: ["destination"] }));
+        await t.expectNothingStored(() => expectError(call(), { ...field, fields: ["destination"] }));
         return;
       }
-      const already = consoleMessages(service.logLines).length;
+      const already = t.outbox.messages().length;
       await call();
-      const sent = consoleMessages(service.logLines).slice(already);
+      const sent = t.outbox.messages().slice(already);
       const expected = lookAlike.kind === "victim" ? victimAddress : lookAlike.mailbox!(id);
       expect(sent.map((m) => m.to)).toEqual([expected]);
       for (const message of sent) if (message.to !== victimAddress) await spend(codeIn(message.text));
@@ -162,7 +144,7 @@ describe.each(transports)("look-alike addresses over %s", (name) => {
     await send(() => auth.requestPasswordReset({ channel: EMAIL, destination: spelled }), spendReset);
 
     // VERIFY_CONTACT signed in as someone else: never the attacker's own address, so always refused.
-    await expectNothingStored(service.db, service.logLines, () =>
+    await t.expectNothingStored(() =>
       expectError(otp.sendOtp({ channel: EMAIL, destination: spelled, purpose: OtpPurpose.VERIFY_CONTACT }, bearer(attacker.tokens.accessToken)), {
         ...field,
         fields: ["destination"],
@@ -171,11 +153,11 @@ describe.each(transports)("look-alike addresses over %s", (name) => {
 
     // SignUp never shadows the victim: refused, taken, or an account of that other mailbox.
     if (lookAlike.kind === "refused") {
-      await expectNothingStored(service.db, service.logLines, () =>
+      await t.expectNothingStored(() =>
         expectError(auth.signUp({ email: spelled, password: ATTACKER_PASSWORD }), { ...field, fields: ["email"] }),
       );
     } else if (lookAlike.kind === "victim") {
-      await expectNothingStored(service.db, service.logLines, () =>
+      await t.expectNothingStored(() =>
         expectError(auth.signUp({ email: spelled, password: ATTACKER_PASSWORD }), { code: Code.AlreadyExists, reason: "IDENTIFIER_TAKEN" }),
         { except: ["rate_limits"] }, // it got as far as the uniqueness check: its sign-up quota is spent
       );
@@ -195,7 +177,7 @@ describe.each(transports)("look-alike addresses over %s", (name) => {
     }
 
     expect(await accountState(victim.userId), "the victim's account changed").toEqual(before);
-    expect(await verifier.verify(victim.tokens.accessToken)).toMatchObject({ active: true, userId: victim.userId });
+    expect(await t.verify(victim.tokens.accessToken)).toMatchObject({ active: true, userId: victim.userId });
     // The victim's own password, through the spelling: only a spelling of the victim's address finds the account.
     const own = await settle(auth.login({ identifier: spelled, password: PASSWORD }));
     if (lookAlike.kind === "victim") expect(own).toMatchObject({ user: { id: victim.userId } });
@@ -209,20 +191,20 @@ describe.each(transports)("look-alike addresses over %s", (name) => {
     const me = bearer(account.tokens.accessToken);
     clock.advance(2_000);
     await otp.sendOtp({ channel: OtpChannel.SMS, destination: phone, purpose: OtpPurpose.VERIFY_CONTACT }, me);
-    await otp.verifyOtp({ channel: OtpChannel.SMS, destination: phone, purpose: OtpPurpose.VERIFY_CONTACT, code: lastCode(service.logLines, phone) }, me);
+    await otp.verifyOtp({ channel: OtpChannel.SMS, destination: phone, purpose: OtpPurpose.VERIFY_CONTACT, code: t.outbox.lastCode(phone) }, me);
 
     const fullwidth = phone.replace(/\d/g, (d) => String.fromCodePoint(0xff10 + Number(d)));
     clock.advance(2_000);
-    const already = consoleMessages(service.logLines).length;
+    const already = t.outbox.messages().length;
     await otp.sendOtp({ channel: OtpChannel.SMS, destination: fullwidth, purpose: OtpPurpose.LOGIN });
-    expect(consoleMessages(service.logLines).slice(already).map((m) => m.to)).toEqual([phone]);
+    expect(t.outbox.messages().slice(already).map((m) => m.to)).toEqual([phone]);
     await expectError(auth.signUp({ phone: fullwidth, password: ATTACKER_PASSWORD }), { code: Code.AlreadyExists, reason: "IDENTIFIER_TAKEN" });
     expect((await login(auth, fullwidth)).sessionId).toBeTruthy();
 
     for (const invisible of ["\u200B", "\u200D", "\u202E", "\u2060", "\uFEFF"]) {
       const spelled = `${phone.slice(0, 5)}${invisible}${phone.slice(5)}`;
       clock.advance(2_000);
-      await expectNothingStored(service.db, service.logLines, async () => {
+      await t.expectNothingStored(async () => {
         for (const purpose of [OtpPurpose.LOGIN, OtpPurpose.PASSWORD_RESET]) {
           await expectError(otp.sendOtp({ channel: OtpChannel.SMS, destination: spelled, purpose }), { code: Code.InvalidArgument, fields: ["destination"] });
         }
@@ -244,7 +226,7 @@ describe.each(transports)("look-alike addresses over %s", (name) => {
     clock.advance(2_000);
     await otp.sendOtp({ channel: EMAIL, destination: spelled, purpose: OtpPurpose.LOGIN });
     // The attacker reads the look-alike mailbox and spends whatever arrived there.
-    const stolen = consoleMessages(service.logLines, spelled);
+    const stolen = t.outbox.messages(spelled);
     for (const message of stolen) {
       const code = codeIn(message.text);
       if (message.text.startsWith("Your password reset code")) {
@@ -255,35 +237,29 @@ describe.each(transports)("look-alike addresses over %s", (name) => {
       }
     }
     await expectError(auth.login({ identifier: victimAddress, password: ATTACKER_PASSWORD }), { code: Code.Unauthenticated, reason: "INVALID_CREDENTIALS" });
-    expect(await verifier.verify(victim.tokens.accessToken)).toMatchObject({ active: true });
+    expect(await t.verify(victim.tokens.accessToken)).toMatchObject({ active: true });
     expect(stolen, "codes sent to the look-alike mailbox").toEqual([]);
 
     // Both codes went to the victim's stored address; the reset code resets the victim's password.
-    const received = consoleMessages(service.logLines, victimAddress).map((m) => m.text);
+    const received = t.outbox.messages(victimAddress).map((m) => m.text);
     expect(received).toEqual([
       expect.stringMatching(/^Your verification code is \d{6}\./),
       expect.stringMatching(/^Your password reset code is \d{6}\./),
       expect.stringMatching(/^Your sign-in code is \d{6}\./),
     ]);
     await auth.resetPassword({ channel: EMAIL, destination: spelled, code: codeIn(received[1]!), newPassword: "the victim's new passphrase" });
-    expect(await verifier.verify(victim.tokens.accessToken)).toMatchObject({ active: false });
+    expect(await t.verify(victim.tokens.accessToken)).toMatchObject({ active: false });
     expect((await login(auth, victimAddress, "the victim's new passphrase")).sessionId).toBeTruthy();
   });
 });
 
 describe("display names", () => {
-  let clients: Clients;
-  let auth: AuthClient;
-  beforeAll(() => {
-    clients = clientsFor(service, "connect");
-    auth = clients.client(AuthService);
-  });
-  afterAll(() => clients.close());
+  const { auth } = t.clients("connect");
 
   it("refuses CR/LF, ANSI escape sequences, bidi overrides and zero-width characters, storing nothing", async () => {
     for (const displayName of ["Ada\r\nINFO forged log line", "\u001B[2J\u001B[31mAda", "Ada\u202Egpj.exe", "\u200B", "Ada\u2028Lovelace", "Ada\tLovelace"]) {
       const email = `name-${randomUUID().slice(0, 8)}@example.org`;
-      await expectNothingStored(service.db, service.logLines, () =>
+      await t.expectNothingStored(() =>
         expectError(auth.signUp({ email, password: PASSWORD, displayName }), { code: Code.InvalidArgument, reason: "INVALID_ARGUMENT", fields: ["display_name"] }),
       );
     }

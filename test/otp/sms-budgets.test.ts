@@ -2,46 +2,34 @@
 // budgets bound SMS sends per hour in total and per country calling code, whatever the address;
 // a refusal is a generic RATE_LIMITED to the client and a metric for the operator.
 import { Code } from "@connectrpc/connect";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { OtpChannel, OtpPurpose } from "../../gen/identity/v1/common_pb.js";
-import { OtpService } from "../../gen/identity/v1/otp_service_pb.js";
 import { loadConfig, ConfigError } from "../../src/config.js";
 import { uniqueEmail } from "../support/accounts.js";
 import { expectError, retryDelayMs } from "../support/errors.js";
-import { ManualClock, startTestService, type TestService } from "../support/service.js";
-import { clientsFor, type Clients } from "../support/transports.js";
-import { consoleMessages, expectNothingStored, type OtpClient } from "./helpers.js";
+import { ManualClock } from "../support/service.js";
+import { setupService } from "../support/setup.js";
 
 const clock = new ManualClock();
-let service: TestService;
-let web: Clients;
-let webOtp: OtpClient;
-beforeAll(async () => {
-  service = await startTestService({
-    clock,
-    env: {
-      OTP_SMS_MAX_SENDS_PER_HOUR: "6",
-      OTP_SMS_MAX_SENDS_PER_COUNTRY_PER_HOUR: "2",
-      OTP_SMS_COUNTRY_LIMITS: "+44:3, +49:100",
-    },
-  });
-  web = clientsFor(service, "grpc-web");
-  webOtp = web.client(OtpService);
+const t = setupService({
+  clock,
+  env: {
+    OTP_SMS_MAX_SENDS_PER_HOUR: "6",
+    OTP_SMS_MAX_SENDS_PER_COUNTRY_PER_HOUR: "2",
+    OTP_SMS_COUNTRY_LIMITS: "+44:3, +49:100",
+  },
 });
-afterAll(async () => {
-  web?.close();
-  await service?.close();
-});
+const { otp: webOtp } = t.clients("grpc-web");
 
 let address = 0;
 /** A send from an address of its own, so the per-address cap is never what refuses it. */
 function sendFromNewAddress(channel: "sms" | "email", destination: string) {
   address++;
-  return service.app.services.otpLogin.send(channel, destination, { ip: `198.51.100.${address}`, userAgent: "test" });
+  return t.app.services.otpLogin.send(channel, destination, { ip: `198.51.100.${address}`, userAgent: "test" });
 }
 
 async function budgetMetric(scope: string, callingCode: string): Promise<number> {
-  const body = await (await fetch(service.metricsUrl)).text();
+  const body = await (await fetch(t.metricsUrl)).text();
   const line = body.split("\n").find((l) => l.startsWith(`identity_otp_budget_exhausted_total{scope="${scope}",calling_code="${callingCode}"}`));
   return line === undefined ? 0 : Number(line.split(" ").pop());
 }
@@ -57,7 +45,7 @@ describe("SMS send budgets across client addresses", () => {
     await expect(sendFromNewAddress("sms", US[2]!)).rejects.toMatchObject({ reason: "RATE_LIMITED" });
     expect(await budgetMetric("sms_country", "+1")).toBe(1);
     // Over the wire: the client sees only RATE_LIMITED with a retry delay, nothing is stored or sent.
-    await expectNothingStored(service.db, service.logLines, async () => {
+    await t.expectNothingStored(async () => {
       const refused = await expectError(webOtp.sendOtp({ channel: OtpChannel.SMS, destination: US[2]!, purpose: OtpPurpose.LOGIN }), {
         code: Code.ResourceExhausted,
         reason: "RATE_LIMITED",
@@ -66,7 +54,7 @@ describe("SMS send budgets across client addresses", () => {
       expect(refused.rawMessage).toBe("too many requests; retry later");
     });
     expect(await budgetMetric("sms_country", "+1")).toBe(2);
-    expect(consoleMessages(service.logLines, US[2]!)).toEqual([]);
+    expect(t.outbox.messages(US[2]!)).toEqual([]);
     // Email is not budgeted.
     await sendFromNewAddress("email", uniqueEmail("budget"));
   });

@@ -1,42 +1,20 @@
 // Revocation on one instance reaches VerifyToken on another (a separate OS process on the same
 // PostgreSQL) within a second: by NOTIFY normally, by polling while the listener is down.
-import { createClient, type Client } from "@connectrpc/connect";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
-import { InactiveReason, TokenService } from "../../gen/identity/v1/token_service_pb.js";
+import { describe, expect, inject, it } from "vitest";
+import { InactiveReason } from "../../gen/identity/v1/token_service_pb.js";
 import { LISTENER_APPLICATION_NAME } from "../../src/domain/tokens/revocation.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { spawnServiceProcess, type ServiceProcess } from "../support/process.js";
-import { startTestService, TEST_SERVICE_KEY, type TestService } from "../support/service.js";
-import { createGrpcJsTransport } from "../support/transports.js";
+import { createTestDatabase } from "../support/database.js";
+import { spawnServiceProcess } from "../support/process.js";
+import { TEST_SERVICE_KEY } from "../support/service.js";
+import { clientsOn, prepared, setupService } from "../support/setup.js";
 
 const PASSWORD = "a long enough passphrase";
-let database: TestDatabase;
-let a: TestService;
-let b: ServiceProcess;
-let authA: Client<typeof AuthService>;
-let tokensA: Client<typeof TokenService>;
-let tokensB: Client<typeof TokenService>;
-const closers: Array<() => void> = [];
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  a = await startTestService({ database });
-  b = await spawnServiceProcess(database.url);
-  const ta = createGrpcJsTransport(a.grpcAddress);
-  const tb = createGrpcJsTransport(b.grpcAddress);
-  closers.push(() => ta.close(), () => tb.close());
-  authA = createClient(AuthService, ta);
-  tokensA = createClient(TokenService, ta);
-  tokensB = createClient(TokenService, tb);
-});
-
-afterAll(async () => {
-  closers.forEach((close) => close());
-  await b?.stop();
-  await a?.close();
-  await database?.drop();
-});
+// Instance A in this process, instance B a separate process, on one database.
+const database = prepared(createTestDatabase, (db) => db.drop());
+const a = setupService(() => ({ database: database() }));
+const b = prepared(() => spawnServiceProcess(database().url), async (proc) => void (await proc.stop()));
+const { auth: authA, tokens: tokensA } = a.clients("grpc");
+const { tokens: tokensB } = clientsOn(b, "grpc");
 
 let counter = 0;
 async function signIn() {
@@ -137,7 +115,7 @@ describe("VerifyToken without the database", () => {
 
     const admin = await import("pg").then(({ default: pg }) => new pg.Client({ connectionString: inject("adminDatabaseUrl") }));
     await admin.connect();
-    const name = new URL(database.url).pathname.slice(1);
+    const name = new URL(database().url).pathname.slice(1);
     try {
       await admin.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS false`);
       await admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`, [name]);

@@ -13,18 +13,10 @@ import { OtpChannel, OtpPurpose } from "../../gen/identity/v1/common_pb.js";
 import { OtpService } from "../../gen/identity/v1/otp_service_pb.js";
 import { bearer, signUp, uniqueEmail, PASSWORD } from "../support/accounts.js";
 import { expectError } from "../support/errors.js";
-import type { TestService } from "../support/service.js";
-import { useService } from "../support/suite.js";
-import { clientsFor, type TransportName } from "../support/transports.js";
-import { expectNothingStored } from "../otp/helpers.js";
+import { setupService } from "../support/setup.js";
+import { type TransportName } from "../support/transports.js";
 
-let service: TestService;
-useService(
-  (started) => {
-    service = started;
-  },
-  { env: { ARGON2_MEMORY_KIB: "1024", ARGON2_ITERATIONS: "1" } },
-);
+const t = setupService({ env: { ARGON2_MEMORY_KIB: "1024", ARGON2_ITERATIONS: "1" } });
 
 /** Connect is driven as JSON here: that is where "\u0000" and "\ud800" arrive as escapes. */
 type Transport = Exclude<TransportName, "connect"> | "connect-json";
@@ -32,11 +24,10 @@ const transports: Transport[] = ["grpc", "connect-json", "grpc-web"];
 
 function clientOf<S extends DescService>(name: Transport, desc: S): { client: Client<S>; close(): void } {
   if (name === "connect-json") {
-    const transport = createConnectTransport({ baseUrl: service.httpUrl, httpVersion: "1.1", useBinaryFormat: false });
+    const transport = createConnectTransport({ baseUrl: t.httpUrl, httpVersion: "1.1", useBinaryFormat: false });
     return { client: createClient(desc, transport), close: () => {} };
   }
-  const clients = clientsFor(service, name);
-  return { client: clients.client(desc), close: () => clients.close() };
+  return { client: t.clients(name).client(desc), close: () => {} };
 }
 
 async function withClient<S extends DescService, T>(name: Transport, desc: S, use: (client: Client<S>) => Promise<T>): Promise<T> {
@@ -50,7 +41,7 @@ async function withClient<S extends DescService, T>(name: Transport, desc: S, us
 
 /** The call is refused as INVALID_ARGUMENT naming exactly `fields`, and nothing is stored or sent. */
 async function expectRefused(fields: string[], call: () => Promise<unknown>): Promise<void> {
-  await expectNothingStored(service.db, service.logLines, () => expectError(call(), { code: Code.InvalidArgument, reason: "INVALID_ARGUMENT", fields }));
+  await t.expectNothingStored(() => expectError(call(), { code: Code.InvalidArgument, reason: "INVALID_ARGUMENT", fields }));
 }
 
 function pageToken(time: string, id: string): string {
@@ -137,11 +128,11 @@ describe("unpaired surrogates over Connect JSON", () => {
   it("are refused as INVALID_ARGUMENT, nothing stored as U+FFFD", async () => {
     await withClient("connect-json", AuthService, async (auth) => {
       for (const displayName of ["Ann \ud800", "\udc00 Ann"]) {
-        await expectNothingStored(service.db, service.logLines, () =>
+        await t.expectNothingStored(() =>
           expectError(auth.signUp({ email: uniqueEmail("sur"), password: PASSWORD, displayName }), { code: Code.InvalidArgument }),
         );
       }
-      await expectNothingStored(service.db, service.logLines, () =>
+      await t.expectNothingStored(() =>
         expectError(auth.login({ identifier: uniqueEmail("sur"), password: "\ud83d" }), { code: Code.InvalidArgument }),
       );
     });
@@ -159,8 +150,8 @@ describe("the literal JSON escape in a hand-written Connect request", () => {
   it('"\\u0000" in identifier is INVALID_ARGUMENT naming identifier', async () => {
     const body = `{"identifier":"someone\\u0000@example.com","password":"${PASSWORD}"}`;
     expect(body).toContain("\\u0000");
-    await expectNothingStored(service.db, service.logLines, async () => {
-      const response = await fetch(`${service.httpUrl}/identity.v1.AuthService/Login`, {
+    await t.expectNothingStored(async () => {
+      const response = await fetch(`${t.httpUrl}/identity.v1.AuthService/Login`, {
         method: "POST",
         headers: { "content-type": "application/json" },
         body,

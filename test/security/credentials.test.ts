@@ -10,27 +10,21 @@
 import { Code } from "@connectrpc/connect";
 import { generateSync } from "otplib";
 import { describe, expect, it } from "vitest";
-import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
 import { OtpChannel, OtpPurpose } from "../../gen/identity/v1/common_pb.js";
-import { MfaService } from "../../gen/identity/v1/mfa_service_pb.js";
-import { OtpService } from "../../gen/identity/v1/otp_service_pb.js";
 import { MAX_MFA_FAILURES_PER_ACCOUNT_PER_HOUR } from "../../src/domain/accounts/credential-checks.js";
 import { AppError } from "../../src/domain/errors.js";
-import { expectNothingStored, lastCode, limitHits } from "../otp/helpers.js";
+import { limitHits } from "../support/stored-data.js";
 import { auditRows, bearer, uniqueEmail, uniquePhone } from "../support/accounts.js";
 import { expectError, retryDelayMs } from "../support/errors.js";
-import { ManualClock, startTestService, type TestService } from "../support/service.js";
-import { useService } from "../support/suite.js";
-import { clientsFor, transportNames, type TransportName } from "../support/transports.js";
+import { ManualClock } from "../support/service.js";
+import { setupService, type ServiceClients } from "../support/setup.js";
+import { transportNames } from "../support/transports.js";
 
 const PASSWORD = "a long enough passphrase";
 const WRONG_PASSWORD = "not the passphrase at all";
 const CHEAP_HASHING = { ARGON2_MEMORY_KIB: "1024", ARGON2_ITERATIONS: "1" };
 const clock = new ManualClock(new Date("2026-12-01T12:00:10Z"));
-let service: TestService;
-useService((started) => {
-  service = started;
-}, { clock, env: { ...CHEAP_HASHING, OTP_MAX_SENDS_PER_IP_PER_HOUR: "10000", HASH_QUEUE_LIMIT: "1000" } });
+const t = setupService({ clock, env: { ...CHEAP_HASHING, OTP_MAX_SENDS_PER_IP_PER_HOUR: "10000", HASH_QUEUE_LIMIT: "1000" } });
 
 const EMAIL = OtpChannel.EMAIL;
 const totp = (secret: string) => generateSync({ secret, epoch: Math.floor(clock.now().getTime() / 1000) });
@@ -47,7 +41,7 @@ function wrongTotp(secret: string, salt = 0): string {
 
 /** Every stored row that holds or proves a credential of the account, to show a refusal changed none. */
 async function credentialRows(userId: string): Promise<string> {
-  const rows = await service.db.query(
+  const rows = await t.db.query(
     `SELECT
        (SELECT row_to_json(u)::text FROM users u WHERE id = $1) AS users,
        (SELECT coalesce(json_agg(t ORDER BY t.user_id)::text, '') FROM totp_credentials t WHERE user_id = $1) AS totp,
@@ -61,15 +55,11 @@ async function credentialRows(userId: string): Promise<string> {
 }
 
 async function count(sql: string, params: unknown[]): Promise<number> {
-  const [row] = (await service.db.query(sql, params)) as Array<{ n: number }>;
+  const [row] = (await t.db.query(sql, params)) as Array<{ n: number }>;
   return row!.n;
 }
 
-function clientsOf(name: TransportName) {
-  const clients = clientsFor(service, name);
-  return { auth: clients.client(AuthService), mfa: clients.client(MfaService), otp: clients.client(OtpService), close: () => clients.close() };
-}
-type Api = ReturnType<typeof clientsOf>;
+type Api = ServiceClients;
 
 /** Signs up with email and password and turns TOTP on; returns the secret and backup codes. */
 async function enrolled(api: Api, email: string) {
@@ -84,7 +74,7 @@ async function enrolled(api: Api, email: string) {
 /** The owner proves the address with a VERIFY_CONTACT code. */
 async function verifyEmail(api: Api, email: string, access: string) {
   await api.otp.sendOtp({ channel: EMAIL, destination: email, purpose: OtpPurpose.VERIFY_CONTACT }, bearer(access));
-  await api.otp.verifyOtp({ channel: EMAIL, destination: email, purpose: OtpPurpose.VERIFY_CONTACT, code: lastCode(service.logLines, email) }, bearer(access));
+  await api.otp.verifyOtp({ channel: EMAIL, destination: email, purpose: OtpPurpose.VERIFY_CONTACT, code: t.outbox.lastCode(email) }, bearer(access));
   clock.advance(31_000); // past the resend cooldown of the address
 }
 
@@ -97,12 +87,7 @@ async function challengeOf(api: Api, email: string, password = PASSWORD): Promis
 describe.each(transportNames)("credentials over %s", (name) => {
   const withApi = (test: (api: Api) => Promise<void>) => async () => {
     clock.advance(3_600_000); // every test starts with fresh per-address limits
-    const api = clientsOf(name);
-    try {
-      await test(api);
-    } finally {
-      api.close();
-    }
+    await test(t.clients(name));
   };
 
   it("pre-hijacking: claiming the address by code removes the squatter's password, TOTP, backup codes and challenges", withApi(async (api) => {
@@ -112,7 +97,7 @@ describe.each(transportNames)("credentials over %s", (name) => {
 
     const sent = await api.otp.sendOtp({ channel: EMAIL, destination: squatter.email, purpose: OtpPurpose.LOGIN });
     expect(sent.expireTime).toBeDefined();
-    const owner = await api.otp.verifyOtp({ channel: EMAIL, destination: squatter.email, purpose: OtpPurpose.LOGIN, code: lastCode(service.logLines, squatter.email) });
+    const owner = await api.otp.verifyOtp({ channel: EMAIL, destination: squatter.email, purpose: OtpPurpose.LOGIN, code: t.outbox.lastCode(squatter.email) });
     // The owner is in: no second factor they could never pass.
     expect(owner.result.case).toBe("tokens");
     if (owner.result.case !== "tokens") return;
@@ -132,7 +117,7 @@ describe.each(transportNames)("credentials over %s", (name) => {
     await expectError(api.auth.login({ identifier: squatter.email, password: PASSWORD }), { code: Code.Unauthenticated, reason: "INVALID_CREDENTIALS" });
 
     // Audited: what was discarded, and that MFA went off.
-    const events = await auditRows(service.db, squatter.userId);
+    const events = await auditRows(t.db, squatter.userId);
     expect(events.find((e) => e.type === "CONTACT_VERIFIED")?.details).toEqual({
       channel: "email",
       contact_claimed: "true",
@@ -150,11 +135,11 @@ describe.each(transportNames)("credentials over %s", (name) => {
     const squatter = await enrolled(api, uniqueEmail(`hijack-reset-${name}`));
     await api.auth.requestPasswordReset({ channel: EMAIL, destination: squatter.email });
     const newPassword = "the owner's own passphrase";
-    await api.auth.resetPassword({ channel: EMAIL, destination: squatter.email, code: lastCode(service.logLines, squatter.email), newPassword });
+    await api.auth.resetPassword({ channel: EMAIL, destination: squatter.email, code: t.outbox.lastCode(squatter.email), newPassword });
     const login = await api.auth.login({ identifier: squatter.email, password: newPassword });
     expect(login.result.case).toBe("tokens");
     expect(await count(`SELECT count(*)::int AS n FROM totp_credentials WHERE user_id = $1`, [squatter.userId])).toBe(0);
-    const reset = (await auditRows(service.db, squatter.userId)).find((e) => e.type === "PASSWORD_RESET");
+    const reset = (await auditRows(t.db, squatter.userId)).find((e) => e.type === "PASSWORD_RESET");
     expect(reset?.details).toMatchObject({ contact_claimed: "true", discarded: "password,totp,backup_codes" });
   }));
 
@@ -165,18 +150,18 @@ describe.each(transportNames)("credentials over %s", (name) => {
     const signedUp = await api.auth.signUp({ email, phone, password: PASSWORD });
     const squatterAccess = signedUp.tokens!.accessToken;
     await api.otp.sendOtp({ channel: OtpChannel.SMS, destination: phone, purpose: OtpPurpose.VERIFY_CONTACT }, bearer(squatterAccess));
-    await api.otp.verifyOtp({ channel: OtpChannel.SMS, destination: phone, purpose: OtpPurpose.VERIFY_CONTACT, code: lastCode(service.logLines, phone) }, bearer(squatterAccess));
+    await api.otp.verifyOtp({ channel: OtpChannel.SMS, destination: phone, purpose: OtpPurpose.VERIFY_CONTACT, code: t.outbox.lastCode(phone) }, bearer(squatterAccess));
     clock.advance(31_000);
     // A reset code for the phone, asked for before the claim, must die with it.
     await api.auth.requestPasswordReset({ channel: OtpChannel.SMS, destination: phone });
-    const earlyReset = lastCode(service.logLines, phone);
+    const earlyReset = t.outbox.lastCode(phone);
     clock.advance(31_000);
 
     await api.otp.sendOtp({ channel: EMAIL, destination: email, purpose: OtpPurpose.LOGIN });
-    const owner = await api.otp.verifyOtp({ channel: EMAIL, destination: email, purpose: OtpPurpose.LOGIN, code: lastCode(service.logLines, email) });
+    const owner = await api.otp.verifyOtp({ channel: EMAIL, destination: email, purpose: OtpPurpose.LOGIN, code: t.outbox.lastCode(email) });
     expect(owner.result.case).toBe("tokens");
     expect(owner.user).toMatchObject({ id: signedUp.user!.id, emailVerified: true, hasPassword: false, phone: "" });
-    const claimed = (await auditRows(service.db, signedUp.user!.id)).find((e) => e.type === "CONTACT_VERIFIED" && e.details.contact_claimed === "true");
+    const claimed = (await auditRows(t.db, signedUp.user!.id)).find((e) => e.type === "CONTACT_VERIFIED" && e.details.contact_claimed === "true");
     expect(claimed?.details).toMatchObject({ discarded: "password,phone" });
 
     // The early reset code resets nothing, and a code to the phone now signs in someone else.
@@ -185,7 +170,7 @@ describe.each(transportNames)("credentials over %s", (name) => {
       reason: "OTP_INVALID",
     });
     await api.otp.sendOtp({ channel: OtpChannel.SMS, destination: phone, purpose: OtpPurpose.LOGIN });
-    const bySms = await api.otp.verifyOtp({ channel: OtpChannel.SMS, destination: phone, purpose: OtpPurpose.LOGIN, code: lastCode(service.logLines, phone) });
+    const bySms = await api.otp.verifyOtp({ channel: OtpChannel.SMS, destination: phone, purpose: OtpPurpose.LOGIN, code: t.outbox.lastCode(phone) });
     expect(bySms.newUser).toBe(true);
     expect(bySms.user?.id).not.toBe(signedUp.user!.id);
     clock.advance(31_000);
@@ -196,7 +181,7 @@ describe.each(transportNames)("credentials over %s", (name) => {
     await verifyEmail(api, account.email, account.access);
     await api.auth.requestPasswordReset({ channel: EMAIL, destination: account.email });
     const newPassword = "another long passphrase";
-    await api.auth.resetPassword({ channel: EMAIL, destination: account.email, code: lastCode(service.logLines, account.email), newPassword });
+    await api.auth.resetPassword({ channel: EMAIL, destination: account.email, code: t.outbox.lastCode(account.email), newPassword });
     const challenge = await challengeOf(api, account.email, newPassword);
     nextStep();
     await api.mfa.verifyMfa({ challengeToken: challenge, code: { case: "totpCode", value: totp(account.secret) } });
@@ -227,20 +212,20 @@ describe.each(transportNames)("credentials over %s", (name) => {
       await expectError(api.mfa.regenerateBackupCodes({ totpCode: wrongTotp(account.secret, guesses++) }, me), { code: Code.Unauthenticated, reason: "MFA_CODE_INVALID" });
     }
     expect(await credentialRows(account.userId)).toBe(before);
-    expect(await limitHits(service.db, `mfa-fail:account:${account.userId}`)).toBe(MAX_MFA_FAILURES_PER_ACCOUNT_PER_HOUR);
+    expect(await limitHits(t.db, `mfa-fail:account:${account.userId}`)).toBe(MAX_MFA_FAILURES_PER_ACCOUNT_PER_HOUR);
 
     // The budget is spent: every RPC refuses even the right code, before looking at it.
     nextStep();
     const challenge = await challengeOf(api, account.email);
-    await expectNothingStored(service.db, service.logLines, async () => {
+    await t.expectNothingStored(async () => {
       const limited = await expectError(api.mfa.regenerateBackupCodes({ totpCode: totp(account.secret) }, me), { code: Code.ResourceExhausted, reason: "RATE_LIMITED" });
       expect(retryDelayMs(limited)).toBeGreaterThan(0);
       await expectError(api.mfa.verifyMfa({ challengeToken: challenge, code: { case: "backupCode", value: account.backupCodes[0]! } }), { code: Code.ResourceExhausted, reason: "RATE_LIMITED" });
     });
     await expectError(api.mfa.disableTotp({ password: PASSWORD, code: totp(account.secret) }, me), { code: Code.ResourceExhausted, reason: "RATE_LIMITED" });
-    expect(await limitHits(service.db, `mfa-fail:account:${account.userId}`)).toBe(MAX_MFA_FAILURES_PER_ACCOUNT_PER_HOUR);
+    expect(await limitHits(t.db, `mfa-fail:account:${account.userId}`)).toBe(MAX_MFA_FAILURES_PER_ACCOUNT_PER_HOUR);
 
-    const failed = (await auditRows(service.db, account.userId)).filter((e) => e.type === "MFA_FAILED").map((e) => `${e.details.action}/${e.details.method}`);
+    const failed = (await auditRows(t.db, account.userId)).filter((e) => e.type === "MFA_FAILED").map((e) => `${e.details.action}/${e.details.method}`);
     // (Sorted: the test clock stands still, so the rows share their time.)
     expect(failed.sort()).toEqual(
       [
@@ -258,11 +243,11 @@ describe.each(transportNames)("credentials over %s", (name) => {
     for (let i = 0; i < MAX_MFA_FAILURES_PER_ACCOUNT_PER_HOUR; i++) {
       await expectError(api.mfa.confirmTotp({ code: wrongTotp(setup.secret, i) }, me), { code: Code.Unauthenticated, reason: "MFA_CODE_INVALID" });
     }
-    await expectNothingStored(service.db, service.logLines, () =>
+    await t.expectNothingStored(() =>
       expectError(api.mfa.confirmTotp({ code: totp(setup.secret) }, me), { code: Code.ResourceExhausted, reason: "RATE_LIMITED" }),
     );
     expect((await api.mfa.getMfaStatus({}, me)).totpEnabled).toBe(false);
-    const failed = (await auditRows(service.db, signedUp.user!.id)).filter((e) => e.type === "MFA_FAILED");
+    const failed = (await auditRows(t.db, signedUp.user!.id)).filter((e) => e.type === "MFA_FAILED");
     expect(failed.map((e) => e.details)).toEqual(Array(MAX_MFA_FAILURES_PER_ACCOUNT_PER_HOUR).fill({ method: "totp", action: "confirm_totp" }));
   }));
 
@@ -280,7 +265,7 @@ describe.each(transportNames)("credentials over %s", (name) => {
 
     // Five failures from this address: the backoff of Login now applies to every password check,
     // refused before the password is looked at, the right one too.
-    await expectNothingStored(service.db, service.logLines, async () => {
+    await t.expectNothingStored(async () => {
       const limited = await expectError(api.auth.changePassword({ currentPassword: WRONG_PASSWORD, newPassword: "a new long passphrase" }, me), {
         code: Code.ResourceExhausted,
         reason: "RATE_LIMITED",
@@ -293,7 +278,7 @@ describe.each(transportNames)("credentials over %s", (name) => {
     clock.advance(1_000);
     await challengeOf(api, account.email);
 
-    const failed = (await auditRows(service.db, account.userId)).filter((e) => e.type === "LOGIN_FAILED");
+    const failed = (await auditRows(t.db, account.userId)).filter((e) => e.type === "LOGIN_FAILED");
     expect(failed.map((e) => `${e.details.method}/${e.details.cause}`).sort()).toEqual(
       ["change_password", "change_password", "delete_account", "delete_account", "disable_totp"].map((cause) => `pwd/${cause}`),
     );
@@ -319,7 +304,7 @@ describe.each(transportNames)("credentials over %s", (name) => {
 
     const beforeReset = await challengeOf(api, account.email, password);
     await api.auth.requestPasswordReset({ channel: EMAIL, destination: account.email });
-    await api.auth.resetPassword({ channel: EMAIL, destination: account.email, code: lastCode(service.logLines, account.email), newPassword: (password = "reset passphrase two") });
+    await api.auth.resetPassword({ channel: EMAIL, destination: account.email, code: t.outbox.lastCode(account.email), newPassword: (password = "reset passphrase two") });
     nextStep();
     await expectError(answer(beforeReset), refused);
 
@@ -338,7 +323,7 @@ describe.each(transportNames)("credentials over %s", (name) => {
     const signedUp = await api.auth.signUp({ email, password: PASSWORD });
     const me = bearer(signedUp.tokens!.accessToken);
     await api.auth.requestPasswordReset({ channel: EMAIL, destination: email });
-    const code = lastCode(service.logLines, email);
+    const code = t.outbox.lastCode(email);
     await api.auth.changePassword({ currentPassword: PASSWORD, newPassword: "changed passphrase" }, me);
     await expectError(api.auth.resetPassword({ channel: EMAIL, destination: email, code, newPassword: "the attacker's passphrase" }), {
       code: Code.Unauthenticated,
@@ -350,7 +335,7 @@ describe.each(transportNames)("credentials over %s", (name) => {
     // Turning TOTP on is a change of factor: the same.
     clock.advance(31_000);
     await api.auth.requestPasswordReset({ channel: EMAIL, destination: email });
-    const second = lastCode(service.logLines, email);
+    const second = t.outbox.lastCode(email);
     const setup = await api.mfa.setupTotp({}, me);
     nextStep();
     await api.mfa.confirmTotp({ code: totp(setup.secret) }, me);
@@ -374,38 +359,30 @@ describe.each(transportNames)("credentials over %s", (name) => {
     for (const loser of candidates.filter((c) => c !== winners[0]).slice(0, 2)) {
       await expectError(api.auth.login({ identifier: email, password: loser }), { code: Code.Unauthenticated, reason: "INVALID_CREDENTIALS" });
     }
-    expect((await auditRows(service.db, signedUp.user!.id)).filter((e) => e.type === "PASSWORD_CHANGED")).toHaveLength(1);
+    expect((await auditRows(t.db, signedUp.user!.id)).filter((e) => e.type === "PASSWORD_CHANGED")).toHaveLength(1);
   }));
 });
 
 it("of 10 concurrent ChangePassword calls from 10 addresses (no limit in the way), one succeeds and nine find the password changed", async () => {
   clock.advance(3_600_000);
-  const api = clientsOf("grpc");
-  try {
-    const signedUp = await api.auth.signUp({ email: uniqueEmail("race-domain"), password: PASSWORD });
-    const caller = await service.app.services.callers.authenticate(signedUp.tokens!.accessToken);
-    const accounts = service.app.services.accounts;
-    const results = await Promise.all(
-      Array.from({ length: 10 }, (_, i) =>
-        accounts.changePassword(caller, PASSWORD, `racing passphrase number ${i}`, { ip: `198.51.100.${i + 1}`, userAgent: "test" }).then(
-          () => "OK",
-          (err: unknown) => (err instanceof AppError ? err.reason : String(err)),
-        ),
+  const signedUp = await t.clients("grpc").auth.signUp({ email: uniqueEmail("race-domain"), password: PASSWORD });
+  const caller = await t.app.services.callers.authenticate(signedUp.tokens!.accessToken);
+  const accounts = t.app.services.accounts;
+  const results = await Promise.all(
+    Array.from({ length: 10 }, (_, i) =>
+      accounts.changePassword(caller, PASSWORD, `racing passphrase number ${i}`, { ip: `198.51.100.${i + 1}`, userAgent: "test" }).then(
+        () => "OK",
+        (err: unknown) => (err instanceof AppError ? err.reason : String(err)),
       ),
-    );
-    expect(results.filter((r) => r === "OK")).toHaveLength(1);
-    expect(results.filter((r) => r === "WRONG_PASSWORD")).toHaveLength(9);
-  } finally {
-    api.close();
-  }
+    ),
+  );
+  expect(results.filter((r) => r === "OK")).toHaveLength(1);
+  expect(results.filter((r) => r === "WRONG_PASSWORD")).toHaveLength(9);
 });
 
 describe("ResetPassword hashes nothing before the limit and the code are checked", () => {
   // The hasher's own counter (identity_password_hashing_total) shows whether a call hashed.
-  let hashing: TestService;
-  useService((started) => {
-    hashing = started;
-  }, { env: { ...CHEAP_HASHING, OTP_MAX_VERIFY_FAILURES_PER_IP_PER_HOUR: "3" } });
+  const hashing = setupService({ env: { ...CHEAP_HASHING, OTP_MAX_VERIFY_FAILURES_PER_IP_PER_HOUR: "3" } });
 
   async function hashes(): Promise<number> {
     const body = await (await fetch(hashing.metricsUrl)).text();
@@ -414,28 +391,23 @@ describe("ResetPassword hashes nothing before the limit and the code are checked
   }
 
   it("a wrong code is OTP_INVALID and a limited call RATE_LIMITED, both without hashing the new password", async () => {
-    const clients = clientsFor(hashing, "grpc");
-    const auth = clients.client(AuthService);
-    try {
-      const destination = uniqueEmail("reset-order");
-      await auth.signUp({ email: destination, password: PASSWORD });
-      await auth.requestPasswordReset({ channel: EMAIL, destination });
-      const reset = (code: string) => auth.resetPassword({ channel: EMAIL, destination, code, newPassword: "a new long passphrase" });
-      const right = lastCode(hashing.logLines, destination);
-      const wrong = right === "000000" ? "111111" : "000000";
-      const before = await hashes();
-      await expectError(reset(wrong), { code: Code.Unauthenticated, reason: "OTP_INVALID" });
-      await expectError(reset(wrong), { code: Code.Unauthenticated, reason: "OTP_INVALID" });
-      expect(await hashes(), "wrong codes hash nothing").toBe(before);
-      // The right code hashes once (so the counter can tell), and gives its limit slot back.
-      await reset(right);
-      expect(await hashes()).toBe(before + 1);
-      expect(await limitHits(hashing.db, "otp-verify-fail:")).toBe(2);
-      await expectError(reset(right), { code: Code.Unauthenticated, reason: "OTP_INVALID" }); // spent
-      await expectError(reset(wrong), { code: Code.ResourceExhausted, reason: "RATE_LIMITED" });
-      expect(await hashes(), "spent and limited calls hash nothing").toBe(before + 1);
-    } finally {
-      clients.close();
-    }
+    const { auth } = hashing.clients("grpc");
+    const destination = uniqueEmail("reset-order");
+    await auth.signUp({ email: destination, password: PASSWORD });
+    await auth.requestPasswordReset({ channel: EMAIL, destination });
+    const reset = (code: string) => auth.resetPassword({ channel: EMAIL, destination, code, newPassword: "a new long passphrase" });
+    const right = hashing.outbox.lastCode(destination);
+    const wrong = right === "000000" ? "111111" : "000000";
+    const before = await hashes();
+    await expectError(reset(wrong), { code: Code.Unauthenticated, reason: "OTP_INVALID" });
+    await expectError(reset(wrong), { code: Code.Unauthenticated, reason: "OTP_INVALID" });
+    expect(await hashes(), "wrong codes hash nothing").toBe(before);
+    // The right code hashes once (so the counter can tell), and gives its limit slot back.
+    await reset(right);
+    expect(await hashes()).toBe(before + 1);
+    expect(await limitHits(hashing.db, "otp-verify-fail:")).toBe(2);
+    await expectError(reset(right), { code: Code.Unauthenticated, reason: "OTP_INVALID" }); // spent
+    await expectError(reset(wrong), { code: Code.ResourceExhausted, reason: "RATE_LIMITED" });
+    expect(await hashes(), "spent and limited calls hash nothing").toBe(before + 1);
   });
 });

@@ -7,39 +7,32 @@ import { base64Decode } from "@bufbuild/protobuf/wire";
 import { Code, createClient, type Transport } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip, createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { generateSync } from "otplib";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
 import { OtpChannel, OtpPurpose } from "../../gen/identity/v1/common_pb.js";
 import { MfaService } from "../../gen/identity/v1/mfa_service_pb.js";
 import { OtpService } from "../../gen/identity/v1/otp_service_pb.js";
 import { TokenService } from "../../gen/identity/v1/token_service_pb.js";
-import { expectUnchanged, uniqueEmail } from "../support/accounts.js";
+import { uniqueEmail } from "../support/accounts.js";
 import { expectError } from "../support/errors.js";
-import { startTestService, type TestService } from "../support/service.js";
-import { lastCode } from "../otp/helpers.js";
+import { setupService } from "../support/setup.js";
 
 const PASSWORD = "a long enough passphrase";
 
-let service: TestService;
-beforeAll(async () => {
-  service = await startTestService();
-});
-afterAll(async () => {
-  await service?.close();
-});
+const t = setupService();
 
 type GatewayProtocol = "connect" | "grpc-web";
 const protocols: GatewayProtocol[] = ["connect", "grpc-web"];
 
 function gateway(protocol: GatewayProtocol, options: { sendCompression?: typeof compressionGzip; compressMinBytes?: number } = {}): Transport {
-  const common = { baseUrl: service.httpUrl, httpVersion: "1.1" as const, ...options };
+  const common = { baseUrl: t.httpUrl, httpVersion: "1.1" as const, ...options };
   return protocol === "connect" ? createConnectTransport(common) : createGrpcWebTransport(common);
 }
 
 /** A raw POST to an RPC path: status, headers and body as received. */
 async function post(path: string, headers: Record<string, string>, body: Uint8Array | string) {
-  const res = await fetch(`${service.httpUrl}${path}`, { method: "POST", headers, body: typeof body === "string" ? body : Buffer.from(body) });
+  const res = await fetch(`${t.httpUrl}${path}`, { method: "POST", headers, body: typeof body === "string" ? body : Buffer.from(body) });
   return { status: res.status, headers: res.headers, body: Buffer.from(await res.arrayBuffer()) };
 }
 
@@ -67,15 +60,15 @@ function frame(flags: number, data: Uint8Array): Buffer {
   return Buffer.concat([header, data]);
 }
 
-const logSince = (from: number) => service.logLines.slice(from);
+const logSince = (from: number) => t.logLines.slice(from);
 
 describe("request encodings the gateway does not take (item 6)", () => {
   const signUpJson = (email: string) => JSON.stringify({ email, password: PASSWORD });
   const connectJson = { "content-type": "application/json", "connect-protocol-version": "1" };
 
   it("Connect: content-encoding br is UNIMPLEMENTED with ErrorInfo UNSUPPORTED_ENCODING, naming gzip as accepted; nothing is stored", async () => {
-    const from = service.logLines.length;
-    const res = await expectUnchanged(service.db, () =>
+    const from = t.logLines.length;
+    const res = await t.expectUnchanged(() =>
       post("/identity.v1.AuthService/SignUp", { ...connectJson, "content-encoding": "br" }, zlib.brotliCompressSync(signUpJson(uniqueEmail("br-connect")))),
     );
     expect(res.status).toBe(501);
@@ -91,16 +84,16 @@ describe("request encodings the gateway does not take (item 6)", () => {
     // compressMinBytes 0: every request message goes compressed.
     const brotli = createClient(AuthService, gateway(protocol, { sendCompression: compressionBrotli, compressMinBytes: 0 }));
     const email = uniqueEmail(`br-${protocol}`);
-    await expectUnchanged(service.db, () => expectError(brotli.signUp({ email, password: PASSWORD }), { code: Code.Unimplemented, reason: "UNSUPPORTED_ENCODING" }));
+    await t.expectUnchanged(() => expectError(brotli.signUp({ email, password: PASSWORD }), { code: Code.Unimplemented, reason: "UNSUPPORTED_ENCODING" }));
     const gzip = createClient(AuthService, gateway(protocol, { sendCompression: compressionGzip, compressMinBytes: 0 }));
     const created = await gzip.signUp({ email, password: PASSWORD });
     expect(created.user?.email).toBe(email);
   });
 
   it("gRPC-web: a frame flagged compressed without grpc-encoding is INVALID_ARGUMENT (never INTERNAL) with ErrorInfo MALFORMED_FRAME, logged as a refusal, not a failure", async () => {
-    const from = service.logLines.length;
+    const from = t.logLines.length;
     const message = Buffer.from([0x0a, 0x03, 0x61, 0x62, 0x63]); // SignUpRequest{email: "abc"}
-    const res = await expectUnchanged(service.db, () =>
+    const res = await t.expectUnchanged(() =>
       post("/identity.v1.AuthService/SignUp", { "content-type": "application/grpc-web+proto", "x-grpc-web": "1" }, frame(0x01, message)),
     );
     expect(res.status).toBe(200);
@@ -114,7 +107,7 @@ describe("request encodings the gateway does not take (item 6)", () => {
     ["a binary message that does not parse", {}, Buffer.from([0xff, 0xff, 0xff])],
     ["gzip bytes cut short", { "content-encoding": "gzip" }, zlib.gzipSync(Buffer.from([0x0a, 0x03, 0x61, 0x62, 0x63])).subarray(0, 12)],
   ])("Connect: %s is INVALID_ARGUMENT (never INTERNAL) with ErrorInfo MALFORMED_FRAME, not a server failure", async (_name, headers, body) => {
-    const from = service.logLines.length;
+    const from = t.logLines.length;
     const res = await post("/identity.v1.AuthService/SignUp", { "content-type": "application/proto", "connect-protocol-version": "1", ...headers }, body);
     expect(res.status).toBe(400);
     expect(JSON.parse(res.body.toString()).code).toBe("invalid_argument");
@@ -138,7 +131,7 @@ describe("errors raised before the handler carry an ErrorInfo too (item 15)", ()
     ["a field of the wrong type", JSON.stringify({ identifier: 5, password: "decode-secret-password-1" })],
     ["an object for a string", JSON.stringify({ identifier: { nested: "decode-secret-identifier" }, password: "x" })],
   ])("Connect: %s is INVALID_ARGUMENT with ErrorInfo INVALID_ARGUMENT, and the log keeps no request value", async (_name, body) => {
-    const from = service.logLines.length;
+    const from = t.logLines.length;
     const res = await post("/identity.v1.AuthService/Login", connectJson, body);
     expect(res.status).toBe(400);
     expect(JSON.parse(res.body.toString())).toMatchObject({ code: "invalid_argument" });
@@ -162,7 +155,7 @@ describe("errors raised before the handler carry an ErrorInfo too (item 15)", ()
   });
 
   it("an error from the handler keeps its own ErrorInfo (one, not two) and its single rpc log line", async () => {
-    const from = service.logLines.length;
+    const from = t.logLines.length;
     const res = await post("/identity.v1.AuthService/Login", connectJson, JSON.stringify({ identifier: "nobody-here@example.com", password: PASSWORD }));
     expect(connectReasons(res.body)).toEqual(["INVALID_CREDENTIALS"]);
     expect(logSince(from).some((l) => l.includes('"rpc refused"'))).toBe(false);
@@ -205,7 +198,7 @@ describe.each(protocols)("Cache-Control: no-store on token-bearing answers over 
     const target = { channel: OtpChannel.EMAIL, destination: email, purpose: OtpPurpose.LOGIN };
     await otp.sendOtp(target);
     const verify = recorded();
-    const res = await otp.verifyOtp({ ...target, code: lastCode(service.logLines, email) }, verify.options);
+    const res = await otp.verifyOtp({ ...target, code: t.outbox.lastCode(email) }, verify.options);
     expect(res.result.case).toBe("tokens");
     expect(verify.seen).toEqual(noStore);
   });
@@ -239,27 +232,27 @@ describe.each(protocols)("Cache-Control: no-store on token-bearing answers over 
 
 describe("metrics are not on the public gateway (item 10)", () => {
   it("GET /metrics on the gateway is 404", async () => {
-    const res = await fetch(`${service.httpUrl}/metrics`);
+    const res = await fetch(`${t.httpUrl}/metrics`);
     expect(res.status).toBe(404);
     expect(await res.text()).not.toContain("identity_rpc_requests_total");
   });
 
   it("the metrics listener serves GET /metrics and nothing else", async () => {
-    const res = await fetch(service.metricsUrl);
+    const res = await fetch(t.metricsUrl);
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toMatch(/^text\/plain/);
     expect(await res.text()).toContain("identity_rpc_requests_total");
-    const base = service.metricsUrl.replace(/\/metrics$/, "");
+    const base = t.metricsUrl.replace(/\/metrics$/, "");
     expect((await fetch(`${base}/healthz`)).status).toBe(404);
     expect((await fetch(`${base}/identity.v1.TokenService/GetJwks`, { method: "POST", body: "{}" })).status).toBe(404);
-    expect((await fetch(service.metricsUrl, { method: "POST" })).status).toBe(405);
+    expect((await fetch(t.metricsUrl, { method: "POST" })).status).toBe(405);
   });
 });
 
 describe("the gateway's own origin without PUBLIC_URL: loopback Host names only (item 11)", () => {
   /** A Connect GetJwks call with a chosen Host and Origin (fetch cannot set Host). */
   function callWith(host: string, origin: string): Promise<number> {
-    const url = new URL(service.httpUrl);
+    const url = new URL(t.httpUrl);
     return new Promise((resolve, reject) => {
       const req = http.request(
         {
@@ -280,14 +273,14 @@ describe("the gateway's own origin without PUBLIC_URL: loopback Host names only 
   }
 
   it("a DNS-rebound name whose Origin matches its Host is refused with 403", async () => {
-    const port = new URL(service.httpUrl).port;
+    const port = new URL(t.httpUrl).port;
     expect(await callWith(`rebind.example:${port}`, `http://rebind.example:${port}`)).toBe(403);
     expect(await callWith("attacker.example", "http://attacker.example")).toBe(403);
     expect(await callWith("10.0.0.5:8080", "http://10.0.0.5:8080")).toBe(403);
   });
 
   it("localhost, 127.x.x.x and [::1] with their own origin are still served", async () => {
-    const port = new URL(service.httpUrl).port;
+    const port = new URL(t.httpUrl).port;
     for (const host of [`localhost:${port}`, `127.0.0.1:${port}`, `127.1.2.3:${port}`, `[::1]:${port}`, "localhost"]) {
       expect(await callWith(host, `http://${host}`), host).toBe(200);
     }
@@ -295,7 +288,7 @@ describe("the gateway's own origin without PUBLIC_URL: loopback Host names only 
 
   it("the refusal is a Connect error with ErrorInfo ORIGIN_NOT_ALLOWED (item 15: every error carries one)", async () => {
     const auth = createClient(AuthService, gateway("connect"));
-    await expectUnchanged(service.db, () =>
+    await t.expectUnchanged(() =>
       expectError(auth.signUp({ email: uniqueEmail("origin-refused"), password: PASSWORD }, { headers: { origin: "http://evil.example" } }), {
         code: Code.PermissionDenied,
         reason: "ORIGIN_NOT_ALLOWED",
@@ -304,7 +297,7 @@ describe("the gateway's own origin without PUBLIC_URL: loopback Host names only 
   });
 
   it("a loopback Host does not vouch for another Origin", async () => {
-    const port = new URL(service.httpUrl).port;
+    const port = new URL(t.httpUrl).port;
     expect(await callWith(`localhost:${port}`, "http://evil.example")).toBe(403);
   });
 });

@@ -10,7 +10,7 @@ import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
 import { AppError } from "../../src/domain/errors.js";
 import { createFairGate, perClientShare } from "../../src/domain/accounts/passwords.js";
 import { PASSWORD, uniqueEmail } from "../support/accounts.js";
-import { startTestService } from "../support/service.js";
+import { setupService } from "../support/setup.js";
 
 /** Work that finishes when the test says so. */
 function controllable() {
@@ -92,76 +92,73 @@ describe("a SignUp flood from one address", () => {
     return `${Code[error.code]}/${error.findDetails(ErrorInfoSchema)[0]?.reason ?? "?"}`;
   }
 
+  const t = setupService({
+    env: {
+      // The default argon2 cost (about 25 ms here) and one hash at a time: hashing, not the
+      // database or the event loop, is what the flood exhausts. No sign-up limit either, so
+      // that only the hashing gate stands between the flood and other people's logins.
+      // The flood is shed once it holds its share (8) and the queue is half full (32), so it
+      // never holds more than 33 places; with 20 logins the gate never holds more than 53 of
+      // its 65, so no login can be shed. Before the fair gate, the flood filled the queue and
+      // most login attempts were shed as OVERLOADED.
+      HASH_CONCURRENCY: "1",
+      HASH_QUEUE_LIMIT: "64",
+      SIGNUP_MAX_PER_IP_PER_HOUR: "1000000",
+      SIGNUP_MAX_PER_HOUR: "1000000",
+    },
+  });
+
   it("leaves logins from 20 other addresses succeeding at least 90% of the time", async () => {
-    const service = await startTestService({
-      env: {
-        // The default argon2 cost (about 25 ms here) and one hash at a time: hashing, not the
-        // database or the event loop, is what the flood exhausts. No sign-up limit either, so
-        // that only the hashing gate stands between the flood and other people's logins.
-        // The flood is shed once it holds its share (8) and the queue is half full (32), so it
-        // never holds more than 33 places; with 20 logins the gate never holds more than 53 of
-        // its 65, so no login can be shed. Before the fair gate, the flood filled the queue and
-        // most login attempts were shed as OVERLOADED.
-        HASH_CONCURRENCY: "1",
-        HASH_QUEUE_LIMIT: "64",
-        SIGNUP_MAX_PER_IP_PER_HOUR: "1000000",
-        SIGNUP_MAX_PER_HOUR: "1000000",
-      },
+    const people = await Promise.all(
+      Array.from({ length: LOGIN_ADDRESSES }, async (_, i) => {
+        const client = connectFrom(`127.0.0.${10 + i}`, t.httpUrl);
+        const email = uniqueEmail(`person-${i}`);
+        await client.signUp({ email, password: PASSWORD });
+        return { client, email };
+      }),
+    );
+
+    const attacker = connectFrom("127.0.0.2", t.httpUrl);
+    let flooding = true;
+    const flood = { created: 0, refused: new Map<string, number>() };
+    const logins = { ok: 0, failed: new Map<string, number>(), people: new Set<string>() };
+    const count = (map: Map<string, number>, key: string) => map.set(key, (map.get(key) ?? 0) + 1);
+
+    const floodWorkers = Array.from({ length: FLOOD_WORKERS }, async () => {
+      while (flooding) {
+        try {
+          await attacker.signUp({ email: uniqueEmail("flood"), password: PASSWORD });
+          flood.created++;
+        } catch (err) {
+          count(flood.refused, failureOf(err));
+        }
+      }
     });
-    try {
-      const people = await Promise.all(
-        Array.from({ length: LOGIN_ADDRESSES }, async (_, i) => {
-          const client = connectFrom(`127.0.0.${10 + i}`, service.httpUrl);
-          const email = uniqueEmail(`person-${i}`);
-          await client.signUp({ email, password: PASSWORD });
-          return { client, email };
-        }),
-      );
-
-      const attacker = connectFrom("127.0.0.2", service.httpUrl);
-      let flooding = true;
-      const flood = { created: 0, refused: new Map<string, number>() };
-      const logins = { ok: 0, failed: new Map<string, number>(), people: new Set<string>() };
-      const count = (map: Map<string, number>, key: string) => map.set(key, (map.get(key) ?? 0) + 1);
-
-      const floodWorkers = Array.from({ length: FLOOD_WORKERS }, async () => {
-        while (flooding) {
-          try {
-            await attacker.signUp({ email: uniqueEmail("flood"), password: PASSWORD });
-            flood.created++;
-          } catch (err) {
-            count(flood.refused, failureOf(err));
-          }
+    // The logins start once the flood has saturated hashing (it is being shed).
+    const saturatedBy = Date.now() + 20_000;
+    while (!flood.refused.has("ResourceExhausted/OVERLOADED") && Date.now() < saturatedBy) await new Promise((r) => setTimeout(r, 20));
+    expect(flood.refused.has("ResourceExhausted/OVERLOADED"), "the flood never saturated hashing").toBe(true);
+    const deadline = Date.now() + LOGINS_MS;
+    const loginWorkers = people.map(async ({ client, email }) => {
+      while (Date.now() < deadline) {
+        try {
+          const response = await client.login({ identifier: email, password: PASSWORD });
+          expect(response.result.case).toBe("tokens");
+          logins.ok++;
+          logins.people.add(email);
+        } catch (err) {
+          count(logins.failed, failureOf(err));
         }
-      });
-      // The logins start once the flood has saturated hashing (it is being shed).
-      const saturatedBy = Date.now() + 20_000;
-      while (!flood.refused.has("ResourceExhausted/OVERLOADED") && Date.now() < saturatedBy) await new Promise((r) => setTimeout(r, 20));
-      expect(flood.refused.has("ResourceExhausted/OVERLOADED"), "the flood never saturated hashing").toBe(true);
-      const deadline = Date.now() + LOGINS_MS;
-      const loginWorkers = people.map(async ({ client, email }) => {
-        while (Date.now() < deadline) {
-          try {
-            const response = await client.login({ identifier: email, password: PASSWORD });
-            expect(response.result.case).toBe("tokens");
-            logins.ok++;
-            logins.people.add(email);
-          } catch (err) {
-            count(logins.failed, failureOf(err));
-          }
-        }
-      });
-      await Promise.all(loginWorkers);
-      flooding = false;
-      await Promise.all(floodWorkers);
+      }
+    });
+    await Promise.all(loginWorkers);
+    flooding = false;
+    await Promise.all(floodWorkers);
 
-      const failed = [...logins.failed.values()].reduce((a, b) => a + b, 0);
-      const summary = { flood: { created: flood.created, refused: Object.fromEntries(flood.refused) }, logins: { ok: logins.ok, failed: Object.fromEntries(logins.failed) } };
-      // Everyone got in (each started a login before the deadline), and almost every attempt did.
-      expect(logins.people.size, JSON.stringify(summary)).toBe(LOGIN_ADDRESSES);
-      expect(logins.ok / (logins.ok + failed), JSON.stringify(summary)).toBeGreaterThanOrEqual(0.9);
-    } finally {
-      await service.close();
-    }
+    const failed = [...logins.failed.values()].reduce((a, b) => a + b, 0);
+    const summary = { flood: { created: flood.created, refused: Object.fromEntries(flood.refused) }, logins: { ok: logins.ok, failed: Object.fromEntries(logins.failed) } };
+    // Everyone got in (each started a login before the deadline), and almost every attempt did.
+    expect(logins.people.size, JSON.stringify(summary)).toBe(LOGIN_ADDRESSES);
+    expect(logins.ok / (logins.ok + failed), JSON.stringify(summary)).toBeGreaterThanOrEqual(0.9);
   }, 60_000);
 });

@@ -3,29 +3,18 @@
 import { Code } from "@connectrpc/connect";
 import { generateSync } from "otplib";
 import { it, expect } from "vitest";
-import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
-import { MfaService } from "../../gen/identity/v1/mfa_service_pb.js";
 import { bearer, PASSWORD, uniqueEmail } from "../support/accounts.js";
 import { expectError, retryDelayMs } from "../support/errors.js";
-import { ManualClock, type TestService } from "../support/service.js";
-import { useService } from "../support/suite.js";
-import { clientsFor } from "../support/transports.js";
+import { ManualClock } from "../support/service.js";
+import { setupService } from "../support/setup.js";
 
 const clock = new ManualClock(new Date("2026-11-21T12:00:10Z"));
-let service: TestService;
-useService(
-  (started) => {
-    service = started;
-  },
-  { clock, env: { LOGIN_MAX_FAILURES_PER_ACCOUNT_PER_HOUR: "3", ARGON2_MEMORY_KIB: "1024", ARGON2_ITERATIONS: "1" } },
-);
+const t = setupService({ clock, env: { LOGIN_MAX_FAILURES_PER_ACCOUNT_PER_HOUR: "3", ARGON2_MEMORY_KIB: "1024", ARGON2_ITERATIONS: "1" } });
 
 const totp = (secret: string) => generateSync({ secret, epoch: Math.floor(clock.now().getTime() / 1000) });
 
 it("DisableTotp's wrong passwords count as failed logins; once limited, even the right password is refused before it is checked", async () => {
-  const clients = clientsFor(service, "connect");
-  const auth = clients.client(AuthService);
-  const mfa = clients.client(MfaService);
+  const { auth, mfa } = t.clients("connect");
   const email = uniqueEmail("disable-guess");
   const access = (await auth.signUp({ email, password: PASSWORD })).tokens!.accessToken;
   const setup = await mfa.setupTotp({}, bearer(access));
@@ -62,5 +51,4 @@ it("DisableTotp's wrong passwords count as failed logins; once limited, even the
   clock.advance(30_000);
   await mfa.disableTotp({ password: PASSWORD, code: totp(setup.secret) }, bearer(fresh));
   expect((await mfa.getMfaStatus({}, bearer(fresh))).totpEnabled).toBe(false);
-  clients.close();
 });

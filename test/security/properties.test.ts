@@ -10,20 +10,19 @@
 // first byte has (the compressed flag without an encoding included). A body that is not valid
 // protobuf is INVALID_ARGUMENT on every transport (MALFORMED_FRAME on the gateway).
 import { create, ScalarType, toBinary, type DescField, type DescMessage, type DescMethod, type DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
 import fc from "fast-check";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { BadRequestSchema, ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
 import { MfaService } from "../../gen/identity/v1/mfa_service_pb.js";
 import { OtpService } from "../../gen/identity/v1/otp_service_pb.js";
 import { TokenService } from "../../gen/identity/v1/token_service_pb.js";
-import { PASSWORD, signUp, uniqueEmail, type TestAccount } from "../support/accounts.js";
-import { TEST_SERVICE_KEY, type TestService } from "../support/service.js";
-import { useService } from "../support/suite.js";
+import { PASSWORD, uniqueEmail } from "../support/accounts.js";
+import { TEST_SERVICE_KEY } from "../support/service.js";
+import { prepared, setupService } from "../support/setup.js";
 import { createGrpcJsTransport } from "../support/transports.js";
-import { tableDigests } from "../otp/helpers.js";
 import { internalMethods } from "../../src/services/routes.js";
 import { frame, rawConnect, rawGrpc, rawGrpcWeb, type RawAnswer } from "./raw-calls.js";
 
@@ -46,33 +45,18 @@ const ENV = {
   OTP_RESEND_COOLDOWN_SECONDS: "1",
 };
 
-let service: TestService;
-useService(
-  (started) => {
-    service = started;
-  },
-  { env: ENV },
-);
+const t = setupService({ env: ENV });
 
 /** One account whose bearer token half of the calls carry, so user RPCs get past authentication. */
-let account: TestAccount;
+const account = t.prepare(() => t.signUp("prop"));
 /**
  * Another account, never named by the properties, that the liveness check signs in to: the
  * first one's password checks are guessed wrong on purpose and land in its failure limits.
  */
-let liveness: TestAccount;
-beforeAll(async () => {
-  const grpc = createGrpcJsTransport(service.grpcAddress);
-  try {
-    account = await signUp(createClient(AuthService, grpc), "prop");
-    liveness = await signUp(createClient(AuthService, grpc), "alive");
-  } finally {
-    grpc.close();
-  }
-});
+const liveness = t.prepare(() => t.signUp("alive"));
 
 function headersFor(authed: boolean): Record<string, string> {
-  return authed ? { authorization: `Bearer ${account.tokens.accessToken}`, "x-service-key": TEST_SERVICE_KEY } : { "x-service-key": TEST_SERVICE_KEY };
+  return authed ? { authorization: `Bearer ${account().tokens.accessToken}`, "x-service-key": TEST_SERVICE_KEY } : { "x-service-key": TEST_SERVICE_KEY };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -197,11 +181,11 @@ const RECORDED_FAILURES = new Set(["INVALID_CREDENTIALS", "WRONG_PASSWORD", "OTP
 
 /** Runs one call; when `storesNothing` says the answer is such a refusal, every table must be as it was. */
 async function observed<T>(call: () => Promise<T>, storesNothing: (answer: T) => boolean): Promise<T> {
-  const before = current ?? (await tableDigests(service.db));
+  const before = current ?? (await t.fingerprint());
   current = undefined;
   const answer = await call();
   if (storesNothing(answer)) {
-    const after = await tableDigests(service.db);
+    const after = await t.fingerprint();
     expect(after, `refused (${JSON.stringify(answer)}) but rows changed`).toEqual(before);
     current = after;
   }
@@ -211,16 +195,16 @@ async function observed<T>(call: () => Promise<T>, storesNothing: (answer: T) =>
 /** The process lives and answers: /healthz, grpc.health.v1 and a password login over gRPC. */
 async function expectAlive(): Promise<void> {
   current = undefined;
-  expect((await fetch(`${service.httpUrl}/healthz`)).status).toBe(200);
-  const grpc = rawGrpc(service.grpcAddress);
+  expect((await fetch(`${t.httpUrl}/healthz`)).status).toBe(200);
+  const grpc = rawGrpc(t.grpcAddress);
   try {
     expect((await grpc.call("/grpc.health.v1.Health/Check", frame(new Uint8Array()), {})).code).toBe(OK);
   } finally {
     grpc.close();
   }
-  const transport = createGrpcJsTransport(service.grpcAddress);
+  const transport = createGrpcJsTransport(t.grpcAddress);
   try {
-    const login = await createClient(AuthService, transport).login({ identifier: liveness.email, password: PASSWORD });
+    const login = await createClient(AuthService, transport).login({ identifier: liveness().email, password: PASSWORD });
     expect(login.result.case).toBe("tokens");
   } finally {
     transport.close();
@@ -246,24 +230,12 @@ it("every request message is flat (the generators above cover its field kinds)",
 type ClientTransport = "grpc" | "connect-json" | "grpc-web";
 
 describe.each<ClientTransport>(["grpc", "connect-json", "grpc-web"])("arbitrary strings in every string field, over %s", (name) => {
-  let transport: Transport;
-  let close = () => {};
-  beforeAll(() => {
-    if (name === "grpc") {
-      const grpc = createGrpcJsTransport(service.grpcAddress);
-      transport = grpc;
-      close = () => grpc.close();
-    } else if (name === "connect-json") {
-      // JSON: "\u0000" and "\ud800" travel as escapes; binary protobuf turns a lone surrogate into U+FFFD.
-      transport = createConnectTransport({ baseUrl: service.httpUrl, httpVersion: "1.1", useBinaryFormat: false });
-    } else {
-      transport = createGrpcWebTransport({ baseUrl: service.httpUrl, httpVersion: "1.1" });
-    }
-  });
-  afterAll(() => close());
+  // JSON: "\u0000" and "\ud800" travel as escapes; binary protobuf turns a lone surrogate into U+FFFD.
+  const json = prepared(() => createConnectTransport({ baseUrl: t.httpUrl, httpVersion: "1.1", useBinaryFormat: false }));
+  const transport = name === "connect-json" ? json : () => t.clients(name).transport;
 
   it.each(METHODS.filter((m) => hasStrings(m.input)).map((m) => [label(m), m] as const))("%s", async (_, method) => {
-    const client = createClient(method.parent, transport) as unknown as Record<string, (init: unknown, options: { headers: Record<string, string> }) => Promise<unknown>>;
+    const client = createClient(method.parent, transport()) as unknown as Record<string, (init: unknown, options: { headers: Record<string, string> }) => Promise<unknown>>;
     await fc.assert(
       fc.asyncProperty(requestArbitrary(method.input), fc.boolean(), async (init, authed) => {
         const { code, fields } = await observed(
@@ -299,11 +271,7 @@ describe.each<ClientTransport>(["grpc", "connect-json", "grpc-web"])("arbitrary 
 });
 
 describe.each(["grpc", "connect", "grpc-web"] as const)("arbitrary bytes as the message body, over %s", (name) => {
-  let grpc: ReturnType<typeof rawGrpc>;
-  beforeAll(() => {
-    if (name === "grpc") grpc = rawGrpc(service.grpcAddress);
-  });
-  afterAll(() => grpc?.close());
+  const grpc = prepared(() => (name === "grpc" ? rawGrpc(t.grpcAddress) : undefined), (client) => client?.close());
 
   /**
    * `json` picks Connect's JSON codec; `unframed` sends the bytes as the whole gRPC / gRPC-web
@@ -313,9 +281,9 @@ describe.each(["grpc", "connect", "grpc-web"] as const)("arbitrary bytes as the 
     const path = `/${method.parent.typeName}/${method.name}`;
     const headers = headersFor(authed);
     const encoded = (name: string) => (encoding === "" ? headers : { ...headers, [name]: encoding });
-    if (name === "grpc") return grpc.call(path, unframed ? body : frame(body), encoded("grpc-encoding"));
-    if (name === "grpc-web") return rawGrpcWeb(service.httpUrl + path, unframed ? body : frame(body), encoded("grpc-encoding"));
-    return rawConnect(service.httpUrl + path, json ? "application/json" : "application/proto", body, encoded("content-encoding"));
+    if (name === "grpc") return grpc()!.call(path, unframed ? body : frame(body), encoded("grpc-encoding"));
+    if (name === "grpc-web") return rawGrpcWeb(t.httpUrl + path, unframed ? body : frame(body), encoded("grpc-encoding"));
+    return rawConnect(t.httpUrl + path, json ? "application/json" : "application/proto", body, encoded("content-encoding"));
   }
 
   it.each(METHODS.map((m) => [label(m), m] as const))("%s", async (_, method) => {

@@ -8,7 +8,7 @@ import http from "node:http";
 import { Code, createClient, type CallOptions, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { generateSync } from "otplib";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
 import { OtpChannel, OtpPurpose } from "../../gen/identity/v1/common_pb.js";
 import { MfaService } from "../../gen/identity/v1/mfa_service_pb.js";
@@ -19,26 +19,20 @@ import { browserSession, readCookie } from "../../src/server/refresh-cookie.js";
 import { CONTENT_SECURITY_POLICY } from "../../src/server/web-app.js";
 import { uniqueEmail } from "../support/accounts.js";
 import { expectError } from "../support/errors.js";
-import { startTestService, TEST_KEK, TEST_SERVICE_KEY, type TestService } from "../support/service.js";
-import { clientsFor } from "../support/transports.js";
-import { consoleMessages, lastCode } from "../otp/helpers.js";
+import { TEST_KEK, TEST_SERVICE_KEY } from "../support/service.js";
+import { consoleMessages, lastLoggedCode } from "../support/outbox.js";
+import { setupService, withService } from "../support/setup.js";
 
 const PASSWORD = "a long enough passphrase";
-const ALLOWED = "http://allowed.example"; // startTestService's CORS_ORIGINS
+const ALLOWED = "http://allowed.example"; // the test service's CORS_ORIGINS
 const COOKIE = /^identity-refresh=([\w-]{43}); Path=\/; HttpOnly; Secure; SameSite=Strict; Max-Age=(\d+)$/;
 const CLEARED = "identity-refresh=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0";
 
-let service: TestService;
-beforeAll(async () => {
-  service = await startTestService();
-});
-afterAll(async () => {
-  await service?.close();
-});
+const t = setupService();
 
 type GatewayProtocol = "connect" | "grpc-web";
 
-function gateway(protocol: GatewayProtocol, baseUrl = service.httpUrl): Transport {
+function gateway(protocol: GatewayProtocol, baseUrl = t.httpUrl): Transport {
   return protocol === "connect" ? createConnectTransport({ baseUrl, httpVersion: "1.1" }) : createGrpcWebTransport({ baseUrl, httpVersion: "1.1" });
 }
 
@@ -54,8 +48,8 @@ function storedToken(setCookie: string | null): string {
   const match = COOKIE.exec(setCookie ?? "");
   expect(match, `Set-Cookie "${setCookie}"`).not.toBeNull();
   // Max-Age is the refresh token's idle lifetime.
-  expect(Number(match![2])).toBeGreaterThan(service.config.refreshTokenIdleTtlSec - 60);
-  expect(Number(match![2])).toBeLessThanOrEqual(service.config.refreshTokenIdleTtlSec);
+  expect(Number(match![2])).toBeGreaterThan(t.config.refreshTokenIdleTtlSec - 60);
+  expect(Number(match![2])).toBeLessThanOrEqual(t.config.refreshTokenIdleTtlSec);
   return match![1]!;
 }
 
@@ -143,7 +137,7 @@ describe.each<GatewayProtocol>(["connect", "grpc-web"])("browser calls over %s",
     const target = { channel: OtpChannel.EMAIL, destination: email, purpose: OtpPurpose.LOGIN };
     await otp.sendOtp(target, { headers: browser() });
     const verify = recorded(browser());
-    const signedIn = await otp.verifyOtp({ ...target, code: lastCode(service.logLines, email) }, verify.options);
+    const signedIn = await otp.verifyOtp({ ...target, code: t.outbox.lastCode(email) }, verify.options);
     if (signedIn.result.case !== "tokens") throw new Error("expected tokens");
     expect(signedIn.result.value.refreshToken).toBe("");
     storedToken(verify.seen.setCookie);
@@ -170,7 +164,7 @@ describe.each<GatewayProtocol>(["connect", "grpc-web"])("browser calls over %s",
   });
 
   it("the gateway's own origin (from the Host header) is trusted like CORS_ORIGINS", async () => {
-    const call = recorded({ origin: service.httpUrl });
+    const call = recorded({ origin: t.httpUrl });
     const created = await auth().signUp({ email: uniqueEmail(`own-origin-${protocol}`), password: PASSWORD }, call.options);
     expect(created.tokens?.refreshToken).toBe("");
     storedToken(call.seen.setCookie);
@@ -179,7 +173,7 @@ describe.each<GatewayProtocol>(["connect", "grpc-web"])("browser calls over %s",
   it("a call from an origin that is not trusted is refused before any handler runs", async () => {
     const email = uniqueEmail(`evil-${protocol}`);
     await expectError(auth().signUp({ email, password: PASSWORD }, { headers: { origin: "http://evil.example" } }), { code: Code.PermissionDenied });
-    const [row] = (await service.db.query(`SELECT count(*)::int AS n FROM users WHERE email = $1`, [email])) as Array<{ n: number }>;
+    const [row] = (await t.db.query(`SELECT count(*)::int AS n FROM users WHERE email = $1`, [email])) as Array<{ n: number }>;
     expect(row!.n).toBe(0);
   });
 });
@@ -198,12 +192,10 @@ describe("every other caller keeps the message contract", () => {
   });
 
   it("the gRPC port ignores Origin: the refresh token stays in the body", async () => {
-    const grpc = clientsFor(service, "grpc");
     const signUp = recorded({ origin: ALLOWED });
-    const created = await grpc.client(AuthService).signUp({ email: uniqueEmail("grpc-origin"), password: PASSWORD }, signUp.options);
+    const created = await t.clients("grpc").auth.signUp({ email: uniqueEmail("grpc-origin"), password: PASSWORD }, signUp.options);
     expect(created.tokens?.refreshToken).toMatch(/^[\w-]{43}$/);
     expect(signUp.seen.setCookie).toBeNull();
-    grpc.close();
   });
 });
 
@@ -235,13 +227,7 @@ describe("the refresh cookie", () => {
 });
 
 describe("behind TLS (PUBLIC_URL=https://...)", () => {
-  let tls: TestService;
-  beforeAll(async () => {
-    tls = await startTestService({ env: { PUBLIC_URL: "https://id.example.com" } });
-  });
-  afterAll(async () => {
-    await tls?.close();
-  });
+  const tls = setupService({ env: { PUBLIC_URL: "https://id.example.com" } });
 
   it("names the cookie __Host-identity-refresh and trusts the public origin", async () => {
     const call = recorded({ origin: "https://id.example.com" });
@@ -264,7 +250,7 @@ describe("behind TLS (PUBLIC_URL=https://...)", () => {
 
 describe("the web app's files", () => {
   it("GET / is the app, under a strict Content-Security-Policy", async () => {
-    const res = await fetch(`${service.httpUrl}/`);
+    const res = await fetch(`${t.httpUrl}/`);
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toBe("text/html; charset=utf-8");
     expect(res.headers.get("content-security-policy")).toBe(CONTENT_SECURITY_POLICY);
@@ -282,16 +268,16 @@ describe("the web app's files", () => {
   });
 
   it("serves the bundle and the stylesheet with their types, and revalidates by ETag", async () => {
-    const js = await fetch(`${service.httpUrl}/app.js`);
+    const js = await fetch(`${t.httpUrl}/app.js`);
     expect(js.status).toBe(200);
     expect(js.headers.get("content-type")).toBe("text/javascript; charset=utf-8");
     expect((await js.text()).length).toBeGreaterThan(10_000);
-    const css = await fetch(`${service.httpUrl}/app.css`);
+    const css = await fetch(`${t.httpUrl}/app.css`);
     expect(css.headers.get("content-type")).toBe("text/css; charset=utf-8");
     const etag = css.headers.get("etag")!;
-    const again = await fetch(`${service.httpUrl}/app.css`, { headers: { "if-none-match": etag } });
+    const again = await fetch(`${t.httpUrl}/app.css`, { headers: { "if-none-match": etag } });
     expect(again.status).toBe(304);
-    const head = await fetch(`${service.httpUrl}/`, { method: "HEAD" });
+    const head = await fetch(`${t.httpUrl}/`, { method: "HEAD" });
     expect(head.status).toBe(200);
     expect(await head.text()).toBe("");
   });
@@ -314,26 +300,25 @@ describe("the development outbox", () => {
   it("shows what the console provider sent, newest first, to a browser on this machine", async () => {
     const email = uniqueEmail("outbox");
     await createClient(OtpService, gateway("connect")).sendOtp({ channel: OtpChannel.EMAIL, destination: email, purpose: OtpPurpose.LOGIN });
-    const res = await getOutbox(service.httpUrl);
+    const res = await getOutbox(t.httpUrl);
     expect(res.status).toBe(200);
     const { messages } = JSON.parse(res.body) as { messages: Array<{ to: string; channel: string; text: string; subject: string }> };
     expect(messages[0]).toMatchObject({ to: email, channel: "email", subject: "Your sign-in code" });
-    expect(messages[0]!.text).toContain(lastCode(service.logLines, email));
-    expect(consoleMessages(service.logLines, email)).toHaveLength(1);
+    // Checked against the log line, not the outbox the endpoint itself serves.
+    expect(messages[0]!.text).toContain(lastLoggedCode(t.logLines, email));
+    expect(consoleMessages(t.logLines, email)).toHaveLength(1);
   });
 
   it("is refused to a Host that is not a loopback name (DNS rebinding)", async () => {
-    expect((await getOutbox(service.httpUrl, "evil.example:80")).status).toBe(403);
-    expect((await getOutbox(service.httpUrl, "localhost")).status).toBe(200);
+    expect((await getOutbox(t.httpUrl, "evil.example:80")).status).toBe(403);
+    expect((await getOutbox(t.httpUrl, "localhost")).status).toBe(200);
   });
 
   it("does not exist in production mode", async () => {
-    const production = await startTestService({ env: { NODE_ENV: "production", KEY_ENCRYPTION_KEY: TEST_KEK.toString("base64"), SERVICE_KEYS: TEST_SERVICE_KEY, PUBLIC_URL: "https://id.example.com" } });
-    try {
-      expect((await getOutbox(production.httpUrl)).status).toBe(404);
-      expect((await fetch(`${production.httpUrl}/`)).status).toBe(200);
-    } finally {
-      await production.close();
-    }
+    const production = { env: { NODE_ENV: "production", KEY_ENCRYPTION_KEY: TEST_KEK.toString("base64"), SERVICE_KEYS: TEST_SERVICE_KEY, PUBLIC_URL: "https://id.example.com" } };
+    await withService(production, async (t) => {
+      expect((await getOutbox(t.httpUrl)).status).toBe(404);
+      expect((await fetch(`${t.httpUrl}/`)).status).toBe(200);
+    });
   });
 });

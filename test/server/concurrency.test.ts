@@ -1,31 +1,17 @@
 // Races that SQL, not JavaScript, must settle: N concurrent refreshes of one token, and N
 // concurrent sign-ups of one email in different letter cases.
-import { Code, ConnectError, type Client } from "@connectrpc/connect";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { beforeAll, describe, expect, it } from "vitest";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
-import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
-import { InactiveReason, TokenService } from "../../gen/identity/v1/token_service_pb.js";
-import { startTestService, TEST_SERVICE_KEY, type TestService } from "../support/service.js";
-import { clientsFor, type Clients } from "../support/transports.js";
+import { InactiveReason } from "../../gen/identity/v1/token_service_pb.js";
+import { TEST_SERVICE_KEY } from "../support/service.js";
+import { setupService } from "../support/setup.js";
 
 const PARALLEL = 20;
 const PASSWORD = "a long enough passphrase";
 
-let service: TestService;
-let grpc: Clients;
-let auth: Client<typeof AuthService>;
-let tokens: Client<typeof TokenService>;
-
-beforeAll(async () => {
-  service = await startTestService();
-  grpc = clientsFor(service, "grpc");
-  auth = grpc.client(AuthService);
-  tokens = grpc.client(TokenService);
-});
-afterAll(async () => {
-  grpc?.close();
-  await service?.close();
-});
+const t = setupService();
+const { auth, tokens } = t.clients("grpc");
 
 function reasonOf(result: PromiseSettledResult<unknown>): string {
   if (result.status === "fulfilled") return "OK";
@@ -52,13 +38,13 @@ describe(`${PARALLEL} concurrent RefreshToken calls with one refresh token`, () 
   });
 
   it("the losers count as reuse: the session is revoked for refresh_token_reuse", async () => {
-    const [session] = await service.db.query(`SELECT revoked_at, revoke_reason FROM sessions WHERE id = $1`, [signUp.tokens!.sessionId]);
+    const [session] = await t.db.query(`SELECT revoked_at, revoke_reason FROM sessions WHERE id = $1`, [signUp.tokens!.sessionId]);
     expect(session.revoked_at).toBeInstanceOf(Date);
     expect(session.revoke_reason).toBe("refresh_token_reuse");
   });
 
   it("the reuse is audited once", async () => {
-    const rows = await service.db.query(`SELECT session_id FROM audit_events WHERE user_id = $1 AND type = 'REFRESH_TOKEN_REUSED'`, [
+    const rows = await t.db.query(`SELECT session_id FROM audit_events WHERE user_id = $1 AND type = 'REFRESH_TOKEN_REUSED'`, [
       signUp.user!.id,
     ]);
     expect(rows).toEqual([{ session_id: signUp.tokens!.sessionId }]);
@@ -75,7 +61,7 @@ describe(`${PARALLEL} concurrent RefreshToken calls with one refresh token`, () 
   });
 
   it("exactly one refresh token was issued after the original", async () => {
-    const [{ count }] = await service.db.query(`SELECT count(*)::int AS count FROM refresh_tokens WHERE session_id = $1`, [
+    const [{ count }] = await t.db.query(`SELECT count(*)::int AS count FROM refresh_tokens WHERE session_id = $1`, [
       signUp.tokens!.sessionId,
     ]);
     expect(count).toBe(2);
@@ -96,7 +82,7 @@ describe(`${PARALLEL} concurrent SignUps with one email in different cases`, () 
   let before: { sessions: number; events: number };
 
   const counts = async () => {
-    const [row] = await service.db.query(
+    const [row] = await t.db.query(
       `SELECT (SELECT count(*)::int FROM sessions) AS sessions, (SELECT count(*)::int FROM audit_events WHERE type = 'SIGN_UP') AS events`,
     );
     return row as { sessions: number; events: number };
@@ -115,7 +101,7 @@ describe(`${PARALLEL} concurrent SignUps with one email in different cases`, () 
   });
 
   it("leaves exactly one user row, one session and one SIGN_UP event", async () => {
-    const users = await service.db.query(`SELECT id, email FROM users WHERE lower(email) = 'signuprace@example.com'`);
+    const users = await t.db.query(`SELECT id, email FROM users WHERE lower(email) = 'signuprace@example.com'`);
     expect(users).toHaveLength(1);
     const winner = results.find((r) => r.status === "fulfilled")!.value;
     expect(users[0].id).toBe(winner.user!.id);

@@ -5,44 +5,36 @@ import { Code, createClient, type Transport } from "@connectrpc/connect";
 import { compressionGzip, createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import { createLocalJWKSet, jwtVerify } from "jose";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { AuthService, SignUpRequestSchema } from "../../gen/identity/v1/auth_service_pb.js";
 import { TokenService } from "../../gen/identity/v1/token_service_pb.js";
 import { expectError } from "../support/errors.js";
-import { startTestService, TEST_SERVICE_KEY, type TestService } from "../support/service.js";
-import { clientsFor, type Clients, type TransportName } from "../support/transports.js";
+import { TEST_SERVICE_KEY } from "../support/service.js";
+import { type TransportName } from "../support/transports.js";
+import { setupService } from "../support/setup.js";
 
 const PASSWORD = "a long enough passphrase";
 
-let service: TestService;
-let grpcClients: Clients;
-beforeAll(async () => {
-  service = await startTestService();
-  grpcClients = clientsFor(service, "grpc");
-});
-afterAll(async () => {
-  grpcClients?.close();
-  await service?.close();
-});
+const t = setupService();
 
 const userCount = async (email: string): Promise<number> =>
-  (await service.db.query(`SELECT count(*)::int AS n FROM users WHERE lower(email) = lower($1)`, [email]))[0].n;
+  (await t.db.query(`SELECT count(*)::int AS n FROM users WHERE lower(email) = lower($1)`, [email]))[0].n;
 
 describe("probes and JWKS", () => {
   it("GET /healthz is 200 ok", async () => {
-    const res = await fetch(`${service.httpUrl}/healthz`);
+    const res = await fetch(`${t.httpUrl}/healthz`);
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ status: "ok" });
   });
 
   it("GET /readyz is 200 ready while the database answers", async () => {
-    const res = await fetch(`${service.httpUrl}/readyz`);
+    const res = await fetch(`${t.httpUrl}/readyz`);
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ status: "ready" });
   });
 
   it("GET /.well-known/jwks.json publishes the public signing key, and it verifies issued tokens", async () => {
-    const res = await fetch(`${service.httpUrl}/.well-known/jwks.json`);
+    const res = await fetch(`${t.httpUrl}/.well-known/jwks.json`);
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toMatch(/^application\/json/);
     expect(res.headers.get("cache-control")).toBe("public, max-age=300");
@@ -50,12 +42,12 @@ describe("probes and JWKS", () => {
     expect(jwks.keys).toHaveLength(1);
     const [key] = jwks.keys;
     expect(Object.keys(key!).sort()).toEqual(["alg", "crv", "kid", "kty", "use", "x"]);
-    expect(key).toMatchObject({ kty: "OKP", crv: "Ed25519", alg: "EdDSA", use: "sig", kid: service.app.services.signingKeys.current().kid });
+    expect(key).toMatchObject({ kty: "OKP", crv: "Ed25519", alg: "EdDSA", use: "sig", kid: t.app.services.signingKeys.current().kid });
 
-    const signUp = await grpcClients.client(AuthService).signUp({ email: "jwks@example.com", password: PASSWORD });
+    const signUp = await t.clients("grpc").auth.signUp({ email: "jwks@example.com", password: PASSWORD });
     const { payload, protectedHeader } = await jwtVerify(signUp.tokens!.accessToken, createLocalJWKSet(jwks as never), {
-      issuer: service.config.issuer,
-      audience: service.config.audience,
+      issuer: t.config.issuer,
+      audience: t.config.audience,
       typ: "at+jwt",
     });
     expect(payload.sub).toBe(signUp.user!.id);
@@ -63,20 +55,19 @@ describe("probes and JWKS", () => {
   });
 
   it("GetJwks over the gateway answers the same keys", async () => {
-    const connect = clientsFor(service, "connect");
-    const res = await connect.client(TokenService).getJwks({});
-    expect(res.keys.map((k) => ({ kty: k.kty, crv: k.crv, x: k.x, kid: k.kid, alg: k.alg, use: k.use }))).toEqual(service.app.services.signingKeys.jwks());
+    const res = await t.clients("connect").tokens.getJwks({});
+    expect(res.keys.map((k) => ({ kty: k.kty, crv: k.crv, x: k.x, kid: k.kid, alg: k.alg, use: k.use }))).toEqual(t.app.services.signingKeys.jwks());
   });
 
   it("an unknown path is 404", async () => {
-    const res = await fetch(`${service.httpUrl}/nope`);
+    const res = await fetch(`${t.httpUrl}/nope`);
     expect(res.status).toBe(404);
   });
 });
 
 describe("CORS", () => {
   const preflight = (origin: string) =>
-    fetch(`${service.httpUrl}/identity.v1.AuthService/SignUp`, {
+    fetch(`${t.httpUrl}/identity.v1.AuthService/SignUp`, {
       method: "OPTIONS",
       headers: {
         origin,
@@ -102,7 +93,7 @@ describe("CORS", () => {
   });
 
   it("an actual call from the configured origin carries the CORS response headers", async () => {
-    const res = await fetch(`${service.httpUrl}/identity.v1.TokenService/GetJwks`, {
+    const res = await fetch(`${t.httpUrl}/identity.v1.TokenService/GetJwks`, {
       method: "POST",
       headers: { origin: "http://allowed.example", "content-type": "application/json", "connect-protocol-version": "1" },
       body: "{}",
@@ -115,17 +106,16 @@ describe("CORS", () => {
 
 describe.each<TransportName>(["connect", "grpc-web"])("VerifyToken over the gateway (%s)", (name) => {
   it("is UNIMPLEMENTED, even with a service key and a valid token", async () => {
-    const signUp = await grpcClients.client(AuthService).signUp({ email: `gateway-verify-${name}@example.com`, password: PASSWORD });
-    const clients = clientsFor(service, name);
+    const signUp = await t.clients("grpc").auth.signUp({ email: `gateway-verify-${name}@example.com`, password: PASSWORD });
     await expectError(
-      clients.client(TokenService).verifyToken({ token: signUp.tokens!.accessToken }, { headers: { "x-service-key": TEST_SERVICE_KEY } }),
+      t.clients(name).tokens.verifyToken({ token: signUp.tokens!.accessToken }, { headers: { "x-service-key": TEST_SERVICE_KEY } }),
       { code: Code.Unimplemented },
     );
   });
 });
 
 describe("message size limit", () => {
-  const limit = () => service.config.maxMessageBytes;
+  const limit = () => t.config.maxMessageBytes;
   const oversized = (email: string) => ({ email, password: PASSWORD, displayName: "x".repeat(100 * 1024) });
 
   it("defaults to 64 KiB", () => {
@@ -134,20 +124,18 @@ describe("message size limit", () => {
 
   describe.each<TransportName>(["grpc", "connect", "grpc-web"])("over %s", (name) => {
     it("rejects an oversized SignUp with RESOURCE_EXHAUSTED, creates nothing, and keeps serving", async () => {
-      const clients = clientsFor(service, name);
-      const auth = clients.client(AuthService);
+      const { auth } = t.clients(name);
       const email = `oversized-${name}@example.com`;
       await expectError(auth.signUp(oversized(email)), { code: Code.ResourceExhausted });
       expect(await userCount(email)).toBe(0);
 
       const ok = await auth.signUp({ email: `after-oversized-${name}@example.com`, password: PASSWORD, displayName: "Fine" });
       expect(ok.user?.displayName).toBe("Fine");
-      clients.close();
     });
   });
 
   it("a request just under the limit reaches the handler (and fails validation there, not the transport)", async () => {
-    const auth = grpcClients.client(AuthService);
+    const auth = t.clients("grpc").auth;
     await expectError(auth.signUp({ email: "under-limit@example.com", password: PASSWORD, displayName: "x".repeat(60 * 1024) }), {
       code: Code.InvalidArgument,
       fields: ["display_name"],
@@ -156,7 +144,7 @@ describe("message size limit", () => {
 
   it("a gzip bomb over Connect is measured after decompression", async () => {
     const transport: Transport = createConnectTransport({
-      baseUrl: service.httpUrl,
+      baseUrl: t.httpUrl,
       httpVersion: "1.1",
       sendCompression: compressionGzip,
       compressMinBytes: 1,
@@ -168,7 +156,7 @@ describe("message size limit", () => {
   });
 
   it("a gzip bomb over grpc is measured after decompression", async () => {
-    const client = new grpc.Client(service.grpcAddress, grpc.credentials.createInsecure(), {
+    const client = new grpc.Client(t.grpcAddress, grpc.credentials.createInsecure(), {
       "grpc.default_compression_algorithm": grpc.compressionAlgorithms.gzip,
     });
     const email = "gzip-bomb-grpc@example.com";
@@ -188,14 +176,14 @@ describe("message size limit", () => {
   });
 
   it("the gRPC port keeps serving after all of the above", async () => {
-    const res = await grpcClients.client(AuthService).signUp({ email: "still-serving@example.com", password: PASSWORD });
+    const res = await t.clients("grpc").auth.signUp({ email: "still-serving@example.com", password: PASSWORD });
     expect(res.user?.email).toBe("still-serving@example.com");
   });
 });
 
 describe("gRPC-web transport sanity", () => {
   it("a public RPC works over gRPC-web", async () => {
-    const transport = createGrpcWebTransport({ baseUrl: service.httpUrl, httpVersion: "1.1" });
+    const transport = createGrpcWebTransport({ baseUrl: t.httpUrl, httpVersion: "1.1" });
     const res = await createClient(TokenService, transport).getJwks({});
     expect(res.keys).toHaveLength(1);
   });

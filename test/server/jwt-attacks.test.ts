@@ -1,26 +1,24 @@
 // VerifyToken against forged and mangled tokens (RFC 8725): every one answers active=false
 // with the reason that names what is wrong, never an error and never active=true.
 import { createPublicKey, generateKeyPairSync } from "node:crypto";
-import { Code, type Client } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { CompactSign, decodeJwt, exportJWK, SignJWT, type JWTPayload, type JWTHeaderParameters } from "jose";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
-import { InactiveReason, TokenService } from "../../gen/identity/v1/token_service_pb.js";
+import { describe, expect, it } from "vitest";
+import { InactiveReason } from "../../gen/identity/v1/token_service_pb.js";
 import { expectError } from "../support/errors.js";
-import { ManualClock, startTestService, TEST_SERVICE_KEY, type TestService } from "../support/service.js";
-import { clientsFor, type Clients } from "../support/transports.js";
+import { ManualClock, TEST_SERVICE_KEY } from "../support/service.js";
+import { setupService } from "../support/setup.js";
 
 const clock = new ManualClock();
-let service: TestService;
-let grpc: Clients;
-let tokens: Client<typeof TokenService>;
-let accessToken: string;
-let refreshToken: string;
-let userId: string;
-let sessionId: string;
-/** The claims of a real access token, for forging otherwise-valid tokens. */
-let realClaims: JWTPayload;
+const t = setupService({ clock });
+const { auth, tokens } = t.clients("grpc");
+/** The victim's account: its tokens and the claims of a real access token, for forging otherwise-valid tokens. */
+const victim = t.prepare(async () => {
+  const res = await auth.signUp({ email: "jwt-victim@example.com", password: "a long enough passphrase" });
+  const accessToken = res.tokens!.accessToken;
+  return { accessToken, refreshToken: res.tokens!.refreshToken, userId: res.user!.id, sessionId: res.tokens!.sessionId, realClaims: decodeJwt(accessToken) };
+});
 
 const b64url = (value: unknown) => Buffer.from(typeof value === "string" ? value : JSON.stringify(value)).toString("base64url");
 
@@ -36,50 +34,35 @@ async function expectInactive(token: string, reason: InactiveReason): Promise<vo
 
 /** Signs `payload` with the service's own current private key. */
 function signWithRealKey(payload: JWTPayload, header: Partial<JWTHeaderParameters> = {}): Promise<string> {
-  const { kid, privateKey } = service.app.services.signingKeys.current();
+  const { kid, privateKey } = t.app.services.signingKeys.current();
   return new SignJWT(payload).setProtectedHeader({ alg: "EdDSA", typ: "at+jwt", kid, ...header }).sign(privateKey);
 }
 
 function realKid(): string {
-  return service.app.services.signingKeys.current().kid;
+  return t.app.services.signingKeys.current().kid;
 }
 
 const nowSec = () => Math.floor(clock.now().getTime() / 1000);
 
-beforeAll(async () => {
-  service = await startTestService({ clock });
-  grpc = clientsFor(service, "grpc");
-  tokens = grpc.client(TokenService);
-  const res = await grpc.client(AuthService).signUp({ email: "jwt-victim@example.com", password: "a long enough passphrase" });
-  accessToken = res.tokens!.accessToken;
-  refreshToken = res.tokens!.refreshToken;
-  userId = res.user!.id;
-  sessionId = res.tokens!.sessionId;
-  realClaims = decodeJwt(accessToken);
-});
-afterAll(async () => {
-  grpc?.close();
-  await service?.close();
-});
 
 describe("a genuine access token", () => {
   it("is active with its claims", async () => {
-    const res = await verify(accessToken);
+    const res = await verify(victim().accessToken);
     expect(res.active).toBe(true);
     expect(res.reason).toBe(InactiveReason.UNSPECIFIED);
-    expect(res.userId).toBe(userId);
-    expect(res.sessionId).toBe(sessionId);
-    expect(res.tokenId).toBe(realClaims.jti);
+    expect(res.userId).toBe(victim().userId);
+    expect(res.sessionId).toBe(victim().sessionId);
+    expect(res.tokenId).toBe(victim().realClaims.jti);
     expect(res.role).toBe("user");
     expect(res.amr).toEqual(["pwd"]);
-    expect(res.issuer).toBe(service.config.issuer);
-    expect(res.audience).toBe(service.config.audience);
-    expect(timestampMs(res.issueTime!)).toBe((realClaims.iat as number) * 1000);
+    expect(res.issuer).toBe(t.config.issuer);
+    expect(res.audience).toBe(t.config.audience);
+    expect(timestampMs(res.issueTime!)).toBe((victim().realClaims.iat as number) * 1000);
     expect(timestampMs(res.expireTime!) - timestampMs(res.issueTime!)).toBe(300_000);
   });
 
   it("a token the test signs with the real key and real claims is active (the forging helper is sound)", async () => {
-    const res = await verify(await signWithRealKey({ ...realClaims, jti: "forged-but-valid" }));
+    const res = await verify(await signWithRealKey({ ...victim().realClaims, jti: "forged-but-valid" }));
     expect(res.active).toBe(true);
     expect(res.tokenId).toBe("forged-but-valid");
   });
@@ -90,7 +73,7 @@ describe("a genuine access token", () => {
 
   it("a wrong service key is PERMISSION_DENIED", async () => {
     await expectError(
-      tokens.verifyToken({ token: accessToken }, { headers: { "x-service-key": "not-the-key-0123456789abcdef0123456789" } }),
+      tokens.verifyToken({ token: victim().accessToken }, { headers: { "x-service-key": "not-the-key-0123456789abcdef0123456789" } }),
       { code: Code.PermissionDenied, reason: "SERVICE_KEY_INVALID" },
     );
   });
@@ -98,28 +81,28 @@ describe("a genuine access token", () => {
 
 describe("algorithm attacks", () => {
   it("alg none (unsecured JWT, empty signature)", async () => {
-    const { kid } = service.app.services.signingKeys.current();
+    const { kid } = t.app.services.signingKeys.current();
     const header = { alg: "none", typ: "at+jwt", kid };
-    await expectInactive(`${b64url(header)}.${b64url(realClaims)}.`, InactiveReason.ALGORITHM_NOT_ALLOWED);
+    await expectInactive(`${b64url(header)}.${b64url(victim().realClaims)}.`, InactiveReason.ALGORITHM_NOT_ALLOWED);
     // and with the real signature kept
-    const signature = accessToken.split(".")[2];
-    await expectInactive(`${b64url(header)}.${b64url(realClaims)}.${signature}`, InactiveReason.ALGORITHM_NOT_ALLOWED);
-    await expectInactive(`${b64url({ ...header, alg: "None" })}.${b64url(realClaims)}.`, InactiveReason.ALGORITHM_NOT_ALLOWED);
+    const signature = victim().accessToken.split(".")[2];
+    await expectInactive(`${b64url(header)}.${b64url(victim().realClaims)}.${signature}`, InactiveReason.ALGORITHM_NOT_ALLOWED);
+    await expectInactive(`${b64url({ ...header, alg: "None" })}.${b64url(victim().realClaims)}.`, InactiveReason.ALGORITHM_NOT_ALLOWED);
   });
 
   it("HS256 keyed with the public key (x bytes, JWK JSON, PEM)", async () => {
-    const [jwk] = service.app.services.signingKeys.jwks();
+    const [jwk] = t.app.services.signingKeys.jwks();
     const pem = createPublicKey({ key: { kty: jwk!.kty, crv: jwk!.crv, x: jwk!.x }, format: "jwk" }).export({ type: "spki", format: "pem" });
     const secrets = [Buffer.from(jwk!.x, "base64url"), Buffer.from(jwk!.x), Buffer.from(JSON.stringify(jwk)), Buffer.from(pem)];
     for (const secret of secrets) {
-      const token = await new SignJWT(realClaims).setProtectedHeader({ alg: "HS256", typ: "at+jwt", kid: jwk!.kid }).sign(secret);
+      const token = await new SignJWT(victim().realClaims).setProtectedHeader({ alg: "HS256", typ: "at+jwt", kid: jwk!.kid }).sign(secret);
       await expectInactive(token, InactiveReason.ALGORITHM_NOT_ALLOWED);
     }
   });
 
   it("another asymmetric algorithm (ES256) with the service's kid", async () => {
     const { privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
-    const token = await new SignJWT(realClaims).setProtectedHeader({ alg: "ES256", typ: "at+jwt", kid: realKid() }).sign(privateKey);
+    const token = await new SignJWT(victim().realClaims).setProtectedHeader({ alg: "ES256", typ: "at+jwt", kid: realKid() }).sign(privateKey);
     await expectInactive(token, InactiveReason.ALGORITHM_NOT_ALLOWED);
   });
 });
@@ -128,10 +111,10 @@ describe("keys and signatures", () => {
   it("unknown kid (a key the service never published)", async () => {
     const { privateKey, publicKey } = generateKeyPairSync("ed25519");
     const attackerKid = "attacker-key";
-    const token = await new SignJWT(realClaims).setProtectedHeader({ alg: "EdDSA", typ: "at+jwt", kid: attackerKid }).sign(privateKey);
+    const token = await new SignJWT(victim().realClaims).setProtectedHeader({ alg: "EdDSA", typ: "at+jwt", kid: attackerKid }).sign(privateKey);
     await expectInactive(token, InactiveReason.UNKNOWN_KEY);
     // embedding the attacker's key in the header (jwk) changes nothing
-    const embedded = await new SignJWT(realClaims)
+    const embedded = await new SignJWT(victim().realClaims)
       .setProtectedHeader({ alg: "EdDSA", typ: "at+jwt", jwk: await exportJWK(publicKey) })
       .sign(privateKey);
     await expectInactive(embedded, InactiveReason.UNKNOWN_KEY);
@@ -139,25 +122,25 @@ describe("keys and signatures", () => {
 
   it("the service's kid but the attacker's key", async () => {
     const { privateKey } = generateKeyPairSync("ed25519");
-    const token = await new SignJWT(realClaims).setProtectedHeader({ alg: "EdDSA", typ: "at+jwt", kid: realKid() }).sign(privateKey);
+    const token = await new SignJWT(victim().realClaims).setProtectedHeader({ alg: "EdDSA", typ: "at+jwt", kid: realKid() }).sign(privateKey);
     await expectInactive(token, InactiveReason.BAD_SIGNATURE);
   });
 
   it("tampered payload: sub changed, signature kept", async () => {
-    const [header, , signature] = accessToken.split(".");
+    const [header, , signature] = victim().accessToken.split(".");
     const otherUser = "00000000-0000-4000-8000-000000000001";
-    await expectInactive(`${header}.${b64url({ ...realClaims, sub: otherUser })}.${signature}`, InactiveReason.BAD_SIGNATURE);
-    await expectInactive(`${header}.${b64url({ ...realClaims, role: "admin" })}.${signature}`, InactiveReason.BAD_SIGNATURE);
+    await expectInactive(`${header}.${b64url({ ...victim().realClaims, sub: otherUser })}.${signature}`, InactiveReason.BAD_SIGNATURE);
+    await expectInactive(`${header}.${b64url({ ...victim().realClaims, role: "admin" })}.${signature}`, InactiveReason.BAD_SIGNATURE);
   });
 
   it("tampered header: typ changed, signature kept", async () => {
-    const [, payload, signature] = accessToken.split(".");
+    const [, payload, signature] = victim().accessToken.split(".");
     const header = { alg: "EdDSA", typ: "AT+JWT", kid: realKid() };
     await expectInactive(`${b64url(header)}.${payload}.${signature}`, InactiveReason.BAD_SIGNATURE);
   });
 
   it("the same signature re-encoded (padding, junk, whitespace) is not the same token", async () => {
-    const [header, payload, signature] = accessToken.split(".");
+    const [header, payload, signature] = victim().accessToken.split(".");
     // An Ed25519 signature is 86 characters; the last one carries 2 bits, so its 4 low bits are free.
     const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     const lastBitsFlipped = signature!.slice(0, -1) + alphabet[alphabet.indexOf(signature!.slice(-1)) + 1];
@@ -168,7 +151,7 @@ describe("keys and signatures", () => {
   });
 
   it("signature stripped or truncated", async () => {
-    const [header, payload, signature] = accessToken.split(".");
+    const [header, payload, signature] = victim().accessToken.split(".");
     await expectInactive(`${header}.${payload}.`, InactiveReason.BAD_SIGNATURE);
     await expectInactive(`${header}.${payload}.${signature!.slice(0, 20)}`, InactiveReason.BAD_SIGNATURE);
     await expectInactive(`${header}.${payload}.${signature}AA`, InactiveReason.BAD_SIGNATURE);
@@ -177,14 +160,14 @@ describe("keys and signatures", () => {
 
 describe("token types", () => {
   it("a refresh token presented as an access token", async () => {
-    await expectInactive(refreshToken, InactiveReason.MALFORMED);
+    await expectInactive(victim().refreshToken, InactiveReason.MALFORMED);
   });
 
   it("a JWT of another type signed with the real key (MFA challenge, plain JWT, no typ)", async () => {
-    await expectInactive(await signWithRealKey(realClaims, { typ: "mfa-challenge+jwt" }), InactiveReason.WRONG_TYPE);
-    await expectInactive(await signWithRealKey(realClaims, { typ: "JWT" }), InactiveReason.WRONG_TYPE);
-    const { kid, privateKey } = service.app.services.signingKeys.current();
-    const untyped = await new SignJWT(realClaims).setProtectedHeader({ alg: "EdDSA", kid }).sign(privateKey);
+    await expectInactive(await signWithRealKey(victim().realClaims, { typ: "mfa-challenge+jwt" }), InactiveReason.WRONG_TYPE);
+    await expectInactive(await signWithRealKey(victim().realClaims, { typ: "JWT" }), InactiveReason.WRONG_TYPE);
+    const { kid, privateKey } = t.app.services.signingKeys.current();
+    const untyped = await new SignJWT(victim().realClaims).setProtectedHeader({ alg: "EdDSA", kid }).sign(privateKey);
     await expectInactive(untyped, InactiveReason.WRONG_TYPE);
   });
 });
@@ -193,7 +176,7 @@ describe("time", () => {
   it("expires 300 s after issue (5 s clock tolerance)", async () => {
     const start = clock.now();
     try {
-      const res = await grpc.client(AuthService).login({ identifier: "jwt-victim@example.com", password: "a long enough passphrase" });
+      const res = await auth.login({ identifier: "jwt-victim@example.com", password: "a long enough passphrase" });
       const token = res.result.case === "tokens" ? res.result.value.accessToken : "";
       clock.advance(304_000);
       expect((await verify(token)).active).toBe(true);
@@ -205,19 +188,19 @@ describe("time", () => {
   });
 
   it("nbf in the future", async () => {
-    await expectInactive(await signWithRealKey({ ...realClaims, nbf: nowSec() + 60 }), InactiveReason.NOT_YET_VALID);
+    await expectInactive(await signWithRealKey({ ...victim().realClaims, nbf: nowSec() + 60 }), InactiveReason.NOT_YET_VALID);
   });
 
   it("iat in the future", async () => {
     const iat = nowSec() + 3600;
-    await expectInactive(await signWithRealKey({ ...realClaims, iat, exp: iat + 300 }), InactiveReason.NOT_YET_VALID);
+    await expectInactive(await signWithRealKey({ ...victim().realClaims, iat, exp: iat + 300 }), InactiveReason.NOT_YET_VALID);
   });
 
   it("a token from the future becomes valid when its time comes (not-yet-valid is not remembered)", async () => {
     const start = clock.now();
     try {
       const iat = nowSec() + 60;
-      const token = await signWithRealKey({ ...realClaims, jti: "from-the-future", iat, exp: iat + 300 });
+      const token = await signWithRealKey({ ...victim().realClaims, jti: "from-the-future", iat, exp: iat + 300 });
       await expectInactive(token, InactiveReason.NOT_YET_VALID);
       clock.advance(60_000);
       expect((await verify(token)).active).toBe(true);
@@ -229,17 +212,17 @@ describe("time", () => {
 
 describe("issuer and audience", () => {
   it("wrong audience", async () => {
-    await expectInactive(await signWithRealKey({ ...realClaims, aud: "some-other-api" }), InactiveReason.WRONG_AUDIENCE);
-    await expectInactive(await signWithRealKey({ ...realClaims, aud: ["some-other-api"] }), InactiveReason.WRONG_AUDIENCE);
+    await expectInactive(await signWithRealKey({ ...victim().realClaims, aud: "some-other-api" }), InactiveReason.WRONG_AUDIENCE);
+    await expectInactive(await signWithRealKey({ ...victim().realClaims, aud: ["some-other-api"] }), InactiveReason.WRONG_AUDIENCE);
   });
 
   it("wrong issuer", async () => {
-    await expectInactive(await signWithRealKey({ ...realClaims, iss: "https://evil.example" }), InactiveReason.WRONG_ISSUER);
+    await expectInactive(await signWithRealKey({ ...victim().realClaims, iss: "https://evil.example" }), InactiveReason.WRONG_ISSUER);
   });
 
   it("no issuer or no audience at all", async () => {
-    const { iss: _iss, ...noIssuer } = realClaims;
-    const { aud: _aud, ...noAudience } = realClaims;
+    const { iss: _iss, ...noIssuer } = victim().realClaims;
+    const { aud: _aud, ...noAudience } = victim().realClaims;
     await expectInactive(await signWithRealKey(noIssuer), InactiveReason.WRONG_ISSUER);
     await expectInactive(await signWithRealKey(noAudience), InactiveReason.WRONG_AUDIENCE);
   });
@@ -253,17 +236,17 @@ describe("malformed and incomplete tokens", () => {
   });
 
   it("a header that is JSON but not an object", async () => {
-    await expectInactive(`${b64url("[]")}.${b64url(realClaims)}.sig`, InactiveReason.MALFORMED);
+    await expectInactive(`${b64url("[]")}.${b64url(victim().realClaims)}.sig`, InactiveReason.MALFORMED);
   });
 
   it("a correctly signed payload that is not a JSON object", async () => {
-    const { kid, privateKey } = service.app.services.signingKeys.current();
+    const { kid, privateKey } = t.app.services.signingKeys.current();
     const jws = await new CompactSign(Buffer.from("not json")).setProtectedHeader({ alg: "EdDSA", typ: "at+jwt", kid }).sign(privateKey);
     await expectInactive(jws, InactiveReason.MALFORMED);
   });
 
   it.each(["sub", "sid", "jti", "iat", "exp", "role", "amr"])("missing %s", async (claim) => {
-    const { [claim]: _dropped, ...rest } = realClaims;
+    const { [claim]: _dropped, ...rest } = victim().realClaims;
     await expectInactive(await signWithRealKey(rest), InactiveReason.INVALID_CLAIMS);
   });
 
@@ -277,6 +260,6 @@ describe("malformed and incomplete tokens", () => {
     ["exp not a number", { exp: "tomorrow" }],
     ["iat not a number", { iat: "yesterday" }],
   ] as [string, Record<string, unknown>][])("%s", async (_name, override) => {
-    await expectInactive(await signWithRealKey({ ...realClaims, ...override }), InactiveReason.INVALID_CLAIMS);
+    await expectInactive(await signWithRealKey({ ...victim().realClaims, ...override }), InactiveReason.INVALID_CLAIMS);
   });
 });

@@ -1,39 +1,27 @@
 // Signing-key rotation with a clock the test moves: the next key is published before it signs,
 // tokens of the old key verify until they expire, then the old key leaves the JWKS.
-import { createClient } from "@connectrpc/connect";
 import { decodeProtectedHeader } from "jose";
-import { afterAll, beforeAll, expect, it } from "vitest";
-import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
-import { InactiveReason, TokenService } from "../../gen/identity/v1/token_service_pb.js";
-import { ManualClock, startTestService, TEST_SERVICE_KEY, type TestService } from "../support/service.js";
-import { createGrpcJsTransport } from "../support/transports.js";
+import { expect, it } from "vitest";
+import { InactiveReason } from "../../gen/identity/v1/token_service_pb.js";
+import { ManualClock } from "../support/service.js";
+import { setupService } from "../support/setup.js";
 
 const clock = new ManualClock(new Date("2026-11-21T08:00:00Z"));
-let service: TestService;
-let transport: ReturnType<typeof createGrpcJsTransport>;
-
-beforeAll(async () => {
-  service = await startTestService({ clock, env: { KEY_PUBLISH_AHEAD_SECONDS: "600", ACCESS_TOKEN_TTL_SECONDS: "300" } });
-  transport = createGrpcJsTransport(service.grpcAddress);
-});
-afterAll(async () => {
-  transport?.close();
-  await service?.close();
-});
+const t = setupService({ clock, env: { KEY_PUBLISH_AHEAD_SECONDS: "600", ACCESS_TOKEN_TTL_SECONDS: "300" } });
 
 async function jwksKids(): Promise<string[]> {
-  const res = await fetch(`${service.httpUrl}/.well-known/jwks.json`);
+  const res = await fetch(`${t.httpUrl}/.well-known/jwks.json`);
   return ((await res.json()) as { keys: Array<{ kid: string }> }).keys.map((k) => k.kid).sort();
 }
 
 let n = 0;
 async function accessToken(): Promise<string> {
-  const res = await createClient(AuthService, transport).signUp({ username: `rotate-${++n}`, password: "a long enough passphrase" });
+  const res = await t.clients("grpc").auth.signUp({ username: `rotate-${++n}`, password: "a long enough passphrase" });
   return res.tokens!.accessToken;
 }
 
 async function verify(token: string) {
-  return createClient(TokenService, transport).verifyToken({ token }, { headers: { "x-service-key": TEST_SERVICE_KEY } });
+  return t.verify(token);
 }
 
 const kidOf = (token: string) => decodeProtectedHeader(token).kid!;
@@ -43,7 +31,7 @@ it("publishes the new key first, signs with it later, and drops the old key afte
   const oldKid = kidOf(first);
   expect(await jwksKids()).toEqual([oldKid]);
 
-  const { kid: newKid } = await service.app.services.signingKeys.rotate();
+  const { kid: newKid } = await t.app.services.signingKeys.rotate();
   expect(newKid).not.toBe(oldKid);
   expect(await jwksKids()).toEqual([oldKid, newKid].sort());
   // Published, not signing yet.
@@ -70,11 +58,11 @@ it("publishes the new key first, signs with it later, and drops the old key afte
 });
 
 it("rotates automatically once the signing key is older than the rotation interval", async () => {
-  const keys = service.app.services.signingKeys;
+  const keys = t.app.services.signingKeys;
   expect(await keys.rotateIfDue()).toBe(false);
   clock.advance(31 * 86_400_000);
   expect(await keys.rotateIfDue()).toBe(true);
   expect(await keys.rotateIfDue()).toBe(false); // one pending key is enough
-  const rows = (await service.db.query(`SELECT count(*)::int AS n FROM signing_keys WHERE retires_at IS NULL`)) as Array<{ n: number }>;
+  const rows = (await t.db.query(`SELECT count(*)::int AS n FROM signing_keys WHERE retires_at IS NULL`)) as Array<{ n: number }>;
   expect(rows[0]!.n).toBe(1);
 });

@@ -7,7 +7,7 @@ import { FileDescriptorProtoSchema, FileDescriptorSetSchema, type FileDescriptor
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestService, type TestService } from "../support/service.js";
+import { setupService } from "../support/setup.js";
 
 const require = createRequire(import.meta.url);
 const reflectionProto = (version: string) =>
@@ -17,13 +17,7 @@ const healthProto = path.join(path.dirname(require.resolve("grpc-health-check/pa
 const LOADER_OPTIONS: protoLoader.Options = { keepCase: true, longs: String, enums: String, defaults: false, oneofs: true };
 const API_SERVICES = ["identity.v1.AuthService", "identity.v1.TokenService", "identity.v1.OtpService", "identity.v1.MfaService"];
 
-let service: TestService;
-beforeAll(async () => {
-  service = await startTestService();
-});
-afterAll(async () => {
-  await service?.close();
-});
+const t = setupService();
 
 interface ReflectionResponse {
   list_services_response?: { service: { name: string }[] };
@@ -37,7 +31,7 @@ function reflectionClient(version: "v1" | "v1alpha") {
   const pkg = grpc.loadPackageDefinition(definition) as unknown as {
     grpc: { reflection: Record<string, { ServerReflection: grpc.ServiceClientConstructor }> };
   };
-  const client = new pkg.grpc.reflection[version]!.ServerReflection(service.grpcAddress, grpc.credentials.createInsecure());
+  const client = new pkg.grpc.reflection[version]!.ServerReflection(t.grpcAddress, grpc.credentials.createInsecure());
   return {
     close: () => client.close(),
     ask(request: Record<string, unknown>): Promise<ReflectionResponse> {
@@ -191,7 +185,7 @@ describe("grpc.health.v1.Health", () => {
     const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(healthProto, LOADER_OPTIONS)) as unknown as {
       grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } };
     };
-    health = new pkg.grpc.health.v1.Health(service.grpcAddress, grpc.credentials.createInsecure()) as unknown as typeof health;
+    health = new pkg.grpc.health.v1.Health(t.grpcAddress, grpc.credentials.createInsecure()) as unknown as typeof health;
   });
   afterAll(() => health?.close());
 

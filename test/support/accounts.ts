@@ -1,20 +1,23 @@
-// Helpers of the contract suites: unique accounts, bearer headers, VerifyToken over grpc-js,
-// and a fingerprint of the stored data that proves a refused request changed nothing.
+// Helpers of the contract suites: unique accounts, bearer headers, sign-up and login, audit and
+// session rows. VerifyToken as a backend calls it is the context's t.verify (setup.ts); the
+// stored-data fingerprint is in stored-data.ts.
 import { randomUUID } from "node:crypto";
 import type { Client, ConnectError } from "@connectrpc/connect";
 import type { DataSource } from "typeorm";
 import { expect } from "vitest";
 import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
 import type { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
+import type { MfaService } from "../../gen/identity/v1/mfa_service_pb.js";
+import type { OtpService } from "../../gen/identity/v1/otp_service_pb.js";
 import type { TokenPair } from "../../gen/identity/v1/common_pb.js";
-import { TokenService, type VerifyTokenResponse } from "../../gen/identity/v1/token_service_pb.js";
-import { TEST_SERVICE_KEY, type TestService } from "./service.js";
-import { clientsFor } from "./transports.js";
+import type { TokenService } from "../../gen/identity/v1/token_service_pb.js";
 
 export const PASSWORD = "correct horse battery staple";
 
 export type AuthClient = Client<typeof AuthService>;
 export type TokenClient = Client<typeof TokenService>;
+export type OtpClient = Client<typeof OtpService>;
+export type MfaClient = Client<typeof MfaService>;
 
 export function uniqueEmail(tag: string): string {
   return `${tag}-${randomUUID().slice(0, 13)}@example.com`;
@@ -60,52 +63,6 @@ export async function login(auth: AuthClient, identifier: string, password: stri
   const response = await auth.login({ identifier, password });
   expect(response.result.case).toBe("tokens");
   return response.result.value as TokenPair;
-}
-
-/** VerifyToken through a grpc-js client with the service key, as a backend service calls it. */
-export interface Verifier {
-  verify(accessToken: string): Promise<VerifyTokenResponse>;
-  close(): void;
-}
-
-export function createVerifier(service: TestService): Verifier {
-  const grpc = clientsFor(service, "grpc");
-  const tokens = grpc.client(TokenService);
-  return {
-    verify: (token) => tokens.verifyToken({ token }, { headers: { "x-service-key": TEST_SERVICE_KEY } }),
-    close: () => grpc.close(),
-  };
-}
-
-const TABLE_KEYS = {
-  users: "id",
-  sessions: "id",
-  refresh_tokens: "id",
-  audit_events: "id",
-  signing_keys: "kid",
-} as const;
-
-export type Table = keyof typeof TABLE_KEYS;
-
-/** Row count and a digest of every row of each table. */
-export async function fingerprint(db: DataSource, except: readonly Table[] = []): Promise<Record<string, string>> {
-  const result: Record<string, string> = {};
-  for (const [table, key] of Object.entries(TABLE_KEYS) as Array<[Table, string]>) {
-    if (except.includes(table)) continue;
-    const [row] = (await db.query(
-      `SELECT count(*)::int AS n, coalesce(md5(string_agg(t::text, '|' ORDER BY t.${key})), '') AS digest FROM ${table} t`,
-    )) as Array<{ n: number; digest: string }>;
-    result[table] = `${row!.n} rows, ${row!.digest}`;
-  }
-  return result;
-}
-
-/** Runs `action` and asserts that the stored data (but for `except`) is exactly as before. */
-export async function expectUnchanged<T>(db: DataSource, action: () => Promise<T>, except: readonly Table[] = []): Promise<T> {
-  const before = await fingerprint(db, except);
-  const result = await action();
-  expect(await fingerprint(db, except), "stored data changed").toEqual(before);
-  return result;
 }
 
 export interface AuditRow {

@@ -1,5 +1,6 @@
 // The real service on port 0 against a real PostgreSQL database, built from the same
-// factories main.ts uses. Tests read and write the database directly to check effects.
+// factories main.ts uses. Tests read and write the database directly to check effects. Suites
+// use setupService (setup.ts); startTestService is for a service a single test starts and ends.
 import { Writable } from "node:stream";
 import type { DataSource } from "typeorm";
 import { createApp, type App } from "../../src/app.js";
@@ -8,6 +9,7 @@ import { openDatabase } from "../../src/db/data-source.js";
 import { ManualClock, systemClock, type Clock } from "../../src/domain/clock.js";
 import { createLogger } from "../../src/logger.js";
 import { createTestDatabase, type TestDatabase } from "./database.js";
+import { createTestOutbox, type TestOutbox } from "./outbox.js";
 
 /** Fixed so that several instances on one database can unseal the same signing keys. */
 export const TEST_KEK = Buffer.alloc(32, 7);
@@ -24,6 +26,8 @@ export interface TestService {
   readonly metricsUrl: string;
   /** Every line the service logged, for tests that grep the log. */
   readonly logLines: string[];
+  /** Every message the console provider sent (codes are read here, not from the log). */
+  readonly outbox: TestOutbox;
   close(): Promise<void>;
 }
 
@@ -32,6 +36,8 @@ export interface TestServiceOptions {
   readonly clock?: Clock;
   /** Reuse a database (a second instance on the same data). */
   readonly database?: TestDatabase;
+  /** The outbox the console provider writes to (a new one when omitted). */
+  readonly outbox?: TestOutbox;
 }
 
 export async function startTestService(options: TestServiceOptions = {}): Promise<TestService> {
@@ -58,7 +64,8 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
   const logger = createLogger(config.logLevel, sink);
   const db = await openDatabase({ url: database.url, poolSize: 20 });
   const clock = options.clock ?? systemClock;
-  const app = await createApp({ config, db, logger, kek: TEST_KEK, clock });
+  const outbox = options.outbox ?? createTestOutbox();
+  const app = await createApp({ config, db, logger, kek: TEST_KEK, clock, outbox });
   // Port 0 unless a test needs to know the gateway's port before it starts (PUBLIC_URL).
   const httpPort = options.env?.HTTP_PORT ? config.httpPort : 0;
   const ports = await app.servers.listen({ host: "127.0.0.1", grpcPort: 0, httpPort, metricsHost: "127.0.0.1", metricsPort: 0 });
@@ -71,6 +78,7 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
     httpUrl: `http://127.0.0.1:${ports.httpPort}`,
     metricsUrl: `http://127.0.0.1:${ports.metricsPort}/metrics`,
     logLines,
+    outbox,
     async close() {
       await app.servers.close(1_000);
       await app.stop();

@@ -69,7 +69,10 @@ export interface Clients {
   close(): void;
 }
 
-export function clientsFor(service: TestService, name: TransportName): Clients {
+/** Where a service listens: a TestService, or a service process (process.ts). */
+export type ServiceAddress = Pick<TestService, "grpcAddress" | "httpUrl">;
+
+export function clientsFor(service: ServiceAddress, name: TransportName): Clients {
   let transport: Transport;
   let close = () => {};
   if (name === "grpc") {

@@ -1,49 +1,9 @@
-// Helpers of the one-time-code suites: codes read from the console provider's log lines, a real
-// SMTP server and a real webhook server that record what they were sent, and row counts that
-// prove a refused request stored nothing.
+// Real delivery servers that record what the service sent them: an SMTP server for email and an
+// HTTP server standing in for an SMS gateway's webhook.
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { SMTPServer } from "smtp-server";
-import type { DataSource } from "typeorm";
-import { expect } from "vitest";
-import type { Client } from "@connectrpc/connect";
-import type { OtpService } from "../../gen/identity/v1/otp_service_pb.js";
-
-export type OtpClient = Client<typeof OtpService>;
-
-export interface ConsoleMessage {
-  readonly channel: string;
-  readonly to: string;
-  readonly subject: string;
-  readonly text: string;
-}
-
-/** Every message the console provider logged to `to` (all destinations when omitted), oldest first. */
-export function consoleMessages(lines: readonly string[], to?: string): ConsoleMessage[] {
-  return lines
-    .filter((line) => line.includes('"otpDelivery":"console"'))
-    .map((line) => JSON.parse(line) as ConsoleMessage)
-    .filter((m) => to === undefined || m.to === to);
-}
-
-export function codeIn(text: string): string {
-  const match = /\b(\d{6})\b/.exec(text);
-  if (!match) throw new Error(`no code in "${text}"`);
-  return match[1]!;
-}
-
-/** The code of the latest message the console provider logged to `to`. */
-export function lastCode(lines: readonly string[], to: string): string {
-  const messages = consoleMessages(lines, to);
-  const last = messages[messages.length - 1];
-  if (!last) throw new Error(`no code was sent to ${to}`);
-  return codeIn(last.text);
-}
-
-/** A code that is certainly not `code`. */
-export function wrongCode(code: string): string {
-  return String((Number(code) + 1) % 1_000_000).padStart(6, "0");
-}
+import { codeIn } from "./outbox.js";
 
 export interface ReceivedMail {
   readonly from: string;
@@ -162,54 +122,4 @@ export function lastTextedCode(webhook: TestWebhook, to: string): string {
   const call = [...webhook.calls].reverse().find((c) => c.body.to === to);
   if (!call) throw new Error(`no SMS to ${to}`);
   return codeIn(call.body.text);
-}
-
-const COUNTED = [
-  "users",
-  "sessions",
-  "audit_events",
-  "otp_codes",
-  "rate_limits",
-  "totp_credentials",
-  "backup_codes",
-  "mfa_challenges",
-  "refresh_tokens",
-  "signing_keys",
-] as const;
-
-/** Row count and a digest of every row of each table a request may write. */
-export async function tableDigests(db: DataSource): Promise<Record<string, string>> {
-  // One round trip for all tables: the property tests take a digest around every call.
-  const columns = COUNTED.map(
-    (table) => `(SELECT count(*)::text || ' rows ' || coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') FROM ${table} t) AS ${table}`,
-  );
-  const [row] = (await db.query(`SELECT ${columns.join(", ")}`)) as Array<Record<string, string>>;
-  return Object.fromEntries(COUNTED.map((table) => [table, row![table]!]));
-}
-
-/**
- * Runs `action` and asserts it changed no row and sent no message. `except` names tables a
- * refusal may still write by design (a sign-up refused as IDENTIFIER_TAKEN spent its sign-up quota).
- */
-export async function expectNothingStored<T>(
-  db: DataSource,
-  logLines: readonly string[],
-  action: () => Promise<T>,
-  options: { except?: readonly (typeof COUNTED)[number][] } = {},
-): Promise<T> {
-  const without = (digests: Record<string, string>) => Object.fromEntries(Object.entries(digests).filter(([table]) => !options.except?.includes(table as never)));
-  const before = without(await tableDigests(db));
-  const messages = consoleMessages(logLines).length;
-  const result = await action();
-  expect(without(await tableDigests(db)), "rows written").toEqual(before);
-  expect(consoleMessages(logLines).length, "messages sent").toBe(messages);
-  return result;
-}
-
-/** The rate-limit hits recorded under keys starting with `prefix`. */
-export async function limitHits(db: DataSource, prefix: string): Promise<number> {
-  const [row] = (await db.query(`SELECT coalesce(sum(cardinality(hits)), 0)::int AS n FROM rate_limits WHERE key LIKE $1`, [`${prefix}%`])) as Array<{
-    n: number;
-  }>;
-  return row!.n;
 }
