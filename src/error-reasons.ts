@@ -46,17 +46,9 @@ const SESSION_ENDED = "Your session has ended. Please sign in again.";
 export const ERROR_REASONS = {
   // The browser app names each field violation instead.
   INVALID_ARGUMENT: { code: "INVALID_ARGUMENT", client: "invalid request; see the field violations", browser: null },
-  IDENTIFIER_TAKEN: {
-    code: "ALREADY_EXISTS",
-    client: "an account with this email, username or phone already exists",
-    browser: "An account with this email address, username or phone number already exists.",
-  },
+  IDENTIFIER_TAKEN: { code: "ALREADY_EXISTS", client: "an account with this email, username or phone already exists", browser: "An account with this email address, username or phone number already exists." },
   // The same whether or not the account exists.
-  INVALID_CREDENTIALS: {
-    code: "UNAUTHENTICATED",
-    client: "invalid credentials",
-    browser: "The username, email, phone number or password is not correct.",
-  },
+  INVALID_CREDENTIALS: { code: "UNAUTHENTICATED", client: "invalid credentials", browser: "The username, email, phone number or password is not correct." },
   WRONG_PASSWORD: { code: "PERMISSION_DENIED", client: "the password is not correct", browser: "The password is not correct." },
   AUTHENTICATION_REQUIRED: { code: "UNAUTHENTICATED", client: "authentication required", browser: "Please sign in first." },
   ACCESS_TOKEN_INVALID: { code: "UNAUTHENTICATED", client: "the access token is not valid", browser: SESSION_ENDED },
@@ -67,11 +59,7 @@ export const ERROR_REASONS = {
   REFRESH_TOKEN_REUSED: { code: "UNAUTHENTICATED", client: "the refresh token is not valid", browser: SESSION_ENDED },
   // Another refresh spent this token a moment ago: the session is fine. ABORTED (a concurrency
   // conflict, AIP-194): retry after RetryInfo with the newest refresh token, not this one.
-  REFRESH_TOKEN_CONCURRENT: {
-    code: "ABORTED",
-    client: "the refresh token was just used by another request; retry with the newest refresh token",
-    browser: "Your session was just refreshed in another tab. Please try again.",
-  },
+  REFRESH_TOKEN_CONCURRENT: { code: "ABORTED", client: "the refresh token was just used by another request; retry with the newest refresh token", browser: "Your session was just refreshed in another tab. Please try again." },
   SESSION_NOT_FOUND: { code: "NOT_FOUND", client: "session not found", browser: "That session has already ended." },
   // The browser app words the wait from RetryInfo.
   RATE_LIMITED: { code: "RESOURCE_EXHAUSTED", client: "too many requests; retry later", browser: null },
@@ -79,61 +67,21 @@ export const ERROR_REASONS = {
   // the destination. EXPIRED and ATTEMPTS_EXHAUSTED tell the client to ask for a new code.
   OTP_INVALID: { code: "UNAUTHENTICATED", client: "the code is not valid", browser: "That code is not correct. Check the code and try again." },
   OTP_EXPIRED: { code: "UNAUTHENTICATED", client: "the code has expired; request a new one", browser: "That code has expired. Please request a new one." },
-  OTP_ATTEMPTS_EXHAUSTED: {
-    code: "UNAUTHENTICATED",
-    client: "too many wrong attempts; request a new code",
-    browser: "Too many wrong codes. Please request a new one.",
-  },
-  OTP_DELIVERY_FAILED: {
-    code: "UNAVAILABLE",
-    client: "the code could not be sent; retry later",
-    browser: "The code could not be sent. Please try again later.",
-  },
-  OTP_CHANNEL_DISABLED: {
-    code: "FAILED_PRECONDITION",
-    client: "codes cannot be sent on this channel",
-    browser: "This server cannot send codes that way. Try the other channel.",
-  },
+  OTP_ATTEMPTS_EXHAUSTED: { code: "UNAUTHENTICATED", client: "too many wrong attempts; request a new code", browser: "Too many wrong codes. Please request a new one." },
+  OTP_DELIVERY_FAILED: { code: "UNAVAILABLE", client: "the code could not be sent; retry later", browser: "The code could not be sent. Please try again later." },
+  OTP_CHANNEL_DISABLED: { code: "FAILED_PRECONDITION", client: "codes cannot be sent on this channel", browser: "This server cannot send codes that way. Try the other channel." },
   OVERLOADED: { code: "RESOURCE_EXHAUSTED", client: "the service is busy; retry later", browser: "The service is busy. Please try again in a moment." },
-  MFA_CODE_INVALID: {
-    code: "UNAUTHENTICATED",
-    client: "the second-factor code is not valid",
-    browser: "That authenticator or backup code is not correct.",
-  },
-  MFA_CHALLENGE_INVALID: {
-    code: "UNAUTHENTICATED",
-    client: "the MFA challenge is not valid; sign in again",
-    browser: "The sign-in took too long. Please sign in again.",
-  },
-  MFA_ALREADY_ENABLED: {
-    code: "FAILED_PRECONDITION",
-    client: "two-factor authentication is already enabled",
-    browser: "Two-step verification is already on for this account.",
-  },
-  MFA_NOT_ENABLED: {
-    code: "FAILED_PRECONDITION",
-    client: "two-factor authentication is not enabled",
-    browser: "Two-step verification is not on for this account.",
-  },
+  MFA_CODE_INVALID: { code: "UNAUTHENTICATED", client: "the second-factor code is not valid", browser: "That authenticator or backup code is not correct." },
+  MFA_CHALLENGE_INVALID: { code: "UNAUTHENTICATED", client: "the MFA challenge is not valid; sign in again", browser: "The sign-in took too long. Please sign in again." },
+  MFA_ALREADY_ENABLED: { code: "FAILED_PRECONDITION", client: "two-factor authentication is already enabled", browser: "Two-step verification is already on for this account." },
+  MFA_NOT_ENABLED: { code: "FAILED_PRECONDITION", client: "two-factor authentication is not enabled", browser: "Two-step verification is not on for this account." },
   NOT_IMPLEMENTED: { code: "UNIMPLEMENTED", client: "not implemented", browser: "This is not available yet." },
   DEADLINE_EXCEEDED: { code: "DEADLINE_EXCEEDED", client: "deadline exceeded", browser: "The service took too long to answer. Please try again." },
-  UNAVAILABLE: {
-    code: "UNAVAILABLE",
-    client: "service unavailable; retry later",
-    browser: "The service is not available right now. Please try again in a moment.",
-  },
+  UNAVAILABLE: { code: "UNAVAILABLE", client: "service unavailable; retry later", browser: "The service is not available right now. Please try again in a moment." },
   INTERNAL: { code: "INTERNAL", client: "internal error", browser: "Something went wrong on our side. Please try again." },
   // Raised by the gateway's transport before any handler runs (services/errors.ts, transportReason).
-  UNSUPPORTED_ENCODING: {
-    code: "UNIMPLEMENTED",
-    client: "unsupported compression; see the accept-encoding header",
-    browser: "The request was sent in a form the service does not accept. Please reload the page and try again.",
-  },
-  MALFORMED_FRAME: {
-    code: "INVALID_ARGUMENT",
-    client: "the request message could not be read",
-    browser: "The request could not be read. Please reload the page and try again.",
-  },
+  UNSUPPORTED_ENCODING: { code: "UNIMPLEMENTED", client: "unsupported compression; see the accept-encoding header", browser: "The request was sent in a form the service does not accept. Please reload the page and try again." },
+  MALFORMED_FRAME: { code: "INVALID_ARGUMENT", client: "the request message could not be read", browser: "The request could not be read. Please reload the page and try again." },
   // The gateway's origin gate: a browser page on an origin that is neither its own nor listed.
   ORIGIN_NOT_ALLOWED: { code: "PERMISSION_DENIED", client: "origin not allowed", browser: "This page is not allowed to use the service." },
 } as const satisfies Readonly<Record<string, ErrorReasonSpec>>;

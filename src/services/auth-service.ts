@@ -23,7 +23,7 @@ import { pageOf } from "../domain/paging.js";
 import type { PasswordReset } from "../domain/accounts/password-reset.js";
 import type { Sessions } from "../domain/sessions/sessions.js";
 import { clearRefreshCookie, deliverTokens } from "./browser-session.js";
-import { authenticate, clientMeta } from "./call.js";
+import { clientMeta, SignedInRpcs } from "./call.js";
 import { auditEventToProto, challengeToProto, sessionToProto, userToProto } from "./mappers.js";
 import { channelFromProto } from "./otp-service.js";
 import { codeSendOutcomes, signInOutcomes, type RpcMetrics } from "./rpc-metrics.js";
@@ -44,12 +44,8 @@ export const authMetrics: RpcMetrics<typeof AuthService> = {
   requestPasswordReset: codeSendOutcomes,
 };
 
-export class AuthServiceImpl implements ServiceImpl<typeof AuthService> {
-  constructor(private readonly deps: AuthServiceDeps) {}
+export class AuthServiceImpl extends SignedInRpcs<AuthServiceDeps> implements ServiceImpl<typeof AuthService> {
 
-  private caller(ctx: HandlerContext) {
-    return authenticate(ctx, this.deps.callers);
-  }
 
   async signUp(req: SignUpRequest, ctx: HandlerContext) {
     const { user, tokens } = await this.deps.accounts.signUp(req, clientMeta(ctx));

@@ -84,3 +84,15 @@ export async function authenticate(ctx: HandlerContext, callers: Callers): Promi
   ctx.values.set(callUserKey, caller.userId);
   return caller;
 }
+
+/**
+ * Base of the ServiceImpls whose RPCs act for a signed-in person: `caller(ctx)` is `authenticate`
+ * with the service's own Callers.
+ */
+export abstract class SignedInRpcs<D extends { readonly callers: Callers }> {
+  constructor(protected readonly deps: D) {}
+
+  protected caller(ctx: HandlerContext): Promise<Caller> {
+    return authenticate(ctx, this.deps.callers);
+  }
+}

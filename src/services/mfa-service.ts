@@ -14,7 +14,7 @@ import type { Callers } from "../domain/callers/callers.js";
 import { invalidField } from "../domain/errors.js";
 import type { Mfa } from "../domain/mfa/mfa.js";
 import { deliverTokens } from "./browser-session.js";
-import { authenticate, clientMeta } from "./call.js";
+import { clientMeta, SignedInRpcs } from "./call.js";
 import { userToProto } from "./mappers.js";
 import { signInOutcomes, type RpcMetrics } from "./rpc-metrics.js";
 
@@ -28,12 +28,8 @@ export const mfaMetrics: RpcMetrics<typeof MfaService> = {
   verifyMfa: signInOutcomes,
 };
 
-export class MfaServiceImpl implements ServiceImpl<typeof MfaService> {
-  constructor(private readonly deps: MfaServiceDeps) {}
+export class MfaServiceImpl extends SignedInRpcs<MfaServiceDeps> implements ServiceImpl<typeof MfaService> {
 
-  private caller(ctx: HandlerContext) {
-    return authenticate(ctx, this.deps.callers);
-  }
 
   async setupTotp(_req: SetupTotpRequest, ctx: HandlerContext) {
     const setup = await this.deps.mfa.setup(await this.caller(ctx));

@@ -10,7 +10,7 @@ import { AppError, invalidField } from "../domain/errors.js";
 import type { OtpLogin } from "../domain/otp/login.js";
 import type { PasswordReset } from "../domain/accounts/password-reset.js";
 import { deliverTokens } from "./browser-session.js";
-import { authenticate, clientMeta } from "./call.js";
+import { clientMeta, SignedInRpcs } from "./call.js";
 import { userToProto, challengeToProto } from "./mappers.js";
 import { codeSendOutcomes, signInOutcomes, type RpcMetrics } from "./rpc-metrics.js";
 
@@ -41,8 +41,7 @@ export const otpMetrics: RpcMetrics<typeof OtpService> = {
   verifyOtp: signInOutcomes,
 };
 
-export class OtpServiceImpl implements ServiceImpl<typeof OtpService> {
-  constructor(private readonly deps: OtpServiceDeps) {}
+export class OtpServiceImpl extends SignedInRpcs<OtpServiceDeps> implements ServiceImpl<typeof OtpService> {
 
   async sendOtp(req: SendOtpRequest, ctx: HandlerContext) {
     const channel = channelFromProto(req.channel);
@@ -53,7 +52,7 @@ export class OtpServiceImpl implements ServiceImpl<typeof OtpService> {
         sent = await this.deps.otpLogin.send(channel, req.destination, client);
         break;
       case OtpPurpose.VERIFY_CONTACT: {
-        const caller = await authenticate(ctx, this.deps.callers);
+        const caller = await this.caller(ctx);
         sent = await this.deps.contactVerification.send(caller, channel, req.destination, client);
         break;
       }
@@ -80,7 +79,7 @@ export class OtpServiceImpl implements ServiceImpl<typeof OtpService> {
         return { result, newUser: signIn.newUser, user: userToProto(signIn.user) };
       }
       case OtpPurpose.VERIFY_CONTACT: {
-        const caller = await authenticate(ctx, this.deps.callers);
+        const caller = await this.caller(ctx);
         const user = await this.deps.contactVerification.verify(caller, channel, req.destination, req.code, client);
         return { newUser: false, user: userToProto(user) };
       }

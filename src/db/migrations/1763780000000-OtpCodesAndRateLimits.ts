@@ -4,6 +4,21 @@ import type { MigrationInterface, QueryRunner } from "typeorm";
  * One-time codes (src/domain/otp-codes.ts) and the rate limits every instance shares
  * (src/domain/rate-limits.ts).
  */
+/**
+ * Whether one more hit is admitted at `now` (this migration's version; 1763900000000 redefines it
+ * through rate_limit_next_admission and restores this one on the way down).
+ */
+export const RATE_LIMIT_ADMITS_V1 = `
+      CREATE OR REPLACE FUNCTION rate_limit_admits(hits timestamptz[], now timestamptz, window_ms bigint, max_hits integer,
+                                                   free_hits integer, base_ms bigint, max_delay_ms bigint)
+      RETURNS boolean LANGUAGE sql STABLE AS $$
+        SELECT live.n < max_hits AND (
+          live.n < free_hits OR live.last IS NULL OR
+          now >= live.last + least(max_delay_ms, base_ms * power(2, least(live.n - free_hits, 40)))::bigint * interval '1 millisecond'
+        )
+        FROM (SELECT count(*)::integer AS n, max(h) AS last FROM unnest(hits) AS h WHERE h > now - window_ms * interval '1 millisecond') AS live
+      $$`;
+
 export class OtpCodesAndRateLimits1763780000000 implements MigrationInterface {
   name = "OtpCodesAndRateLimits1763780000000";
 
@@ -35,16 +50,7 @@ export class OtpCodesAndRateLimits1763780000000 implements MigrationInterface {
     await q.query(`CREATE INDEX rate_limits_expires_idx ON rate_limits (expires_at)`);
     // Whether one more hit is admitted at `now`: fewer than max_hits inside the window, and
     // after free_hits of them, at least base_ms * 2^(n - free_hits) (capped) since the last one.
-    await q.query(`
-      CREATE FUNCTION rate_limit_admits(hits timestamptz[], now timestamptz, window_ms bigint, max_hits integer,
-                                        free_hits integer, base_ms bigint, max_delay_ms bigint)
-      RETURNS boolean LANGUAGE sql STABLE AS $$
-        SELECT live.n < max_hits AND (
-          live.n < free_hits OR live.last IS NULL OR
-          now >= live.last + least(max_delay_ms, base_ms * power(2, least(live.n - free_hits, 40)))::bigint * interval '1 millisecond'
-        )
-        FROM (SELECT count(*)::integer AS n, max(h) AS last FROM unnest(hits) AS h WHERE h > now - window_ms * interval '1 millisecond') AS live
-      $$`);
+    await q.query(RATE_LIMIT_ADMITS_V1);
   }
 
   async down(q: QueryRunner): Promise<void> {

@@ -1,4 +1,5 @@
 import type { MigrationInterface, QueryRunner } from "typeorm";
+import { RATE_LIMIT_ADMITS_V1 } from "./1763780000000-OtpCodesAndRateLimits.js";
 
 /**
  * The rate-limit admission rule, once: rate_limit_next_admission says when a key admits its next
@@ -40,16 +41,7 @@ export class RateLimitNextAdmission1763900000000 implements MigrationInterface {
   }
 
   async down(q: QueryRunner): Promise<void> {
-    await q.query(`
-      CREATE OR REPLACE FUNCTION rate_limit_admits(hits timestamptz[], now timestamptz, window_ms bigint, max_hits integer,
-                                                   free_hits integer, base_ms bigint, max_delay_ms bigint)
-      RETURNS boolean LANGUAGE sql STABLE AS $$
-        SELECT live.n < max_hits AND (
-          live.n < free_hits OR live.last IS NULL OR
-          now >= live.last + least(max_delay_ms, base_ms * power(2, least(live.n - free_hits, 40)))::bigint * interval '1 millisecond'
-        )
-        FROM (SELECT count(*)::integer AS n, max(h) AS last FROM unnest(hits) AS h WHERE h > now - window_ms * interval '1 millisecond') AS live
-      $$`);
+    await q.query(RATE_LIMIT_ADMITS_V1);
     await q.query(`DROP FUNCTION rate_limit_next_admission(timestamptz[], timestamptz, bigint, integer, integer, bigint, bigint)`);
   }
 }
