@@ -6,7 +6,7 @@ import * as grpc from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import { createGrpcServer } from "./grpc-server.js";
 import { createMetricsServer } from "./metrics-server.js";
-import { createWebServer, type BrowserAppOptions } from "./web-server.js";
+import { createWebServer, type BrowserAppOptions, type WebServer } from "./web-server.js";
 import { createRoutes, type ServiceDeps } from "../services/routes.js";
 import type { SigningKeys } from "../domain/tokens/signing-keys.js";
 import type { Registry } from "prom-client";
@@ -39,7 +39,7 @@ export interface ListenOptions {
 
 export interface Servers {
   readonly grpc: grpc.Server;
-  readonly web: http.Server;
+  readonly web: WebServer;
   readonly metrics: http.Server;
   readonly health: HealthImplementation;
   listen(options: ListenOptions): Promise<{ grpcPort: number; httpPort: number; metricsPort: number }>;
@@ -125,6 +125,7 @@ export function createServers(deps: ServerDeps): Servers {
           resolve();
         });
       });
+      web.drain();
       await Promise.all([grpcDone, closeHttp(web, graceMs), closeHttp(metricsServer, graceMs)]);
     },
   };

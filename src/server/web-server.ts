@@ -110,7 +110,18 @@ function watchTransportErrors(ctx: HandlerContext, logger: Logger | undefined): 
   );
 }
 
-export function createWebServer(options: WebServerOptions): http.Server {
+/** The gateway's HTTP server; `drain` starts a graceful shutdown (see below). */
+export interface WebServer extends http.Server {
+  /**
+   * From now on no new call is served: a request arriving on a kept-alive connection gets 503
+   * UNAVAILABLE with `connection: close`, and calls in flight finish but close their connection
+   * (server.close() alone only stops new connections, so a client reusing one kept another
+   * request running after SIGTERM).
+   */
+  drain(): void;
+}
+
+export function createWebServer(options: WebServerOptions): WebServer {
   const browser = options.browserApp ?? {};
   const publicOrigin = browser.publicUrl === undefined ? undefined : new URL(browser.publicUrl).origin;
   const tls = publicOrigin?.startsWith("https:") ?? false;
@@ -161,7 +172,15 @@ export function createWebServer(options: WebServerOptions): http.Server {
     maxAge: 7200,
   });
 
+  let draining = false;
+  const inFlight = new Set<http.ServerResponse>();
   const server = http.createServer((req, res) => {
+    if (draining) {
+      res.shouldKeepAlive = false;
+      return sendJson(res, 503, errorToJson(toConnectError(new AppError("UNAVAILABLE", "the gateway is shutting down")), undefined));
+    }
+    inFlight.add(res);
+    res.once("close", () => inFlight.delete(res));
     const path = (req.url ?? "/").split("?")[0];
     if (req.method === "GET" && path === "/healthz") return sendJson(res, 200, { status: "ok" });
     if (req.method === "GET" && path === "/readyz") {
@@ -200,5 +219,10 @@ export function createWebServer(options: WebServerOptions): http.Server {
   server.requestTimeout = options.maxDeadlineMs + 5_000;
   server.headersTimeout = 10_000;
   server.keepAliveTimeout = 5_000;
-  return server;
+  return Object.assign(server, {
+    drain() {
+      draining = true;
+      for (const res of inFlight) if (!res.headersSent) res.shouldKeepAlive = false;
+    },
+  });
 }

@@ -22,13 +22,18 @@ it("finishes the calls in flight on both servers, refuses new ones, and exits 0"
   const webAuth = createClient(AuthService, createConnectTransport({ baseUrl: proc.httpUrl, httpVersion: "1.1" }));
   await grpcAuth.signUp({ username: "warm-up", password: PASSWORD });
 
+  const finishedAt: number[] = [];
   const inFlight = Array.from({ length: 12 }, (_, i) =>
     (i % 2 === 0 ? grpcAuth : webAuth).signUp({ username: `inflight-${i}`, password: PASSWORD }).then(
       () => "OK",
       (err: unknown) => Code[ConnectError.from(err).code],
-    ),
+    ).finally(() => finishedAt.push(Date.now())),
   );
-  await new Promise((r) => setTimeout(r, 50));
+  // Long enough for every request to have reached the server on a busy machine (a request still
+  // in transit when the gateway closes is reset, as by any HTTP/1.1 server), short enough that
+  // one hash at a time leaves most of the 12 sign-ups running.
+  await new Promise((r) => setTimeout(r, 250));
+  const stoppedAt = Date.now();
   const exited = proc.stop();
   await new Promise((r) => setTimeout(r, 100));
   const late = await createClient(AuthService, createConnectTransport({ baseUrl: proc.httpUrl, httpVersion: "1.1" }))
@@ -36,6 +41,8 @@ it("finishes the calls in flight on both servers, refuses new ones, and exits 0"
     .then(() => "OK", (err: unknown) => Code[ConnectError.from(err).code]);
 
   expect(await Promise.all(inFlight)).toEqual(Array(12).fill("OK"));
+  // Calls were still running when SIGTERM came, and finished after it.
+  expect(finishedAt.filter((at) => at > stoppedAt).length).toBeGreaterThan(0);
   expect(late).toBe("Unavailable");
   expect(await exited).toBe(0);
   const log = proc.logLines.join("\n");
