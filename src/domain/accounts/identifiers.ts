@@ -5,7 +5,7 @@
 // finds an account is the very address its codes go to, and no spelling that finds an account
 // can route its code to a different mailbox (issue 10: a reset asked for `\u212Aim@...`, matched
 // to `kim@...` by toLowerCase() but sent as typed, took the account).
-import { domainToASCII } from "node:url";
+import { domainToASCII, domainToUnicode } from "node:url";
 import { parsePhoneNumberFromString } from "libphonenumber-js/max";
 import { NOT_IN_IDENTIFIERS, NOT_IN_PHONE_NUMBERS } from "./text.js";
 
@@ -47,6 +47,9 @@ function canonicalDomain(raw: string): string | undefined {
   const domain = domainToASCII(raw); // "" when UTS #46 refuses it
   const labels = domain.split(".");
   if (domain.length > 253 || labels.length < 2 || !labels.every((label) => DOMAIN_LABEL.test(label))) return undefined;
+  // An A-label must decode (`xn--zz` does not): Node 20 refuses it above, Node 24's parser keeps
+  // it, so check here that no label is still an A-label once decoded.
+  if (domainToUnicode(domain).split(".").some((label) => label.startsWith("xn--"))) return undefined;
   // An all-digit last label is an IPv4 address (the parser also turns `0x7f.1` into one).
   return /^\d+$/.test(labels.at(-1)!) ? undefined : domain;
 }
