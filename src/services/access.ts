@@ -29,7 +29,7 @@ export function methodAccess(method: DescMethod): MethodAccess {
       if (permission !== "") throw new Error(`${rpc} names permission "${permission}", which only AUDIENCE_INTERNAL RPCs check`);
       return { audience, permission };
     default:
-      throw new Error(`${rpc} declares audience ${Audience[audience] ?? audience}, not PUBLIC, USER or INTERNAL`);
+      throw new Error(`${rpc} declares ${Audience[audience] === undefined ? `audience ${audience}` : `AUDIENCE_${Audience[audience]}`}, not AUDIENCE_PUBLIC, AUDIENCE_USER or AUDIENCE_INTERNAL`);
   }
 }
 
