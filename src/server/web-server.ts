@@ -1,5 +1,6 @@
 // The browser gateway (connect-node over HTTP/1.1): gRPC-web and Connect protocols for the
-// public RPCs, CORS for the configured origins, health probes, the JWKS document and the web app.
+// public and user RPCs (as their proto declares), CORS for the configured origins, health probes,
+// the JWKS document and the web app.
 //
 // A call carrying an Origin header comes from a page in a browser (page script can neither
 // forge nor drop that header). Such calls are refused unless the origin is the gateway's own or
