@@ -1,5 +1,6 @@
 // The native gRPC server (grpc-js, h2c). It mounts every method of the routes (services/routes.ts)
-// through one adapter, plus grpc.health.v1 and server reflection (v1 and v1alpha).
+// through one adapter, plus grpc.health.v1 and server reflection (v1 and v1alpha) serving the
+// descriptor set's files as built, custom options included.
 import { readFileSync } from "node:fs";
 import { create, fromBinary, isMessage, toBinary, type DescMessage, type DescMethod, type DescService } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema, FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
@@ -97,6 +98,36 @@ export function loadFileDescriptorProtos(path: string): Buffer[] {
   return set.file.map((file) => Buffer.from(toBinary(FileDescriptorProtoSchema, file)));
 }
 
+/** What @grpc/reflection keeps per protocol version (private state; see below). */
+interface ReflectionInternals {
+  readonly files: Record<string, object>;
+  readonly fileEncodings: Map<object, Uint8Array>;
+}
+
+/**
+ * @grpc/reflection decodes each file with protobufjs and serves it re-encoded, which drops every
+ * option protobufjs does not know, among them `(identity.v1.access)`: grpcurl `describe` would
+ * not show who may call an RPC. This serves the files' original bytes instead. It reaches into
+ * the library's private state, checked here so that an upgrade which changes it stops the
+ * server at start-up (and test/server/reflection.test.ts fails) rather than silently dropping
+ * the option again.
+ */
+function serveOriginalFiles(reflection: ReflectionService, fileDescriptorProtos: readonly Buffer[]): void {
+  const originals = new Map(fileDescriptorProtos.map((bytes) => [fromBinary(FileDescriptorProtoSchema, bytes).name, bytes]));
+  const versions = reflection as unknown as Record<"v1" | "v1Alpha", Partial<ReflectionInternals> | undefined>;
+  for (const version of ["v1", "v1Alpha"] as const) {
+    const internals = versions[version];
+    if (!internals || typeof internals.files !== "object" || !(internals.fileEncodings instanceof Map)) {
+      throw new Error(`@grpc/reflection changed: cannot serve the original descriptors for ${version}`);
+    }
+    for (const [name, file] of Object.entries(internals.files)) {
+      const original = originals.get(name);
+      if (original === undefined || !internals.fileEncodings.has(file)) throw new Error(`@grpc/reflection changed: no encoding of ${name} to replace`);
+      internals.fileEncodings.set(file, original);
+    }
+  }
+}
+
 export function createGrpcServer({ routes, health, descriptorSetPath, maxMessageBytes }: GrpcServerOptions): grpc.Server {
   const server = new grpc.Server({
     "grpc.max_receive_message_length": maxMessageBytes,
@@ -107,6 +138,7 @@ export function createGrpcServer({ routes, health, descriptorSetPath, maxMessage
   health.addToServer(server);
   const fileDescriptorProtos = loadFileDescriptorProtos(descriptorSetPath);
   const reflection = new ReflectionService({ all: { fileDescriptorProtos } } as unknown as PackageDefinition);
+  serveOriginalFiles(reflection, fileDescriptorProtos);
   reflection.addToServer(server);
   return server;
 }

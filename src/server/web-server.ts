@@ -1,5 +1,6 @@
 // The browser gateway (connect-node over HTTP/1.1): gRPC-web and Connect protocols for the
-// public RPCs, CORS for the configured origins, health probes, the JWKS document and the web app.
+// public and user RPCs (as their proto declares), CORS for the configured origins, health probes,
+// the JWKS document and the web app.
 //
 // A call carrying an Origin header comes from a page in a browser (page script can neither
 // forge nor drop that header). Such calls are refused unless the origin is the gateway's own or
@@ -21,6 +22,7 @@ import { callInfoKey, isLoopback, normalizeAddress } from "../services/call.js";
 import { errorToJson } from "@connectrpc/connect/protocol-connect";
 import { AppError } from "../domain/errors.js";
 import { annotateTransportError, toConnectError } from "../services/errors.js";
+import { servedByGateway } from "../services/access.js";
 import type { Route } from "../services/routes.js";
 import type { Logger } from "../logger.js";
 import type { PublicJwk } from "../domain/tokens/signing-keys.js";
@@ -50,13 +52,14 @@ export interface WebServerOptions {
 }
 
 /**
- * Registers what the gateway may serve: every service, with its methods that are not internal.
- * connect-node answers an internal method UNIMPLEMENTED, as it does any method a service leaves
- * out, after decoding the request like any other.
+ * Registers what the gateway may serve: every service, with its public and user methods (as
+ * their proto declares, services/access.ts). connect-node answers any other method
+ * UNIMPLEMENTED, as it does any method a service leaves out, after decoding the request like
+ * any other.
  */
 function registerPublic(router: ConnectRouter, routes: readonly Route[]): void {
   for (const { service, methods } of routes) {
-    const served: Record<string, unknown> = Object.fromEntries(methods.filter((m) => !m.internal).map((m) => [m.method.localName, m.handler]));
+    const served: Record<string, unknown> = Object.fromEntries(methods.filter((m) => servedByGateway(m.access)).map((m) => [m.method.localName, m.handler]));
     // Typed by the generic descriptor: the handlers are typed where routes.ts builds them.
     router.service(service, served as Partial<ServiceImpl<DescService>>);
   }

@@ -1,19 +1,23 @@
 // Cross-cutting behaviour of every RPC, applied once to each method so both servers get exactly
-// the same: a request id, a server-side deadline, error mapping, metrics and one log line per
-// call. Metrics particular to one RPC are declared beside it (rpc-metrics.ts) and observed here.
+// the same: the access its proto declares (access.ts), a request id, a server-side deadline,
+// error mapping, metrics and one log line per call. Metrics particular to one RPC are declared beside it (rpc-metrics.ts) and observed here.
 import { randomUUID } from "node:crypto";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { Code, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type { Logger } from "../logger.js";
 import type { Metrics } from "../metrics.js";
+import { Audience } from "../../gen/identity/v1/access_pb.js";
+import type { Callers } from "../domain/callers/callers.js";
 import { AppError } from "../domain/errors.js";
 import type { ErrorReason } from "../error-reasons.js";
-import { callInfo, callUserKey, setResponseHeader } from "./call.js";
+import { methodAccess, type MethodAccess } from "./access.js";
+import { callInfo, callUserKey, isLoopback, setResponseHeader } from "./call.js";
 import { toConnectError } from "./errors.js";
 import { compileStringCheck } from "./request-strings.js";
 import type { OutcomeMetric, RpcMetrics } from "./rpc-metrics.js";
 
 export interface PolicyDeps {
+  readonly callers: Callers;
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly maxDeadlineMs: number;
@@ -24,6 +28,8 @@ export type PolicyHandler = (request: unknown, ctx: HandlerContext) => Promise<u
 
 type AnyUnary = (request: unknown, ctx: HandlerContext) => unknown;
 type AnyObserver = (request: unknown, response: unknown, failure: string | undefined) => void;
+/** Refuses a caller the method's declared access does not admit (throws an AppError). */
+type AccessCheck = (ctx: HandlerContext) => void;
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
@@ -34,10 +40,30 @@ export function withPolicy<S extends DescService>(method: DescMethod, impl: Serv
   if (typeof handler !== "function") throw new Error(`${method.parent.typeName}/${method.name} has no implementation`);
   const metric = (rpcMetrics as Record<string, OutcomeMetric<DescMethod> | undefined>)[method.localName];
   const observe = metric?.(deps.metrics, method) as AnyObserver | undefined;
-  return wrap(method, handler.bind(impl), observe, deps);
+  return wrap(method, handler.bind(impl), observe, accessCheck(methodAccess(method), deps.callers), deps);
 }
 
-function wrap(method: DescMethod, handler: AnyUnary, observe: AnyObserver | undefined, { logger, metrics, maxDeadlineMs }: PolicyDeps): PolicyHandler {
+/**
+ * The check a method's declared access needs, built once at start-up; undefined when there is
+ * nothing to check before the handler.
+ * - AUDIENCE_PUBLIC: anyone.
+ * - AUDIENCE_USER: the handler authenticates the person itself (SignedInRpcs.caller), since it
+ *   needs the caller anyway; nothing to add here.
+ * - AUDIENCE_INTERNAL: a service credential holding the permission. VerifyToken is the hot path:
+ *   no allocation here, and the peer address is read only when no key is presented.
+ */
+function accessCheck(access: MethodAccess, callers: Callers): AccessCheck | undefined {
+  if (access.audience !== Audience.INTERNAL) return undefined;
+  const { permission } = access;
+  return (ctx) => {
+    const info = callInfo(ctx);
+    const serviceKey = info.header("x-service-key");
+    const keyless = serviceKey === undefined || serviceKey === "";
+    callers.authorizeService(serviceKey, permission, keyless && isLoopback(info.peerAddress));
+  };
+}
+
+function wrap(method: DescMethod, handler: AnyUnary, observe: AnyObserver | undefined, checkAccess: AccessCheck | undefined, { logger, metrics, maxDeadlineMs }: PolicyDeps): PolicyHandler {
   const rpc = `${method.parent.typeName}/${method.name}`;
   const service = method.parent.typeName;
   const name = method.name;
@@ -62,6 +88,8 @@ function wrap(method: DescMethod, handler: AnyUnary, observe: AnyObserver | unde
     setResponseHeader(ctx, "x-request-id", requestId);
     let status = "OK";
     try {
+      // Who before what: an unadmitted caller learns nothing about its request.
+      checkAccess?.(ctx);
       // Before the handler: U+0000 reached PostgreSQL and came back as INTERNAL (issue 10, item 6).
       const violations = checkStrings?.(request);
       if (violations) {

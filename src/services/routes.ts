@@ -1,8 +1,9 @@
 // The single registration point: every service of the API, each method wrapped in the call policy
 // once, as plain data both servers read. The gRPC server mounts every method; the web gateway
-// mounts those not marked internal.
+// mounts the public and user ones, as each method's (identity.v1.access) option declares.
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
+import { Audience } from "../../gen/identity/v1/access_pb.js";
 import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
 import { MfaService } from "../../gen/identity/v1/mfa_service_pb.js";
 import { OtpService } from "../../gen/identity/v1/otp_service_pb.js";
@@ -10,21 +11,30 @@ import { TokenService } from "../../gen/identity/v1/token_service_pb.js";
 import { authMetrics, AuthServiceImpl, type AuthServiceDeps } from "./auth-service.js";
 import { mfaMetrics, MfaServiceImpl, type MfaServiceDeps } from "./mfa-service.js";
 import { otpMetrics, OtpServiceImpl, type OtpServiceDeps } from "./otp-service.js";
+import { methodAccess, type MethodAccess } from "./access.js";
 import { withPolicy, type PolicyDeps, type PolicyHandler } from "./policy.js";
 import type { RpcMetrics } from "./rpc-metrics.js";
 import { tokenMetrics, TokenServiceImpl, type TokenServiceDeps } from "./token-service.js";
 
 export type ServiceDeps = AuthServiceDeps & TokenServiceDeps & OtpServiceDeps & MfaServiceDeps & PolicyDeps;
 
-/** RPCs for other backend services only: served on the gRPC port, never by the web gateway. */
-export const internalMethods: ReadonlySet<DescMethod> = new Set([TokenService.method.verifyToken]);
+/** Every service of the API, in the order both servers mount them. */
+export const apiServices: readonly DescService[] = [AuthService, TokenService, OtpService, MfaService];
+
+/**
+ * RPCs for other backend services only (AUDIENCE_INTERNAL): served on the gRPC port, never by
+ * the web gateway. Derived from the proto; nothing here names a method.
+ */
+export const internalMethods: ReadonlySet<DescMethod> = new Set(
+  apiServices.flatMap((service) => service.methods).filter((method) => methodAccess(method).audience === Audience.INTERNAL),
+);
 
 export interface RouteMethod {
   readonly method: DescMethod;
-  /** The implementation inside the call policy. */
+  /** The implementation inside the call policy, which enforces `access`. */
   readonly handler: PolicyHandler;
-  /** For backend services only (internalMethods): the gateway answers UNIMPLEMENTED. */
-  readonly internal: boolean;
+  /** What the method's proto declares: who may call it, and so whether the gateway serves it. */
+  readonly access: MethodAccess;
 }
 
 /** One proto service as the servers mount it: every method of its descriptor, in order. */
@@ -39,7 +49,7 @@ function route<S extends DescService>(service: S, impl: ServiceImpl<S>, rpcMetri
     methods: service.methods.map((method) => ({
       method,
       handler: withPolicy(method, impl, rpcMetrics, deps),
-      internal: internalMethods.has(method),
+      access: methodAccess(method),
     })),
   };
 }

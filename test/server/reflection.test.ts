@@ -1,8 +1,8 @@
 // What grpcurl sees: server reflection (v1 and v1alpha) must describe every RPC completely,
-// imports included (grpc/grpc-node#3018), and grpc.health.v1 must answer.
+// imports and custom options included (grpc/grpc-node#3018), and grpc.health.v1 must answer.
 import { createRequire } from "node:module";
 import path from "node:path";
-import { create, createFileRegistry, fromBinary, type DescMessage, type FileRegistry } from "@bufbuild/protobuf";
+import { create, createFileRegistry, fromBinary, getOption, hasOption, type DescMessage, type FileRegistry } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema, FileDescriptorSetSchema, type FileDescriptorProto } from "@bufbuild/protobuf/wkt";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
@@ -81,7 +81,9 @@ describe.each(["v1", "v1alpha"] as const)("server reflection %s", (version) => {
   it("serves each service's file with its imports", () => {
     expect([...files.keys()].sort()).toEqual(
       expect.arrayContaining([
+        "google/protobuf/descriptor.proto",
         "google/protobuf/timestamp.proto",
+        "identity/v1/access.proto",
         "identity/v1/auth_service.proto",
         "identity/v1/common.proto",
         "identity/v1/mfa_service.proto",
@@ -90,7 +92,7 @@ describe.each(["v1", "v1alpha"] as const)("server reflection %s", (version) => {
       ]),
     );
     // the files are the originals, not proto-loader's per-package merge
-    expect(files.get("identity/v1/token_service.proto")!.dependency).toEqual(["google/protobuf/timestamp.proto", "identity/v1/common.proto"]);
+    expect(files.get("identity/v1/token_service.proto")!.dependency).toEqual(["google/protobuf/timestamp.proto", "identity/v1/access.proto", "identity/v1/common.proto"]);
   });
 
   it("resolves every RPC's request and response, and every message field's type", () => {
@@ -130,6 +132,22 @@ describe.each(["v1", "v1alpha"] as const)("server reflection %s", (version) => {
     // source_code_info path of service 0, method 0: service = field 6, method = field 2
     const location = file.sourceCodeInfo?.location.find((l) => l.path.join(".") === "6.0.2.0");
     expect(location?.leadingComments).toMatch(/active/);
+  });
+
+  it("resolves the (identity.v1.access) option: VerifyToken is internal and needs tokens.verify", () => {
+    // The extension as reflection describes it, not the generated one: what grpcurl resolves.
+    const access = registry.getExtension("identity.v1.access");
+    expect(access?.extendee.typeName).toBe("google.protobuf.MethodOptions");
+    const audience = registry.getEnum("identity.v1.Audience")!;
+    const declared = (service: string, method: string) => {
+      const desc = registry.getService(service)!.methods.find((m) => m.name === method)!;
+      expect(hasOption(desc, access!), `${service}/${method}`).toBe(true);
+      const { audience: value, permission } = getOption(desc, access!) as { audience: number; permission: string };
+      return { audience: audience.value[value]?.name, permission };
+    };
+    expect(declared("identity.v1.TokenService", "VerifyToken")).toEqual({ audience: "AUDIENCE_INTERNAL", permission: "tokens.verify" });
+    expect(declared("identity.v1.TokenService", "RefreshToken")).toEqual({ audience: "AUDIENCE_PUBLIC", permission: "" });
+    expect(declared("identity.v1.AuthService", "WhoAmI")).toEqual({ audience: "AUDIENCE_USER", permission: "" });
   });
 
   it("answers NOT_FOUND for an unknown symbol", async () => {

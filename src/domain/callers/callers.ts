@@ -16,8 +16,11 @@ export interface Callers {
   introspect(token: string): Promise<Verification>;
   /** The person behind a bearer token; UNAUTHENTICATED when there is none or it is not active. */
   authenticate(bearer: string | undefined): Promise<Caller>;
-  /** Checks the service credential of an internal RPC. */
-  authorizeService(serviceKey: string | undefined, peerIsLoopback: () => boolean): void;
+  /**
+   * Admits a backend service to an internal RPC needing `permission`, or throws
+   * (SERVICE_KEY_REQUIRED, SERVICE_KEY_INVALID). `peerIsLoopback` matters only without a key.
+   */
+  authorizeService(serviceKey: string | undefined, permission: string, peerIsLoopback: boolean): void;
 }
 
 export interface CallerSettings {
@@ -50,9 +53,11 @@ export function createCallers(accessTokens: AccessTokens, revocations: Revocatio
       const { claims } = verification;
       return { userId: claims.sub, sessionId: claims.sid, amr: claims.amr, claims };
     },
-    authorizeService(serviceKey, peerIsLoopback) {
+    // SERVICE_KEYS are nameless bootstrap keys: each holds every permission, so `permission` is
+    // not consulted until service accounts (named, with permissions) exist.
+    authorizeService(serviceKey, _permission, peerIsLoopback) {
       if (serviceKey === undefined || serviceKey === "") {
-        if (settings.allowLoopbackWithoutKey && peerIsLoopback()) return;
+        if (settings.allowLoopbackWithoutKey && peerIsLoopback) return;
         throw new AppError("SERVICE_KEY_REQUIRED", "internal RPC called without x-service-key");
       }
       // Compare against every key so timing does not reveal which one nearly matched.

@@ -1,0 +1,90 @@
+// Every RPC declares who may call it (proto/identity/v1/access.proto). This walks every method
+// of every service in the descriptor set `npm run generate` builds (what reflection serves, so a
+// new RPC cannot be missed), and checks that a method declaring nothing, or something
+// inconsistent, stops the service at start-up instead of being served.
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { create, createFileRegistry, fromBinary, getOption, hasOption, setExtension, type DescMethod } from "@bufbuild/protobuf";
+import { FileDescriptorProtoSchema, FileDescriptorSetSchema, MethodOptionsSchema } from "@bufbuild/protobuf/wkt";
+import { describe, expect, it } from "vitest";
+import { access, AccessSchema, Audience } from "../../gen/identity/v1/access_pb.js";
+import { methodAccess, servedByGateway } from "../../src/services/access.js";
+import { apiServices, internalMethods } from "../../src/services/routes.js";
+
+const root = path.resolve(import.meta.dirname, "../..");
+const registry = createFileRegistry(fromBinary(FileDescriptorSetSchema, readFileSync(path.join(root, "gen/descriptor.binpb"))));
+/** Every RPC of identity.v1 in the descriptor set. */
+const described: DescMethod[] = [...registry.files].filter((f) => f.proto.package === "identity.v1").flatMap((f) => f.services.flatMap((s) => s.methods));
+const label = (m: DescMethod) => `${m.parent.typeName}/${m.name}`;
+
+describe("the (identity.v1.access) option in the descriptor set", () => {
+  it("finds the API's RPCs", () => {
+    expect(described.length).toBeGreaterThanOrEqual(23);
+    // The servers mount exactly the services the descriptor set describes.
+    expect(apiServices.map((s) => s.typeName).sort()).toEqual([...new Set(described.map((m) => m.parent.typeName))].sort());
+  });
+
+  it.each(described.map((m) => [label(m), m] as const))("%s declares an audience, and a permission exactly when internal", (_, method) => {
+    expect(hasOption(method, access), "option (identity.v1.access) missing").toBe(true);
+    const { audience, permission } = getOption(method, access);
+    expect(audience, "AUDIENCE_UNSPECIFIED").not.toBe(Audience.UNSPECIFIED);
+    expect([Audience.PUBLIC, Audience.USER, Audience.INTERNAL]).toContain(audience);
+    if (audience === Audience.INTERNAL) expect(permission).toMatch(/^[a-z]+(?:[.-][a-z]+)+$/);
+    else expect(permission).toBe("");
+    // What the servers read agrees with the descriptor set (the generated code is not stale).
+    expect(methodAccess(method)).toEqual({ audience, permission });
+  });
+
+  it("declares VerifyToken internal, needing tokens.verify, and nothing else internal", () => {
+    const internal = described.filter((m) => getOption(m, access).audience === Audience.INTERNAL).map(label);
+    expect(internal).toEqual(["identity.v1.TokenService/VerifyToken"]);
+    expect(getOption(described.find((m) => m.name === "VerifyToken")!, access).permission).toBe("tokens.verify");
+    expect([...internalMethods].map(label)).toEqual(internal);
+  });
+
+  it("keeps internal RPCs off the gateway and serves public and user RPCs there", () => {
+    expect(servedByGateway({ audience: Audience.INTERNAL, permission: "tokens.verify" })).toBe(false);
+    expect(servedByGateway({ audience: Audience.PUBLIC, permission: "" })).toBe(true);
+    expect(servedByGateway({ audience: Audience.USER, permission: "" })).toBe(true);
+  });
+});
+
+/** One RPC in a file of its own, declaring `declared` (or no option at all). */
+function methodDeclaring(declared: { audience: Audience; permission?: string } | undefined): DescMethod {
+  const options = create(MethodOptionsSchema);
+  if (declared) setExtension(options, access, create(AccessSchema, declared));
+  const file = create(FileDescriptorProtoSchema, {
+    name: "example/v1/example.proto",
+    package: "example.v1",
+    syntax: "proto3",
+    messageType: [{ name: "PingRequest" }, { name: "PingResponse" }],
+    service: [{ name: "ExampleService", method: [{ name: "Ping", inputType: ".example.v1.PingRequest", outputType: ".example.v1.PingResponse", options }] }],
+  });
+  return createFileRegistry(file, () => undefined).getService("example.v1.ExampleService")!.methods[0]!;
+}
+
+describe("methodAccess refuses, at start-up, a method", () => {
+  it("that declares nothing", () => {
+    expect(() => methodAccess(methodDeclaring(undefined))).toThrow("example.v1.ExampleService/Ping declares no (identity.v1.access) option");
+  });
+
+  it("that declares AUDIENCE_UNSPECIFIED", () => {
+    expect(() => methodAccess(methodDeclaring({ audience: Audience.UNSPECIFIED }))).toThrow(/AUDIENCE_UNSPECIFIED/);
+    // An audience this build does not know (a newer proto): not served either.
+    expect(() => methodAccess(methodDeclaring({ audience: 7 as Audience }))).toThrow(/declares audience 7/);
+  });
+
+  it("that is internal without a permission", () => {
+    expect(() => methodAccess(methodDeclaring({ audience: Audience.INTERNAL }))).toThrow(/names no permission/);
+  });
+
+  it("that is public or user and names a permission nobody would check", () => {
+    expect(() => methodAccess(methodDeclaring({ audience: Audience.PUBLIC, permission: "tokens.verify" }))).toThrow(/only AUDIENCE_INTERNAL/);
+    expect(() => methodAccess(methodDeclaring({ audience: Audience.USER, permission: "users.read" }))).toThrow(/only AUDIENCE_INTERNAL/);
+  });
+
+  it("but accepts a consistent declaration", () => {
+    expect(methodAccess(methodDeclaring({ audience: Audience.INTERNAL, permission: "users.read" }))).toEqual({ audience: Audience.INTERNAL, permission: "users.read" });
+    expect(methodAccess(methodDeclaring({ audience: Audience.PUBLIC }))).toEqual({ audience: Audience.PUBLIC, permission: "" });
+  });
+});
