@@ -202,6 +202,20 @@ describe("the client certificate on CallInfo", () => {
   });
 });
 
+describe("checking the files at start", () => {
+  it.each([
+    ["a key that is not the certificate's", () => ({ ...files().server, keyFile: files().billing.keyFile }), /key values mismatch/],
+    ["a certificate file that is not PEM", () => ({ ...files().server, certFile: files().server.keyFile }), /TLS_CERT_FILE/],
+  ])("refuses %s before listening", async (_case, identity, message) => {
+    const tls = createTlsFiles(loadConfig(tlsEnv(identity(), undefined)).tls!);
+    try {
+      await expect(tls.loaded()).rejects.toThrow(message);
+    } finally {
+      tls.stop();
+    }
+  });
+});
+
 describe("reloading the files", () => {
   it("a renewed certificate reaches new connections on both ports, and a new client CA the gRPC port, without a restart", async () => {
     const { pki, ca, otherCa, stranger } = files();
