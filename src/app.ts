@@ -120,7 +120,7 @@ export async function createApp({ config, db, logger, kek, clock = systemClock, 
     descriptorSetPath,
     browserApp: { appDir: webAppDir, publicUrl: config.publicUrl, devOutbox },
     logger,
-    tls: config.tls && createTlsFiles(config.tls),
+    tls: config.tls && createTlsFiles(config.tls, logger),
   });
   return { services, servers, metrics, stop: async () => {
     signingKeys.stop();

@@ -8,7 +8,7 @@ import { createGrpcServer } from "./grpc-server.js";
 import { createMetricsServer } from "./metrics-server.js";
 import { createWebServer, type BrowserAppOptions, type WebServer } from "./web-server.js";
 import { createRoutes, type ServiceDeps } from "../services/routes.js";
-import { describeCertificate, type TlsFiles } from "./tls.js";
+import type { TlsFiles } from "./tls.js";
 import type { SigningKeys } from "../domain/tokens/signing-keys.js";
 import type { Registry } from "prom-client";
 import type { Readiness } from "./readiness.js";
@@ -111,10 +111,7 @@ export function createServers(deps: ServerDeps): Servers {
         // Read and checked before either port accepts a connection; the gRPC listener follows
         // the files by itself (grpc-js credentials), the gateway through onChange.
         web.useCertificate(await tls.loaded());
-        tls.onChange((identity) => {
-          web.useCertificate(identity);
-          deps.logger?.info({ certificate: describeCertificate(identity.cert) }, "tls certificate reloaded");
-        });
+        tls.onChange((identity) => web.useCertificate(identity));
       }
       const credentials = tls?.grpcCredentials ?? grpc.ServerCredentials.createInsecure();
       const boundGrpc = await new Promise<number>((resolve, reject) =>
