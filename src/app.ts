@@ -24,6 +24,7 @@ import { createSessions } from "./domain/sessions/sessions.js";
 import { createSigningKeys } from "./domain/tokens/signing-keys.js";
 import { createAccessTokens } from "./domain/tokens/access-tokens.js";
 import { createServers, type Servers } from "./server/servers.js";
+import { createTlsFiles } from "./server/tls.js";
 import { createReadiness } from "./server/readiness.js";
 import { createMetrics, type Metrics } from "./metrics.js";
 import type { ServiceDeps } from "./services/routes.js";
@@ -119,6 +120,7 @@ export async function createApp({ config, db, logger, kek, clock = systemClock, 
     descriptorSetPath,
     browserApp: { appDir: webAppDir, publicUrl: config.publicUrl, devOutbox },
     logger,
+    tls: config.tls && createTlsFiles(config.tls, logger),
   });
   return { services, servers, metrics, stop: async () => {
     signingKeys.stop();

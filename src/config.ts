@@ -1,5 +1,6 @@
 // The one place that reads the environment. Every variable is validated here; a bad
 // value stops the process at start with a message naming the variable.
+import { accessSync, constants as fsConstants } from "node:fs";
 import { isIP } from "node:net";
 import { availableParallelism } from "node:os";
 import path from "node:path";
@@ -38,6 +39,20 @@ export interface Config {
   readonly signUpLimits: SignUpLimitConfig;
   /** How long a refresh token just rotated may be presented again without counting as reuse. */
   readonly refreshReuseGraceMs: number;
+  /** TLS on both ports (TLS_CERT_FILE, TLS_KEY_FILE); undefined serves plaintext (h2c and HTTP). */
+  readonly tls: TlsConfig | undefined;
+}
+
+export interface TlsConfig {
+  /** PEM: the certificate chain both ports present, and its private key. */
+  readonly certFile: string;
+  readonly keyFile: string;
+  /** PEM: the CA(s) client certificates on the gRPC port must chain to (mutual TLS); undefined asks for none. */
+  readonly clientCaFile: string | undefined;
+  /** `require` refuses a gRPC connection without a valid client certificate; `optional` accepts both. */
+  readonly clientAuth: "optional" | "require";
+  /** How often the files are read again; a changed certificate or CA serves new connections after that. */
+  readonly reloadIntervalMs: number;
 }
 
 export type EmailProvider = "console" | "smtp" | "disabled";
@@ -204,6 +219,38 @@ function publicOrigin(raw: string | undefined): string | undefined {
   return url.origin;
 }
 
+/** A file the process must be able to read, as an absolute path. */
+function readableFile(env: Env, name: string): string | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return undefined;
+  const file = path.resolve(raw);
+  try {
+    accessSync(file, fsConstants.R_OK);
+  } catch {
+    throw new ConfigError(`${name} must name a readable file, got "${raw}"`);
+  }
+  return file;
+}
+
+function loadTlsConfig(env: Env): TlsConfig | undefined {
+  const certFile = readableFile(env, "TLS_CERT_FILE");
+  const keyFile = readableFile(env, "TLS_KEY_FILE");
+  const clientCaFile = readableFile(env, "TLS_CLIENT_CA_FILE");
+  const clientAuth = oneOf<TlsConfig["clientAuth"]>(env, "TLS_CLIENT_AUTH", "optional", ["optional", "require"]);
+  const reloadIntervalMs = int(env, "TLS_RELOAD_SECONDS", 60, 1, 86_400) * 1000;
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    throw new ConfigError("TLS_CERT_FILE and TLS_KEY_FILE must be set together (or neither, for plaintext)");
+  }
+  if (certFile === undefined || keyFile === undefined) {
+    if (clientCaFile !== undefined) throw new ConfigError("TLS_CLIENT_CA_FILE needs TLS_CERT_FILE and TLS_KEY_FILE (mutual TLS is TLS first)");
+    if (env.TLS_CLIENT_AUTH) throw new ConfigError("TLS_CLIENT_AUTH needs TLS_CERT_FILE, TLS_KEY_FILE and TLS_CLIENT_CA_FILE");
+    return undefined;
+  }
+  // Without a CA no client certificate can be verified: `require` would refuse everyone.
+  if (clientCaFile === undefined && clientAuth === "require") throw new ConfigError("TLS_CLIENT_AUTH=require needs TLS_CLIENT_CA_FILE");
+  return { certFile, keyFile, clientCaFile, clientAuth, reloadIntervalMs };
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const production = env.NODE_ENV === "production";
   const httpPort = int(env, "HTTP_PORT", 8080, 0, 65535);
@@ -274,6 +321,7 @@ export function loadConfig(env: Env = process.env): Config {
     },
     // Short on purpose: a stolen token replayed inside the window is not detected as reuse.
     refreshReuseGraceMs: int(env, "REFRESH_REUSE_GRACE_MS", 2_000, 0, 30_000),
+    tls: loadTlsConfig(env),
   };
   if (!["fatal", "error", "warn", "info", "debug", "trace", "silent"].includes(config.logLevel)) {
     throw new ConfigError(`LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent`);

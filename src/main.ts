@@ -52,7 +52,8 @@ async function main(): Promise<void> {
       metricsPort: config.metricsPort,
     });
     undo.length = 0;
-    logger.info({ ...ports, host: config.bindHost, metricsHost: config.metricsHost, production: config.production }, "identity service listening");
+    const tls = config.tls && { clientCertificates: config.tls.clientCaFile === undefined ? "none" : config.tls.clientAuth };
+    logger.info({ ...ports, host: config.bindHost, metricsHost: config.metricsHost, production: config.production, tls: tls ?? false }, "identity service listening");
 
     let stopping = false;
     const stop = async (signal: string) => {

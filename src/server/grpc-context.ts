@@ -1,9 +1,10 @@
 // A HandlerContext for calls arriving through grpc-js. Everything a handler may not need
 // (Headers objects, AbortController) is built on first use: VerifyToken touches none of it.
+import { X509Certificate } from "node:crypto";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { createContextValues, type ContextValues, type HandlerContext } from "@connectrpc/connect";
 import type * as grpc from "@grpc/grpc-js";
-import { callInfoKey, normalizeAddress, type CallInfo } from "../services/call.js";
+import { callInfoKey, normalizeAddress, type CallInfo, type ClientCertificate } from "../services/call.js";
 
 /** `127.0.0.1:5000`, `[::1]:5000`, `ipv4:1.2.3.4:5` -> the address without the port. */
 function peerHost(peer: string): string {
@@ -32,6 +33,31 @@ class GrpcCallInfo implements CallInfo {
   setResponseHeader(name: string, value: string): void {
     (this.responseMetadata ??= new this.metadataCtor()).set(name, value);
   }
+  private certificate: ClientCertificate | null | undefined;
+  clientCertificate(): ClientCertificate | undefined {
+    if (this.certificate === undefined) this.certificate = readClientCertificate(this.call) ?? null;
+    return this.certificate ?? undefined;
+  }
+}
+
+/**
+ * grpc-js hands out the peer certificate only when the TLS handshake verified it against the
+ * configured CA (socket.authorized): with TLS_CLIENT_AUTH=optional an unverifiable certificate
+ * reads as none.
+ */
+function readClientCertificate(call: grpc.ServerUnaryCall<unknown, unknown>): ClientCertificate | undefined {
+  const raw = call.getAuthContext().sslPeerCertificate?.raw;
+  if (!raw) return undefined;
+  const cert = new X509Certificate(raw);
+  const names = (cert.subjectAltName ?? "").split(/,\s*/).filter((n) => n !== "");
+  const valuesOf = (prefix: string) => names.filter((n) => n.startsWith(prefix)).map((n) => n.slice(prefix.length));
+  return {
+    subject: cert.subject,
+    uris: valuesOf("URI:"),
+    dnsNames: valuesOf("DNS:"),
+    serialNumber: cert.serialNumber,
+    fingerprint256: cert.fingerprint256,
+  };
 }
 
 export class GrpcHandlerContext implements HandlerContext {

@@ -1,6 +1,7 @@
-// The native gRPC server (grpc-js, h2c). It mounts every method of the routes (services/routes.ts)
-// through one adapter, plus grpc.health.v1 and server reflection (v1 and v1alpha) serving the
-// descriptor set's files as built, custom options included.
+// The native gRPC server (grpc-js; h2c, or TLS when servers.ts binds it with TLS credentials).
+// It mounts every method of the routes (services/routes.ts) through one adapter, plus
+// grpc.health.v1 and server reflection (v1 and v1alpha) serving the descriptor set's files as
+// built, custom options included.
 import { readFileSync } from "node:fs";
 import { create, fromBinary, isMessage, toBinary, type DescMessage, type DescMethod, type DescService } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema, FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";

@@ -8,6 +8,7 @@ import { createGrpcServer } from "./grpc-server.js";
 import { createMetricsServer } from "./metrics-server.js";
 import { createWebServer, type BrowserAppOptions, type WebServer } from "./web-server.js";
 import { createRoutes, type ServiceDeps } from "../services/routes.js";
+import type { TlsFiles } from "./tls.js";
 import type { SigningKeys } from "../domain/tokens/signing-keys.js";
 import type { Registry } from "prom-client";
 import type { Readiness } from "./readiness.js";
@@ -25,6 +26,8 @@ export interface ServerDeps {
   readonly browserApp?: BrowserAppOptions;
   /** Gateway requests refused by the transport (bad encoding, undecodable message) are logged here. */
   readonly logger?: Logger;
+  /** TLS on both listeners (TLS_CERT_FILE...); without it the gRPC port is h2c and the gateway HTTP. */
+  readonly tls?: TlsFiles;
 }
 
 export interface ListenOptions {
@@ -92,6 +95,7 @@ export function createServers(deps: ServerDeps): Servers {
     ready: () => deps.readiness.check(),
     browserApp: deps.browserApp,
     logger: deps.logger,
+    https: deps.tls !== undefined,
   });
   const metricsServer = createMetricsServer(deps.metrics);
 
@@ -102,8 +106,16 @@ export function createServers(deps: ServerDeps): Servers {
     health,
     async listen({ host, grpcPort, httpPort, metricsHost, metricsPort }) {
       const address = grpcAddress(host, grpcPort);
+      const { tls } = deps;
+      if (tls) {
+        // Read and checked before either port accepts a connection; the gRPC listener follows
+        // the files by itself (grpc-js credentials), the gateway through onChange.
+        web.useCertificate(await tls.loaded());
+        tls.onChange((identity) => web.useCertificate(identity));
+      }
+      const credentials = tls?.grpcCredentials ?? grpc.ServerCredentials.createInsecure();
       const boundGrpc = await new Promise<number>((resolve, reject) =>
-        grpcServer.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) =>
+        grpcServer.bindAsync(address, credentials, (err, port) =>
           err ? reject(new Error(`gRPC listener could not bind ${address}: ${err.message}`)) : resolve(port),
         ),
       );
@@ -127,6 +139,7 @@ export function createServers(deps: ServerDeps): Servers {
       });
       web.drain();
       await Promise.all([grpcDone, closeHttp(web, graceMs), closeHttp(metricsServer, graceMs)]);
+      deps.tls?.stop();
     },
   };
 }

@@ -13,6 +13,7 @@
 // limit) get an ErrorInfo like every other error and one "rpc refused" log line. Metrics are
 // not served here (metrics-server.ts).
 import http from "node:http";
+import https from "node:https";
 import corsMiddleware from "cors";
 import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, cors as connectCors, createContextKey, type ConnectRouter, type HandlerContext, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
@@ -49,6 +50,11 @@ export interface WebServerOptions {
   readonly ready: () => Promise<boolean>;
   readonly browserApp?: BrowserAppOptions;
   readonly logger?: Logger;
+  /**
+   * Serve HTTPS: the server is created without a certificate, and its owner sets one with
+   * setSecureContext() before listening and again whenever the files change (servers.ts).
+   */
+  readonly https?: boolean;
 }
 
 /**
@@ -122,6 +128,8 @@ export interface WebServer extends http.Server {
    * request running after SIGTERM).
    */
   drain(): void;
+  /** With `https`: the certificate and key new connections get (existing ones keep theirs). */
+  useCertificate(identity: { readonly cert: Buffer; readonly key: Buffer }): void;
 }
 
 export function createWebServer(options: WebServerOptions): WebServer {
@@ -140,7 +148,7 @@ export function createWebServer(options: WebServerOptions): WebServer {
   const ownOrigin = (req: http.IncomingMessage): string | undefined => {
     if (publicOrigin !== undefined) return publicOrigin;
     const host = (req.headers.host ?? "").toLowerCase();
-    return LOOPBACK_HOST.test(host) ? `http://${host}` : undefined;
+    return LOOPBACK_HOST.test(host) ? `${options.https ? "https" : "http"}://${host}` : undefined;
   };
   const trusted = (origin: string, req: http.IncomingMessage): boolean => listed(origin) || origin === ownOrigin(req);
 
@@ -177,7 +185,7 @@ export function createWebServer(options: WebServerOptions): WebServer {
 
   let draining = false;
   const inFlight = new Set<http.ServerResponse>();
-  const server = http.createServer((req, res) => {
+  const handler: http.RequestListener = (req, res) => {
     if (draining) {
       res.shouldKeepAlive = false;
       return sendJson(res, 503, errorToJson(toConnectError(new AppError("UNAVAILABLE", "the gateway is shutting down")), undefined));
@@ -218,11 +226,17 @@ export function createWebServer(options: WebServerOptions): WebServer {
       res.setHeader("pragma", "no-cache");
       rpc(req, res);
     });
-  });
+  };
+  // One handler either way; https.Server is an http.Server with TLS underneath.
+  const server: http.Server = options.https ? https.createServer({}, handler) : http.createServer(handler);
   server.requestTimeout = options.maxDeadlineMs + 5_000;
   server.headersTimeout = 10_000;
   server.keepAliveTimeout = 5_000;
   return Object.assign(server, {
+    useCertificate(identity: { readonly cert: Buffer; readonly key: Buffer }) {
+      if (!(server instanceof https.Server)) throw new Error("the gateway was created without https");
+      server.setSecureContext({ cert: identity.cert, key: identity.key });
+    },
     drain() {
       draining = true;
       for (const res of inFlight) if (!res.headersSent) res.shouldKeepAlive = false;

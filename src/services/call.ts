@@ -34,6 +34,30 @@ export interface CallInfo {
    * ctx.responseHeader is used.
    */
   setResponseHeader?(name: string, value: string): void;
+  /**
+   * The client certificate of a mutual-TLS connection on the gRPC port, verified against
+   * TLS_CLIENT_CA_FILE; undefined without one (plaintext, no certificate, the gateway). Built
+   * on first use and kept for the call: calls that never ask pay nothing.
+   */
+  clientCertificate?(): ClientCertificate | undefined;
+}
+
+/** What identifies the service behind a verified client certificate (SPIFFE ID, subject). */
+export interface ClientCertificate {
+  /** The subject's distinguished name, one attribute per line as node prints it (`CN=billing`). */
+  readonly subject: string;
+  /** URI subject alternative names (a SPIFFE ID: `spiffe://example.org/billing`). */
+  readonly uris: readonly string[];
+  /** DNS subject alternative names. */
+  readonly dnsNames: readonly string[];
+  readonly serialNumber: string;
+  /** SHA-256 of the DER certificate, colon-separated hex as node prints it. */
+  readonly fingerprint256: string;
+}
+
+/** The verified client certificate of the call, if it has one (see CallInfo.clientCertificate). */
+export function clientCertificate(ctx: HandlerContext): ClientCertificate | undefined {
+  return callInfo(ctx).clientCertificate?.();
 }
 
 /** Sets a response header the cheapest way the call's transport offers. */

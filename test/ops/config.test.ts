@@ -1,13 +1,13 @@
 // Configuration is validated once at start: a bad value stops the service with a message that
 // names the variable; production mode refuses development defaults.
 import { execFile, spawn } from "node:child_process";
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { createClient } from "@connectrpc/connect";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
 import { ConfigError, loadConfig } from "../../src/config.js";
 import { createTestDatabase } from "../support/database.js";
@@ -96,6 +96,45 @@ describe("loadConfig", () => {
   ])("refuses %j naming %s", (env, name) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(name);
+  });
+});
+
+describe("TLS variables", () => {
+  // loadConfig checks only that the files can be read; their contents are checked when the
+  // listeners start (test/server/tls.test.ts).
+  const dir = mkdtempSync(path.join(tmpdir(), "identity-tls-config-"));
+  const [cert, key, ca] = ["cert.pem", "key.pem", "ca.pem"].map((name) => {
+    const file = path.join(dir, name);
+    writeFileSync(file, "PEM");
+    return file;
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("leaves TLS off without them", () => {
+    expect(loadConfig({}).tls).toBeUndefined();
+  });
+
+  it("turns TLS on with a certificate and key, client certificates optional by default, files re-read every 60 s", () => {
+    expect(loadConfig({ TLS_CERT_FILE: cert, TLS_KEY_FILE: key }).tls).toEqual({ certFile: cert, keyFile: key, clientCaFile: undefined, clientAuth: "optional", reloadIntervalMs: 60_000 });
+    expect(loadConfig({ TLS_CERT_FILE: cert, TLS_KEY_FILE: key, TLS_CLIENT_CA_FILE: ca, TLS_CLIENT_AUTH: "require", TLS_RELOAD_SECONDS: "5" }).tls).toEqual({
+      certFile: cert, keyFile: key, clientCaFile: ca, clientAuth: "require", reloadIntervalMs: 5_000,
+    });
+  });
+
+  it.each([
+    [{ TLS_CERT_FILE: "cert" }, "TLS_CERT_FILE and TLS_KEY_FILE must be set together"],
+    [{ TLS_KEY_FILE: "key" }, "TLS_CERT_FILE and TLS_KEY_FILE must be set together"],
+    [{ TLS_CERT_FILE: "cert", TLS_KEY_FILE: "/nonexistent/key.pem" }, "TLS_KEY_FILE must name a readable file"],
+    [{ TLS_CERT_FILE: "/nonexistent/cert.pem", TLS_KEY_FILE: "key" }, "TLS_CERT_FILE must name a readable file"],
+    [{ TLS_CLIENT_CA_FILE: "ca" }, "TLS_CLIENT_CA_FILE needs TLS_CERT_FILE and TLS_KEY_FILE"],
+    [{ TLS_CLIENT_AUTH: "require" }, "TLS_CLIENT_AUTH needs"],
+    [{ TLS_CERT_FILE: "cert", TLS_KEY_FILE: "key", TLS_CLIENT_AUTH: "require" }, "TLS_CLIENT_AUTH=require needs TLS_CLIENT_CA_FILE"],
+    [{ TLS_CERT_FILE: "cert", TLS_KEY_FILE: "key", TLS_CLIENT_CA_FILE: "ca", TLS_CLIENT_AUTH: "always" }, "TLS_CLIENT_AUTH must be one of optional, require"],
+    [{ TLS_CERT_FILE: "cert", TLS_KEY_FILE: "key", TLS_RELOAD_SECONDS: "0" }, "TLS_RELOAD_SECONDS"],
+  ])("refuses %j: %s", (env, message) => {
+    const named = Object.fromEntries(Object.entries(env).map(([k, v]) => [k, ({ cert, key, ca } as Record<string, string>)[v] ?? v]));
+    expect(() => loadConfig(named)).toThrow(ConfigError);
+    expect(() => loadConfig(named)).toThrow(message);
   });
 });
 

@@ -75,7 +75,7 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
     config,
     clock,
     grpcAddress: `127.0.0.1:${ports.grpcPort}`,
-    httpUrl: `http://127.0.0.1:${ports.httpPort}`,
+    httpUrl: `${config.tls ? "https" : "http"}://127.0.0.1:${ports.httpPort}`,
     metricsUrl: `http://127.0.0.1:${ports.metricsPort}/metrics`,
     logLines,
     outbox,

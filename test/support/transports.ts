@@ -17,9 +17,12 @@ function metadataToHeaders(metadata: grpc.Metadata): Headers {
   return headers;
 }
 
-/** A Connect Transport that speaks through a real @grpc/grpc-js client. */
-export function createGrpcJsTransport(address: string): Transport & { close(): void } {
-  const client = new grpc.Client(address, grpc.credentials.createInsecure());
+/**
+ * A Connect Transport that speaks through a real @grpc/grpc-js client; plaintext (h2c) unless
+ * given credentials. `options` are channel options (a local subchannel pool for a connection of its own).
+ */
+export function createGrpcJsTransport(address: string, credentials = grpc.credentials.createInsecure(), options?: grpc.ChannelOptions): Transport & { close(): void } {
+  const client = new grpc.Client(address, credentials, options);
   return {
     close: () => client.close(),
     unary<I extends DescMessage, O extends DescMessage>(
@@ -72,17 +75,25 @@ export interface Clients {
 /** Where a service listens: a TestService, or a service process (process.ts). */
 export type ServiceAddress = Pick<TestService, "grpcAddress" | "httpUrl">;
 
-export function clientsFor(service: ServiceAddress, name: TransportName): Clients {
+/** What a client trusts and presents on a TLS service (test/support/certificates.ts). */
+export interface ClientTls {
+  readonly ca: Buffer;
+  readonly cert?: Buffer;
+  readonly key?: Buffer;
+}
+
+export function clientsFor(service: ServiceAddress, name: TransportName, tls?: ClientTls): Clients {
   let transport: Transport;
   let close = () => {};
   if (name === "grpc") {
-    const grpcTransport = createGrpcJsTransport(service.grpcAddress);
+    const credentials = tls ? grpc.credentials.createSsl(tls.ca, tls.key ?? null, tls.cert ?? null) : undefined;
+    const grpcTransport = createGrpcJsTransport(service.grpcAddress, credentials);
     transport = grpcTransport;
     close = () => grpcTransport.close();
   } else if (name === "connect") {
-    transport = createConnectTransport({ baseUrl: service.httpUrl, httpVersion: "1.1" });
+    transport = createConnectTransport({ baseUrl: service.httpUrl, httpVersion: "1.1", nodeOptions: tls && { ca: tls.ca } });
   } else {
-    transport = createGrpcWebTransport({ baseUrl: service.httpUrl, httpVersion: "1.1" });
+    transport = createGrpcWebTransport({ baseUrl: service.httpUrl, httpVersion: "1.1", nodeOptions: tls && { ca: tls.ca } });
   }
   return { name, transport, client: (s) => createClient(s, transport), close };
 }
