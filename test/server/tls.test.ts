@@ -2,7 +2,6 @@
 // TLS_CLIENT_CA_FILE, TLS_CLIENT_AUTH), with a CA and certificates made at run time by openssl
 // and real clients: grpc-js, Connect and gRPC-web over HTTPS, and raw TLS handshakes to read
 // which certificate a new connection is given after the files change.
-import { methodAccess } from "../../src/services/access.js";
 import { connect as tlsConnect } from "node:tls";
 import { create } from "@bufbuild/protobuf";
 import { Code, createClient } from "@connectrpc/connect";
@@ -15,6 +14,7 @@ import { descriptorSetPath } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
 import { createGrpcServer } from "../../src/server/grpc-server.js";
 import { createTlsFiles } from "../../src/server/tls.js";
+import { methodAccess } from "../../src/services/access.js";
 import { clientCertificate, type ClientCertificate } from "../../src/services/call.js";
 import { signUp } from "../support/accounts.js";
 import { createTestPki, type IssuedCertificate, type TestCa } from "../support/certificates.js";
