@@ -121,6 +121,7 @@ export async function createApp({ config, db, logger, kek, clock = systemClock, 
     browserApp: { appDir: webAppDir, publicUrl: config.publicUrl, devOutbox },
     logger,
     tls: config.tls && createTlsFiles(config.tls, logger),
+    trustedProxies: config.trustedProxies,
   });
   return { services, servers, metrics, stop: async () => {
     signingKeys.stop();

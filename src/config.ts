@@ -4,6 +4,7 @@ import { accessSync, constants as fsConstants } from "node:fs";
 import { isIP } from "node:net";
 import { availableParallelism } from "node:os";
 import path from "node:path";
+import proxyaddr from "proxy-addr";
 
 export interface Config {
   readonly production: boolean;
@@ -27,6 +28,8 @@ export interface Config {
   readonly serviceKeys: readonly string[];
   readonly keyEncryptionKey: string | undefined;
   readonly corsOrigins: readonly string[];
+  /** TRUSTED_PROXIES: IPs, CIDRs or proxy-addr names whose X-Forwarded-For is honoured. */
+  readonly trustedProxies: readonly string[];
   /** The origin browsers reach the gateway at (PUBLIC_URL); https makes the refresh cookie `__Host-`. */
   readonly publicUrl: string | undefined;
   readonly maxMessageBytes: number;
@@ -264,6 +267,12 @@ export function loadConfig(env: Env = process.env): Config {
       throw new ConfigError(`CORS_ORIGINS entries must be origins like https://app.example.com, got "${origin}"`);
     }
   }
+  const trustedProxies = list(env, "TRUSTED_PROXIES", []);
+  try {
+    proxyaddr.compile(trustedProxies);
+  } catch (err) {
+    throw new ConfigError(`TRUSTED_PROXIES must list IP addresses, CIDRs (10.0.0.0/8) or loopback, linklocal, uniquelocal: ${(err as Error).message}`);
+  }
   const publicUrl = publicOrigin(env.PUBLIC_URL);
   const keyEncryptionKey = env.KEY_ENCRYPTION_KEY || undefined;
   if (keyEncryptionKey !== undefined && Buffer.from(keyEncryptionKey, "base64").length !== 32) {
@@ -297,6 +306,7 @@ export function loadConfig(env: Env = process.env): Config {
     serviceKeys,
     keyEncryptionKey,
     corsOrigins,
+    trustedProxies,
     publicUrl,
     maxMessageBytes: int(env, "MAX_MESSAGE_BYTES", 64 * 1024, 1024, 16 * 1024 * 1024),
     maxDeadlineMs: int(env, "MAX_DEADLINE_MS", 30_000, 100, 600_000),

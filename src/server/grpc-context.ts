@@ -5,6 +5,7 @@ import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { createContextValues, type ContextValues, type HandlerContext } from "@connectrpc/connect";
 import type * as grpc from "@grpc/grpc-js";
 import { callInfoKey, normalizeAddress, type CallInfo, type ClientCertificate } from "../services/call.js";
+import type { ForwardingPolicy } from "../services/client-address.js";
 
 /** `127.0.0.1:5000`, `[::1]:5000`, `ipv4:1.2.3.4:5` -> the address without the port. */
 function peerHost(peer: string): string {
@@ -22,6 +23,7 @@ class GrpcCallInfo implements CallInfo {
   constructor(
     private readonly call: grpc.ServerUnaryCall<unknown, unknown>,
     private readonly metadataCtor: typeof grpc.Metadata,
+    readonly forwarding: ForwardingPolicy | undefined,
   ) {}
   header(name: string): string | undefined {
     const value = this.call.metadata.get(name)[0];
@@ -75,8 +77,9 @@ export class GrpcHandlerContext implements HandlerContext {
     readonly method: DescMethod,
     private readonly call: grpc.ServerUnaryCall<unknown, unknown>,
     private readonly metadataCtor: typeof grpc.Metadata,
+    forwarding?: ForwardingPolicy,
   ) {
-    this.info = new GrpcCallInfo(call, metadataCtor);
+    this.info = new GrpcCallInfo(call, metadataCtor, forwarding);
     this.values = createContextValues().set(callInfoKey, this.info);
   }
 

@@ -13,6 +13,7 @@ import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import { toConnectError } from "../services/errors.js";
 import type { PolicyHandler } from "../services/policy.js";
+import type { ForwardingPolicy } from "../services/client-address.js";
 import type { Route } from "../services/routes.js";
 import { GrpcHandlerContext } from "./grpc-context.js";
 
@@ -21,6 +22,8 @@ export interface GrpcServerOptions {
   readonly health: HealthImplementation;
   readonly descriptorSetPath: string;
   readonly maxMessageBytes: number;
+  /** Who may pass the end user's address (TRUSTED_PROXIES, or a caller holding client-address.forward). */
+  readonly forwarding?: ForwardingPolicy;
 }
 
 /** A request that did not decode; the handler answers INVALID_ARGUMENT instead of crashing. */
@@ -49,9 +52,9 @@ export function toServiceError(error: ConnectError): Partial<grpc.StatusObject> 
   return { code: error.code as number as grpc.status, details: error.rawMessage, metadata };
 }
 
-function unaryHandler(service: DescService, method: DescMethod, handler: PolicyHandler): grpc.handleUnaryCall<unknown, unknown> {
+function unaryHandler(service: DescService, method: DescMethod, handler: PolicyHandler, forwarding: ForwardingPolicy | undefined): grpc.handleUnaryCall<unknown, unknown> {
   return (call, callback) => {
-    const ctx = new GrpcHandlerContext(service, method, call, grpc.Metadata);
+    const ctx = new GrpcHandlerContext(service, method, call, grpc.Metadata, forwarding);
     const run = async () => {
       if (call.request === undecodable) throw new ConnectError("request message could not be decoded", Code.InvalidArgument);
       return handler(call.request, ctx);
@@ -73,7 +76,7 @@ function unaryHandler(service: DescService, method: DescMethod, handler: PolicyH
   };
 }
 
-function definitionOf({ service, methods }: Route): [grpc.ServiceDefinition, grpc.UntypedServiceImplementation] {
+function definitionOf({ service, methods }: Route, forwarding: ForwardingPolicy | undefined): [grpc.ServiceDefinition, grpc.UntypedServiceImplementation] {
   const definition: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
   const handlers: grpc.UntypedServiceImplementation = {};
   // Internal methods too: this is the port backend services call.
@@ -88,7 +91,7 @@ function definitionOf({ service, methods }: Route): [grpc.ServiceDefinition, grp
       responseSerialize: serializer(method.output),
       responseDeserialize: deserializer(method.output),
     };
-    handlers[method.localName] = unaryHandler(service, method, handler);
+    handlers[method.localName] = unaryHandler(service, method, handler, forwarding);
   }
   return [definition as grpc.ServiceDefinition, handlers];
 }
@@ -129,13 +132,13 @@ function serveOriginalFiles(reflection: ReflectionService, fileDescriptorProtos:
   }
 }
 
-export function createGrpcServer({ routes, health, descriptorSetPath, maxMessageBytes }: GrpcServerOptions): grpc.Server {
+export function createGrpcServer({ routes, health, descriptorSetPath, maxMessageBytes, forwarding }: GrpcServerOptions): grpc.Server {
   const server = new grpc.Server({
     "grpc.max_receive_message_length": maxMessageBytes,
     "grpc.max_send_message_length": 4 * 1024 * 1024,
     "grpc.keepalive_permit_without_calls": 1,
   });
-  for (const route of routes) server.addService(...definitionOf(route));
+  for (const route of routes) server.addService(...definitionOf(route, forwarding));
   health.addToServer(server);
   const fileDescriptorProtos = loadFileDescriptorProtos(descriptorSetPath);
   const reflection = new ReflectionService({ all: { fileDescriptorProtos } } as unknown as PackageDefinition);

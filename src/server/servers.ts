@@ -3,6 +3,7 @@
 import type http from "node:http";
 import { isIP, type AddressInfo } from "node:net";
 import * as grpc from "@grpc/grpc-js";
+import proxyaddr from "proxy-addr";
 import { HealthImplementation } from "grpc-health-check";
 import { createGrpcServer } from "./grpc-server.js";
 import { createMetricsServer } from "./metrics-server.js";
@@ -13,6 +14,8 @@ import type { SigningKeys } from "../domain/tokens/signing-keys.js";
 import type { Registry } from "prom-client";
 import type { Readiness } from "./readiness.js";
 import type { Logger } from "../logger.js";
+import { FORWARD_PERMISSION, type ForwardingPolicy } from "../services/client-address.js";
+import type { CallInfo } from "../services/call.js";
 
 export interface ServerDeps {
   readonly services: ServiceDeps;
@@ -28,6 +31,8 @@ export interface ServerDeps {
   readonly logger?: Logger;
   /** TLS on both listeners (TLS_CERT_FILE...); without it the gRPC port is h2c and the gateway HTTP. */
   readonly tls?: TlsFiles;
+  /** TRUSTED_PROXIES (validated by config.ts): peers whose X-Forwarded-For is honoured on both ports. */
+  readonly trustedProxies?: readonly string[];
 }
 
 export interface ListenOptions {
@@ -80,11 +85,29 @@ export function createServers(deps: ServerDeps): Servers {
   const routes = createRoutes(deps.services);
   const serviceNames = routes.map((r) => r.service.typeName);
   const health = new HealthImplementation({ "": "SERVING", ...Object.fromEntries(serviceNames.map((name) => [name, "SERVING" as const])) });
+  const trusted = proxyaddr.compile([...(deps.trustedProxies ?? [])]);
+  const { callers } = deps.services;
   const grpcServer = createGrpcServer({
     routes,
     health,
     descriptorSetPath: deps.descriptorSetPath,
     maxMessageBytes: deps.maxMessageBytes,
+    forwarding: {
+      trusted,
+      // The same check as an internal RPC's access (so service accounts slot in), without the
+      // development loopback exemption: forwarding needs a real credential. A wrong key only
+      // means the header is ignored; the call goes on as any other would.
+      callerMayForward: (info: CallInfo) => {
+        const key = info.header("x-service-key");
+        if (key === undefined || key === "") return false;
+        try {
+          callers.authorizeService(key, FORWARD_PERMISSION, false);
+          return true;
+        } catch {
+          return false;
+        }
+      },
+    } satisfies ForwardingPolicy,
   });
   const web = createWebServer({
     routes,
@@ -96,6 +119,7 @@ export function createServers(deps: ServerDeps): Servers {
     browserApp: deps.browserApp,
     logger: deps.logger,
     https: deps.tls !== undefined,
+    forwarding: { trusted },
   });
   const metricsServer = createMetricsServer(deps.metrics);
 

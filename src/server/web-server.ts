@@ -24,6 +24,7 @@ import { errorToJson } from "@connectrpc/connect/protocol-connect";
 import { AppError } from "../domain/errors.js";
 import { annotateTransportError, toConnectError } from "../services/errors.js";
 import { servedByGateway } from "../services/access.js";
+import type { ForwardingPolicy } from "../services/client-address.js";
 import type { Route } from "../services/routes.js";
 import type { Logger } from "../logger.js";
 import type { PublicJwk } from "../domain/tokens/signing-keys.js";
@@ -55,6 +56,11 @@ export interface WebServerOptions {
    * setSecureContext() before listening and again whenever the files change (servers.ts).
    */
   readonly https?: boolean;
+  /**
+   * TRUSTED_PROXIES: X-Forwarded-For is honoured from these peers only (no caller permission
+   * here: the gateway serves public and user RPCs, whose callers hold none).
+   */
+  readonly forwarding?: ForwardingPolicy;
 }
 
 /**
@@ -171,6 +177,7 @@ export function createWebServer(options: WebServerOptions): WebServer {
           return Array.isArray(value) ? value[0] : value;
         },
         peerAddress: normalizeAddress(req.socket.remoteAddress),
+        forwarding: options.forwarding,
         browser: req.headers.origin === undefined ? undefined : browserSession(req.headers.cookie, cookieName),
       }),
   });

@@ -3,6 +3,7 @@
 import { createContextKey, type HandlerContext } from "@connectrpc/connect";
 import type { ClientMeta } from "../domain/audit/audit.js";
 import type { Caller, Callers } from "../domain/callers/callers.js";
+import { resolveClientAddress, type ForwardingPolicy } from "./client-address.js";
 
 /**
  * The gateway's view of one browser call; src/server/refresh-cookie.ts builds it and
@@ -22,6 +23,11 @@ export interface CallInfo {
   header(name: string): string | undefined;
   /** IP address of the TCP peer. */
   readonly peerAddress: string;
+  /**
+   * Who may pass the end user's address in x-forwarded-for (client-address.ts); without it the
+   * header is ignored. Read only by clientMeta, once per call.
+   */
+  readonly forwarding?: ForwardingPolicy;
   /**
    * Set by the web gateway for a call from a page in a browser (it carries an Origin header the
    * gateway trusts): the refresh token then travels in an HttpOnly cookie, never in a message.
@@ -86,9 +92,22 @@ export function isLoopback(address: string): boolean {
   return address === "::1" || address.startsWith("127.");
 }
 
+/** The call's client address, resolved on first use (clientMeta) and kept for the call. */
+const clientAddressKey = createContextKey<string | undefined>(undefined, { description: "client address" });
+
+/**
+ * The client of the call, for rate limits, sessions, activity and audit: every flow takes the
+ * address from here. It is the end user's address a trusted forwarder passed (client-address.ts),
+ * else the TCP peer's. Resolved lazily: calls that never ask (VerifyToken) pay nothing.
+ */
 export function clientMeta(ctx: HandlerContext): ClientMeta {
   const info = callInfo(ctx);
-  return { ip: info.peerAddress, userAgent: info.header("user-agent") ?? "" };
+  let ip = ctx.values.get(clientAddressKey);
+  if (ip === undefined) {
+    ip = resolveClientAddress(info, info.forwarding);
+    ctx.values.set(clientAddressKey, ip);
+  }
+  return { ip, userAgent: info.header("user-agent") ?? "" };
 }
 
 /** The token of an `authorization: Bearer <token>` header. */
