@@ -38,12 +38,21 @@ describe("loadConfig", () => {
     [{ KEY_ENCRYPTION_KEY: "c2hvcnQ=" }, "KEY_ENCRYPTION_KEY"],
     [{ SERVICE_KEYS: "short" }, "SERVICE_KEYS"],
     [{ CORS_ORIGINS: "not a url" }, "CORS_ORIGINS"],
+    [{ TRUSTED_PROXIES: "10.0.0.0/33" }, "TRUSTED_PROXIES"],
+    [{ TRUSTED_PROXIES: "gateway.internal" }, "TRUSTED_PROXIES"],
     [{ LOG_LEVEL: "loud" }, "LOG_LEVEL"],
     [{ MFA_CHALLENGE_TTL_SECONDS: "600" }, "MFA_CHALLENGE_TTL_SECONDS"],
     [{ SESSION_ABSOLUTE_TTL_SECONDS: "60", ACCESS_TOKEN_TTL_SECONDS: "300" }, "SESSION_ABSOLUTE_TTL_SECONDS"],
   ])("refuses %j naming %s", (env, name) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(name);
+  });
+
+  it("trusts no proxy by default, and reads TRUSTED_PROXIES as IPs, CIDRs and proxy-addr names", () => {
+    expect(loadConfig({}).trustedProxies).toEqual([]);
+    expect(loadConfig({ TRUSTED_PROXIES: "10.0.0.0/8, 192.0.2.7 ,loopback,uniquelocal,2001:db8::/32" }).trustedProxies).toEqual([
+      "10.0.0.0/8", "192.0.2.7", "loopback", "uniquelocal", "2001:db8::/32",
+    ]);
   });
 
   it("accepts a complete production configuration", () => {
