@@ -71,7 +71,7 @@ describe("without TRUSTED_PROXIES", () => {
   });
 
   it("ignores the header from a caller without the permission (no key, a wrong key, the dev loopback exemption)", async () => {
-    const forged = [
+    const forged: Array<Record<string, string>> = [
       { "x-forwarded-for": person(1) },
       { "x-forwarded-for": person(2), "x-service-key": "wrong-key-0123456789abcdef0123456789abcdef" },
     ];
