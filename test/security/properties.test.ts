@@ -25,6 +25,7 @@ import { prepared, setupService } from "../support/setup.js";
 import { createGrpcJsTransport } from "../support/transports.js";
 import { internalMethods } from "../../src/services/routes.js";
 import { frame, rawConnect, rawGrpc, rawGrpcWeb, type RawAnswer } from "./raw-calls.js";
+import { wellFormed } from "../support/text.js";
 
 /** gRPC status 0; Connect's Code enum starts at 1. */
 const OK = 0 as Code;
@@ -62,14 +63,6 @@ function headersFor(authed: boolean): Record<string, string> {
 // ---------------------------------------------------------------------------------------------
 // Generators driven by the request descriptors.
 
-function wellFormed(text: string): boolean {
-  try {
-    encodeURIComponent(text);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const HOSTILE = ["\u0000", "\ud800", "\udbff", "\udc00", "\udfff"] as const;
 

@@ -8,16 +8,8 @@ import { ListActivityResponseSchema, LoginResponseSchema, SignUpRequestSchema, W
 import { VerifyMfaRequestSchema } from "../../gen/identity/v1/mfa_service_pb.js";
 import { GetJwksRequestSchema, VerifyTokenRequestSchema } from "../../gen/identity/v1/token_service_pb.js";
 import { compileStringCheck, isStorableText } from "../../src/services/request-strings.js";
+import { wellFormed } from "../support/text.js";
 
-/** Well-formed UTF-16 by a route independent of the regular expression under test. */
-function wellFormed(text: string): boolean {
-  try {
-    encodeURIComponent(text);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const fields = (violations: ReadonlyArray<{ field: string }> | undefined) => violations?.map((v) => v.field);
 
