@@ -75,7 +75,6 @@ export const ERROR_REASONS = {
   MFA_CHALLENGE_INVALID: { code: "UNAUTHENTICATED", client: "the MFA challenge is not valid; sign in again", browser: "The sign-in took too long. Please sign in again." },
   MFA_ALREADY_ENABLED: { code: "FAILED_PRECONDITION", client: "two-factor authentication is already enabled", browser: "Two-step verification is already on for this account." },
   MFA_NOT_ENABLED: { code: "FAILED_PRECONDITION", client: "two-factor authentication is not enabled", browser: "Two-step verification is not on for this account." },
-  NOT_IMPLEMENTED: { code: "UNIMPLEMENTED", client: "not implemented", browser: "This is not available yet." },
   DEADLINE_EXCEEDED: { code: "DEADLINE_EXCEEDED", client: "deadline exceeded", browser: "The service took too long to answer. Please try again." },
   UNAVAILABLE: { code: "UNAVAILABLE", client: "service unavailable; retry later", browser: "The service is not available right now. Please try again in a moment." },
   INTERNAL: { code: "INTERNAL", client: "internal error", browser: "Something went wrong on our side. Please try again." },
