@@ -2,7 +2,7 @@
 // PostgreSQL) within a second: by NOTIFY normally, by polling while the listener is down.
 import { describe, expect, inject, it } from "vitest";
 import { InactiveReason } from "../../gen/identity/v1/token_service_pb.js";
-import { LISTENER_APPLICATION_NAME } from "../../src/domain/tokens/revocation.js";
+import { LISTENER_APPLICATION_NAME } from "../../src/store/revocation-feed.js";
 import { createTestDatabase } from "../support/database.js";
 import { spawnServiceProcess } from "../support/process.js";
 import { TEST_SERVICE_KEY } from "../support/service.js";

@@ -1,6 +1,7 @@
 // Who is calling: a person with an access token, or a backend service with a service key.
 import type { Revocations } from "../tokens/revocation.js";
-import type { AccessClaims, AccessTokens, Verification } from "../tokens/access-tokens.js";
+import type { AccessTokens } from "../tokens/access-tokens.js";
+import type { AccessClaims, Verification } from "../tokens/claims.js";
 import { AppError } from "../errors.js";
 import { timingSafeEqual } from "node:crypto";
 

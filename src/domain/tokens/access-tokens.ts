@@ -6,8 +6,6 @@ import { SIGNING_ALG, type SigningKeys } from "./signing-keys.js";
 import { ACCESS_TOKEN_TYPE, type TokenSettings, type Verification } from "./claims.js";
 import { createAccessTokenVerifier } from "./verifier.js";
 
-export { ACCESS_TOKEN_TYPE } from "./claims.js";
-export type { AccessClaims, InactiveReason, TokenSettings, Verification } from "./claims.js";
 
 export interface AccessTokenSubject {
   readonly userId: string;

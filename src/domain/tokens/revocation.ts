@@ -13,7 +13,6 @@ import type { Logger } from "../../logger.js";
 import type { Clock } from "../clock.js";
 import type { AccessClaims, InactiveReason } from "./claims.js";
 
-export { LISTENER_APPLICATION_NAME } from "../../store/revocation-feed.js";
 
 export interface Revocations {
   check(claims: AccessClaims): InactiveReason | undefined;

@@ -13,7 +13,6 @@ import type { Clock } from "../clock.js";
 import { SIGNING_ALG, type SigningKeys } from "./signing-keys.js";
 import { ACCESS_TOKEN_TYPE, type AccessClaims, type InactiveReason, type TokenSettings, type Verification } from "./claims.js";
 
-export { ACCESS_TOKEN_TYPE } from "./claims.js";
 
 /** Clock skew tolerated between instances, in seconds. */
 export const CLOCK_TOLERANCE_SEC = 5;
