@@ -13,6 +13,9 @@ import { createOtpSenders } from "./delivery/index.js";
 import { createDevOutbox, type DevOutbox } from "./delivery/dev-outbox.js";
 import { createAuditLog } from "./domain/audit/audit.js";
 import { createCallers } from "./domain/callers/callers.js";
+import { createServiceDirectory } from "./domain/callers/directory.js";
+import { createServiceAccounts, type ServiceAccounts } from "./domain/callers/service-accounts.js";
+import { serviceKeyHasher } from "./domain/callers/service-keys.js";
 import { systemClock, type Clock } from "./domain/clock.js";
 import { createMfa } from "./domain/mfa/mfa.js";
 import { createCredentialChecks } from "./domain/accounts/credential-checks.js";
@@ -49,6 +52,8 @@ export interface AppOptions {
 
 export interface App {
   readonly services: ServiceDeps;
+  /** Service-account management (the CLI's domain; the admin API will call it too). */
+  readonly serviceAccounts: ServiceAccounts;
   readonly servers: Servers;
   readonly metrics: Metrics;
   /** Stops background work (the revocation listener); the servers are closed separately. */
@@ -66,14 +71,23 @@ export async function createApp({ config, db, logger, kek, clock = systemClock, 
   await signingKeys.rotateIfDue();
   signingKeys.startMaintenance(60_000, (err) => logger.warn({ err }, "signing key maintenance failed"));
   const accessTokens = createAccessTokens(signingKeys, config, clock);
-  const revocations = createRevocations(store, clock, logger, { accessTokenTtlSec: config.accessTokenTtlSec });
+  // Service accounts are held in memory; the directory follows the revocation feed, so it reloads
+  // on the same notifications and the same fallback cadence (directory.ts).
+  const hashServiceKey = serviceKeyHasher(kek);
+  const directory = createServiceDirectory(store, clock, logger, { bootstrap: config.serviceKeys, hash: hashServiceKey });
+  await directory.reload();
+  // Documented precedence is not enough here: the name is what logs, metrics and audit rows say.
+  for (const { name } of config.serviceKeys) {
+    if (directory.names.has(name)) throw new Error(`SERVICE_KEYS names "${name}", which is also a service account in the database: rename the bootstrap caller`);
+  }
+  const serviceAccounts = createServiceAccounts({
+    db: store, clock, hash: hashServiceKey, bootstrapNames: new Set(config.serviceKeys.map((k) => k.name)), onChanged: () => directory.reload(),
+  });
+  const revocations = createRevocations({ direct: store.direct, revocationFeed: directory.follow(store.revocationFeed) }, clock, logger, { accessTokenTtlSec: config.accessTokenTtlSec });
   await revocations.start();
   const sessions = createSessions(store, audit, clock, config, revocations);
   const sessionTokens = createSessionTokens(sessions, accessTokens);
-  const callers = createCallers(accessTokens, revocations, {
-    serviceKeys: config.serviceKeys,
-    allowLoopbackWithoutKey: !config.production,
-  });
+  const callers = createCallers(accessTokens, revocations, directory, { allowLoopbackWithoutKey: !config.production });
   const limits = createRateLimits(store, clock);
   const checks = createCredentialChecks({ db: store, passwords, limits, audit, loginLimits: config.loginLimits });
   const mfa = createMfa({ db: store, clock, kek, sessionTokens, audit, checks, settings: config.mfa });
@@ -123,8 +137,9 @@ export async function createApp({ config, db, logger, kek, clock = systemClock, 
     tls: config.tls && createTlsFiles(config.tls, logger),
     trustedProxies: config.trustedProxies,
   });
-  return { services, servers, metrics, stop: async () => {
+  return { services, servers, metrics, serviceAccounts, stop: async () => {
     signingKeys.stop();
     await revocations.stop();
+    await directory.stop();
   } };
 }

@@ -12,7 +12,9 @@ export const LISTENER_APPLICATION_NAME = "identity-revocation-listener";
 
 export type RevocationEvent =
   | { readonly kind: "session"; readonly sessionId: string; readonly at: Date }
-  | { readonly kind: "user"; readonly userId: string; readonly validAfter: Date; readonly status: string };
+  | { readonly kind: "user"; readonly userId: string; readonly validAfter: Date; readonly status: string }
+  /** Service accounts, their keys or certificate identities changed (ServiceAccounts migration). */
+  | { readonly kind: "services" };
 
 export interface RecentRevocations {
   readonly sessions: ReadonlyArray<{ readonly id: string; readonly revokedAt: Date }>;
@@ -32,7 +34,10 @@ export interface RevocationListener {
 }
 
 export interface RevocationFeed {
-  /** Sessions revoked, and accounts whose tokens were invalidated, after `since`. */
+  /**
+   * Sessions revoked, and accounts whose tokens were invalidated, after `since`; service accounts
+   * count as accounts with the id `service:<name>` (the sub of their service tokens).
+   */
   recent(tx: Tx, since: Date): Promise<RecentRevocations>;
   /** Opens the LISTEN connection; resolves once it listens, rejects when it could not. */
   listen(handlers: RevocationHandlers): Promise<RevocationListener>;
@@ -40,10 +45,11 @@ export interface RevocationFeed {
 
 /** The events in a notification payload (the triggers' json_build_object); none when it carries none. */
 export function parseRevocation(payload: string): RevocationEvent[] {
-  const event = JSON.parse(payload) as { session?: string; at?: string; user?: string; after?: string | null; status?: string };
+  const event = JSON.parse(payload) as { session?: string; at?: string; user?: string; after?: string | null; status?: string; services?: boolean };
   const events: RevocationEvent[] = [];
   if (event.session && event.at) events.push({ kind: "session", sessionId: event.session, at: new Date(event.at) });
   if (event.user && event.after) events.push({ kind: "user", userId: event.user, validAfter: new Date(event.after), status: event.status ?? "active" });
+  if (event.services === true) events.push({ kind: "services" });
   return events;
 }
 
@@ -52,7 +58,13 @@ export function createRevocationFeed(db: Database): RevocationFeed {
     async recent(tx, since) {
       const [sessions, users] = await Promise.all([
         rows<{ id: string; revoked_at: Date }>(tx, `SELECT id, revoked_at FROM sessions WHERE revoked_at > $1`, [since]),
-        rows<{ id: string; tokens_valid_after: Date; status: string }>(tx, `SELECT id, tokens_valid_after, status FROM users WHERE tokens_valid_after > $1`, [since]),
+        rows<{ id: string; tokens_valid_after: Date; status: string }>(
+          tx,
+          `SELECT id::text, tokens_valid_after, status FROM users WHERE tokens_valid_after > $1
+           UNION ALL
+           SELECT 'service:' || name, tokens_valid_after, status FROM service_accounts WHERE tokens_valid_after > $1`,
+          [since],
+        ),
       ]);
       return {
         sessions: sessions.map((r) => ({ id: r.id, revokedAt: r.revoked_at })),

@@ -90,7 +90,8 @@ export function createRevocations(db: RevocationsDb, clock: Clock, logger: Logge
 
   function onEvent(event: RevocationEvent): void {
     if (event.kind === "session") sessions.set(event.sessionId, event.at);
-    else applyUser(event.userId, event.validAfter, event.status);
+    else if (event.kind === "user") applyUser(event.userId, event.validAfter, event.status);
+    // "services" is for the service-account directory, which follows the feed itself.
   }
 
   function onListenerLost(err?: unknown): void {
