@@ -87,8 +87,8 @@ it("logs one line per RPC with its request id, status and user, and returns the 
 
 it("serves Prometheus metrics for both transports and the domain counters", async () => {
   const body = await (await fetch(t.metricsUrl)).text();
-  expect(body).toMatch(/identity_rpc_requests_total\{service="identity.v1.AuthService",method="SignUp",code="OK",transport="grpc"\} \d+/);
-  expect(body).toMatch(/identity_rpc_requests_total\{service="identity.v1.AuthService",method="SignUp",code="OK",transport="connect"\} \d+/);
+  expect(body).toMatch(/identity_rpc_requests_total\{service="identity.v1.AuthService",method="SignUp",code="OK",transport="grpc",caller="anonymous"\} \d+/);
+  expect(body).toMatch(/identity_rpc_requests_total\{service="identity.v1.AuthService",method="SignUp",code="OK",transport="connect",caller="anonymous"\} \d+/);
   expect(body).toMatch(/identity_rpc_duration_seconds_bucket\{le="0.005",service="identity.v1.TokenService",method="VerifyToken"/);
   expect(body).toMatch(/identity_logins_total\{outcome="Login:success"\} \d+/);
   expect(body).toMatch(/identity_logins_total\{outcome="Login:INVALID_CREDENTIALS"\} 1/);
