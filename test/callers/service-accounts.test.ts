@@ -10,6 +10,9 @@ import type { AccessClaims } from "../../src/domain/tokens/claims.js";
 import { createLogger } from "../../src/logger.js";
 import { createStore, type RevocationEvent } from "../../src/store/index.js";
 import { parseRevocation } from "../../src/store/revocation-feed.js";
+import { createServiceDirectory } from "../../src/domain/callers/directory.js";
+import { serviceKeyHasher } from "../../src/domain/callers/service-keys.js";
+import { TEST_KEK } from "../support/service.js";
 import { accountWithKey, uniqueAccountName } from "../support/service-accounts.js";
 import { setupService } from "../support/setup.js";
 
@@ -98,8 +101,8 @@ describe("keys", () => {
   it("revokes a key once; a second revoke changes nothing; unknown and malformed prefixes are refused", async () => {
     const { prefix } = await accountWithKey(t, uniqueAccountName("revoke"), ["tokens.verify"]);
     expect(await accounts().revokeKey(prefix)).toBe(true);
-    const [{ revoked_at: first }] = (await t.db.query("SELECT revoked_at FROM service_account_keys WHERE prefix = $1", [prefix])) as Array<{ revoked_at: Date }>;
-    expect(first).toBeInstanceOf(Date);
+    const [revoked] = (await t.db.query("SELECT revoked_at FROM service_account_keys WHERE prefix = $1", [prefix])) as Array<{ revoked_at: Date }>;
+    expect(revoked!.revoked_at).toBeInstanceOf(Date);
     expect(await t.expectUnchanged(() => accounts().revokeKey(prefix))).toBe(false);
     expect((await t.expectUnchanged(() => refusal(() => accounts().revokeKey("a".repeat(12))))).reason).toBe("SERVICE_KEY_NOT_FOUND");
     expect(fieldsOf(await t.expectUnchanged(() => refusal(() => accounts().revokeKey("isk_whole_key"))))).toEqual(["prefix:INVALID_FORMAT"]);
@@ -204,5 +207,38 @@ describe("the contract with service tokens: notifications and the revocation fee
     } finally {
       await revocations.stop();
     }
+  });
+});
+
+describe("the directory", () => {
+  it("resolves a key from memory, records its use off the request path, and keeps its last directory when a reload fails", async () => {
+    const account = await accountWithKey(t, uniqueAccountName("directory"), ["tokens.verify", "users.read"], { audiences: ["orders"] });
+    const store = createStore(t.db);
+    const failing = { ...store, transaction: () => Promise.reject(new Error("database down")) } as typeof store;
+    let db = store;
+    const directory = createServiceDirectory(
+      { direct: store.direct, serviceAccounts: store.serviceAccounts, transaction: (fn) => db.transaction(fn) },
+      systemClock,
+      createLogger("silent"),
+      { bootstrap: [{ name: "boot", key: "b".repeat(40) }], hash: serviceKeyHasher(TEST_KEK), flushMs: 60_000 },
+    );
+    try {
+      await directory.reload();
+      const caller = directory.byKey(account.key);
+      expect(caller).toMatchObject({ name: account.name, audiences: ["orders"], via: "key" });
+      expect([...caller.permissions]).toEqual(["tokens.verify", "users.read"]);
+      // Warm: the same object, from the cache.
+      expect(directory.byKey(account.key)).toBe(caller);
+      expect(directory.byKey("b".repeat(40))).toMatchObject({ name: "boot", via: "bootstrap", audiences: [] });
+      expect(() => directory.byKey("c".repeat(40))).toThrow(AppError);
+
+      db = failing;
+      await expect(directory.reload()).rejects.toThrow("database down");
+      expect(directory.byKey(account.key).name).toBe(account.name);
+    } finally {
+      await directory.stop();
+    }
+    const [row] = (await t.db.query("SELECT last_used_at FROM service_account_keys WHERE prefix = $1", [account.prefix])) as Array<{ last_used_at: Date | null }>;
+    expect(row!.last_used_at).toBeInstanceOf(Date);
   });
 });

@@ -29,7 +29,8 @@ describe("service keys over grpc-js", () => {
 
   it("a named key with tokens.verify calls VerifyToken in x-service-key, and in authorization: Bearer", async () => {
     const { key } = billing();
-    for (const headers of [{ "x-service-key": key }, { authorization: `Bearer ${key}` }]) {
+    const presented: Array<Record<string, string>> = [{ "x-service-key": key }, { authorization: `Bearer ${key}` }];
+    for (const headers of presented) {
       const verified = await tokens.verifyToken({ token: accessToken() }, { headers });
       expect(verified.active).toBe(true);
     }
