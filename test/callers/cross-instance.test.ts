@@ -72,6 +72,10 @@ describe("service accounts across instances", () => {
   it("B's log names the caller", async () => {
     const account = await accountWithKey(a, uniqueAccountName("cross-log"), ["tokens.verify"]);
     await untilB(account.key, "ok");
-    expect(b().logLines.some((l) => l.includes('"rpc":"identity.v1.TokenService/VerifyToken"') && l.includes(`"caller":"${account.name}"`))).toBe(true);
+    // B's log reaches this process through a pipe: read until the line has arrived.
+    const named = () => b().logLines.some((l) => l.includes('"rpc":"identity.v1.TokenService/VerifyToken"') && l.includes(`"caller":"${account.name}"`));
+    const deadline = performance.now() + 2_000;
+    while (!named() && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(named()).toBe(true);
   });
 });

@@ -192,3 +192,27 @@ describe("service accounts named by a client certificate (mTLS)", () => {
     }
   });
 });
+
+describe.each(["connect", "grpc-web"] as const)("service keys on the gateway over %s", (via) => {
+  const t = setupService();
+  const { auth } = t.clients(via);
+
+  it("a dead key on a public RPC is UNAUTHENTICATED and stores nothing", async () => {
+    const account = await accountWithKey(t, uniqueAccountName(`gw-dead-${via}`), ["client-address.forward"]);
+    await t.app.serviceAccounts.revokeKey(account.prefix);
+    for (const headers of [{ "x-service-key": account.key }, { authorization: `Bearer ${account.key}` }] as Array<Record<string, string>>) {
+      await t.expectNothingStored(() =>
+        expectError(auth.signUp({ email: uniqueEmail("gw-dead"), password: PASSWORD }, { headers }), { code: Code.Unauthenticated, reason: "SERVICE_KEY_INVALID" }),
+      );
+    }
+  });
+
+  it("a BFF's call through the gateway is named in the audit row and the log", async () => {
+    const account = await accountWithKey(t, uniqueAccountName(`gw-bff-${via}`), ["client-address.forward"]);
+    const signedUp = await auth.signUp({ email: uniqueEmail("gw-bff"), password: PASSWORD }, { headers: { "x-service-key": account.key, "x-request-id": `gw-bff-${via}-1` } });
+    const { userId } = await t.verify(signedUp.tokens!.accessToken);
+    expect(await t.db.query("SELECT caller FROM audit_events WHERE user_id = $1", [userId])).toEqual([{ caller: account.name }]);
+    const line = t.logLines.find((l) => l.includes(`"requestId":"gw-bff-${via}-1"`));
+    expect(JSON.parse(line!)).toMatchObject({ caller: account.name, protocol: via });
+  });
+});
