@@ -12,9 +12,10 @@ export const LISTENER_APPLICATION_NAME = "identity-revocation-listener";
 
 export type RevocationEvent =
   | { readonly kind: "session"; readonly sessionId: string; readonly at: Date }
-  | { readonly kind: "user"; readonly userId: string; readonly validAfter: Date; readonly status: string }
-  /** Service accounts, their keys or certificate identities changed (ServiceAccounts migration). */
-  | { readonly kind: "services" };
+  | { readonly kind: "user"; readonly userId: string; readonly validAfter: Date; readonly status: string };
+
+/** What a notification on the channel may carry: revocations, or a change to service accounts. */
+export type FeedEvent = RevocationEvent | { readonly kind: "services" };
 
 export interface RecentRevocations {
   readonly sessions: ReadonlyArray<{ readonly id: string; readonly revokedAt: Date }>;
@@ -23,6 +24,11 @@ export interface RecentRevocations {
 
 export interface RevocationHandlers {
   onEvent(event: RevocationEvent): void;
+  /**
+   * Service accounts, their keys or certificate identities changed (ServiceAccounts migration):
+   * for the service-account directory, which follows the feed (src/domain/callers/directory.ts).
+   */
+  onServicesChanged?(): void;
   /** A notification that could not be read. */
   onMalformed(err: unknown): void;
   /** The connection ended after it listened (called once; not after close()). */
@@ -44,9 +50,9 @@ export interface RevocationFeed {
 }
 
 /** The events in a notification payload (the triggers' json_build_object); none when it carries none. */
-export function parseRevocation(payload: string): RevocationEvent[] {
+export function parseRevocation(payload: string): FeedEvent[] {
   const event = JSON.parse(payload) as { session?: string; at?: string; user?: string; after?: string | null; status?: string; services?: boolean };
-  const events: RevocationEvent[] = [];
+  const events: FeedEvent[] = [];
   if (event.session && event.at) events.push({ kind: "session", sessionId: event.session, at: new Date(event.at) });
   if (event.user && event.after) events.push({ kind: "user", userId: event.user, validAfter: new Date(event.after), status: event.status ?? "active" });
   if (event.services === true) events.push({ kind: "services" });
@@ -88,7 +94,10 @@ export function createRevocationFeed(db: Database): RevocationFeed {
       client.on("end", () => lost());
       client.on("notification", (message) => {
         try {
-          for (const event of parseRevocation(message.payload ?? "{}")) handlers.onEvent(event);
+          for (const event of parseRevocation(message.payload ?? "{}")) {
+            if (event.kind === "services") handlers.onServicesChanged?.();
+            else handlers.onEvent(event);
+          }
         } catch (err) {
           handlers.onMalformed(err);
         }

@@ -232,13 +232,7 @@ export function createServiceDirectory(db: DirectoryDb, clock: Clock, logger: Lo
           return feed.recent(tx, since);
         },
         listen(handlers) {
-          return feed.listen({
-            ...handlers,
-            onEvent(event) {
-              if (event.kind === "services") reloadQuietly();
-              else handlers.onEvent(event);
-            },
-          });
+          return feed.listen({ ...handlers, onServicesChanged: reloadQuietly });
         },
       };
     },

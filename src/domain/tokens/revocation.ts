@@ -90,8 +90,7 @@ export function createRevocations(db: RevocationsDb, clock: Clock, logger: Logge
 
   function onEvent(event: RevocationEvent): void {
     if (event.kind === "session") sessions.set(event.sessionId, event.at);
-    else if (event.kind === "user") applyUser(event.userId, event.validAfter, event.status);
-    // "services" is for the service-account directory, which follows the feed itself.
+    else applyUser(event.userId, event.validAfter, event.status);
   }
 
   function onListenerLost(err?: unknown): void {
