@@ -28,6 +28,8 @@ export interface BootstrapKey {
 export interface CertificateIdentity {
   readonly subject: string;
   readonly uris: readonly string[];
+  /** SHA-256 of the certificate: when given, the answer is kept for it until the next reload. */
+  readonly fingerprint256?: string;
 }
 
 export interface ServiceDirectory {
@@ -122,6 +124,8 @@ export function createServiceDirectory(db: DirectoryDb, clock: Clock, logger: Lo
   }));
   let loaded: Loaded = { keys: new Map(), certificates: new Map(), names: new Set() };
   const resolved = new Map<string, Resolved>();
+  // Certificate fingerprint -> the account it names (null: none), until the next reload.
+  const byFingerprint = new Map<string, { readonly caller: ServiceCaller; readonly active: boolean } | null>();
   // Survives reloads: the last time each key's use was (or will be) written.
   const touched = new Map<string, number>();
   const pendingTouches = new Set<string>();
@@ -175,6 +179,7 @@ export function createServiceDirectory(db: DirectoryDb, clock: Clock, logger: Lo
     }
     loaded = next;
     resolved.clear();
+    byFingerprint.clear();
   }
   function reload(): Promise<void> {
     if (running) {
@@ -213,14 +218,21 @@ export function createServiceDirectory(db: DirectoryDb, clock: Clock, logger: Lo
       if (found.keyId !== undefined) noteUse(found.keyId);
       return found.caller;
     },
-    byCertificate({ subject, uris }) {
+    byCertificate({ subject, uris, fingerprint256 }) {
       const { certificates } = loaded;
       if (certificates.size === 0) return undefined;
-      let entry;
-      for (const uri of uris) entry ??= certificates.get(`spiffe:${uri}`);
-      const normalized = entry === undefined ? normalizeSubject(subject) : undefined;
-      if (normalized !== undefined) entry = certificates.get(`subject:${normalized}`);
-      if (!entry) return undefined;
+      let entry = fingerprint256 === undefined ? undefined : byFingerprint.get(fingerprint256);
+      if (entry === undefined) {
+        for (const uri of uris) entry ??= certificates.get(`spiffe:${uri}`);
+        const normalized = entry === undefined ? normalizeSubject(subject) : undefined;
+        if (normalized !== undefined) entry = certificates.get(`subject:${normalized}`);
+        entry ??= null;
+        if (fingerprint256 !== undefined) {
+          if (byFingerprint.size >= cacheSize) byFingerprint.clear();
+          byFingerprint.set(fingerprint256, entry);
+        }
+      }
+      if (entry === null) return undefined;
       if (!entry.active) throw invalid(`service account ${entry.caller.name} is disabled`);
       return entry.caller;
     },
