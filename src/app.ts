@@ -65,24 +65,27 @@ export async function createApp({ config, db, logger, kek, clock = systemClock, 
   const store = createStore(db);
   const metrics = createMetrics(() => store.health.pool());
   const audit = createAuditLog(store, clock);
+  // Service accounts are held in memory (loaded first: a SERVICE_KEYS name clash stops the start
+  // before anything else runs); the directory follows the revocation feed, so it reloads
+  // on the same notifications and the same fallback cadence (directory.ts).
+  const hashServiceKey = serviceKeyHasher(kek);
+  const directory = createServiceDirectory(store, clock, logger, { bootstrap: config.serviceKeys, hash: hashServiceKey });
+  await directory.reload();
+  // Documented precedence is not enough here: the name is what logs, metrics and audit rows say.
+  const clash = config.serviceKeys.find(({ name }) => directory.names.has(name));
+  if (clash) {
+    await directory.stop();
+    throw new Error(`SERVICE_KEYS names "${clash.name}", which is also a service account in the database: rename the bootstrap caller`);
+  }
+  const serviceAccounts = createServiceAccounts({
+    db: store, clock, hash: hashServiceKey, bootstrapNames: new Set(config.serviceKeys.map((k) => k.name)), onChanged: () => directory.reload(),
+  });
   const passwords = createPasswordHasher(config.argon2, config.hashing, (result) => metrics.passwordHashing.inc({ result }));
   const signingKeys = createSigningKeys(store, kek, clock, { accessTokenTtlSec: config.accessTokenTtlSec, ...config.keys });
   await signingKeys.init();
   await signingKeys.rotateIfDue();
   signingKeys.startMaintenance(60_000, (err) => logger.warn({ err }, "signing key maintenance failed"));
   const accessTokens = createAccessTokens(signingKeys, config, clock);
-  // Service accounts are held in memory; the directory follows the revocation feed, so it reloads
-  // on the same notifications and the same fallback cadence (directory.ts).
-  const hashServiceKey = serviceKeyHasher(kek);
-  const directory = createServiceDirectory(store, clock, logger, { bootstrap: config.serviceKeys, hash: hashServiceKey });
-  await directory.reload();
-  // Documented precedence is not enough here: the name is what logs, metrics and audit rows say.
-  for (const { name } of config.serviceKeys) {
-    if (directory.names.has(name)) throw new Error(`SERVICE_KEYS names "${name}", which is also a service account in the database: rename the bootstrap caller`);
-  }
-  const serviceAccounts = createServiceAccounts({
-    db: store, clock, hash: hashServiceKey, bootstrapNames: new Set(config.serviceKeys.map((k) => k.name)), onChanged: () => directory.reload(),
-  });
   const revocations = createRevocations({ direct: store.direct, revocationFeed: directory.follow(store.revocationFeed) }, clock, logger, { accessTokenTtlSec: config.accessTokenTtlSec });
   await revocations.start();
   const sessions = createSessions(store, audit, clock, config, revocations);

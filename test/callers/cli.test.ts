@@ -6,7 +6,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { createTestDatabase } from "../support/database.js";
 import { expectError } from "../support/errors.js";
-import { TEST_KEK, TEST_SERVICE_KEYS } from "../support/service.js";
+import { TEST_KEK, TEST_SERVICE_KEYS, startTestService } from "../support/service.js";
 import { prepared, setupService } from "../support/setup.js";
 
 const database = prepared(createTestDatabase, (db) => db.drop());
@@ -115,5 +115,12 @@ describe("the service-accounts CLI", () => {
     expect(run.code).toBe(1);
     expect(run.stdout).toBe("");
     expect(run.stderr).toMatch(message);
+  });
+});
+
+describe("a SERVICE_KEYS name that is also a service account", () => {
+  it("stops the start with a message naming it", async () => {
+    expect((await cli("create", "clash", "--permissions", "tokens.verify")).code).toBe(0);
+    await expect(startTestService({ database: database(), env: { SERVICE_KEYS: `clash:${"k".repeat(40)}` } })).rejects.toThrow(/SERVICE_KEYS names "clash", which is also a service account/);
   });
 });

@@ -68,7 +68,10 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
   const db = await openDatabase({ url: database.url, poolSize: 20 });
   const clock = options.clock ?? systemClock;
   const outbox = options.outbox ?? createTestOutbox();
-  const app = await createApp({ config, db, logger, kek: TEST_KEK, clock, outbox });
+  const app = await createApp({ config, db, logger, kek: TEST_KEK, clock, outbox }).catch(async (err: unknown) => {
+    await db.destroy();
+    throw err;
+  });
   // Port 0 unless a test needs to know the gateway's port before it starts (PUBLIC_URL).
   const httpPort = options.env?.HTTP_PORT ? config.httpPort : 0;
   const ports = await app.servers.listen({ host: "127.0.0.1", grpcPort: 0, httpPort, metricsHost: "127.0.0.1", metricsPort: 0 });
