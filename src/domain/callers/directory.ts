@@ -171,11 +171,17 @@ export function createServiceDirectory(db: DirectoryDb, clock: Clock, logger: Lo
 
   let running: Promise<void> | undefined;
   let again = false;
+  const clashes = new Set<string>();
   async function load(): Promise<void> {
     const snapshot = await db.transaction((tx) => db.serviceAccounts.snapshot(tx));
     const next = build(snapshot);
+    // The start refuses a clash (app.ts); one made later (an account created elsewhere with a
+    // bootstrap name) is reported once: the bootstrap key keeps working, with every permission.
     for (const { caller } of bootstrap) {
-      if (next.names.has(caller.name)) logger.warn({ name: caller.name }, "a SERVICE_KEYS name is also a service account; its bootstrap key keeps every permission");
+      if (next.names.has(caller.name) && !clashes.has(caller.name)) {
+        clashes.add(caller.name);
+        logger.warn({ name: caller.name }, "a SERVICE_KEYS name is also a service account; its bootstrap key keeps every permission");
+      }
     }
     loaded = next;
     resolved.clear();
