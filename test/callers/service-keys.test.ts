@@ -118,6 +118,10 @@ describe("service keys over grpc-js", () => {
     };
     expect(await rows(viaBff.tokens!.accessToken)).toEqual([{ type: "SIGN_UP", caller: bff.name }]);
     expect(await rows(direct.tokens!.accessToken)).toEqual([{ type: "SIGN_UP", caller: null }]);
+    // The person sees it in their activity.
+    const activity = async (accessToken: string) => (await auth.listActivity({}, bearer(accessToken))).events.map((e) => e.caller);
+    expect(await activity(viaBff.tokens!.accessToken)).toEqual([bff.name]);
+    expect(await activity(direct.tokens!.accessToken)).toEqual([""]);
   });
 });
 
