@@ -13,6 +13,9 @@ import { createOtpSenders } from "./delivery/index.js";
 import { createDevOutbox, type DevOutbox } from "./delivery/dev-outbox.js";
 import { createAuditLog } from "./domain/audit/audit.js";
 import { createCallers } from "./domain/callers/callers.js";
+import { createServiceDirectory } from "./domain/callers/directory.js";
+import { createServiceAccounts, type ServiceAccounts } from "./domain/callers/service-accounts.js";
+import { serviceKeyHasher } from "./domain/callers/service-keys.js";
 import { systemClock, type Clock } from "./domain/clock.js";
 import { createMfa } from "./domain/mfa/mfa.js";
 import { createCredentialChecks } from "./domain/accounts/credential-checks.js";
@@ -49,6 +52,8 @@ export interface AppOptions {
 
 export interface App {
   readonly services: ServiceDeps;
+  /** Service-account management (the CLI's domain; the admin API will call it too). */
+  readonly serviceAccounts: ServiceAccounts;
   readonly servers: Servers;
   readonly metrics: Metrics;
   /** Stops background work (the revocation listener); the servers are closed separately. */
@@ -60,20 +65,32 @@ export async function createApp({ config, db, logger, kek, clock = systemClock, 
   const store = createStore(db);
   const metrics = createMetrics(() => store.health.pool());
   const audit = createAuditLog(store, clock);
+  // Service accounts are held in memory (loaded first: a SERVICE_KEYS name clash stops the start
+  // before anything else runs); the directory follows the revocation feed, so it reloads
+  // on the same notifications and the same fallback cadence (directory.ts).
+  const hashServiceKey = serviceKeyHasher(kek);
+  const directory = createServiceDirectory(store, clock, logger, { bootstrap: config.serviceKeys, hash: hashServiceKey });
+  await directory.reload();
+  // Documented precedence is not enough here: the name is what logs, metrics and audit rows say.
+  const clash = config.serviceKeys.find(({ name }) => directory.names.has(name));
+  if (clash) {
+    await directory.stop();
+    throw new Error(`SERVICE_KEYS names "${clash.name}", which is also a service account in the database: rename the bootstrap caller`);
+  }
+  const serviceAccounts = createServiceAccounts({
+    db: store, clock, hash: hashServiceKey, bootstrapNames: new Set(config.serviceKeys.map((k) => k.name)), onChanged: () => directory.reload(),
+  });
   const passwords = createPasswordHasher(config.argon2, config.hashing, (result) => metrics.passwordHashing.inc({ result }));
   const signingKeys = createSigningKeys(store, kek, clock, { accessTokenTtlSec: config.accessTokenTtlSec, ...config.keys });
   await signingKeys.init();
   await signingKeys.rotateIfDue();
   signingKeys.startMaintenance(60_000, (err) => logger.warn({ err }, "signing key maintenance failed"));
   const accessTokens = createAccessTokens(signingKeys, config, clock);
-  const revocations = createRevocations(store, clock, logger, { accessTokenTtlSec: config.accessTokenTtlSec });
+  const revocations = createRevocations({ direct: store.direct, revocationFeed: directory.follow(store.revocationFeed) }, clock, logger, { accessTokenTtlSec: config.accessTokenTtlSec });
   await revocations.start();
   const sessions = createSessions(store, audit, clock, config, revocations);
   const sessionTokens = createSessionTokens(sessions, accessTokens);
-  const callers = createCallers(accessTokens, revocations, {
-    serviceKeys: config.serviceKeys,
-    allowLoopbackWithoutKey: !config.production,
-  });
+  const callers = createCallers(accessTokens, revocations, directory, { allowLoopbackWithoutKey: !config.production });
   const limits = createRateLimits(store, clock);
   const checks = createCredentialChecks({ db: store, passwords, limits, audit, loginLimits: config.loginLimits });
   const mfa = createMfa({ db: store, clock, kek, sessionTokens, audit, checks, settings: config.mfa });
@@ -123,8 +140,9 @@ export async function createApp({ config, db, logger, kek, clock = systemClock, 
     tls: config.tls && createTlsFiles(config.tls, logger),
     trustedProxies: config.trustedProxies,
   });
-  return { services, servers, metrics, stop: async () => {
+  return { services, servers, metrics, serviceAccounts, stop: async () => {
     signingKeys.stop();
     await revocations.stop();
+    await directory.stop();
   } };
 }

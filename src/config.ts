@@ -25,7 +25,8 @@ export interface Config {
   readonly sessionAbsoluteTtlSec: number;
   readonly argon2: { readonly memoryKiB: number; readonly iterations: number; readonly parallelism: number };
   readonly hashing: { readonly maxConcurrent: number; readonly maxQueue: number };
-  readonly serviceKeys: readonly string[];
+  /** SERVICE_KEYS: bootstrap callers, each holding every permission and no audiences. */
+  readonly serviceKeys: ReadonlyArray<{ readonly name: string; readonly key: string }>;
   readonly keyEncryptionKey: string | undefined;
   readonly corsOrigins: readonly string[];
   /** TRUSTED_PROXIES: IPs, CIDRs or proxy-addr names whose X-Forwarded-For is honoured. */
@@ -254,13 +255,39 @@ function loadTlsConfig(env: Env): TlsConfig | undefined {
   return { certFile, keyFile, clientCaFile, clientAuth, reloadIntervalMs };
 }
 
+/** A service account's name, as the ServiceAccounts migration checks it (it becomes sub = service:<name>). */
+const CALLER_NAME = /^[a-z][a-z0-9-]{0,62}$/;
+
+/** SERVICE_KEYS: comma-separated name:key pairs. Messages never quote a key. */
+function loadServiceKeys(env: Env): Array<{ name: string; key: string }> {
+  const entries = list(env, "SERVICE_KEYS", []).map((entry, index) => {
+    const colon = entry.indexOf(":");
+    const name = colon < 0 ? "" : entry.slice(0, colon);
+    const key = colon < 0 ? entry : entry.slice(colon + 1);
+    if (!CALLER_NAME.test(name)) {
+      throw new ConfigError(
+        `SERVICE_KEYS entries are name:key pairs (billing:<32+ characters>); entry ${index + 1} has no valid name ` +
+          "(a lower-case letter, then up to 62 lower-case letters, digits or hyphens). Nameless keys are no longer accepted: prefix each with a name",
+      );
+    }
+    if (key.length < 32) throw new ConfigError(`SERVICE_KEYS: the key of "${name}" must be at least 32 characters`);
+    return { name, key };
+  });
+  const names = new Set<string>();
+  const keys = new Set<string>();
+  for (const { name, key } of entries) {
+    if (names.has(name)) throw new ConfigError(`SERVICE_KEYS names "${name}" twice`);
+    if (keys.has(key)) throw new ConfigError(`SERVICE_KEYS: "${name}" repeats another entry's key`);
+    names.add(name);
+    keys.add(key);
+  }
+  return entries;
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const production = env.NODE_ENV === "production";
   const httpPort = int(env, "HTTP_PORT", 8080, 0, 65535);
-  const serviceKeys = list(env, "SERVICE_KEYS", []);
-  for (const key of serviceKeys) {
-    if (key.length < 32) throw new ConfigError("SERVICE_KEYS entries must be at least 32 characters each");
-  }
+  const serviceKeys = loadServiceKeys(env);
   const corsOrigins = list(env, "CORS_ORIGINS", production ? [] : [`http://localhost:${httpPort}`, `http://127.0.0.1:${httpPort}`]);
   for (const origin of corsOrigins) {
     if (origin !== "*" && !/^https?:\/\/[^/\s]+$/.test(origin)) {

@@ -54,7 +54,16 @@ export const ERROR_REASONS = {
   ACCESS_TOKEN_INVALID: { code: "UNAUTHENTICATED", client: "the access token is not valid", browser: SESSION_ENDED },
   // VerifyToken's callers are backend services, never the browser app.
   SERVICE_KEY_REQUIRED: { code: "UNAUTHENTICATED", client: "a service credential is required", browser: null },
-  SERVICE_KEY_INVALID: { code: "PERMISSION_DENIED", client: "the service credential is not valid", browser: null },
+  // Unknown, revoked or expired key, or a disabled account: refused on every RPC, public ones too,
+  // so that a backend holding a dead key fails loudly instead of calling anonymously.
+  SERVICE_KEY_INVALID: { code: "UNAUTHENTICATED", client: "the service credential is not valid", browser: null },
+  // A valid service caller whose account does not hold the permission the RPC declares.
+  PERMISSION_MISSING: { code: "PERMISSION_DENIED", client: "the caller does not hold the permission this RPC needs", browser: null },
+  // Service-account management (the CLI now, the admin API later).
+  SERVICE_ACCOUNT_EXISTS: { code: "ALREADY_EXISTS", client: "a service account with this name already exists", browser: null },
+  SERVICE_ACCOUNT_NOT_FOUND: { code: "NOT_FOUND", client: "no such service account", browser: null },
+  SERVICE_KEY_NOT_FOUND: { code: "NOT_FOUND", client: "no service key has this prefix", browser: null },
+  CERTIFICATE_IDENTITY_TAKEN: { code: "ALREADY_EXISTS", client: "this certificate identity already names a service account", browser: null },
   REFRESH_TOKEN_INVALID: { code: "UNAUTHENTICATED", client: "the refresh token is not valid", browser: SESSION_ENDED },
   REFRESH_TOKEN_REUSED: { code: "UNAUTHENTICATED", client: "the refresh token is not valid", browser: SESSION_ENDED },
   // Another refresh spent this token a moment ago: the session is fine. ABORTED (a concurrency

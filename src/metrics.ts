@@ -5,8 +5,9 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom
 
 export interface Metrics {
   readonly registry: Registry;
-  readonly rpcs: Counter<"service" | "method" | "code" | "transport">;
-  readonly rpcSeconds: Histogram<"service" | "method" | "code" | "transport">;
+  /** `caller`: a service account or bootstrap name, "user", "loopback-dev" or "anonymous" (policy.ts). */
+  readonly rpcs: Counter<"service" | "method" | "code" | "transport" | "caller">;
+  readonly rpcSeconds: Histogram<"service" | "method" | "code" | "transport" | "caller">;
   readonly logins: Counter<"outcome">;
   readonly verifications: Counter<"result">;
   readonly refreshTokenReuse: Counter;
@@ -26,7 +27,7 @@ export interface PoolStats {
 export function createMetrics(poolStats?: () => PoolStats): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  const labels = ["service", "method", "code", "transport"] as const;
+  const labels = ["service", "method", "code", "transport", "caller"] as const;
   if (poolStats) {
     new Gauge({
       name: "identity_db_pool_connections",

@@ -48,18 +48,34 @@ class GrpcCallInfo implements CallInfo {
  * reads as none.
  */
 function readClientCertificate(call: grpc.ServerUnaryCall<unknown, unknown>): ClientCertificate | undefined {
-  const raw = call.getAuthContext().sslPeerCertificate?.raw;
+  const peer = call.getAuthContext().sslPeerCertificate;
+  const raw = peer?.raw;
   if (!raw) return undefined;
+  // A service calls with the same certificate call after call: parse it once (the fingerprint is
+  // the SHA-256 of the DER, which node computed for the handshake anyway).
+  const known = peer.fingerprint256 ? parsedCertificates.get(peer.fingerprint256) : undefined;
+  if (known) return known;
+  const parsed = parseClientCertificate(raw);
+  if (parsedCertificates.size >= MAX_PARSED_CERTIFICATES) parsedCertificates.clear();
+  parsedCertificates.set(parsed.fingerprint256, parsed);
+  return parsed;
+}
+
+const MAX_PARSED_CERTIFICATES = 1_000;
+const parsedCertificates = new Map<string, ClientCertificate>();
+
+function parseClientCertificate(raw: Buffer): ClientCertificate {
   const cert = new X509Certificate(raw);
   const names = (cert.subjectAltName ?? "").split(/,\s*/).filter((n) => n !== "");
   const valuesOf = (prefix: string) => names.filter((n) => n.startsWith(prefix)).map((n) => n.slice(prefix.length));
-  return {
+  // Frozen: one object serves every call made with this certificate.
+  return Object.freeze({
     subject: cert.subject,
-    uris: valuesOf("URI:"),
-    dnsNames: valuesOf("DNS:"),
+    uris: Object.freeze(valuesOf("URI:")),
+    dnsNames: Object.freeze(valuesOf("DNS:")),
     serialNumber: cert.serialNumber,
     fingerprint256: cert.fingerprint256,
-  };
+  });
 }
 
 export class GrpcHandlerContext implements HandlerContext {

@@ -14,8 +14,7 @@ import type { SigningKeys } from "../domain/tokens/signing-keys.js";
 import type { Registry } from "prom-client";
 import type { Readiness } from "./readiness.js";
 import type { Logger } from "../logger.js";
-import { FORWARD_PERMISSION, type ForwardingPolicy } from "../services/client-address.js";
-import type { CallInfo } from "../services/call.js";
+import type { ForwardingPolicy } from "../services/client-address.js";
 
 export interface ServerDeps {
   readonly services: ServiceDeps;
@@ -86,28 +85,14 @@ export function createServers(deps: ServerDeps): Servers {
   const serviceNames = routes.map((r) => r.service.typeName);
   const health = new HealthImplementation({ "": "SERVING", ...Object.fromEntries(serviceNames.map((name) => [name, "SERVING" as const])) });
   const trusted = proxyaddr.compile([...(deps.trustedProxies ?? [])]);
-  const { callers } = deps.services;
   const grpcServer = createGrpcServer({
     routes,
     health,
     descriptorSetPath: deps.descriptorSetPath,
     maxMessageBytes: deps.maxMessageBytes,
-    forwarding: {
-      trusted,
-      // The same check as an internal RPC's access (so service accounts slot in), without the
-      // development loopback exemption: forwarding needs a real credential. A wrong key only
-      // means the header is ignored; the call goes on as any other would.
-      callerMayForward: (info: CallInfo) => {
-        const key = info.header("x-service-key");
-        if (key === undefined || key === "") return false;
-        try {
-          callers.authorizeService(key, FORWARD_PERMISSION, false);
-          return true;
-        } catch {
-          return false;
-        }
-      },
-    } satisfies ForwardingPolicy,
+    // A service caller holding client-address.forward may forward too (resolved once per call by
+    // the call policy; call.ts clientMeta reads it).
+    forwarding: { trusted, honoursCallerPermission: true } satisfies ForwardingPolicy,
   });
   const web = createWebServer({
     routes,

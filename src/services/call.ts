@@ -2,8 +2,8 @@
 // request headers and the peer address. Handlers read them through these helpers only.
 import { createContextKey, type HandlerContext } from "@connectrpc/connect";
 import type { ClientMeta } from "../domain/audit/audit.js";
-import type { Caller, Callers } from "../domain/callers/callers.js";
-import { resolveClientAddress, type ForwardingPolicy } from "./client-address.js";
+import type { Caller, Callers, ServiceCaller } from "../domain/callers/callers.js";
+import { FORWARD_PERMISSION, resolveClientAddress, type ForwardingPolicy } from "./client-address.js";
 
 /**
  * The gateway's view of one browser call; src/server/refresh-cookie.ts builds it and
@@ -95,19 +95,36 @@ export function isLoopback(address: string): boolean {
 /** The call's client address, resolved on first use (clientMeta) and kept for the call. */
 const clientAddressKey = createContextKey<string | undefined>(undefined, { description: "client address" });
 
+/** The backend service calling, set by the call policy before any handler runs (policy.ts). */
+export const serviceCallerKey = createContextKey<ServiceCaller | undefined>(undefined, { description: "service caller" });
+
+/**
+ * The backend service behind the call (a service account by key or certificate, or a bootstrap
+ * caller), resolved once by the call policy for every RPC; undefined when no service credential
+ * came with the call.
+ */
+export function serviceCaller(ctx: HandlerContext): ServiceCaller | undefined {
+  return ctx.values.get(serviceCallerKey);
+}
+
 /**
  * The client of the call, for rate limits, sessions, activity and audit: every flow takes the
  * address from here. It is the end user's address a trusted forwarder passed (client-address.ts),
- * else the TCP peer's. Resolved lazily: calls that never ask (VerifyToken) pay nothing.
+ * else the TCP peer's. Resolved lazily: calls that never ask (VerifyToken) pay nothing. `caller`
+ * names the service calling, if one is.
  */
 export function clientMeta(ctx: HandlerContext): ClientMeta {
   const info = callInfo(ctx);
+  const service = serviceCaller(ctx);
   let ip = ctx.values.get(clientAddressKey);
   if (ip === undefined) {
-    ip = resolveClientAddress(info, info.forwarding);
+    // Forwarding needs a real credential holding the permission: the development loopback
+    // exemption names no caller.
+    const callerMayForward = info.forwarding?.honoursCallerPermission === true && service !== undefined && service.permissions.has(FORWARD_PERMISSION);
+    ip = resolveClientAddress(info, info.forwarding, callerMayForward);
     ctx.values.set(clientAddressKey, ip);
   }
-  return { ip, userAgent: info.header("user-agent") ?? "" };
+  return { ip, userAgent: info.header("user-agent") ?? "", caller: service?.name };
 }
 
 /** The token of an `authorization: Bearer <token>` header. */

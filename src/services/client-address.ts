@@ -6,10 +6,11 @@
 // trusted proxy. A header that does not parse (not an IP, too long, too many hops) is ignored as a
 // whole, never an error: the peer address counts.
 import { isIP } from "node:net";
+import type { Permission } from "../domain/callers/permissions.js";
 import type { CallInfo } from "./call.js";
 
 /** The permission that lets a service pass the end user's address. */
-export const FORWARD_PERMISSION = "client-address.forward";
+export const FORWARD_PERMISSION: Permission = "client-address.forward";
 
 /** Longer headers are ignored (no legitimate chain of proxies comes near it). */
 export const MAX_FORWARDED_BYTES = 1024;
@@ -20,10 +21,10 @@ export interface ForwardingPolicy {
   /** proxyaddr.compile(TRUSTED_PROXIES): whether the hop at `index` (0 = the TCP peer) is a trusted proxy. */
   readonly trusted: (address: string, index: number) => boolean;
   /**
-   * Whether the call's own credentials hold client-address.forward (checked without the dev
-   * loopback exemption). Set on the gRPC port only: the gateway honours TRUSTED_PROXIES alone.
+   * Whether a service caller holding client-address.forward (resolved by the call policy) may
+   * forward. Set on the gRPC port only: the gateway honours TRUSTED_PROXIES alone.
    */
-  readonly callerMayForward?: (info: CallInfo) => boolean;
+  readonly honoursCallerPermission?: boolean;
 }
 
 /** The hops of an x-forwarded-for value, nearest last; undefined when any part is malformed. */
@@ -41,13 +42,13 @@ export function parseForwardedFor(value: string): string[] | undefined {
 }
 
 /** The client address of a call: the peer's, or the one a trusted forwarder passes. */
-export function resolveClientAddress(info: CallInfo, policy: ForwardingPolicy | undefined): string {
+export function resolveClientAddress(info: CallInfo, policy: ForwardingPolicy | undefined, callerMayForward = false): string {
   const peer = info.peerAddress;
   if (!policy) return peer;
   const header = info.header("x-forwarded-for");
   if (header === undefined || header === "") return peer;
   // The peer first: a forged header from an untrusted peer costs nothing more than this check.
-  const peerTrusted = policy.trusted(peer, 0) || (policy.callerMayForward?.(info) ?? false);
+  const peerTrusted = policy.trusted(peer, 0) || callerMayForward;
   if (!peerTrusted) return peer;
   const hops = parseForwardedFor(header);
   if (!hops) return peer;

@@ -64,5 +64,6 @@ export function auditEventToProto(event: AuditEventRow): MessageInitShape<typeof
     userAgent: event.userAgent,
     sessionId: event.sessionId ?? "",
     details: event.details,
+    caller: event.caller ?? "",
   };
 }

@@ -7,11 +7,11 @@ import { Code, type HandlerContext, type ServiceImpl } from "@connectrpc/connect
 import type { Logger } from "../logger.js";
 import type { Metrics } from "../metrics.js";
 import { Audience } from "../../gen/identity/v1/access_pb.js";
-import type { Callers } from "../domain/callers/callers.js";
+import type { Callers, ServiceCaller } from "../domain/callers/callers.js";
 import { AppError } from "../domain/errors.js";
 import type { ErrorReason } from "../error-reasons.js";
 import { methodAccess, type MethodAccess } from "./access.js";
-import { callInfo, callUserKey, isLoopback, setResponseHeader } from "./call.js";
+import { callInfo, callUserKey, isLoopback, serviceCallerKey, setResponseHeader, type CallInfo } from "./call.js";
 import { toConnectError } from "./errors.js";
 import { compileStringCheck } from "./request-strings.js";
 import type { OutcomeMetric, RpcMetrics } from "./rpc-metrics.js";
@@ -28,8 +28,11 @@ export type PolicyHandler = (request: unknown, ctx: HandlerContext) => Promise<u
 
 type AnyUnary = (request: unknown, ctx: HandlerContext) => unknown;
 type AnyObserver = (request: unknown, response: unknown, failure: string | undefined) => void;
-/** Refuses a caller the method's declared access does not admit (throws an AppError). */
-type AccessCheck = (ctx: HandlerContext) => void;
+/**
+ * Refuses a caller the method's declared access does not admit (throws an AppError); answers
+ * "loopback-dev" when it admits the development exemption.
+ */
+type AccessCheck = (ctx: HandlerContext, caller: ServiceCaller | undefined) => CallerName | undefined;
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
@@ -44,38 +47,85 @@ export function withPolicy<S extends DescService>(method: DescMethod, impl: Serv
 }
 
 /**
+ * The caller a log line and the metrics name: the service's name; "user" when a handler noted a
+ * person (callUserKey); "loopback-dev" for the development exemption; else "anonymous".
+ */
+function callerName(ctx: HandlerContext, service: ServiceCaller | undefined, exemption: CallerName | undefined): CallerName {
+  if (service !== undefined) return service.name;
+  if (ctx.values.get(callUserKey) !== undefined) return "user";
+  return exemption ?? "anonymous";
+}
+
+/**
+ * The call's service caller, resolved once for every RPC before anything else: from
+ * `x-service-key`, else `authorization: Bearer isk_...` (a service key; a JWT there is a person's
+ * token and left to the handler), else the verified client certificate. A presented key that
+ * names no caller that may call throws SERVICE_KEY_INVALID whatever the RPC: a backend with a dead
+ * key fails loudly instead of calling anonymously. A certificate naming no account is no caller.
+ * Warm, a key costs one Map lookup (directory.ts); no allocation here.
+ */
+function resolveServiceCaller(ctx: HandlerContext, callers: Callers): ServiceCaller | undefined {
+  const info = callInfo(ctx);
+  let key = info.header("x-service-key");
+  if (key === undefined || key === "") key = serviceKeyOfBearer(info.header("authorization"));
+  const caller = key !== undefined ? callers.serviceByKey(key) : certificateCaller(info, callers);
+  if (caller !== undefined) ctx.values.set(serviceCallerKey, caller);
+  return caller;
+}
+
+function certificateCaller(info: CallInfo, callers: Callers): ServiceCaller | undefined {
+  const certificate = info.clientCertificate?.();
+  return certificate && callers.serviceByCertificate(certificate);
+}
+
+const BEARER_SERVICE_KEY = /^bearer\s+(isk_\S+)\s*$/i;
+
+/** The service key of an `authorization: Bearer isk_...` header, else undefined. */
+function serviceKeyOfBearer(value: string | undefined): string | undefined {
+  if (value === undefined || value.length < 11 || value.indexOf("isk_") < 0) return undefined;
+  return BEARER_SERVICE_KEY.exec(value)?.[1];
+}
+
+/** Who called, for the log line and the metrics' bounded `caller` label. */
+type CallerName = string;
+const LOOPBACK_DEV: CallerName = "loopback-dev";
+
+/**
  * The check a method's declared access needs, built once at start-up; undefined when there is
  * nothing to check before the handler.
  * - AUDIENCE_PUBLIC: anyone.
  * - AUDIENCE_USER: the handler authenticates the person itself (SignedInRpcs.caller), since it
  *   needs the caller anyway; nothing to add here.
- * - AUDIENCE_INTERNAL: a service credential holding the permission. VerifyToken is the hot path:
- *   no allocation here, and the peer address is read only when no key is presented.
+ * - AUDIENCE_INTERNAL: a service caller holding the permission, or (development only) a loopback
+ *   peer without any credential: then it answers "loopback-dev" for the log line.
  */
 function accessCheck(access: MethodAccess, callers: Callers): AccessCheck | undefined {
   if (access.audience !== Audience.INTERNAL) return undefined;
   const { permission } = access;
-  return (ctx) => {
-    const info = callInfo(ctx);
-    const serviceKey = info.header("x-service-key");
-    const keyless = serviceKey === undefined || serviceKey === "";
-    callers.authorizeService(serviceKey, permission, keyless && isLoopback(info.peerAddress));
+  return (ctx, caller) => {
+    if (caller === undefined) {
+      if (callers.allowLoopbackWithoutKey && isLoopback(callInfo(ctx).peerAddress)) return LOOPBACK_DEV;
+      throw new AppError("SERVICE_KEY_REQUIRED", "internal RPC called without a service credential");
+    }
+    if (!caller.permissions.has(permission)) throw new AppError("PERMISSION_MISSING", `${caller.name} lacks ${permission}`);
+    return undefined;
   };
 }
 
-function wrap(method: DescMethod, handler: AnyUnary, observe: AnyObserver | undefined, checkAccess: AccessCheck | undefined, { logger, metrics, maxDeadlineMs }: PolicyDeps): PolicyHandler {
+function wrap(method: DescMethod, handler: AnyUnary, observe: AnyObserver | undefined, checkAccess: AccessCheck | undefined, { callers, logger, metrics, maxDeadlineMs }: PolicyDeps): PolicyHandler {
   const rpc = `${method.parent.typeName}/${method.name}`;
   const service = method.parent.typeName;
   const name = method.name;
   // Compiled once per method; undefined when the request holds no string.
   const checkStrings = compileStringCheck(method.input);
-  // Labelled children looked up once per (code, transport), not hashed from labels per call.
+  // Labelled children looked up once per (code, transport, caller), not hashed from labels per
+  // call. `caller` is bounded: account and bootstrap names, "user", "loopback-dev", "anonymous".
   const series = new Map<string, { count: { inc(): void }; seconds: { observe(value: number): void } }>();
-  const seriesOf = (code: string, transport: string) => {
-    const key = `${code}|${transport}`;
+  const seriesOf = (code: string, transport: string, caller: CallerName) => {
+    const key = `${code}|${transport}|${caller}`;
     let found = series.get(key);
     if (!found) {
-      const labels = { service, method: name, code, transport };
+      const labels = { service, method: name, code, transport, caller };
       found = { count: metrics.rpcs.labels(labels), seconds: metrics.rpcSeconds.labels(labels) };
       series.set(key, found);
     }
@@ -87,9 +137,12 @@ function wrap(method: DescMethod, handler: AnyUnary, observe: AnyObserver | unde
     const requestId = offered !== undefined && REQUEST_ID.test(offered) ? offered : randomUUID();
     setResponseHeader(ctx, "x-request-id", requestId);
     let status = "OK";
+    let caller: ServiceCaller | undefined;
+    let exemption: CallerName | undefined;
     try {
       // Who before what: an unadmitted caller learns nothing about its request.
-      checkAccess?.(ctx);
+      caller = resolveServiceCaller(ctx, callers);
+      exemption = checkAccess?.(ctx, caller);
       // Before the handler: U+0000 reached PostgreSQL and came back as INTERNAL (issue 10, item 6).
       const violations = checkStrings?.(request);
       if (violations) {
@@ -97,7 +150,7 @@ function wrap(method: DescMethod, handler: AnyUnary, observe: AnyObserver | unde
       }
       const budget = Math.min(ctx.timeoutMs() ?? maxDeadlineMs, maxDeadlineMs);
       const response = await withDeadline(handler(request, ctx), budget, () => new AppError("DEADLINE_EXCEEDED", `${rpc} exceeded ${budget} ms`));
-      logger.info({ rpc, protocol: ctx.protocolName, status, ms: elapsed(started), requestId, userId: ctx.values.get(callUserKey) }, "rpc");
+      logger.info({ rpc, protocol: ctx.protocolName, status, ms: elapsed(started), requestId, caller: callerName(ctx, caller, exemption), userId: ctx.values.get(callUserKey) }, "rpc");
       observe?.(request, response, undefined);
       return response;
     } catch (err) {
@@ -109,6 +162,7 @@ function wrap(method: DescMethod, handler: AnyUnary, observe: AnyObserver | unde
         status,
         ms: elapsed(started),
         requestId,
+        caller: callerName(ctx, caller, exemption),
         userId: ctx.values.get(callUserKey),
         peer: callInfo(ctx).peerAddress,
         reason: err instanceof AppError ? err.reason : undefined,
@@ -124,7 +178,7 @@ function wrap(method: DescMethod, handler: AnyUnary, observe: AnyObserver | unde
       }
       throw error;
     } finally {
-      const { count, seconds } = seriesOf(status, ctx.protocolName);
+      const { count, seconds } = seriesOf(status, ctx.protocolName, callerName(ctx, caller, exemption));
       count.inc();
       seconds.observe((performance.now() - started) / 1000);
     }

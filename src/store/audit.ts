@@ -4,7 +4,8 @@ import { guarded, managerOf, type Tx } from "./tx.js";
 
 export type { AuditEventRow };
 
-export type NewAuditEvent = Omit<AuditEventRow, "id">;
+/** `caller` may be left out: most events are recorded without a service calling. */
+export type NewAuditEvent = Omit<AuditEventRow, "id" | "caller"> & { readonly caller?: string | null };
 
 export interface AuditEventStore {
   insert(tx: Tx, event: NewAuditEvent): Promise<void>;

@@ -7,6 +7,7 @@ import { backupCodeStore, mfaChallengeStore, totpStore, type BackupCodeStore, ty
 import { otpCodeStore, type OtpCodeStore } from "./otp-codes.js";
 import { rateLimitStore, type RateLimitStore } from "./rate-limits.js";
 import { createRevocationFeed, type RevocationFeed } from "./revocation-feed.js";
+import { serviceAccountStore, type ServiceAccountStore } from "./service-accounts.js";
 import { sessionStore, type SessionStore } from "./sessions.js";
 import { signingKeyStore, type SigningKeyStore } from "./signing-keys.js";
 import { transactions, type Database, type Transactions } from "./tx.js";
@@ -22,6 +23,7 @@ export interface Store extends Transactions {
   readonly mfaChallenges: MfaChallengeStore;
   readonly signingKeys: SigningKeyStore;
   readonly audit: AuditEventStore;
+  readonly serviceAccounts: ServiceAccountStore;
   readonly revocationFeed: RevocationFeed;
   readonly health: DatabaseHealth;
 }
@@ -38,6 +40,7 @@ export function createStore(db: Database): Store {
     mfaChallenges: mfaChallengeStore,
     signingKeys: signingKeyStore,
     audit: auditEventStore,
+    serviceAccounts: serviceAccountStore,
     revocationFeed: createRevocationFeed(db),
     health: createDatabaseHealth(db),
   };
@@ -52,6 +55,7 @@ export type { UserRow, UserStatus } from "./users.js";
 export type { RateLimitRule } from "./rate-limits.js";
 export type { OtpPurpose } from "./otp-codes.js";
 export type { ContactChannel, IdentifierKind, ClaimedContact } from "./users.js";
-export type { RevocationEvent, RevocationListener } from "./revocation-feed.js";
+export type { RevocationEvent, RevocationFeed, RevocationHandlers, RevocationListener } from "./revocation-feed.js";
+export type { CertificateKind, ServiceAccountRow, ServiceAccountStatus, ServiceAccountsSnapshot } from "./service-accounts.js";
 export { LISTENER_APPLICATION_NAME } from "./revocation-feed.js";
 export type { SessionSelector } from "./sessions.js";

@@ -14,6 +14,9 @@ export type RevocationEvent =
   | { readonly kind: "session"; readonly sessionId: string; readonly at: Date }
   | { readonly kind: "user"; readonly userId: string; readonly validAfter: Date; readonly status: string };
 
+/** What a notification on the channel may carry: revocations, or a change to service accounts. */
+export type FeedEvent = RevocationEvent | { readonly kind: "services" };
+
 export interface RecentRevocations {
   readonly sessions: ReadonlyArray<{ readonly id: string; readonly revokedAt: Date }>;
   readonly users: ReadonlyArray<{ readonly id: string; readonly validAfter: Date; readonly status: string }>;
@@ -21,6 +24,11 @@ export interface RecentRevocations {
 
 export interface RevocationHandlers {
   onEvent(event: RevocationEvent): void;
+  /**
+   * Service accounts, their keys or certificate identities changed (ServiceAccounts migration):
+   * for the service-account directory, which follows the feed (src/domain/callers/directory.ts).
+   */
+  onServicesChanged?(): void;
   /** A notification that could not be read. */
   onMalformed(err: unknown): void;
   /** The connection ended after it listened (called once; not after close()). */
@@ -32,18 +40,22 @@ export interface RevocationListener {
 }
 
 export interface RevocationFeed {
-  /** Sessions revoked, and accounts whose tokens were invalidated, after `since`. */
+  /**
+   * Sessions revoked, and accounts whose tokens were invalidated, after `since`; service accounts
+   * count as accounts with the id `service:<name>` (the sub of their service tokens).
+   */
   recent(tx: Tx, since: Date): Promise<RecentRevocations>;
   /** Opens the LISTEN connection; resolves once it listens, rejects when it could not. */
   listen(handlers: RevocationHandlers): Promise<RevocationListener>;
 }
 
 /** The events in a notification payload (the triggers' json_build_object); none when it carries none. */
-export function parseRevocation(payload: string): RevocationEvent[] {
-  const event = JSON.parse(payload) as { session?: string; at?: string; user?: string; after?: string | null; status?: string };
-  const events: RevocationEvent[] = [];
+export function parseRevocation(payload: string): FeedEvent[] {
+  const event = JSON.parse(payload) as { session?: string; at?: string; user?: string; after?: string | null; status?: string; services?: boolean };
+  const events: FeedEvent[] = [];
   if (event.session && event.at) events.push({ kind: "session", sessionId: event.session, at: new Date(event.at) });
   if (event.user && event.after) events.push({ kind: "user", userId: event.user, validAfter: new Date(event.after), status: event.status ?? "active" });
+  if (event.services === true) events.push({ kind: "services" });
   return events;
 }
 
@@ -52,7 +64,13 @@ export function createRevocationFeed(db: Database): RevocationFeed {
     async recent(tx, since) {
       const [sessions, users] = await Promise.all([
         rows<{ id: string; revoked_at: Date }>(tx, `SELECT id, revoked_at FROM sessions WHERE revoked_at > $1`, [since]),
-        rows<{ id: string; tokens_valid_after: Date; status: string }>(tx, `SELECT id, tokens_valid_after, status FROM users WHERE tokens_valid_after > $1`, [since]),
+        rows<{ id: string; tokens_valid_after: Date; status: string }>(
+          tx,
+          `SELECT id::text, tokens_valid_after, status FROM users WHERE tokens_valid_after > $1
+           UNION ALL
+           SELECT 'service:' || name, tokens_valid_after, status FROM service_accounts WHERE tokens_valid_after > $1`,
+          [since],
+        ),
       ]);
       return {
         sessions: sessions.map((r) => ({ id: r.id, revokedAt: r.revoked_at })),
@@ -76,7 +94,10 @@ export function createRevocationFeed(db: Database): RevocationFeed {
       client.on("end", () => lost());
       client.on("notification", (message) => {
         try {
-          for (const event of parseRevocation(message.payload ?? "{}")) handlers.onEvent(event);
+          for (const event of parseRevocation(message.payload ?? "{}")) {
+            if (event.kind === "services") handlers.onServicesChanged?.();
+            else handlers.onEvent(event);
+          }
         } catch (err) {
           handlers.onMalformed(err);
         }

@@ -52,7 +52,7 @@ export async function startEnvironment(profileDir: string | undefined): Promise<
     DATABASE_URL: database.url,
     DATA_DIR: path.join(workDir, "data"),
     KEY_ENCRYPTION_KEY: randomBytes(32).toString("base64"),
-    SERVICE_KEYS: BENCH_SERVICE_KEY,
+    SERVICE_KEYS: `bench:${BENCH_SERVICE_KEY}`,
     CORS_ORIGINS: "http://127.0.0.1",
     PUBLIC_URL: "http://127.0.0.1",
     METRICS_PORT: "0",

@@ -55,9 +55,9 @@ describe("VerifyToken over grpc in development mode", () => {
     expect((await tokens.verifyToken({ token: accessToken() })).active).toBe(true);
   });
 
-  it("refuses a wrong key with PERMISSION_DENIED, even from loopback", async () => {
+  it("refuses a wrong key with UNAUTHENTICATED, even from loopback", async () => {
     await t.expectUnchanged(() =>
-      expectError(tokens.verifyToken({ token: accessToken() }, WRONG_KEY), { code: Code.PermissionDenied, reason: "SERVICE_KEY_INVALID" }),
+      expectError(tokens.verifyToken({ token: accessToken() }, WRONG_KEY), { code: Code.Unauthenticated, reason: "SERVICE_KEY_INVALID" }),
     );
   });
 
@@ -87,7 +87,7 @@ describe("VerifyToken over grpc in production mode", () => {
         code: Code.Unauthenticated,
         reason: "SERVICE_KEY_REQUIRED",
       });
-      await expectError(tokens.verifyToken({ token: productionToken() }, WRONG_KEY), { code: Code.PermissionDenied, reason: "SERVICE_KEY_INVALID" });
+      await expectError(tokens.verifyToken({ token: productionToken() }, WRONG_KEY), { code: Code.Unauthenticated, reason: "SERVICE_KEY_INVALID" });
     });
   });
 

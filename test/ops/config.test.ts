@@ -18,7 +18,7 @@ import { createGrpcJsTransport } from "../support/transports.js";
 
 const KEK = Buffer.alloc(32, 1).toString("base64");
 const SERVICE_KEY = "k".repeat(40);
-const production = { NODE_ENV: "production", KEY_ENCRYPTION_KEY: KEK, SERVICE_KEYS: SERVICE_KEY, CORS_ORIGINS: "https://app.example.com", PUBLIC_URL: "https://id.example.com" };
+const production = { NODE_ENV: "production", KEY_ENCRYPTION_KEY: KEK, SERVICE_KEYS: `ops:${SERVICE_KEY}`, CORS_ORIGINS: "https://app.example.com", PUBLIC_URL: "https://id.example.com" };
 
 describe("loadConfig", () => {
   it("has working development defaults", () => {
@@ -36,7 +36,10 @@ describe("loadConfig", () => {
     [{ ACCESS_TOKEN_TTL_SECONDS: "5" }, "ACCESS_TOKEN_TTL_SECONDS"],
     [{ ARGON2_MEMORY_KIB: "-1" }, "ARGON2_MEMORY_KIB"],
     [{ KEY_ENCRYPTION_KEY: "c2hvcnQ=" }, "KEY_ENCRYPTION_KEY"],
-    [{ SERVICE_KEYS: "short" }, "SERVICE_KEYS"],
+    [{ SERVICE_KEYS: "ops:short" }, "SERVICE_KEYS"],
+    [{ SERVICE_KEYS: `Billing:${SERVICE_KEY}` }, "SERVICE_KEYS"],
+    [{ SERVICE_KEYS: `ops:${SERVICE_KEY},ops:${"m".repeat(40)}` }, "SERVICE_KEYS"],
+    [{ SERVICE_KEYS: `ops:${SERVICE_KEY},web:${SERVICE_KEY}` }, "SERVICE_KEYS"],
     [{ CORS_ORIGINS: "not a url" }, "CORS_ORIGINS"],
     [{ TRUSTED_PROXIES: "10.0.0.0/33" }, "TRUSTED_PROXIES"],
     [{ TRUSTED_PROXIES: "gateway.internal" }, "TRUSTED_PROXIES"],
@@ -53,6 +56,25 @@ describe("loadConfig", () => {
     expect(loadConfig({ TRUSTED_PROXIES: "10.0.0.0/8, 192.0.2.7 ,loopback,uniquelocal,2001:db8::/32" }).trustedProxies).toEqual([
       "10.0.0.0/8", "192.0.2.7", "loopback", "uniquelocal", "2001:db8::/32",
     ]);
+  });
+
+  it("reads SERVICE_KEYS as name:key pairs (the key may hold colons)", () => {
+    expect(loadConfig({ SERVICE_KEYS: `billing:${SERVICE_KEY}, bff-web:a:${SERVICE_KEY}` }).serviceKeys).toEqual([
+      { name: "billing", key: SERVICE_KEY },
+      { name: "bff-web", key: `a:${SERVICE_KEY}` },
+    ]);
+  });
+
+  it("refuses the old nameless SERVICE_KEYS form with a message that says what changed and never quotes the key", () => {
+    let message = "";
+    try {
+      loadConfig({ SERVICE_KEYS: SERVICE_KEY });
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/name:key pairs/);
+    expect(message).not.toContain(SERVICE_KEY);
   });
 
   it("accepts a complete production configuration", () => {

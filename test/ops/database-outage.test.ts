@@ -10,6 +10,7 @@ import pg from "pg";
 import { expect, it } from "vitest";
 import { startEmbeddedPostgres, type EmbeddedDatabase } from "../../src/db/embedded.js";
 import { TEST_SERVICE_KEY } from "../support/service.js";
+import { accountWithKey } from "../support/service-accounts.js";
 import { freePort } from "../support/ports.js";
 import { prepared, setupService } from "../support/setup.js";
 
@@ -58,6 +59,11 @@ async function waitFor(condition: () => Promise<boolean>, timeoutMs: number): Pr
 it("answers UNAVAILABLE while the database is down, keeps verifying tokens, and recovers", async () => {
   const { auth, tokens } = t.clients("grpc");
   const access = (await auth.signUp({ username: "outage-user", password: "a long enough passphrase" })).tokens!.accessToken;
+  // A named key used once before the outage (resolved and cached) and one never used (resolved
+  // from the directory in memory during the outage).
+  const used = await accountWithKey(t, "outage-billing", ["tokens.verify"]);
+  const unused = (await t.app.serviceAccounts.addKey("outage-billing")).key;
+  await tokens.verifyToken({ token: access }, { headers: { "x-service-key": used.key } });
 
   const succeeded: string[] = [];
   const codes = new Map<string, number>();
@@ -86,6 +92,9 @@ it("answers UNAVAILABLE while the database is down, keeps verifying tokens, and 
   expect(down?.code).toBe(Code.Unavailable);
   // ...VerifyToken answers from memory...
   expect((await tokens.verifyToken({ token: access }, { headers: { "x-service-key": TEST_SERVICE_KEY } })).active).toBe(true);
+  // ...for named service accounts too: their directory is in memory, and a failed reload keeps it.
+  expect((await tokens.verifyToken({ token: access }, { headers: { "x-service-key": used.key } })).active).toBe(true);
+  expect((await tokens.verifyToken({ token: access }, { headers: { authorization: `Bearer ${unused}` } })).active).toBe(true);
   // ...and readiness follows, liveness does not.
   expect(await waitFor(async () => (await healthStatus(t.grpcAddress)) === "NOT_SERVING", 10_000)).toBe(true);
   expect((await fetch(`${t.httpUrl}/readyz`)).status).toBe(503);

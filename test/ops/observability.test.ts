@@ -7,6 +7,7 @@ import { OtpChannel, OtpPurpose } from "../../gen/identity/v1/common_pb.js";
 import { lastTextedCode, startWebhook } from "../support/delivery-servers.js";
 import { prepared, setupService } from "../support/setup.js";
 import { TEST_KEK, TEST_SERVICE_KEY } from "../support/service.js";
+import { accountWithKey } from "../support/service-accounts.js";
 
 const webhook = prepared(startWebhook, (server) => server.close());
 const t = setupService(() => ({ env: { OTP_SMS_PROVIDER: "webhook", SMS_WEBHOOK_URL: webhook().url, SMS_WEBHOOK_SECRET: "webhook-bearer-secret-0123456789" } }));
@@ -31,6 +32,14 @@ it("never writes a password, token, code, TOTP secret, backup code or key to the
   await tokens.verifyToken({ token: signUp.tokens!.accessToken }, { headers: { "x-service-key": TEST_SERVICE_KEY } });
   await tokens.verifyToken({ token: signUp.tokens!.accessToken }, { headers: { "x-service-key": "a-wrong-service-key-0123456789abcdef" } }).catch(() => undefined);
   secrets.push("a-wrong-service-key-0123456789abcdef");
+  // A service account's key (CLI output aside, it is never shown again): in both headers, and
+  // with a wrong secret behind its (public) prefix.
+  const named = await accountWithKey(t, "logs-billing", ["tokens.verify"]);
+  const wrongSecret = `${named.key.slice(0, -43)}${"Q".repeat(43)}`;
+  await tokens.verifyToken({ token: signUp.tokens!.accessToken }, { headers: { "x-service-key": named.key } });
+  await tokens.verifyToken({ token: signUp.tokens!.accessToken }, { headers: { authorization: `Bearer ${named.key}` } });
+  await tokens.verifyToken({ token: signUp.tokens!.accessToken }, { headers: { "x-service-key": wrongSecret } }).catch(() => undefined);
+  secrets.push(named.key, named.key.slice(-43), wrongSecret.slice(-43));
 
   // A phone nobody owns yet: the code signs a new account up.
   await otp.sendOtp({ channel: OtpChannel.SMS, destination: "+14155550188", purpose: OtpPurpose.LOGIN });
@@ -87,8 +96,8 @@ it("logs one line per RPC with its request id, status and user, and returns the 
 
 it("serves Prometheus metrics for both transports and the domain counters", async () => {
   const body = await (await fetch(t.metricsUrl)).text();
-  expect(body).toMatch(/identity_rpc_requests_total\{service="identity.v1.AuthService",method="SignUp",code="OK",transport="grpc"\} \d+/);
-  expect(body).toMatch(/identity_rpc_requests_total\{service="identity.v1.AuthService",method="SignUp",code="OK",transport="connect"\} \d+/);
+  expect(body).toMatch(/identity_rpc_requests_total\{service="identity.v1.AuthService",method="SignUp",code="OK",transport="grpc",caller="anonymous"\} \d+/);
+  expect(body).toMatch(/identity_rpc_requests_total\{service="identity.v1.AuthService",method="SignUp",code="OK",transport="connect",caller="anonymous"\} \d+/);
   expect(body).toMatch(/identity_rpc_duration_seconds_bucket\{le="0.005",service="identity.v1.TokenService",method="VerifyToken"/);
   expect(body).toMatch(/identity_logins_total\{outcome="Login:success"\} \d+/);
   expect(body).toMatch(/identity_logins_total\{outcome="Login:INVALID_CREDENTIALS"\} 1/);

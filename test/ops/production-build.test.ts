@@ -25,7 +25,7 @@ it("installs with production dependencies only and serves in production mode", a
       PATH: process.env.PATH,
       NODE_ENV: "production",
       KEY_ENCRYPTION_KEY: Buffer.alloc(32, 3).toString("base64"),
-      SERVICE_KEYS: "production-smoke-service-key-0123456789",
+      SERVICE_KEYS: "smoke:production-smoke-service-key-0123456789",
       CORS_ORIGINS: "https://app.example.com",
       PUBLIC_URL: "https://id.example.com",
       METRICS_PORT: "0",

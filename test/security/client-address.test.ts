@@ -1,5 +1,5 @@
-// The end user's address (issue 12, item 4). A BFF holding client-address.forward (today: a valid
-// service key) or a peer inside TRUSTED_PROXIES passes the person's address in x-forwarded-for;
+// The end user's address (issue 12, item 4). A BFF holding client-address.forward (a service
+// account granted it) or a peer inside TRUSTED_PROXIES passes the person's address in x-forwarded-for;
 // rate limits, sessions and audit then use it. From anyone else the header is ignored; a
 // malformed header is ignored, never an error.
 import { Code } from "@connectrpc/connect";
@@ -8,6 +8,7 @@ import { OtpChannel, OtpPurpose } from "../../gen/identity/v1/common_pb.js";
 import { uniqueEmail } from "../support/accounts.js";
 import { expectError } from "../support/errors.js";
 import { TEST_SERVICE_KEY } from "../support/service.js";
+import { accountWithKey } from "../support/service-accounts.js";
 import { setupService, type TestContext } from "../support/setup.js";
 import { limitHits } from "../support/stored-data.js";
 import type { TransportName } from "../support/transports.js";
@@ -43,7 +44,12 @@ describe("without TRUSTED_PROXIES", () => {
   const t = setupService({ env: ENV });
   freshLimits(t);
   const send = sender(t, "grpc");
-  const bff = (address: string) => ({ "x-service-key": TEST_SERVICE_KEY, "x-forwarded-for": address });
+  // A BFF whose account holds client-address.forward, and a backend whose account does not.
+  const keys = t.prepare(async () => ({
+    bff: (await accountWithKey(t, "bff-web", ["client-address.forward"])).key,
+    verifier: (await accountWithKey(t, "orders", ["tokens.verify"])).key,
+  }));
+  const bff = (address: string) => ({ "x-service-key": keys().bff, "x-forwarded-for": address });
 
   it("limits 40 people signing in through one BFF connection one by one, not together", async () => {
     for (let n = 1; n <= 40; n++) await send(bff(person(n)));
@@ -70,10 +76,10 @@ describe("without TRUSTED_PROXIES", () => {
     expect(audit).toEqual([{ ip_address: person(7) }]);
   });
 
-  it("ignores the header from a caller without the permission (no key, a wrong key, the dev loopback exemption)", async () => {
+  it("ignores the header from a caller without the permission (no key, the dev loopback exemption, a named key without client-address.forward)", async () => {
     const forged: Array<Record<string, string>> = [
       { "x-forwarded-for": person(1) },
-      { "x-forwarded-for": person(2), "x-service-key": "wrong-key-0123456789abcdef0123456789abcdef" },
+      { "x-forwarded-for": person(2), "x-service-key": keys().verifier },
     ];
     await send(forged[0]!);
     await send(forged[1]!);
@@ -82,6 +88,15 @@ describe("without TRUSTED_PROXIES", () => {
     }
     expect(await sendHits(t, "127.0.0.1")).toBe(2);
     expect(await sendHitsUnder(t, "198.51.100.")).toBe(0);
+  });
+
+  it("refuses a wrong key outright (UNAUTHENTICATED), storing nothing, rather than ignoring its header", async () => {
+    await t.expectNothingStored(() =>
+      expectError(send({ "x-forwarded-for": person(3), "x-service-key": "wrong-key-0123456789abcdef0123456789abcdef" }), {
+        code: Code.Unauthenticated,
+        reason: "SERVICE_KEY_INVALID",
+      }),
+    );
   });
 
   it("takes the nearest hop that is not a trusted proxy", async () => {

@@ -63,7 +63,7 @@ describe("an internal RPC over grpc", () => {
     // With the key, U+0000 in the token is INVALID_ARGUMENT; without it the caller learns nothing.
     await expectError(tokens.verifyToken({ token: "a\u0000b" }, { headers: { "x-service-key": TEST_SERVICE_KEY } }), { code: Code.InvalidArgument, fields: ["token"] });
     await expectError(tokens.verifyToken({ token: "a\u0000b" }, { headers: { "x-service-key": "not-the-service-key-0123456789abcdef" } }), {
-      code: Code.PermissionDenied,
+      code: Code.Unauthenticated,
       reason: "SERVICE_KEY_INVALID",
     });
   });

@@ -19,7 +19,7 @@ import { browserSession, readCookie } from "../../src/server/refresh-cookie.js";
 import { CONTENT_SECURITY_POLICY } from "../../src/server/web-app.js";
 import { uniqueEmail } from "../support/accounts.js";
 import { expectError } from "../support/errors.js";
-import { TEST_KEK, TEST_SERVICE_KEY } from "../support/service.js";
+import { TEST_KEK, TEST_SERVICE_KEYS } from "../support/service.js";
 import { consoleMessages, lastLoggedCode } from "../support/outbox.js";
 import { setupService, withService } from "../support/setup.js";
 
@@ -315,7 +315,7 @@ describe("the development outbox", () => {
   });
 
   it("does not exist in production mode", async () => {
-    const production = { env: { NODE_ENV: "production", KEY_ENCRYPTION_KEY: TEST_KEK.toString("base64"), SERVICE_KEYS: TEST_SERVICE_KEY, PUBLIC_URL: "https://id.example.com" } };
+    const production = { env: { NODE_ENV: "production", KEY_ENCRYPTION_KEY: TEST_KEK.toString("base64"), SERVICE_KEYS: TEST_SERVICE_KEYS, PUBLIC_URL: "https://id.example.com" } };
     await withService(production, async (t) => {
       expect((await getOutbox(t.httpUrl)).status).toBe(404);
       expect((await fetch(`${t.httpUrl}/`)).status).toBe(200);

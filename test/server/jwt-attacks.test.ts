@@ -71,10 +71,10 @@ describe("a genuine access token", () => {
     await expectError(verify(""), { code: Code.InvalidArgument, reason: "INVALID_ARGUMENT", fields: ["token"] });
   });
 
-  it("a wrong service key is PERMISSION_DENIED", async () => {
+  it("a wrong service key is UNAUTHENTICATED", async () => {
     await expectError(
       tokens.verifyToken({ token: victim().accessToken }, { headers: { "x-service-key": "not-the-key-0123456789abcdef0123456789" } }),
-      { code: Code.PermissionDenied, reason: "SERVICE_KEY_INVALID" },
+      { code: Code.Unauthenticated, reason: "SERVICE_KEY_INVALID" },
     );
   });
 });

@@ -3,7 +3,7 @@
 // setup builds dist/ once per run.
 import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
-import { TEST_KEK, TEST_SERVICE_KEY } from "./service.js";
+import { TEST_KEK, TEST_SERVICE_KEYS } from "./service.js";
 
 export interface ServiceProcess {
   readonly child: ChildProcess;
@@ -24,7 +24,7 @@ export async function spawnServiceProcess(databaseUrl: string, env: Record<strin
       NODE_ENV: "test",
       DATABASE_URL: databaseUrl,
       KEY_ENCRYPTION_KEY: TEST_KEK.toString("base64"),
-      SERVICE_KEYS: TEST_SERVICE_KEY,
+      SERVICE_KEYS: TEST_SERVICE_KEYS,
       BIND_HOST: "127.0.0.1",
       GRPC_PORT: "0",
       HTTP_PORT: "0",

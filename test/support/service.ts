@@ -14,6 +14,9 @@ import { createTestOutbox, type TestOutbox } from "./outbox.js";
 /** Fixed so that several instances on one database can unseal the same signing keys. */
 export const TEST_KEK = Buffer.alloc(32, 7);
 export const TEST_SERVICE_KEY = "test-service-key-0123456789abcdef0123456789";
+/** The bootstrap caller every test service has: SERVICE_KEYS=test:<TEST_SERVICE_KEY>. */
+export const TEST_SERVICE_NAME = "test";
+export const TEST_SERVICE_KEYS = `${TEST_SERVICE_NAME}:${TEST_SERVICE_KEY}`;
 
 export interface TestService {
   readonly app: App;
@@ -44,7 +47,7 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
   const database = options.database ?? (await createTestDatabase());
   const config = loadConfig({
     NODE_ENV: "test",
-    SERVICE_KEYS: TEST_SERVICE_KEY,
+    SERVICE_KEYS: TEST_SERVICE_KEYS,
     CORS_ORIGINS: "http://allowed.example",
     LOG_LEVEL: "info",
     // Suites sign up dozens of accounts from 127.0.0.1; test/security/sign-up-limits.test.ts sets its own.
@@ -65,7 +68,10 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
   const db = await openDatabase({ url: database.url, poolSize: 20 });
   const clock = options.clock ?? systemClock;
   const outbox = options.outbox ?? createTestOutbox();
-  const app = await createApp({ config, db, logger, kek: TEST_KEK, clock, outbox });
+  const app = await createApp({ config, db, logger, kek: TEST_KEK, clock, outbox }).catch(async (err: unknown) => {
+    await db.destroy();
+    throw err;
+  });
   // Port 0 unless a test needs to know the gateway's port before it starts (PUBLIC_URL).
   const httpPort = options.env?.HTTP_PORT ? config.httpPort : 0;
   const ports = await app.servers.listen({ host: "127.0.0.1", grpcPort: 0, httpPort, metricsHost: "127.0.0.1", metricsPort: 0 });

@@ -8,6 +8,8 @@ export interface AuditEventRow extends BaseRow {
   userAgent: string;
   sessionId: string | null;
   details: Record<string, string>;
+  /** The service account (or bootstrap caller) whose call recorded the event, if a service called. */
+  caller: string | null;
 }
 
 export const AuditEventEntity = new EntitySchema<AuditEventRow>({
@@ -21,5 +23,6 @@ export const AuditEventEntity = new EntitySchema<AuditEventRow>({
     userAgent: { name: "user_agent", type: "text", default: "" },
     sessionId: { name: "session_id", type: "uuid", nullable: true },
     details: { type: "jsonb", default: {} },
+    caller: { type: "text", nullable: true },
   },
 });

@@ -23,6 +23,8 @@ export type AuditEventType =
 export interface ClientMeta {
   readonly ip: string;
   readonly userAgent: string;
+  /** The service whose call this is (a service account or bootstrap name), if a service called. */
+  readonly caller?: string;
 }
 
 export interface AuditRecord {
@@ -53,6 +55,7 @@ export function createAuditLog(db: AuditDb, clock: Clock): AuditLog {
         userAgent: event.client.userAgent.slice(0, 512),
         sessionId: event.sessionId ?? null,
         details: event.details ?? {},
+        caller: event.client.caller ?? null,
         createdAt: clock.now(),
       });
     },

@@ -1,9 +1,10 @@
-// Who is calling: a person with an access token, or a backend service with a service key.
+// Who is calling: a person with an access token, or a backend service (a service account or a
+// bootstrap caller; directory.ts resolves them, service-accounts.ts manages them).
 import type { Revocations } from "../tokens/revocation.js";
 import type { AccessTokens } from "../tokens/access-tokens.js";
 import type { AccessClaims, Verification } from "../tokens/claims.js";
 import { AppError } from "../errors.js";
-import { timingSafeEqual } from "node:crypto";
+import type { CertificateIdentity, ServiceDirectory } from "./directory.js";
 
 export interface Caller {
   readonly userId: string;
@@ -12,28 +13,39 @@ export interface Caller {
   readonly claims: AccessClaims;
 }
 
+/**
+ * A backend service calling: a service account (by API key or client certificate) or a
+ * bootstrap caller from SERVICE_KEYS. Resolved once per call by the call policy
+ * (src/services/policy.ts) and read with serviceCaller(ctx) (src/services/call.ts).
+ */
+export interface ServiceCaller {
+  /** The account name (`billing`): the `sub` of its service tokens is `service:<name>`. */
+  readonly name: string;
+  readonly permissions: ReadonlySet<string>;
+  /** The audiences it may request service tokens for; none for bootstrap callers. */
+  readonly audiences: readonly string[];
+  readonly via: "key" | "certificate" | "bootstrap";
+}
+
 export interface Callers {
   /** Full introspection: signature, claims and revocation. */
   introspect(token: string): Promise<Verification>;
   /** The person behind a bearer token; UNAUTHENTICATED when there is none or it is not active. */
   authenticate(bearer: string | undefined): Promise<Caller>;
-  /**
-   * Admits a backend service to an internal RPC needing `permission`, or throws
-   * (SERVICE_KEY_REQUIRED, SERVICE_KEY_INVALID). `peerIsLoopback` matters only without a key.
-   */
-  authorizeService(serviceKey: string | undefined, permission: string, peerIsLoopback: boolean): void;
+  /** The service a presented key names; throws SERVICE_KEY_INVALID when it names none that may call. */
+  serviceByKey(key: string): ServiceCaller;
+  /** The service a verified client certificate names, if any (SERVICE_KEY_INVALID for a disabled account). */
+  serviceByCertificate(certificate: CertificateIdentity): ServiceCaller | undefined;
+  /** Development mode lets loopback callers reach internal RPCs without a credential. */
+  readonly allowLoopbackWithoutKey: boolean;
 }
 
 export interface CallerSettings {
-  readonly serviceKeys: readonly string[];
   /** Development mode lets loopback callers skip the service key. */
   readonly allowLoopbackWithoutKey: boolean;
 }
 
-export function createCallers(accessTokens: AccessTokens, revocations: Revocations, settings: CallerSettings): Callers {
-  // Runs on every VerifyToken: compare bytes directly (constant time for equal lengths; a
-  // key's length is not the secret), no hashing per call.
-  const serviceKeys = settings.serviceKeys.map((key) => Buffer.from(key));
+export function createCallers(accessTokens: AccessTokens, revocations: Revocations, directory: ServiceDirectory, settings: CallerSettings): Callers {
   async function introspect(token: string): Promise<Verification> {
     const verification = await accessTokens.verify(token);
     if (!verification.active) return verification;
@@ -54,18 +66,8 @@ export function createCallers(accessTokens: AccessTokens, revocations: Revocatio
       const { claims } = verification;
       return { userId: claims.sub, sessionId: claims.sid, amr: claims.amr, claims };
     },
-    // SERVICE_KEYS are nameless bootstrap keys: each holds every permission, so `permission` is
-    // not consulted until service accounts (named, with permissions) exist.
-    authorizeService(serviceKey, _permission, peerIsLoopback) {
-      if (serviceKey === undefined || serviceKey === "") {
-        if (settings.allowLoopbackWithoutKey && peerIsLoopback) return;
-        throw new AppError("SERVICE_KEY_REQUIRED", "internal RPC called without x-service-key");
-      }
-      // Compare against every key so timing does not reveal which one nearly matched.
-      const presented = Buffer.from(serviceKey);
-      let match = false;
-      for (const key of serviceKeys) match = (key.length === presented.length && timingSafeEqual(key, presented)) || match;
-      if (!match) throw new AppError("SERVICE_KEY_INVALID", "unknown x-service-key");
-    },
+    serviceByKey: (key) => directory.byKey(key),
+    serviceByCertificate: (certificate) => directory.byCertificate(certificate),
+    allowLoopbackWithoutKey: settings.allowLoopbackWithoutKey,
   };
 }
