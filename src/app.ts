@@ -25,6 +25,7 @@ import { createSigningKeys } from "./domain/tokens/signing-keys.js";
 import { createAccessTokens } from "./domain/tokens/access-tokens.js";
 import { createServers, type Servers } from "./server/servers.js";
 import { createTlsFiles } from "./server/tls.js";
+import { serverMetadata } from "./server/well-known.js";
 import { createReadiness } from "./server/readiness.js";
 import { createMetrics, type Metrics } from "./metrics.js";
 import type { ServiceDeps } from "./services/routes.js";
@@ -119,6 +120,7 @@ export async function createApp({ config, db, logger, kek, clock = systemClock, 
     maxDeadlineMs: config.maxDeadlineMs,
     descriptorSetPath,
     browserApp: { appDir: webAppDir, publicUrl: config.publicUrl, devOutbox },
+    metadata: serverMetadata(config.issuer, config.publicUrl ?? config.issuer),
     logger,
     tls: config.tls && createTlsFiles(config.tls, logger),
     trustedProxies: config.trustedProxies,

@@ -10,6 +10,7 @@ import { createMetricsServer } from "./metrics-server.js";
 import { createWebServer, type BrowserAppOptions, type WebServer } from "./web-server.js";
 import { createRoutes, type ServiceDeps } from "../services/routes.js";
 import type { TlsFiles } from "./tls.js";
+import type { ServerMetadata } from "./well-known.js";
 import type { SigningKeys } from "../domain/tokens/signing-keys.js";
 import type { Registry } from "prom-client";
 import type { Readiness } from "./readiness.js";
@@ -31,6 +32,8 @@ export interface ServerDeps {
   readonly logger?: Logger;
   /** TLS on both listeners (TLS_CERT_FILE...); without it the gRPC port is h2c and the gateway HTTP. */
   readonly tls?: TlsFiles;
+  /** Server metadata at /.well-known/openid-configuration and /.well-known/oauth-authorization-server. */
+  readonly metadata?: ServerMetadata;
   /** TRUSTED_PROXIES (validated by config.ts): peers whose X-Forwarded-For is honoured on both ports. */
   readonly trustedProxies?: readonly string[];
 }
@@ -115,6 +118,7 @@ export function createServers(deps: ServerDeps): Servers {
     maxMessageBytes: deps.maxMessageBytes,
     maxDeadlineMs: deps.maxDeadlineMs,
     jwks: () => deps.signingKeys.jwks(),
+    metadata: deps.metadata,
     ready: () => deps.readiness.check(),
     browserApp: deps.browserApp,
     logger: deps.logger,
