@@ -11,6 +11,8 @@ import { createWebServer, type BrowserAppOptions, type WebServer } from "./web-s
 import { createRoutes, type ServiceDeps } from "../services/routes.js";
 import type { TlsFiles } from "./tls.js";
 import type { ServerMetadata } from "./well-known.js";
+import { createHttpAuth } from "./http-auth.js";
+import { isLoopback } from "../services/call.js";
 import type { SigningKeys } from "../domain/tokens/signing-keys.js";
 import type { Registry } from "prom-client";
 import type { Readiness } from "./readiness.js";
@@ -119,6 +121,12 @@ export function createServers(deps: ServerDeps): Servers {
     maxDeadlineMs: deps.maxDeadlineMs,
     jwks: () => deps.signingKeys.jwks(),
     metadata: deps.metadata,
+    httpAuth: createHttpAuth({
+      introspect: (token, audience) => callers.introspect(token, audience),
+      admit: (info, permission) => callers.authorizeService(info.header("x-service-key"), permission, isLoopback(info.peerAddress)),
+      trustedProxy: (address) => trusted(address, 0),
+      logger: deps.logger,
+    }),
     ready: () => deps.readiness.check(),
     browserApp: deps.browserApp,
     logger: deps.logger,

@@ -49,6 +49,8 @@ export interface WebServerOptions {
   readonly maxMessageBytes: number;
   readonly maxDeadlineMs: number;
   readonly jwks: () => readonly PublicJwk[];
+  /** GET /authz and POST /oauth2/introspect (http-auth.ts); not served without. */
+  readonly httpAuth?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean;
   /** Served at both discovery paths (well-known.ts). */
   readonly metadata?: ServerMetadata;
   readonly ready: () => Promise<boolean>;
@@ -217,6 +219,7 @@ export function createWebServer(options: WebServerOptions): WebServer {
     if (req.method === "GET" && options.metadata && DISCOVERY_PATHS.has(path ?? "")) {
       return sendJson(res, 200, options.metadata, "public, max-age=300");
     }
+    if (options.httpAuth?.(req, res)) return;
     if (req.method === "GET" && path === "/dev/outbox" && browser.devOutbox) {
       // Codes that sign anyone in: only for a browser on this machine, reached by a loopback
       // name (a DNS-rebound name fails the Host check).
