@@ -13,6 +13,7 @@ import { createOtpSenders } from "./delivery/index.js";
 import { createDevOutbox, type DevOutbox } from "./delivery/dev-outbox.js";
 import { createAuditLog } from "./domain/audit/audit.js";
 import { createCallers } from "./domain/callers/callers.js";
+import { createServiceTokens } from "./domain/tokens/service-tokens.js";
 import { systemClock, type Clock } from "./domain/clock.js";
 import { createMfa } from "./domain/mfa/mfa.js";
 import { createCredentialChecks } from "./domain/accounts/credential-checks.js";
@@ -75,6 +76,7 @@ export async function createApp({ config, db, logger, kek, clock = systemClock, 
     serviceKeys: config.serviceKeys,
     allowLoopbackWithoutKey: !config.production,
   });
+  const serviceTokens = createServiceTokens(accessTokens, audit);
   const limits = createRateLimits(store, clock);
   const checks = createCredentialChecks({ db: store, passwords, limits, audit, loginLimits: config.loginLimits });
   const mfa = createMfa({ db: store, clock, kek, sessionTokens, audit, checks, settings: config.mfa });
@@ -96,6 +98,7 @@ export async function createApp({ config, db, logger, kek, clock = systemClock, 
 
   const services: ServiceDeps = {
     accounts,
+    serviceTokens,
     callers,
     sessions,
     audit,

@@ -118,6 +118,18 @@ export function bearerToken(ctx: HandlerContext): string | undefined {
   return match?.[1];
 }
 
+// TEMPORARY (replaced by the service-accounts branch at merge): the resolved service caller.
+export interface ServiceCaller {
+  readonly name: string;
+  readonly permissions: ReadonlySet<string>;
+  readonly audiences: readonly string[];
+  readonly via: "key" | "certificate" | "bootstrap";
+}
+export const serviceCallerKey = createContextKey<ServiceCaller | undefined>(undefined, { description: "service caller" });
+export function serviceCaller(ctx: HandlerContext): ServiceCaller | undefined {
+  return ctx.values.get(serviceCallerKey);
+}
+
 /** Set once a handler knows who calls, for the call's log line. */
 export const callUserKey = createContextKey<string | undefined>(undefined, { description: "authenticated user id" });
 

@@ -3,7 +3,9 @@ import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
   InactiveReason,
+  SubjectKind,
   type GetJwksRequest,
+  type IssueServiceTokenRequest,
   type RefreshTokenRequest,
   type RevokeTokenRequest,
   type TokenService,
@@ -11,13 +13,14 @@ import {
 } from "../../gen/identity/v1/token_service_pb.js";
 import type { AuditLog } from "../domain/audit/audit.js";
 import type { Callers } from "../domain/callers/callers.js";
-import { invalidField } from "../domain/errors.js";
+import { AppError, invalidField } from "../domain/errors.js";
+import type { ServiceTokens } from "../domain/tokens/service-tokens.js";
 import type { SessionTokens } from "../domain/sessions/session-tokens.js";
 import type { Sessions } from "../domain/sessions/sessions.js";
 import type { SigningKeys } from "../domain/tokens/signing-keys.js";
 import type { AccessTokens } from "../domain/tokens/access-tokens.js";
 import { clearRefreshCookie, deliverTokens, presentedRefreshToken } from "./browser-session.js";
-import { callInfo, clientMeta } from "./call.js";
+import { callInfo, clientMeta, serviceCaller } from "./call.js";
 import type { RpcMetrics } from "./rpc-metrics.js";
 
 export interface TokenServiceDeps {
@@ -27,6 +30,7 @@ export interface TokenServiceDeps {
   readonly sessions: Sessions;
   readonly signingKeys: SigningKeys;
   readonly audit: AuditLog;
+  readonly serviceTokens: ServiceTokens;
 }
 
 function required(field: string, value: string): void {
@@ -57,11 +61,26 @@ export class TokenServiceImpl implements ServiceImpl<typeof TokenService> {
   // AUDIENCE_INTERNAL: the call policy admitted the calling service before this runs.
   async verifyToken(req: VerifyTokenRequest) {
     required("token", req.token);
-    const verification = await this.deps.callers.introspect(req.token);
+    const verification = await this.deps.callers.introspect(req.token, req.audience);
     if (!verification.active) return { active: false, reason: InactiveReason[verification.reason] };
     const c = verification.claims;
+    if (c.kind === "service") {
+      return {
+        active: true,
+        subjectKind: SubjectKind.SERVICE,
+        serviceName: c.service,
+        scope: [...c.scope],
+        tokenId: c.jti,
+        issueTime: timestampFromMs(c.iat * 1000),
+        expireTime: timestampFromMs(c.exp * 1000),
+        issuer: c.iss,
+        // The one checked: the requested audience, else this service's own (which the token names).
+        audience: req.audience !== "" ? req.audience : c.aud[0],
+      };
+    }
     return {
       active: true,
+      subjectKind: SubjectKind.USER,
       userId: c.sub,
       sessionId: c.sid,
       tokenId: c.jti,
@@ -73,6 +92,15 @@ export class TokenServiceImpl implements ServiceImpl<typeof TokenService> {
       issuer: c.iss,
       audience: c.aud,
     };
+  }
+
+  // AUDIENCE_INTERNAL (tokens.issue): the call policy admitted a service credential; only a named
+  // service account (not the development loopback exemption) can be a token's subject.
+  async issueServiceToken(req: IssueServiceTokenRequest, ctx: HandlerContext) {
+    const caller = serviceCaller(ctx);
+    if (!caller) throw new AppError("SERVICE_KEY_REQUIRED", "IssueServiceToken needs a named service account (key or client certificate)");
+    const issued = await this.deps.serviceTokens.issue(caller, req.audience, clientMeta(ctx));
+    return { accessToken: issued.token, expireTime: timestampFromMs(issued.expiresAt.getTime()), scope: [...issued.scope] };
   }
 
   async refreshToken(req: RefreshTokenRequest, ctx: HandlerContext) {
@@ -105,7 +133,9 @@ export class TokenServiceImpl implements ServiceImpl<typeof TokenService> {
   private async sessionOf(token: string): Promise<{ userId: string; sessionId: string } | undefined> {
     if (token.split(".").length === 3) {
       const verification = await this.deps.accessTokens.verify(token);
-      return verification.active ? { userId: verification.claims.sub, sessionId: verification.claims.sid } : undefined;
+      // A service token has no session to end (it expires, or its account is disabled).
+      if (!verification.active || verification.claims.kind !== "user") return undefined;
+      return { userId: verification.claims.sub, sessionId: verification.claims.sid };
     }
     return this.deps.sessions.findByRefreshToken(token);
   }

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file identity/v1/token_service.proto.
  */
 export const file_identity_v1_token_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch9pZGVudGl0eS92MS90b2tlbl9zZXJ2aWNlLnByb3RvEgtpZGVudGl0eS52MSIjChJWZXJpZnlUb2tlblJlcXVlc3QSDQoFdG9rZW4YASABKAkiuQIKE1ZlcmlmeVRva2VuUmVzcG9uc2USDgoGYWN0aXZlGAEgASgIEisKBnJlYXNvbhgCIAEoDjIbLmlkZW50aXR5LnYxLkluYWN0aXZlUmVhc29uEg8KB3VzZXJfaWQYAyABKAkSEgoKc2Vzc2lvbl9pZBgEIAEoCRIQCgh0b2tlbl9pZBgFIAEoCRIMCgRyb2xlGAYgASgJEhAKCHVzZXJuYW1lGAcgASgJEgsKA2FtchgIIAMoCRIuCgppc3N1ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtleHBpcmVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGaXNzdWVyGAsgASgJEhAKCGF1ZGllbmNlGAwgASgJIiwKE1JlZnJlc2hUb2tlblJlcXVlc3QSFQoNcmVmcmVzaF90b2tlbhgBIAEoCSI+ChRSZWZyZXNoVG9rZW5SZXNwb25zZRImCgZ0b2tlbnMYASABKAsyFi5pZGVudGl0eS52MS5Ub2tlblBhaXIiWAoSUmV2b2tlVG9rZW5SZXF1ZXN0Eg0KBXRva2VuGAEgASgJEjMKD3Rva2VuX3R5cGVfaGludBgCIAEoDjIaLmlkZW50aXR5LnYxLlRva2VuVHlwZUhpbnQiFQoTUmV2b2tlVG9rZW5SZXNwb25zZSIQCg5HZXRKd2tzUmVxdWVzdCJRCgNKd2sSCwoDa3R5GAEgASgJEgsKA2NydhgCIAEoCRIJCgF4GAMgASgJEgsKA2tpZBgEIAEoCRILCgNhbGcYBSABKAkSCwoDdXNlGAYgASgJIjEKD0dldEp3a3NSZXNwb25zZRIeCgRrZXlzGAEgAygLMhAuaWRlbnRpdHkudjEuSndrKvQDCg5JbmFjdGl2ZVJlYXNvbhIfChtJTkFDVElWRV9SRUFTT05fVU5TUEVDSUZJRUQQABIdChlJTkFDVElWRV9SRUFTT05fTUFMRk9STUVEEAESKQolSU5BQ1RJVkVfUkVBU09OX0FMR09SSVRITV9OT1RfQUxMT1dFRBACEh8KG0lOQUNUSVZFX1JFQVNPTl9VTktOT1dOX0tFWRADEiEKHUlOQUNUSVZFX1JFQVNPTl9CQURfU0lHTkFUVVJFEAQSHgoaSU5BQ1RJVkVfUkVBU09OX1dST05HX1RZUEUQBRIbChdJTkFDVElWRV9SRUFTT05fRVhQSVJFRBAGEiEKHUlOQUNUSVZFX1JFQVNPTl9OT1RfWUVUX1ZBTElEEAcSIAocSU5BQ1RJVkVfUkVBU09OX1dST05HX0lTU1VFUhAIEiIKHklOQUNUSVZFX1JFQVNPTl9XUk9OR19BVURJRU5DRRAJEiMKH0lOQUNUSVZFX1JFQVNPTl9TRVNTSU9OX1JFVk9LRUQQChIhCh1JTkFDVElWRV9SRUFTT05fVE9LRU5fUkVWT0tFRBALEiEKHUlOQUNUSVZFX1JFQVNPTl9VU0VSX0RJU0FCTEVEEAwSIgoeSU5BQ1RJVkVfUkVBU09OX0lOVkFMSURfQ0xBSU1TEA0qdQoNVG9rZW5UeXBlSGludBIfChtUT0tFTl9UWVBFX0hJTlRfVU5TUEVDSUZJRUQQABIgChxUT0tFTl9UWVBFX0hJTlRfQUNDRVNTX1RPS0VOEAESIQodVE9LRU5fVFlQRV9ISU5UX1JFRlJFU0hfVE9LRU4QAjL8AgoMVG9rZW5TZXJ2aWNlEmcKC1ZlcmlmeVRva2VuEh8uaWRlbnRpdHkudjEuVmVyaWZ5VG9rZW5SZXF1ZXN0GiAuaWRlbnRpdHkudjEuVmVyaWZ5VG9rZW5SZXNwb25zZSIVirUYEQgDEg10b2tlbnMudmVyaWZ5ElsKDFJlZnJlc2hUb2tlbhIgLmlkZW50aXR5LnYxLlJlZnJlc2hUb2tlblJlcXVlc3QaIS5pZGVudGl0eS52MS5SZWZyZXNoVG9rZW5SZXNwb25zZSIGirUYAggBElgKC1Jldm9rZVRva2VuEh8uaWRlbnRpdHkudjEuUmV2b2tlVG9rZW5SZXF1ZXN0GiAuaWRlbnRpdHkudjEuUmV2b2tlVG9rZW5SZXNwb25zZSIGirUYAggBEkwKB0dldEp3a3MSGy5pZGVudGl0eS52MS5HZXRKd2tzUmVxdWVzdBocLmlkZW50aXR5LnYxLkdldEp3a3NSZXNwb25zZSIGirUYAggBYgZwcm90bzM", [file_google_protobuf_timestamp, file_identity_v1_access, file_identity_v1_common]);
+  fileDesc("Ch9pZGVudGl0eS92MS90b2tlbl9zZXJ2aWNlLnByb3RvEgtpZGVudGl0eS52MSI1ChJWZXJpZnlUb2tlblJlcXVlc3QSDQoFdG9rZW4YASABKAkSEAoIYXVkaWVuY2UYAiABKAkijgMKE1ZlcmlmeVRva2VuUmVzcG9uc2USDgoGYWN0aXZlGAEgASgIEisKBnJlYXNvbhgCIAEoDjIbLmlkZW50aXR5LnYxLkluYWN0aXZlUmVhc29uEg8KB3VzZXJfaWQYAyABKAkSEgoKc2Vzc2lvbl9pZBgEIAEoCRIQCgh0b2tlbl9pZBgFIAEoCRIMCgRyb2xlGAYgASgJEhAKCHVzZXJuYW1lGAcgASgJEgsKA2FtchgIIAMoCRIuCgppc3N1ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtleHBpcmVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGaXNzdWVyGAsgASgJEhAKCGF1ZGllbmNlGAwgASgJEi4KDHN1YmplY3Rfa2luZBgNIAEoDjIYLmlkZW50aXR5LnYxLlN1YmplY3RLaW5kEhQKDHNlcnZpY2VfbmFtZRgOIAEoCRINCgVzY29wZRgPIAMoCSIsChhJc3N1ZVNlcnZpY2VUb2tlblJlcXVlc3QSEAoIYXVkaWVuY2UYASABKAkicQoZSXNzdWVTZXJ2aWNlVG9rZW5SZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBXNjb3BlGAMgAygJIiwKE1JlZnJlc2hUb2tlblJlcXVlc3QSFQoNcmVmcmVzaF90b2tlbhgBIAEoCSI+ChRSZWZyZXNoVG9rZW5SZXNwb25zZRImCgZ0b2tlbnMYASABKAsyFi5pZGVudGl0eS52MS5Ub2tlblBhaXIiWAoSUmV2b2tlVG9rZW5SZXF1ZXN0Eg0KBXRva2VuGAEgASgJEjMKD3Rva2VuX3R5cGVfaGludBgCIAEoDjIaLmlkZW50aXR5LnYxLlRva2VuVHlwZUhpbnQiFQoTUmV2b2tlVG9rZW5SZXNwb25zZSIQCg5HZXRKd2tzUmVxdWVzdCJRCgNKd2sSCwoDa3R5GAEgASgJEgsKA2NydhgCIAEoCRIJCgF4GAMgASgJEgsKA2tpZBgEIAEoCRILCgNhbGcYBSABKAkSCwoDdXNlGAYgASgJIjEKD0dldEp3a3NSZXNwb25zZRIeCgRrZXlzGAEgAygLMhAuaWRlbnRpdHkudjEuSndrKlwKC1N1YmplY3RLaW5kEhwKGFNVQkpFQ1RfS0lORF9VTlNQRUNJRklFRBAAEhUKEVNVQkpFQ1RfS0lORF9VU0VSEAESGAoUU1VCSkVDVF9LSU5EX1NFUlZJQ0UQAir0AwoOSW5hY3RpdmVSZWFzb24SHwobSU5BQ1RJVkVfUkVBU09OX1VOU1BFQ0lGSUVEEAASHQoZSU5BQ1RJVkVfUkVBU09OX01BTEZPUk1FRBABEikKJUlOQUNUSVZFX1JFQVNPTl9BTEdPUklUSE1fTk9UX0FMTE9XRUQQAhIfChtJTkFDVElWRV9SRUFTT05fVU5LTk9XTl9LRVkQAxIhCh1JTkFDVElWRV9SRUFTT05fQkFEX1NJR05BVFVSRRAEEh4KGklOQUNUSVZFX1JFQVNPTl9XUk9OR19UWVBFEAUSGwoXSU5BQ1RJVkVfUkVBU09OX0VYUElSRUQQBhIhCh1JTkFDVElWRV9SRUFTT05fTk9UX1lFVF9WQUxJRBAHEiAKHElOQUNUSVZFX1JFQVNPTl9XUk9OR19JU1NVRVIQCBIiCh5JTkFDVElWRV9SRUFTT05fV1JPTkdfQVVESUVOQ0UQCRIjCh9JTkFDVElWRV9SRUFTT05fU0VTU0lPTl9SRVZPS0VEEAoSIQodSU5BQ1RJVkVfUkVBU09OX1RPS0VOX1JFVk9LRUQQCxIhCh1JTkFDVElWRV9SRUFTT05fVVNFUl9ESVNBQkxFRBAMEiIKHklOQUNUSVZFX1JFQVNPTl9JTlZBTElEX0NMQUlNUxANKnUKDVRva2VuVHlwZUhpbnQSHwobVE9LRU5fVFlQRV9ISU5UX1VOU1BFQ0lGSUVEEAASIAocVE9LRU5fVFlQRV9ISU5UX0FDQ0VTU19UT0tFThABEiEKHVRPS0VOX1RZUEVfSElOVF9SRUZSRVNIX1RPS0VOEAIy9gMKDFRva2VuU2VydmljZRJnCgtWZXJpZnlUb2tlbhIfLmlkZW50aXR5LnYxLlZlcmlmeVRva2VuUmVxdWVzdBogLmlkZW50aXR5LnYxLlZlcmlmeVRva2VuUmVzcG9uc2UiFYq1GBEIAxINdG9rZW5zLnZlcmlmeRJ4ChFJc3N1ZVNlcnZpY2VUb2tlbhIlLmlkZW50aXR5LnYxLklzc3VlU2VydmljZVRva2VuUmVxdWVzdBomLmlkZW50aXR5LnYxLklzc3VlU2VydmljZVRva2VuUmVzcG9uc2UiFIq1GBAIAxIMdG9rZW5zLmlzc3VlElsKDFJlZnJlc2hUb2tlbhIgLmlkZW50aXR5LnYxLlJlZnJlc2hUb2tlblJlcXVlc3QaIS5pZGVudGl0eS52MS5SZWZyZXNoVG9rZW5SZXNwb25zZSIGirUYAggBElgKC1Jldm9rZVRva2VuEh8uaWRlbnRpdHkudjEuUmV2b2tlVG9rZW5SZXF1ZXN0GiAuaWRlbnRpdHkudjEuUmV2b2tlVG9rZW5SZXNwb25zZSIGirUYAggBEkwKB0dldEp3a3MSGy5pZGVudGl0eS52MS5HZXRKd2tzUmVxdWVzdBocLmlkZW50aXR5LnYxLkdldEp3a3NSZXNwb25zZSIGirUYAggBYgZwcm90bzM", [file_google_protobuf_timestamp, file_identity_v1_access, file_identity_v1_common]);
 
 /**
  * Request of TokenService.VerifyToken.
@@ -29,6 +29,15 @@ export type VerifyTokenRequest = Message<"identity.v1.VerifyTokenRequest"> & {
    * @generated from field: string token = 1;
    */
   token: string;
+
+  /**
+   * The audience the token must name (`aud`). Empty: this identity service's own audience
+   * (TOKEN_AUDIENCE), which every person's access token carries. A service that receives a
+   * service token passes the audience the token was issued for (its own name, usually).
+   *
+   * @generated from field: string audience = 2;
+   */
+  audience: string;
 };
 
 /**
@@ -59,7 +68,7 @@ export type VerifyTokenResponse = Message<"identity.v1.VerifyTokenResponse"> & {
   reason: InactiveReason;
 
   /**
-   * The account (`sub`).
+   * The account (`sub`) of a person's token; empty for a service token.
    *
    * @generated from field: string user_id = 3;
    */
@@ -122,11 +131,32 @@ export type VerifyTokenResponse = Message<"identity.v1.VerifyTokenResponse"> & {
   issuer: string;
 
   /**
-   * Audience (`aud`).
+   * Audience (`aud`): the one the token was checked against.
    *
    * @generated from field: string audience = 12;
    */
   audience: string;
+
+  /**
+   * Whether the subject is a person or a service.
+   *
+   * @generated from field: identity.v1.SubjectKind subject_kind = 13;
+   */
+  subjectKind: SubjectKind;
+
+  /**
+   * The service account (`client_id`) of a service token.
+   *
+   * @generated from field: string service_name = 14;
+   */
+  serviceName: string;
+
+  /**
+   * The permissions a service token carries (`scope`).
+   *
+   * @generated from field: repeated string scope = 15;
+   */
+  scope: string[];
 };
 
 /**
@@ -135,6 +165,62 @@ export type VerifyTokenResponse = Message<"identity.v1.VerifyTokenResponse"> & {
  */
 export const VerifyTokenResponseSchema: GenMessage<VerifyTokenResponse> = /*@__PURE__*/
   messageDesc(file_identity_v1_token_service, 1);
+
+/**
+ * Request of TokenService.IssueServiceToken.
+ *
+ * @generated from message identity.v1.IssueServiceTokenRequest
+ */
+export type IssueServiceTokenRequest = Message<"identity.v1.IssueServiceTokenRequest"> & {
+  /**
+   * The service the token is for (`aud`): one of the audiences the calling account is allowed.
+   *
+   * @generated from field: string audience = 1;
+   */
+  audience: string;
+};
+
+/**
+ * Describes the message identity.v1.IssueServiceTokenRequest.
+ * Use `create(IssueServiceTokenRequestSchema)` to create a new message.
+ */
+export const IssueServiceTokenRequestSchema: GenMessage<IssueServiceTokenRequest> = /*@__PURE__*/
+  messageDesc(file_identity_v1_token_service, 2);
+
+/**
+ * Response of TokenService.IssueServiceToken.
+ *
+ * @generated from message identity.v1.IssueServiceTokenResponse
+ */
+export type IssueServiceTokenResponse = Message<"identity.v1.IssueServiceTokenResponse"> & {
+  /**
+   * The access token (a compact JWS, `typ: at+jwt`), sent as `authorization: Bearer <token>`.
+   *
+   * @generated from field: string access_token = 1;
+   */
+  accessToken: string;
+
+  /**
+   * When it expires.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 2;
+   */
+  expireTime?: Timestamp | undefined;
+
+  /**
+   * The permissions it carries (`scope`).
+   *
+   * @generated from field: repeated string scope = 3;
+   */
+  scope: string[];
+};
+
+/**
+ * Describes the message identity.v1.IssueServiceTokenResponse.
+ * Use `create(IssueServiceTokenResponseSchema)` to create a new message.
+ */
+export const IssueServiceTokenResponseSchema: GenMessage<IssueServiceTokenResponse> = /*@__PURE__*/
+  messageDesc(file_identity_v1_token_service, 3);
 
 /**
  * Request of TokenService.RefreshToken.
@@ -156,7 +242,7 @@ export type RefreshTokenRequest = Message<"identity.v1.RefreshTokenRequest"> & {
  * Use `create(RefreshTokenRequestSchema)` to create a new message.
  */
 export const RefreshTokenRequestSchema: GenMessage<RefreshTokenRequest> = /*@__PURE__*/
-  messageDesc(file_identity_v1_token_service, 2);
+  messageDesc(file_identity_v1_token_service, 4);
 
 /**
  * Response of TokenService.RefreshToken.
@@ -177,7 +263,7 @@ export type RefreshTokenResponse = Message<"identity.v1.RefreshTokenResponse"> &
  * Use `create(RefreshTokenResponseSchema)` to create a new message.
  */
 export const RefreshTokenResponseSchema: GenMessage<RefreshTokenResponse> = /*@__PURE__*/
-  messageDesc(file_identity_v1_token_service, 3);
+  messageDesc(file_identity_v1_token_service, 5);
 
 /**
  * Request of TokenService.RevokeToken.
@@ -206,7 +292,7 @@ export type RevokeTokenRequest = Message<"identity.v1.RevokeTokenRequest"> & {
  * Use `create(RevokeTokenRequestSchema)` to create a new message.
  */
 export const RevokeTokenRequestSchema: GenMessage<RevokeTokenRequest> = /*@__PURE__*/
-  messageDesc(file_identity_v1_token_service, 4);
+  messageDesc(file_identity_v1_token_service, 6);
 
 /**
  * Response of TokenService.RevokeToken.
@@ -221,7 +307,7 @@ export type RevokeTokenResponse = Message<"identity.v1.RevokeTokenResponse"> & {
  * Use `create(RevokeTokenResponseSchema)` to create a new message.
  */
 export const RevokeTokenResponseSchema: GenMessage<RevokeTokenResponse> = /*@__PURE__*/
-  messageDesc(file_identity_v1_token_service, 5);
+  messageDesc(file_identity_v1_token_service, 7);
 
 /**
  * Request of TokenService.GetJwks.
@@ -236,7 +322,7 @@ export type GetJwksRequest = Message<"identity.v1.GetJwksRequest"> & {
  * Use `create(GetJwksRequestSchema)` to create a new message.
  */
 export const GetJwksRequestSchema: GenMessage<GetJwksRequest> = /*@__PURE__*/
-  messageDesc(file_identity_v1_token_service, 6);
+  messageDesc(file_identity_v1_token_service, 8);
 
 /**
  * A public key as a JSON Web Key (RFC 7517, RFC 8037 for Ed25519).
@@ -292,7 +378,7 @@ export type Jwk = Message<"identity.v1.Jwk"> & {
  * Use `create(JwkSchema)` to create a new message.
  */
 export const JwkSchema: GenMessage<Jwk> = /*@__PURE__*/
-  messageDesc(file_identity_v1_token_service, 7);
+  messageDesc(file_identity_v1_token_service, 9);
 
 /**
  * Response of TokenService.GetJwks.
@@ -314,7 +400,41 @@ export type GetJwksResponse = Message<"identity.v1.GetJwksResponse"> & {
  * Use `create(GetJwksResponseSchema)` to create a new message.
  */
 export const GetJwksResponseSchema: GenMessage<GetJwksResponse> = /*@__PURE__*/
-  messageDesc(file_identity_v1_token_service, 8);
+  messageDesc(file_identity_v1_token_service, 10);
+
+/**
+ * Whose token it is.
+ *
+ * @generated from enum identity.v1.SubjectKind
+ */
+export enum SubjectKind {
+  /**
+   * Not set (the token is not active).
+   *
+   * @generated from enum value: SUBJECT_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A person: `user_id` and `session_id` are set.
+   *
+   * @generated from enum value: SUBJECT_KIND_USER = 1;
+   */
+  USER = 1,
+
+  /**
+   * A service account: `service_name` and `scope` are set, `user_id` and `session_id` are empty.
+   *
+   * @generated from enum value: SUBJECT_KIND_SERVICE = 2;
+   */
+  SERVICE = 2,
+}
+
+/**
+ * Describes the enum identity.v1.SubjectKind.
+ */
+export const SubjectKindSchema: GenEnum<SubjectKind> = /*@__PURE__*/
+  enumDesc(file_identity_v1_token_service, 0);
 
 /**
  * Why a token is not active.
@@ -425,7 +545,7 @@ export enum InactiveReason {
  * Describes the enum identity.v1.InactiveReason.
  */
 export const InactiveReasonSchema: GenEnum<InactiveReason> = /*@__PURE__*/
-  enumDesc(file_identity_v1_token_service, 0);
+  enumDesc(file_identity_v1_token_service, 1);
 
 /**
  * What kind of token is being revoked (RFC 7009 `token_type_hint`).
@@ -459,7 +579,7 @@ export enum TokenTypeHint {
  * Describes the enum identity.v1.TokenTypeHint.
  */
 export const TokenTypeHintSchema: GenEnum<TokenTypeHint> = /*@__PURE__*/
-  enumDesc(file_identity_v1_token_service, 1);
+  enumDesc(file_identity_v1_token_service, 2);
 
 /**
  * Token verification, rotation, revocation and the public signing keys.
@@ -469,8 +589,10 @@ export const TokenTypeHintSchema: GenEnum<TokenTypeHint> = /*@__PURE__*/
 export const TokenService: GenService<{
   /**
    * Introspects an access token (RFC 7662 semantics): a bad token is not an error but
-   * `active=false` with a reason. Internal: callers present a service credential as
-   * `x-service-key` metadata (optional from loopback in development). Not served by the web gateway.
+   * `active=false` with a reason. A person's access token and a service token (see
+   * IssueServiceToken) are both verified; `subject_kind` says which. Internal: callers present a
+   * service credential (`x-service-key` metadata, `authorization: Bearer <service key>` or a
+   * client certificate; optional from loopback in development). Not served by the web gateway.
    *
    * @generated from rpc identity.v1.TokenService.VerifyToken
    */
@@ -478,6 +600,23 @@ export const TokenService: GenService<{
     methodKind: "unary";
     input: typeof VerifyTokenRequestSchema;
     output: typeof VerifyTokenResponseSchema;
+  },
+  /**
+   * Issues the calling service an access token for another service (the OAuth 2.0
+   * client-credentials grant, over gRPC): a short-lived EdDSA JWT with `sub` =
+   * `service:<account name>`, `aud` = the requested audience, the account's permissions as
+   * `scope`, living ACCESS_TOKEN_TTL_SECONDS. The caller is a service account authenticated by
+   * its key or client certificate, holding `tokens.issue`, and the audience must be one the
+   * account is allowed (PERMISSION_DENIED, reason AUDIENCE_NOT_ALLOWED, otherwise). The receiving
+   * service verifies it with VerifyToken (passing its audience) or with the JWKS. Disabling the
+   * account makes its tokens inactive within a second.
+   *
+   * @generated from rpc identity.v1.TokenService.IssueServiceToken
+   */
+  issueServiceToken: {
+    methodKind: "unary";
+    input: typeof IssueServiceTokenRequestSchema;
+    output: typeof IssueServiceTokenResponseSchema;
   },
   /**
    * Exchanges a refresh token for a new token pair. Every refresh token is single use:

@@ -11,11 +11,16 @@
 import type { RevocationEvent, RevocationListener, Store } from "../../store/index.js";
 import type { Logger } from "../../logger.js";
 import type { Clock } from "../clock.js";
-import type { AccessClaims, InactiveReason } from "./claims.js";
+import type { InactiveReason, TokenClaims } from "./claims.js";
 
 
 export interface Revocations {
-  check(claims: AccessClaims): InactiveReason | undefined;
+  /**
+   * Why a signature-valid token is revoked, if it is. A service token's subject
+   * (`service:<name>`) is an account like a person's: the service-account triggers report a
+   * disabled account under that id.
+   */
+  check(claims: TokenClaims): InactiveReason | undefined;
   /** Applies revocations made by this instance before the notification comes back. */
   sessionsRevoked(sessionIds: readonly string[], at: Date): void;
   userTokensInvalidated(userId: string, validAfter: Date, status: string): void;
@@ -145,7 +150,7 @@ export function createRevocations(db: RevocationsDb, clock: Clock, logger: Logge
         // Whole seconds: `iat` has no finer precision; same-second tokens fall to the session check.
         if (claims.iat < Math.floor(user.validAfter.getTime() / 1000)) return "TOKEN_REVOKED";
       }
-      if (sessions.has(claims.sid)) return "SESSION_REVOKED";
+      if (claims.kind === "user" && sessions.has(claims.sid)) return "SESSION_REVOKED";
       return undefined;
     },
     sessionsRevoked(ids, at) {
