@@ -10,6 +10,8 @@ import {
   type RevokeTokenRequest,
   type TokenService,
   type VerifyTokenRequest,
+  type WatchRevocationsRequest,
+  type WatchRevocationsResponse,
 } from "../../gen/identity/v1/token_service_pb.js";
 import type { AuditLog } from "../domain/audit/audit.js";
 import type { Callers } from "../domain/callers/callers.js";
@@ -101,6 +103,12 @@ export class TokenServiceImpl implements ServiceImpl<typeof TokenService> {
     if (!caller) throw new AppError("SERVICE_KEY_REQUIRED", "IssueServiceToken needs a named service account (key or client certificate)");
     const issued = await this.deps.serviceTokens.issue(caller, req.audience, clientMeta(ctx));
     return { accessToken: issued.token, expireTime: timestampFromMs(issued.expiresAt.getTime()), scope: [...issued.scope] };
+  }
+
+  // AUDIENCE_INTERNAL (tokens.verify). Implemented in the next commit.
+  // eslint-disable-next-line require-yield
+  async *watchRevocations(_req: WatchRevocationsRequest): AsyncGenerator<WatchRevocationsResponse> {
+    throw new AppError("UNAVAILABLE", "WatchRevocations is not served yet");
   }
 
   async refreshToken(req: RefreshTokenRequest, ctx: HandlerContext) {

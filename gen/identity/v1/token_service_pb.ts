@@ -4,8 +4,8 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import { file_identity_v1_access } from "./access_pb.js";
 import type { TokenPair } from "./common_pb.js";
 import { file_identity_v1_common } from "./common_pb.js";
@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file identity/v1/token_service.proto.
  */
 export const file_identity_v1_token_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch9pZGVudGl0eS92MS90b2tlbl9zZXJ2aWNlLnByb3RvEgtpZGVudGl0eS52MSI1ChJWZXJpZnlUb2tlblJlcXVlc3QSDQoFdG9rZW4YASABKAkSEAoIYXVkaWVuY2UYAiABKAkijgMKE1ZlcmlmeVRva2VuUmVzcG9uc2USDgoGYWN0aXZlGAEgASgIEisKBnJlYXNvbhgCIAEoDjIbLmlkZW50aXR5LnYxLkluYWN0aXZlUmVhc29uEg8KB3VzZXJfaWQYAyABKAkSEgoKc2Vzc2lvbl9pZBgEIAEoCRIQCgh0b2tlbl9pZBgFIAEoCRIMCgRyb2xlGAYgASgJEhAKCHVzZXJuYW1lGAcgASgJEgsKA2FtchgIIAMoCRIuCgppc3N1ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtleHBpcmVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGaXNzdWVyGAsgASgJEhAKCGF1ZGllbmNlGAwgASgJEi4KDHN1YmplY3Rfa2luZBgNIAEoDjIYLmlkZW50aXR5LnYxLlN1YmplY3RLaW5kEhQKDHNlcnZpY2VfbmFtZRgOIAEoCRINCgVzY29wZRgPIAMoCSIsChhJc3N1ZVNlcnZpY2VUb2tlblJlcXVlc3QSEAoIYXVkaWVuY2UYASABKAkicQoZSXNzdWVTZXJ2aWNlVG9rZW5SZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBXNjb3BlGAMgAygJIiwKE1JlZnJlc2hUb2tlblJlcXVlc3QSFQoNcmVmcmVzaF90b2tlbhgBIAEoCSI+ChRSZWZyZXNoVG9rZW5SZXNwb25zZRImCgZ0b2tlbnMYASABKAsyFi5pZGVudGl0eS52MS5Ub2tlblBhaXIiWAoSUmV2b2tlVG9rZW5SZXF1ZXN0Eg0KBXRva2VuGAEgASgJEjMKD3Rva2VuX3R5cGVfaGludBgCIAEoDjIaLmlkZW50aXR5LnYxLlRva2VuVHlwZUhpbnQiFQoTUmV2b2tlVG9rZW5SZXNwb25zZSIQCg5HZXRKd2tzUmVxdWVzdCJRCgNKd2sSCwoDa3R5GAEgASgJEgsKA2NydhgCIAEoCRIJCgF4GAMgASgJEgsKA2tpZBgEIAEoCRILCgNhbGcYBSABKAkSCwoDdXNlGAYgASgJIjEKD0dldEp3a3NSZXNwb25zZRIeCgRrZXlzGAEgAygLMhAuaWRlbnRpdHkudjEuSndrKlwKC1N1YmplY3RLaW5kEhwKGFNVQkpFQ1RfS0lORF9VTlNQRUNJRklFRBAAEhUKEVNVQkpFQ1RfS0lORF9VU0VSEAESGAoUU1VCSkVDVF9LSU5EX1NFUlZJQ0UQAir0AwoOSW5hY3RpdmVSZWFzb24SHwobSU5BQ1RJVkVfUkVBU09OX1VOU1BFQ0lGSUVEEAASHQoZSU5BQ1RJVkVfUkVBU09OX01BTEZPUk1FRBABEikKJUlOQUNUSVZFX1JFQVNPTl9BTEdPUklUSE1fTk9UX0FMTE9XRUQQAhIfChtJTkFDVElWRV9SRUFTT05fVU5LTk9XTl9LRVkQAxIhCh1JTkFDVElWRV9SRUFTT05fQkFEX1NJR05BVFVSRRAEEh4KGklOQUNUSVZFX1JFQVNPTl9XUk9OR19UWVBFEAUSGwoXSU5BQ1RJVkVfUkVBU09OX0VYUElSRUQQBhIhCh1JTkFDVElWRV9SRUFTT05fTk9UX1lFVF9WQUxJRBAHEiAKHElOQUNUSVZFX1JFQVNPTl9XUk9OR19JU1NVRVIQCBIiCh5JTkFDVElWRV9SRUFTT05fV1JPTkdfQVVESUVOQ0UQCRIjCh9JTkFDVElWRV9SRUFTT05fU0VTU0lPTl9SRVZPS0VEEAoSIQodSU5BQ1RJVkVfUkVBU09OX1RPS0VOX1JFVk9LRUQQCxIhCh1JTkFDVElWRV9SRUFTT05fVVNFUl9ESVNBQkxFRBAMEiIKHklOQUNUSVZFX1JFQVNPTl9JTlZBTElEX0NMQUlNUxANKnUKDVRva2VuVHlwZUhpbnQSHwobVE9LRU5fVFlQRV9ISU5UX1VOU1BFQ0lGSUVEEAASIAocVE9LRU5fVFlQRV9ISU5UX0FDQ0VTU19UT0tFThABEiEKHVRPS0VOX1RZUEVfSElOVF9SRUZSRVNIX1RPS0VOEAIy9gMKDFRva2VuU2VydmljZRJnCgtWZXJpZnlUb2tlbhIfLmlkZW50aXR5LnYxLlZlcmlmeVRva2VuUmVxdWVzdBogLmlkZW50aXR5LnYxLlZlcmlmeVRva2VuUmVzcG9uc2UiFYq1GBEIAxINdG9rZW5zLnZlcmlmeRJ4ChFJc3N1ZVNlcnZpY2VUb2tlbhIlLmlkZW50aXR5LnYxLklzc3VlU2VydmljZVRva2VuUmVxdWVzdBomLmlkZW50aXR5LnYxLklzc3VlU2VydmljZVRva2VuUmVzcG9uc2UiFIq1GBAIAxIMdG9rZW5zLmlzc3VlElsKDFJlZnJlc2hUb2tlbhIgLmlkZW50aXR5LnYxLlJlZnJlc2hUb2tlblJlcXVlc3QaIS5pZGVudGl0eS52MS5SZWZyZXNoVG9rZW5SZXNwb25zZSIGirUYAggBElgKC1Jldm9rZVRva2VuEh8uaWRlbnRpdHkudjEuUmV2b2tlVG9rZW5SZXF1ZXN0GiAuaWRlbnRpdHkudjEuUmV2b2tlVG9rZW5SZXNwb25zZSIGirUYAggBEkwKB0dldEp3a3MSGy5pZGVudGl0eS52MS5HZXRKd2tzUmVxdWVzdBocLmlkZW50aXR5LnYxLkdldEp3a3NSZXNwb25zZSIGirUYAggBYgZwcm90bzM", [file_google_protobuf_timestamp, file_identity_v1_access, file_identity_v1_common]);
+  fileDesc("Ch9pZGVudGl0eS92MS90b2tlbl9zZXJ2aWNlLnByb3RvEgtpZGVudGl0eS52MSI1ChJWZXJpZnlUb2tlblJlcXVlc3QSDQoFdG9rZW4YASABKAkSEAoIYXVkaWVuY2UYAiABKAkijgMKE1ZlcmlmeVRva2VuUmVzcG9uc2USDgoGYWN0aXZlGAEgASgIEisKBnJlYXNvbhgCIAEoDjIbLmlkZW50aXR5LnYxLkluYWN0aXZlUmVhc29uEg8KB3VzZXJfaWQYAyABKAkSEgoKc2Vzc2lvbl9pZBgEIAEoCRIQCgh0b2tlbl9pZBgFIAEoCRIMCgRyb2xlGAYgASgJEhAKCHVzZXJuYW1lGAcgASgJEgsKA2FtchgIIAMoCRIuCgppc3N1ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtleHBpcmVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGaXNzdWVyGAsgASgJEhAKCGF1ZGllbmNlGAwgASgJEi4KDHN1YmplY3Rfa2luZBgNIAEoDjIYLmlkZW50aXR5LnYxLlN1YmplY3RLaW5kEhQKDHNlcnZpY2VfbmFtZRgOIAEoCRINCgVzY29wZRgPIAMoCSIsChhJc3N1ZVNlcnZpY2VUb2tlblJlcXVlc3QSEAoIYXVkaWVuY2UYASABKAkicQoZSXNzdWVTZXJ2aWNlVG9rZW5SZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBXNjb3BlGAMgAygJImAKF1dhdGNoUmV2b2NhdGlvbnNSZXF1ZXN0Eg4KBmN1cnNvchgBIAEoCRI1ChJoZWFydGJlYXRfaW50ZXJ2YWwYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24i3AIKGFdhdGNoUmV2b2NhdGlvbnNSZXNwb25zZRIOCgZjdXJzb3IYASABKAkSMwoIc25hcHNob3QYAiABKAsyHy5pZGVudGl0eS52MS5SZXZvY2F0aW9uU25hcHNob3RIABI2Cg9zZXNzaW9uX3Jldm9rZWQYAyABKAsyGy5pZGVudGl0eS52MS5TZXNzaW9uUmV2b2tlZEgAEksKGnN1YmplY3RfdG9rZW5zX2ludmFsaWRhdGVkGAQgASgLMiUuaWRlbnRpdHkudjEuU3ViamVjdFRva2Vuc0ludmFsaWRhdGVkSAASKQoNa2V5X3B1Ymxpc2hlZBgFIAEoCzIQLmlkZW50aXR5LnYxLkp3a0gAEhUKC2tleV9yZXRpcmVkGAYgASgJSAASKwoJaGVhcnRiZWF0GAcgASgLMhYuaWRlbnRpdHkudjEuSGVhcnRiZWF0SABCBwoFZXZlbnQiygEKElJldm9jYXRpb25TbmFwc2hvdBItCghzZXNzaW9ucxgBIAMoCzIbLmlkZW50aXR5LnYxLlNlc3Npb25SZXZva2VkEjcKCHN1YmplY3RzGAIgAygLMiUuaWRlbnRpdHkudjEuU3ViamVjdFRva2Vuc0ludmFsaWRhdGVkEh4KBGtleXMYAyADKAsyEC5pZGVudGl0eS52MS5Kd2sSLAoJcmV0ZW50aW9uGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIlUKDlNlc3Npb25SZXZva2VkEhIKCnNlc3Npb25faWQYASABKAkSLwoLcmV2b2tlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIm4KGFN1YmplY3RUb2tlbnNJbnZhbGlkYXRlZBIPCgdzdWJqZWN0GAEgASgJEi8KC3ZhbGlkX2FmdGVyGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghkaXNhYmxlZBgDIAEoCCI1CglIZWFydGJlYXQSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiLAoTUmVmcmVzaFRva2VuUmVxdWVzdBIVCg1yZWZyZXNoX3Rva2VuGAEgASgJIj4KFFJlZnJlc2hUb2tlblJlc3BvbnNlEiYKBnRva2VucxgBIAEoCzIWLmlkZW50aXR5LnYxLlRva2VuUGFpciJYChJSZXZva2VUb2tlblJlcXVlc3QSDQoFdG9rZW4YASABKAkSMwoPdG9rZW5fdHlwZV9oaW50GAIgASgOMhouaWRlbnRpdHkudjEuVG9rZW5UeXBlSGludCIVChNSZXZva2VUb2tlblJlc3BvbnNlIhAKDkdldEp3a3NSZXF1ZXN0IlEKA0p3axILCgNrdHkYASABKAkSCwoDY3J2GAIgASgJEgkKAXgYAyABKAkSCwoDa2lkGAQgASgJEgsKA2FsZxgFIAEoCRILCgN1c2UYBiABKAkiMQoPR2V0Sndrc1Jlc3BvbnNlEh4KBGtleXMYASADKAsyEC5pZGVudGl0eS52MS5Kd2sqXAoLU3ViamVjdEtpbmQSHAoYU1VCSkVDVF9LSU5EX1VOU1BFQ0lGSUVEEAASFQoRU1VCSkVDVF9LSU5EX1VTRVIQARIYChRTVUJKRUNUX0tJTkRfU0VSVklDRRACKvQDCg5JbmFjdGl2ZVJlYXNvbhIfChtJTkFDVElWRV9SRUFTT05fVU5TUEVDSUZJRUQQABIdChlJTkFDVElWRV9SRUFTT05fTUFMRk9STUVEEAESKQolSU5BQ1RJVkVfUkVBU09OX0FMR09SSVRITV9OT1RfQUxMT1dFRBACEh8KG0lOQUNUSVZFX1JFQVNPTl9VTktOT1dOX0tFWRADEiEKHUlOQUNUSVZFX1JFQVNPTl9CQURfU0lHTkFUVVJFEAQSHgoaSU5BQ1RJVkVfUkVBU09OX1dST05HX1RZUEUQBRIbChdJTkFDVElWRV9SRUFTT05fRVhQSVJFRBAGEiEKHUlOQUNUSVZFX1JFQVNPTl9OT1RfWUVUX1ZBTElEEAcSIAocSU5BQ1RJVkVfUkVBU09OX1dST05HX0lTU1VFUhAIEiIKHklOQUNUSVZFX1JFQVNPTl9XUk9OR19BVURJRU5DRRAJEiMKH0lOQUNUSVZFX1JFQVNPTl9TRVNTSU9OX1JFVk9LRUQQChIhCh1JTkFDVElWRV9SRUFTT05fVE9LRU5fUkVWT0tFRBALEiEKHUlOQUNUSVZFX1JFQVNPTl9VU0VSX0RJU0FCTEVEEAwSIgoeSU5BQ1RJVkVfUkVBU09OX0lOVkFMSURfQ0xBSU1TEA0qdQoNVG9rZW5UeXBlSGludBIfChtUT0tFTl9UWVBFX0hJTlRfVU5TUEVDSUZJRUQQABIgChxUT0tFTl9UWVBFX0hJTlRfQUNDRVNTX1RPS0VOEAESIQodVE9LRU5fVFlQRV9ISU5UX1JFRlJFU0hfVE9LRU4QAjLwBAoMVG9rZW5TZXJ2aWNlEmcKC1ZlcmlmeVRva2VuEh8uaWRlbnRpdHkudjEuVmVyaWZ5VG9rZW5SZXF1ZXN0GiAuaWRlbnRpdHkudjEuVmVyaWZ5VG9rZW5SZXNwb25zZSIVirUYEQgDEg10b2tlbnMudmVyaWZ5EngKEUlzc3VlU2VydmljZVRva2VuEiUuaWRlbnRpdHkudjEuSXNzdWVTZXJ2aWNlVG9rZW5SZXF1ZXN0GiYuaWRlbnRpdHkudjEuSXNzdWVTZXJ2aWNlVG9rZW5SZXNwb25zZSIUirUYEAgDEgx0b2tlbnMuaXNzdWUSeAoQV2F0Y2hSZXZvY2F0aW9ucxIkLmlkZW50aXR5LnYxLldhdGNoUmV2b2NhdGlvbnNSZXF1ZXN0GiUuaWRlbnRpdHkudjEuV2F0Y2hSZXZvY2F0aW9uc1Jlc3BvbnNlIhWKtRgRCAMSDXRva2Vucy52ZXJpZnkwARJbCgxSZWZyZXNoVG9rZW4SIC5pZGVudGl0eS52MS5SZWZyZXNoVG9rZW5SZXF1ZXN0GiEuaWRlbnRpdHkudjEuUmVmcmVzaFRva2VuUmVzcG9uc2UiBoq1GAIIARJYCgtSZXZva2VUb2tlbhIfLmlkZW50aXR5LnYxLlJldm9rZVRva2VuUmVxdWVzdBogLmlkZW50aXR5LnYxLlJldm9rZVRva2VuUmVzcG9uc2UiBoq1GAIIARJMCgdHZXRKd2tzEhsuaWRlbnRpdHkudjEuR2V0Sndrc1JlcXVlc3QaHC5pZGVudGl0eS52MS5HZXRKd2tzUmVzcG9uc2UiBoq1GAIIAWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_identity_v1_access, file_identity_v1_common]);
 
 /**
  * Request of TokenService.VerifyToken.
@@ -223,6 +223,237 @@ export const IssueServiceTokenResponseSchema: GenMessage<IssueServiceTokenRespon
   messageDesc(file_identity_v1_token_service, 3);
 
 /**
+ * Request of TokenService.WatchRevocations.
+ *
+ * @generated from message identity.v1.WatchRevocationsRequest
+ */
+export type WatchRevocationsRequest = Message<"identity.v1.WatchRevocationsRequest"> & {
+  /**
+   * The cursor of the last message received, to resume; empty for a snapshot.
+   *
+   * @generated from field: string cursor = 1;
+   */
+  cursor: string;
+
+  /**
+   * How often to send a heartbeat when nothing else happens: 1 to 60 s; unset means 5 s.
+   *
+   * @generated from field: google.protobuf.Duration heartbeat_interval = 2;
+   */
+  heartbeatInterval?: Duration | undefined;
+};
+
+/**
+ * Describes the message identity.v1.WatchRevocationsRequest.
+ * Use `create(WatchRevocationsRequestSchema)` to create a new message.
+ */
+export const WatchRevocationsRequestSchema: GenMessage<WatchRevocationsRequest> = /*@__PURE__*/
+  messageDesc(file_identity_v1_token_service, 4);
+
+/**
+ * One message of TokenService.WatchRevocations.
+ *
+ * @generated from message identity.v1.WatchRevocationsResponse
+ */
+export type WatchRevocationsResponse = Message<"identity.v1.WatchRevocationsResponse"> & {
+  /**
+   * Opaque and increasing within a stream; pass the last one received to resume.
+   *
+   * @generated from field: string cursor = 1;
+   */
+  cursor: string;
+
+  /**
+   * What happened.
+   *
+   * @generated from oneof identity.v1.WatchRevocationsResponse.event
+   */
+  event: {
+    /**
+     * Everything that can still matter, replacing what the client held.
+     *
+     * @generated from field: identity.v1.RevocationSnapshot snapshot = 2;
+     */
+    value: RevocationSnapshot;
+    case: "snapshot";
+  } | {
+    /**
+     * A session ended: its tokens are inactive.
+     *
+     * @generated from field: identity.v1.SessionRevoked session_revoked = 3;
+     */
+    value: SessionRevoked;
+    case: "sessionRevoked";
+  } | {
+    /**
+     * A subject's tokens issued before `valid_after` are inactive; a disabled subject's all are.
+     *
+     * @generated from field: identity.v1.SubjectTokensInvalidated subject_tokens_invalidated = 4;
+     */
+    value: SubjectTokensInvalidated;
+    case: "subjectTokensInvalidated";
+  } | {
+    /**
+     * A key that verifies tokens from now on.
+     *
+     * @generated from field: identity.v1.Jwk key_published = 5;
+     */
+    value: Jwk;
+    case: "keyPublished";
+  } | {
+    /**
+     * The kid of a key that no longer verifies tokens.
+     *
+     * @generated from field: string key_retired = 6;
+     */
+    value: string;
+    case: "keyRetired";
+  } | {
+    /**
+     * Nothing happened; the stream is alive.
+     *
+     * @generated from field: identity.v1.Heartbeat heartbeat = 7;
+     */
+    value: Heartbeat;
+    case: "heartbeat";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message identity.v1.WatchRevocationsResponse.
+ * Use `create(WatchRevocationsResponseSchema)` to create a new message.
+ */
+export const WatchRevocationsResponseSchema: GenMessage<WatchRevocationsResponse> = /*@__PURE__*/
+  messageDesc(file_identity_v1_token_service, 5);
+
+/**
+ * The state a client replaces its own with.
+ *
+ * @generated from message identity.v1.RevocationSnapshot
+ */
+export type RevocationSnapshot = Message<"identity.v1.RevocationSnapshot"> & {
+  /**
+   * Sessions revoked within the retention window.
+   *
+   * @generated from field: repeated identity.v1.SessionRevoked sessions = 1;
+   */
+  sessions: SessionRevoked[];
+
+  /**
+   * Subjects whose tokens were invalidated within the retention window, or are disabled.
+   *
+   * @generated from field: repeated identity.v1.SubjectTokensInvalidated subjects = 2;
+   */
+  subjects: SubjectTokensInvalidated[];
+
+  /**
+   * The keys that verify tokens (as GetJwks).
+   *
+   * @generated from field: repeated identity.v1.Jwk keys = 3;
+   */
+  keys: Jwk[];
+
+  /**
+   * How far back revocations are kept: the access-token lifetime plus a margin. A token older
+   * than this has expired anyway.
+   *
+   * @generated from field: google.protobuf.Duration retention = 4;
+   */
+  retention?: Duration | undefined;
+};
+
+/**
+ * Describes the message identity.v1.RevocationSnapshot.
+ * Use `create(RevocationSnapshotSchema)` to create a new message.
+ */
+export const RevocationSnapshotSchema: GenMessage<RevocationSnapshot> = /*@__PURE__*/
+  messageDesc(file_identity_v1_token_service, 6);
+
+/**
+ * A revoked session.
+ *
+ * @generated from message identity.v1.SessionRevoked
+ */
+export type SessionRevoked = Message<"identity.v1.SessionRevoked"> & {
+  /**
+   * The session (`sid` of its access tokens).
+   *
+   * @generated from field: string session_id = 1;
+   */
+  sessionId: string;
+
+  /**
+   * When it was revoked.
+   *
+   * @generated from field: google.protobuf.Timestamp revoke_time = 2;
+   */
+  revokeTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message identity.v1.SessionRevoked.
+ * Use `create(SessionRevokedSchema)` to create a new message.
+ */
+export const SessionRevokedSchema: GenMessage<SessionRevoked> = /*@__PURE__*/
+  messageDesc(file_identity_v1_token_service, 7);
+
+/**
+ * A subject whose tokens were invalidated.
+ *
+ * @generated from message identity.v1.SubjectTokensInvalidated
+ */
+export type SubjectTokensInvalidated = Message<"identity.v1.SubjectTokensInvalidated"> & {
+  /**
+   * `sub` of the tokens: an account id, or `service:<name>` for a service account.
+   *
+   * @generated from field: string subject = 1;
+   */
+  subject: string;
+
+  /**
+   * Tokens issued (`iat`) before this instant are inactive.
+   *
+   * @generated from field: google.protobuf.Timestamp valid_after = 2;
+   */
+  validAfter?: Timestamp | undefined;
+
+  /**
+   * Whether the subject is disabled or deleted: then all of its tokens are inactive.
+   *
+   * @generated from field: bool disabled = 3;
+   */
+  disabled: boolean;
+};
+
+/**
+ * Describes the message identity.v1.SubjectTokensInvalidated.
+ * Use `create(SubjectTokensInvalidatedSchema)` to create a new message.
+ */
+export const SubjectTokensInvalidatedSchema: GenMessage<SubjectTokensInvalidated> = /*@__PURE__*/
+  messageDesc(file_identity_v1_token_service, 8);
+
+/**
+ * A sign of life.
+ *
+ * @generated from message identity.v1.Heartbeat
+ */
+export type Heartbeat = Message<"identity.v1.Heartbeat"> & {
+  /**
+   * The server's time.
+   *
+   * @generated from field: google.protobuf.Timestamp time = 1;
+   */
+  time?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message identity.v1.Heartbeat.
+ * Use `create(HeartbeatSchema)` to create a new message.
+ */
+export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
+  messageDesc(file_identity_v1_token_service, 9);
+
+/**
  * Request of TokenService.RefreshToken.
  *
  * @generated from message identity.v1.RefreshTokenRequest
@@ -242,7 +473,7 @@ export type RefreshTokenRequest = Message<"identity.v1.RefreshTokenRequest"> & {
  * Use `create(RefreshTokenRequestSchema)` to create a new message.
  */
 export const RefreshTokenRequestSchema: GenMessage<RefreshTokenRequest> = /*@__PURE__*/
-  messageDesc(file_identity_v1_token_service, 4);
+  messageDesc(file_identity_v1_token_service, 10);
 
 /**
  * Response of TokenService.RefreshToken.
@@ -263,7 +494,7 @@ export type RefreshTokenResponse = Message<"identity.v1.RefreshTokenResponse"> &
  * Use `create(RefreshTokenResponseSchema)` to create a new message.
  */
 export const RefreshTokenResponseSchema: GenMessage<RefreshTokenResponse> = /*@__PURE__*/
-  messageDesc(file_identity_v1_token_service, 5);
+  messageDesc(file_identity_v1_token_service, 11);
 
 /**
  * Request of TokenService.RevokeToken.
@@ -292,7 +523,7 @@ export type RevokeTokenRequest = Message<"identity.v1.RevokeTokenRequest"> & {
  * Use `create(RevokeTokenRequestSchema)` to create a new message.
  */
 export const RevokeTokenRequestSchema: GenMessage<RevokeTokenRequest> = /*@__PURE__*/
-  messageDesc(file_identity_v1_token_service, 6);
+  messageDesc(file_identity_v1_token_service, 12);
 
 /**
  * Response of TokenService.RevokeToken.
@@ -307,7 +538,7 @@ export type RevokeTokenResponse = Message<"identity.v1.RevokeTokenResponse"> & {
  * Use `create(RevokeTokenResponseSchema)` to create a new message.
  */
 export const RevokeTokenResponseSchema: GenMessage<RevokeTokenResponse> = /*@__PURE__*/
-  messageDesc(file_identity_v1_token_service, 7);
+  messageDesc(file_identity_v1_token_service, 13);
 
 /**
  * Request of TokenService.GetJwks.
@@ -322,7 +553,7 @@ export type GetJwksRequest = Message<"identity.v1.GetJwksRequest"> & {
  * Use `create(GetJwksRequestSchema)` to create a new message.
  */
 export const GetJwksRequestSchema: GenMessage<GetJwksRequest> = /*@__PURE__*/
-  messageDesc(file_identity_v1_token_service, 8);
+  messageDesc(file_identity_v1_token_service, 14);
 
 /**
  * A public key as a JSON Web Key (RFC 7517, RFC 8037 for Ed25519).
@@ -378,7 +609,7 @@ export type Jwk = Message<"identity.v1.Jwk"> & {
  * Use `create(JwkSchema)` to create a new message.
  */
 export const JwkSchema: GenMessage<Jwk> = /*@__PURE__*/
-  messageDesc(file_identity_v1_token_service, 9);
+  messageDesc(file_identity_v1_token_service, 15);
 
 /**
  * Response of TokenService.GetJwks.
@@ -400,7 +631,7 @@ export type GetJwksResponse = Message<"identity.v1.GetJwksResponse"> & {
  * Use `create(GetJwksResponseSchema)` to create a new message.
  */
 export const GetJwksResponseSchema: GenMessage<GetJwksResponse> = /*@__PURE__*/
-  messageDesc(file_identity_v1_token_service, 10);
+  messageDesc(file_identity_v1_token_service, 16);
 
 /**
  * Whose token it is.
@@ -617,6 +848,24 @@ export const TokenService: GenService<{
     methodKind: "unary";
     input: typeof IssueServiceTokenRequestSchema;
     output: typeof IssueServiceTokenResponseSchema;
+  },
+  /**
+   * Streams what a service needs to verify tokens offline, without a call per token: the
+   * signing keys and every revocation that can still matter. The first message is a snapshot
+   * (unless the request's cursor can be resumed); then each change as it happens: a session
+   * revoked, a subject's tokens invalidated (password change, disabled account or service
+   * account), a key published or retired; and a heartbeat every `heartbeat_interval` (5 s by
+   * default) so a client can tell a silent stream from a dead one. Every message carries a
+   * cursor; a client that reconnects with the last one it saw receives what it missed, or a
+   * fresh snapshot when the cursor is unknown or too old (another instance, a restart). The
+   * stream ends with OK on graceful shutdown: reconnect. Internal: callers need `tokens.verify`.
+   *
+   * @generated from rpc identity.v1.TokenService.WatchRevocations
+   */
+  watchRevocations: {
+    methodKind: "server_streaming";
+    input: typeof WatchRevocationsRequestSchema;
+    output: typeof WatchRevocationsResponseSchema;
   },
   /**
    * Exchanges a refresh token for a new token pair. Every refresh token is single use:
