@@ -871,6 +871,15 @@ export const TokenService: GenService<{
    * service credential (`x-service-key` metadata, `authorization: Bearer <service key>` or a
    * client certificate; optional from loopback in development). Not served by the web gateway.
    *
+   * Caching contract: the answer is computed from memory (signature, claims, and the
+   * revocations every instance learns of within a second), so a call costs no database round
+   * trip and a caller needs no cache to be fast. A caller that caches an `active=true` answer
+   * must keep it no longer than the token's `expire_time` and no longer than one second (the
+   * client library's remote mode does exactly this): a logout is then refused everywhere within
+   * about two seconds. `active=false` answers may be kept until `expire_time` (a token never
+   * becomes active again), except UNKNOWN_KEY and NOT_YET_VALID. For no call at all per token,
+   * follow WatchRevocations (the client library's local mode).
+   *
    * @generated from rpc identity.v1.TokenService.VerifyToken
    */
   verifyToken: {
