@@ -16,6 +16,8 @@ import { createCallers } from "./domain/callers/callers.js";
 import { createServiceDirectory } from "./domain/callers/directory.js";
 import { createServiceAccounts, type ServiceAccounts } from "./domain/callers/service-accounts.js";
 import { serviceKeyHasher } from "./domain/callers/service-keys.js";
+import { createServiceTokens } from "./domain/tokens/service-tokens.js";
+import { createRevocationStream } from "./domain/tokens/revocation-stream.js";
 import { systemClock, type Clock } from "./domain/clock.js";
 import { createMfa } from "./domain/mfa/mfa.js";
 import { createCredentialChecks } from "./domain/accounts/credential-checks.js";
@@ -28,6 +30,7 @@ import { createSigningKeys } from "./domain/tokens/signing-keys.js";
 import { createAccessTokens } from "./domain/tokens/access-tokens.js";
 import { createServers, type Servers } from "./server/servers.js";
 import { createTlsFiles } from "./server/tls.js";
+import { serverMetadata } from "./server/well-known.js";
 import { createReadiness } from "./server/readiness.js";
 import { createMetrics, type Metrics } from "./metrics.js";
 import type { ServiceDeps } from "./services/routes.js";
@@ -91,6 +94,9 @@ export async function createApp({ config, db, logger, kek, clock = systemClock, 
   const sessions = createSessions(store, audit, clock, config, revocations);
   const sessionTokens = createSessionTokens(sessions, accessTokens);
   const callers = createCallers(accessTokens, revocations, directory, { allowLoopbackWithoutKey: !config.production });
+  const serviceTokens = createServiceTokens(accessTokens, audit);
+  const revocationStream = createRevocationStream(revocations, signingKeys, clock);
+  revocationStream.start();
   const limits = createRateLimits(store, clock);
   const checks = createCredentialChecks({ db: store, passwords, limits, audit, loginLimits: config.loginLimits });
   const mfa = createMfa({ db: store, clock, kek, sessionTokens, audit, checks, settings: config.mfa });
@@ -112,6 +118,9 @@ export async function createApp({ config, db, logger, kek, clock = systemClock, 
 
   const services: ServiceDeps = {
     accounts,
+    serviceTokens,
+    revocationStream,
+    clock,
     callers,
     sessions,
     audit,
@@ -136,11 +145,13 @@ export async function createApp({ config, db, logger, kek, clock = systemClock, 
     maxDeadlineMs: config.maxDeadlineMs,
     descriptorSetPath,
     browserApp: { appDir: webAppDir, publicUrl: config.publicUrl, devOutbox },
+    metadata: serverMetadata(config.issuer, config.publicUrl ?? config.issuer),
     logger,
     tls: config.tls && createTlsFiles(config.tls, logger),
     trustedProxies: config.trustedProxies,
   });
   return { services, servers, metrics, serviceAccounts, stop: async () => {
+    revocationStream.stop();
     signingKeys.stop();
     await revocations.stop();
     await directory.stop();

@@ -54,6 +54,8 @@ export const ERROR_REASONS = {
   ACCESS_TOKEN_INVALID: { code: "UNAUTHENTICATED", client: "the access token is not valid", browser: SESSION_ENDED },
   // VerifyToken's callers are backend services, never the browser app.
   SERVICE_KEY_REQUIRED: { code: "UNAUTHENTICATED", client: "a service credential is required", browser: null },
+  // IssueServiceToken for an audience the calling service account was not granted.
+  AUDIENCE_NOT_ALLOWED: { code: "PERMISSION_DENIED", client: "the service may not request a token for this audience", browser: null },
   // Unknown, revoked or expired key, or a disabled account: refused on every RPC, public ones too,
   // so that a backend holding a dead key fails loudly instead of calling anonymously.
   SERVICE_KEY_INVALID: { code: "UNAUTHENTICATED", client: "the service credential is not valid", browser: null },

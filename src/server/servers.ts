@@ -10,6 +10,9 @@ import { createMetricsServer } from "./metrics-server.js";
 import { createWebServer, type BrowserAppOptions, type WebServer } from "./web-server.js";
 import { createRoutes, type ServiceDeps } from "../services/routes.js";
 import type { TlsFiles } from "./tls.js";
+import type { ServerMetadata } from "./well-known.js";
+import { createHttpAuth } from "./http-auth.js";
+import { admitService, serviceCallerOf } from "../services/policy.js";
 import type { SigningKeys } from "../domain/tokens/signing-keys.js";
 import type { Registry } from "prom-client";
 import type { Readiness } from "./readiness.js";
@@ -30,6 +33,8 @@ export interface ServerDeps {
   readonly logger?: Logger;
   /** TLS on both listeners (TLS_CERT_FILE...); without it the gRPC port is h2c and the gateway HTTP. */
   readonly tls?: TlsFiles;
+  /** Server metadata at /.well-known/openid-configuration and /.well-known/oauth-authorization-server. */
+  readonly metadata?: ServerMetadata;
   /** TRUSTED_PROXIES (validated by config.ts): peers whose X-Forwarded-For is honoured on both ports. */
   readonly trustedProxies?: readonly string[];
 }
@@ -100,6 +105,18 @@ export function createServers(deps: ServerDeps): Servers {
     maxMessageBytes: deps.maxMessageBytes,
     maxDeadlineMs: deps.maxDeadlineMs,
     jwks: () => deps.signingKeys.jwks(),
+    metadata: deps.metadata,
+    httpAuth: createHttpAuth({
+      introspect: (token, audience) => deps.services.callers.introspect(token, audience),
+      // The same resolution and admission as an internal RPC's (policy.ts).
+      admit: (info, permission) => {
+        const caller = serviceCallerOf(info, deps.services.callers);
+        admitService(info, caller, permission, deps.services.callers);
+        return caller;
+      },
+      trustedProxy: (address) => trusted(address, 0),
+      logger: deps.logger,
+    }),
     ready: () => deps.readiness.check(),
     browserApp: deps.browserApp,
     logger: deps.logger,
@@ -136,6 +153,8 @@ export function createServers(deps: ServerDeps): Servers {
     async close(graceMs = 10_000) {
       deps.readiness.stop();
       health.setStatus("", "NOT_SERVING");
+      // Streams never finish by themselves: end them with OK first, so the grace period is for calls.
+      deps.services.revocationStream.stop();
       const grpcDone = new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           grpcServer.forceShutdown();

@@ -1,6 +1,6 @@
 // The browser gateway (connect-node over HTTP/1.1): gRPC-web and Connect protocols for the
 // public and user RPCs (as their proto declares), CORS for the configured origins, health probes,
-// the JWKS document and the web app.
+// the JWKS and server metadata documents (well-known.ts) and the web app.
 //
 // A call carrying an Origin header comes from a page in a browser (page script can neither
 // forge nor drop that header). Such calls are refused unless the origin is the gateway's own or
@@ -31,6 +31,7 @@ import type { PublicJwk } from "../domain/tokens/signing-keys.js";
 import type { DevOutbox } from "../delivery/dev-outbox.js";
 import { browserSession, refreshCookieName } from "./refresh-cookie.js";
 import { createWebApp } from "./web-app.js";
+import { DISCOVERY_PATHS, type ServerMetadata } from "./well-known.js";
 
 /** What the gateway needs to serve the browser app and its sessions. */
 export interface BrowserAppOptions {
@@ -48,6 +49,10 @@ export interface WebServerOptions {
   readonly maxMessageBytes: number;
   readonly maxDeadlineMs: number;
   readonly jwks: () => readonly PublicJwk[];
+  /** GET /authz and POST /oauth2/introspect (http-auth.ts); not served without. */
+  readonly httpAuth?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean;
+  /** Served at both discovery paths (well-known.ts). */
+  readonly metadata?: ServerMetadata;
   readonly ready: () => Promise<boolean>;
   readonly browserApp?: BrowserAppOptions;
   readonly logger?: Logger;
@@ -211,6 +216,10 @@ export function createWebServer(options: WebServerOptions): WebServer {
     if (req.method === "GET" && path === "/.well-known/jwks.json") {
       return sendJson(res, 200, { keys: options.jwks() }, "public, max-age=300");
     }
+    if (req.method === "GET" && options.metadata && DISCOVERY_PATHS.has(path ?? "")) {
+      return sendJson(res, 200, options.metadata, "public, max-age=300");
+    }
+    if (options.httpAuth?.(req, res)) return;
     if (req.method === "GET" && path === "/dev/outbox" && browser.devOutbox) {
       // Codes that sign anyone in: only for a browser on this machine, reached by a loopback
       // name (a DNS-rebound name fails the Host check).

@@ -5,6 +5,7 @@
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import https from "node:https";
 import os from "node:os";
 import path from "node:path";
 import { buildSync } from "esbuild";
@@ -31,6 +32,7 @@ export interface Environment {
   readonly emails: readonly string[];
   /** The service's peak RSS when ready and after the sign-ups, for the RSS line. */
   readonly rssSteps: string[];
+  startTls(): Promise<TlsPair>;
 }
 
 /** `profileDir`: also write CPU profiles of the service and the echo there. */
@@ -87,12 +89,65 @@ export async function startEnvironment(profileDir: string | undefined): Promise<
 
   // Built like the service, so both run as plain node on compiled JavaScript.
   buildSync({ entryPoints: ["test/bench/echo-server.ts"], outdir: "dist", outbase: ".", format: "esm", platform: "node", target: "node20", logLevel: "warning" });
-  let echoPort = 0;
+  const echoResponseHex = Buffer.from(verifyResponse).toString("hex");
+  const { process: echo, address: echoGrpc } = await startEcho("echo server", { ECHO_RESPONSE_HEX: echoResponseHex }, profiled("echo"));
+
+  let tls: Promise<TlsPair> | undefined;
+  const startTls = () =>
+    (tls ??= (async () => {
+      // Another instance of the same service on the same database, with TLS_CERT_FILE/TLS_KEY_FILE,
+      // and the echo with the same certificate: the TLS line's figure and its baseline.
+      const { certFile, keyFile } = benchCertificate(workDir);
+      const [tlsGrpcPort, tlsHttpPort] = [await freePort(), await freePort()];
+      const tlsService = await spawnNode({
+        name: "identity service (TLS)",
+        args: ["--enable-source-maps", "dist/src/main.js"],
+        env: { ...serviceEnv, GRPC_PORT: String(tlsGrpcPort), HTTP_PORT: String(tlsHttpPort), TLS_CERT_FILE: certFile, TLS_KEY_FILE: keyFile },
+        ready: () => false,
+        probe: () => httpsOk(`https://127.0.0.1:${tlsHttpPort}/readyz`),
+      });
+      const tlsEcho = await startEcho("echo server (TLS)", { ECHO_RESPONSE_HEX: echoResponseHex, ECHO_TLS_CERT_FILE: certFile, ECHO_TLS_KEY_FILE: keyFile }, []);
+      return { serviceGrpc: `127.0.0.1:${tlsGrpcPort}`, servicePid: tlsService.child.pid!, echoGrpc: tlsEcho.address, echoPid: tlsEcho.process.child.pid! };
+    })());
+  return { workDir, databaseUrl: database.url, serviceEnv, config, service, serviceGrpc, serviceHttp, echo, echoGrpc, clients, emails, rssSteps, startTls };
+}
+
+/** The TLS instance and its echo baseline, started on first use (the transport group). */
+export interface TlsPair {
+  readonly serviceGrpc: string;
+  readonly servicePid: number;
+  readonly echoGrpc: string;
+  readonly echoPid: number;
+}
+
+async function startEcho(name: string, env: Record<string, string>, extraArgs: readonly string[]): Promise<{ process: NodeProcess; address: string }> {
+  let port = 0;
   const echo = await spawnNode({
-    name: "echo server",
-    args: [...profiled("echo"), "dist/test/bench/echo-server.js"],
-    env: { ECHO_PATH, ECHO_RESPONSE_HEX: Buffer.from(verifyResponse).toString("hex") },
-    ready: (line) => (echoPort = (JSON.parse(line.startsWith("{") ? line : "{}") as { echoPort?: number }).echoPort ?? 0) > 0,
+    name,
+    args: [...extraArgs, "dist/test/bench/echo-server.js"],
+    env: { ECHO_PATH, ...env },
+    ready: (line) => (port = (JSON.parse(line.startsWith("{") ? line : "{}") as { echoPort?: number }).echoPort ?? 0) > 0,
   });
-  return { workDir, databaseUrl: database.url, serviceEnv, config, service, serviceGrpc, serviceHttp, echo, echoGrpc: `127.0.0.1:${echoPort}`, clients, emails, rssSteps };
+  return { process: echo, address: `127.0.0.1:${port}` };
+}
+
+/** A self-signed P-256 certificate for 127.0.0.1 (openssl, as the TLS tests make theirs); h2load does not verify it. */
+function benchCertificate(workDir: string): { certFile: string; keyFile: string } {
+  const certFile = path.join(workDir, "bench-cert.pem");
+  const keyFile = path.join(workDir, "bench-key.pem");
+  execFileSync("openssl", [
+    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+    "-keyout", keyFile, "-out", certFile, "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+  ], { stdio: "ignore" });
+  return { certFile, keyFile };
+}
+
+function httpsOk(url: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = https.get(url, { rejectUnauthorized: false }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on("error", () => resolve(false));
+  });
 }

@@ -90,6 +90,7 @@ async function main(): Promise<void> {
     workDir: env.workDir,
     durations: args.durations,
     record: recorder(measurements),
+    startTls: env.startTls,
   };
   for (const group of args.groups) {
     if (wasAborted()) return;

@@ -11,6 +11,7 @@ import { grpcFrame, h2load, type H2loadOptions, type H2loadResult } from "./h2lo
 import { closedLoop, loginOp, loopProblems } from "./loops.js";
 import { bestOfRounds, measuredOn, otherDetail, roundsDetail, type Best } from "./measure.js";
 import type { Measurement } from "./report.js";
+import type { TlsPair } from "./environment.js";
 
 export interface Durations {
   /** Seconds of each throughput measurement, and how many interleaved rounds of them. */
@@ -36,6 +37,8 @@ export interface BenchContext {
   readonly workDir: string;
   readonly durations: Durations;
   readonly record: (m: Measurement) => void;
+  /** Starts (once) a TLS instance of the service and a TLS echo (environment.ts). */
+  readonly startTls: () => Promise<TlsPair>;
   /** VerifyToken peaks, req/s, once measured. */
   verifyPeak?: number;
   verifyInvalidPeak?: number;
@@ -76,9 +79,9 @@ async function verifyTarget(ctx: BenchContext): Promise<VerifyTarget> {
   return { body: frame(accessToken), invalidBody: frame(badToken), validBytes, invalidBytes, badToken };
 }
 
-function grpcLoad(ctx: BenchContext, address: string, path: string, body: Buffer, expectedBodyBytes: number): Omit<H2loadOptions, "durationSec"> {
+function grpcLoad(ctx: BenchContext, address: string, path: string, body: Buffer, expectedBodyBytes: number, scheme: "http" | "https" = "http"): Omit<H2loadOptions, "durationSec"> {
   return {
-    url: `http://${address}${path}`,
+    url: `${scheme}://${address}${path}`,
     body,
     headers: { "content-type": "application/grpc", te: "trailers", "x-service-key": BENCH_SERVICE_KEY },
     ...GRPC_LOAD,
@@ -126,6 +129,23 @@ export async function transport(ctx: BenchContext): Promise<void> {
   ctx.record(h2Measurement(ctx, how, echo!, { key: "echo", label: "bare grpc-js unary echo" }));
   ctx.record(h2Measurement(ctx, how, valid!, { key: "verifyValid", label: "VerifyToken, valid token", baseline: echoBaseline, target: { minRatio: 0.8 } }));
   ctx.record(h2Measurement(ctx, how, invalid!, { key: "verifyInvalid", label: "VerifyToken, bad signature", baseline: echoBaseline }));
+
+  // The same over TLS (TLS_CERT_FILE/TLS_KEY_FILE): another instance of the service and the echo
+  // with one self-signed P-256 certificate; h2load negotiates h2 by ALPN, each client one handshake.
+  const tls = await ctx.startTls();
+  const [tlsEcho, tlsValid] = await h2loadBest(ctx, [
+    { pid: tls.echoPid, options: grpcLoad(ctx, tls.echoGrpc, ECHO_PATH, target.body, target.validBytes, "https") },
+    { pid: tls.servicePid, options: grpcLoad(ctx, tls.serviceGrpc, VERIFY_PATH, target.body, target.validBytes, "https") },
+  ]);
+  const tlsHow = `${how} over TLS 1.3 (ECDSA P-256)`;
+  ctx.record(h2Measurement(ctx, tlsHow, tlsEcho!, { key: "echoTls", label: "bare grpc-js unary echo over TLS" }));
+  ctx.record(
+    h2Measurement(ctx, `${tlsHow}; plaintext VerifyToken ${Math.round(valid!.best.rate)} req/s`, tlsValid!, {
+      key: "verifyValidTls",
+      label: "VerifyToken over TLS, valid token",
+      baseline: { label: "bare grpc-js echo over TLS", value: tlsEcho!.best.rate },
+    }),
+  );
 }
 
 export async function gateway(ctx: BenchContext): Promise<void> {

@@ -3,7 +3,7 @@
 import { Code } from "@connectrpc/connect";
 import { decodeJwt } from "jose";
 import { describe, expect, it } from "vitest";
-import { InactiveReason, TokenService } from "../../gen/identity/v1/token_service_pb.js";
+import { InactiveReason, SubjectKind, TokenService } from "../../gen/identity/v1/token_service_pb.js";
 import { uniqueUsername } from "../support/accounts.js";
 import { expectError } from "../support/errors.js";
 import { setupService } from "../support/setup.js";
@@ -37,6 +37,9 @@ describe("VerifyToken over grpc in development mode", () => {
     expect(response).toMatchObject({
       active: true,
       reason: InactiveReason.UNSPECIFIED,
+      subjectKind: SubjectKind.USER,
+      serviceName: "",
+      scope: [],
       userId: claims.sub,
       sessionId: claims.sid,
       tokenId: claims.jti,

@@ -4,8 +4,8 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import { file_identity_v1_access } from "./access_pb.js";
 import type { TokenPair } from "./common_pb.js";
 import { file_identity_v1_common } from "./common_pb.js";
@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file identity/v1/token_service.proto.
  */
 export const file_identity_v1_token_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch9pZGVudGl0eS92MS90b2tlbl9zZXJ2aWNlLnByb3RvEgtpZGVudGl0eS52MSIjChJWZXJpZnlUb2tlblJlcXVlc3QSDQoFdG9rZW4YASABKAkiuQIKE1ZlcmlmeVRva2VuUmVzcG9uc2USDgoGYWN0aXZlGAEgASgIEisKBnJlYXNvbhgCIAEoDjIbLmlkZW50aXR5LnYxLkluYWN0aXZlUmVhc29uEg8KB3VzZXJfaWQYAyABKAkSEgoKc2Vzc2lvbl9pZBgEIAEoCRIQCgh0b2tlbl9pZBgFIAEoCRIMCgRyb2xlGAYgASgJEhAKCHVzZXJuYW1lGAcgASgJEgsKA2FtchgIIAMoCRIuCgppc3N1ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtleHBpcmVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGaXNzdWVyGAsgASgJEhAKCGF1ZGllbmNlGAwgASgJIiwKE1JlZnJlc2hUb2tlblJlcXVlc3QSFQoNcmVmcmVzaF90b2tlbhgBIAEoCSI+ChRSZWZyZXNoVG9rZW5SZXNwb25zZRImCgZ0b2tlbnMYASABKAsyFi5pZGVudGl0eS52MS5Ub2tlblBhaXIiWAoSUmV2b2tlVG9rZW5SZXF1ZXN0Eg0KBXRva2VuGAEgASgJEjMKD3Rva2VuX3R5cGVfaGludBgCIAEoDjIaLmlkZW50aXR5LnYxLlRva2VuVHlwZUhpbnQiFQoTUmV2b2tlVG9rZW5SZXNwb25zZSIQCg5HZXRKd2tzUmVxdWVzdCJRCgNKd2sSCwoDa3R5GAEgASgJEgsKA2NydhgCIAEoCRIJCgF4GAMgASgJEgsKA2tpZBgEIAEoCRILCgNhbGcYBSABKAkSCwoDdXNlGAYgASgJIjEKD0dldEp3a3NSZXNwb25zZRIeCgRrZXlzGAEgAygLMhAuaWRlbnRpdHkudjEuSndrKvQDCg5JbmFjdGl2ZVJlYXNvbhIfChtJTkFDVElWRV9SRUFTT05fVU5TUEVDSUZJRUQQABIdChlJTkFDVElWRV9SRUFTT05fTUFMRk9STUVEEAESKQolSU5BQ1RJVkVfUkVBU09OX0FMR09SSVRITV9OT1RfQUxMT1dFRBACEh8KG0lOQUNUSVZFX1JFQVNPTl9VTktOT1dOX0tFWRADEiEKHUlOQUNUSVZFX1JFQVNPTl9CQURfU0lHTkFUVVJFEAQSHgoaSU5BQ1RJVkVfUkVBU09OX1dST05HX1RZUEUQBRIbChdJTkFDVElWRV9SRUFTT05fRVhQSVJFRBAGEiEKHUlOQUNUSVZFX1JFQVNPTl9OT1RfWUVUX1ZBTElEEAcSIAocSU5BQ1RJVkVfUkVBU09OX1dST05HX0lTU1VFUhAIEiIKHklOQUNUSVZFX1JFQVNPTl9XUk9OR19BVURJRU5DRRAJEiMKH0lOQUNUSVZFX1JFQVNPTl9TRVNTSU9OX1JFVk9LRUQQChIhCh1JTkFDVElWRV9SRUFTT05fVE9LRU5fUkVWT0tFRBALEiEKHUlOQUNUSVZFX1JFQVNPTl9VU0VSX0RJU0FCTEVEEAwSIgoeSU5BQ1RJVkVfUkVBU09OX0lOVkFMSURfQ0xBSU1TEA0qdQoNVG9rZW5UeXBlSGludBIfChtUT0tFTl9UWVBFX0hJTlRfVU5TUEVDSUZJRUQQABIgChxUT0tFTl9UWVBFX0hJTlRfQUNDRVNTX1RPS0VOEAESIQodVE9LRU5fVFlQRV9ISU5UX1JFRlJFU0hfVE9LRU4QAjL8AgoMVG9rZW5TZXJ2aWNlEmcKC1ZlcmlmeVRva2VuEh8uaWRlbnRpdHkudjEuVmVyaWZ5VG9rZW5SZXF1ZXN0GiAuaWRlbnRpdHkudjEuVmVyaWZ5VG9rZW5SZXNwb25zZSIVirUYEQgDEg10b2tlbnMudmVyaWZ5ElsKDFJlZnJlc2hUb2tlbhIgLmlkZW50aXR5LnYxLlJlZnJlc2hUb2tlblJlcXVlc3QaIS5pZGVudGl0eS52MS5SZWZyZXNoVG9rZW5SZXNwb25zZSIGirUYAggBElgKC1Jldm9rZVRva2VuEh8uaWRlbnRpdHkudjEuUmV2b2tlVG9rZW5SZXF1ZXN0GiAuaWRlbnRpdHkudjEuUmV2b2tlVG9rZW5SZXNwb25zZSIGirUYAggBEkwKB0dldEp3a3MSGy5pZGVudGl0eS52MS5HZXRKd2tzUmVxdWVzdBocLmlkZW50aXR5LnYxLkdldEp3a3NSZXNwb25zZSIGirUYAggBYgZwcm90bzM", [file_google_protobuf_timestamp, file_identity_v1_access, file_identity_v1_common]);
+  fileDesc("Ch9pZGVudGl0eS92MS90b2tlbl9zZXJ2aWNlLnByb3RvEgtpZGVudGl0eS52MSKRAQoSVmVyaWZ5VG9rZW5SZXF1ZXN0Eg0KBXRva2VuGAEgASgJEhAKCGF1ZGllbmNlGAIgASgJEhMKC3JlcXVpcmVfYW1yGAMgAygJEi8KDG1heF9hdXRoX2FnZRgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIUCgxyZXF1aXJlX3JvbGUYBSADKAkivQMKE1ZlcmlmeVRva2VuUmVzcG9uc2USDgoGYWN0aXZlGAEgASgIEisKBnJlYXNvbhgCIAEoDjIbLmlkZW50aXR5LnYxLkluYWN0aXZlUmVhc29uEg8KB3VzZXJfaWQYAyABKAkSEgoKc2Vzc2lvbl9pZBgEIAEoCRIQCgh0b2tlbl9pZBgFIAEoCRIMCgRyb2xlGAYgASgJEhAKCHVzZXJuYW1lGAcgASgJEgsKA2FtchgIIAMoCRIuCgppc3N1ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtleHBpcmVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGaXNzdWVyGAsgASgJEhAKCGF1ZGllbmNlGAwgASgJEi4KDHN1YmplY3Rfa2luZBgNIAEoDjIYLmlkZW50aXR5LnYxLlN1YmplY3RLaW5kEhQKDHNlcnZpY2VfbmFtZRgOIAEoCRINCgVzY29wZRgPIAMoCRItCglhdXRoX3RpbWUYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIiwKGElzc3VlU2VydmljZVRva2VuUmVxdWVzdBIQCghhdWRpZW5jZRgBIAEoCSJxChlJc3N1ZVNlcnZpY2VUb2tlblJlc3BvbnNlEhQKDGFjY2Vzc190b2tlbhgBIAEoCRIvCgtleHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFc2NvcGUYAyADKAkiYAoXV2F0Y2hSZXZvY2F0aW9uc1JlcXVlc3QSDgoGY3Vyc29yGAEgASgJEjUKEmhlYXJ0YmVhdF9pbnRlcnZhbBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiLcAgoYV2F0Y2hSZXZvY2F0aW9uc1Jlc3BvbnNlEg4KBmN1cnNvchgBIAEoCRIzCghzbmFwc2hvdBgCIAEoCzIfLmlkZW50aXR5LnYxLlJldm9jYXRpb25TbmFwc2hvdEgAEjYKD3Nlc3Npb25fcmV2b2tlZBgDIAEoCzIbLmlkZW50aXR5LnYxLlNlc3Npb25SZXZva2VkSAASSwoac3ViamVjdF90b2tlbnNfaW52YWxpZGF0ZWQYBCABKAsyJS5pZGVudGl0eS52MS5TdWJqZWN0VG9rZW5zSW52YWxpZGF0ZWRIABIpCg1rZXlfcHVibGlzaGVkGAUgASgLMhAuaWRlbnRpdHkudjEuSndrSAASFQoLa2V5X3JldGlyZWQYBiABKAlIABIrCgloZWFydGJlYXQYByABKAsyFi5pZGVudGl0eS52MS5IZWFydGJlYXRIAEIHCgVldmVudCLKAQoSUmV2b2NhdGlvblNuYXBzaG90Ei0KCHNlc3Npb25zGAEgAygLMhsuaWRlbnRpdHkudjEuU2Vzc2lvblJldm9rZWQSNwoIc3ViamVjdHMYAiADKAsyJS5pZGVudGl0eS52MS5TdWJqZWN0VG9rZW5zSW52YWxpZGF0ZWQSHgoEa2V5cxgDIAMoCzIQLmlkZW50aXR5LnYxLkp3axIsCglyZXRlbnRpb24YBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iVQoOU2Vzc2lvblJldm9rZWQSEgoKc2Vzc2lvbl9pZBgBIAEoCRIvCgtyZXZva2VfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAibgoYU3ViamVjdFRva2Vuc0ludmFsaWRhdGVkEg8KB3N1YmplY3QYASABKAkSLwoLdmFsaWRfYWZ0ZXIYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGRpc2FibGVkGAMgASgIIjUKCUhlYXJ0YmVhdBIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIsChNSZWZyZXNoVG9rZW5SZXF1ZXN0EhUKDXJlZnJlc2hfdG9rZW4YASABKAkiPgoUUmVmcmVzaFRva2VuUmVzcG9uc2USJgoGdG9rZW5zGAEgASgLMhYuaWRlbnRpdHkudjEuVG9rZW5QYWlyIlgKElJldm9rZVRva2VuUmVxdWVzdBINCgV0b2tlbhgBIAEoCRIzCg90b2tlbl90eXBlX2hpbnQYAiABKA4yGi5pZGVudGl0eS52MS5Ub2tlblR5cGVIaW50IhUKE1Jldm9rZVRva2VuUmVzcG9uc2UiEAoOR2V0Sndrc1JlcXVlc3QiUQoDSndrEgsKA2t0eRgBIAEoCRILCgNjcnYYAiABKAkSCQoBeBgDIAEoCRILCgNraWQYBCABKAkSCwoDYWxnGAUgASgJEgsKA3VzZRgGIAEoCSIxCg9HZXRKd2tzUmVzcG9uc2USHgoEa2V5cxgBIAMoCzIQLmlkZW50aXR5LnYxLkp3aypcCgtTdWJqZWN0S2luZBIcChhTVUJKRUNUX0tJTkRfVU5TUEVDSUZJRUQQABIVChFTVUJKRUNUX0tJTkRfVVNFUhABEhgKFFNVQkpFQ1RfS0lORF9TRVJWSUNFEAIqwAQKDkluYWN0aXZlUmVhc29uEh8KG0lOQUNUSVZFX1JFQVNPTl9VTlNQRUNJRklFRBAAEh0KGUlOQUNUSVZFX1JFQVNPTl9NQUxGT1JNRUQQARIpCiVJTkFDVElWRV9SRUFTT05fQUxHT1JJVEhNX05PVF9BTExPV0VEEAISHwobSU5BQ1RJVkVfUkVBU09OX1VOS05PV05fS0VZEAMSIQodSU5BQ1RJVkVfUkVBU09OX0JBRF9TSUdOQVRVUkUQBBIeChpJTkFDVElWRV9SRUFTT05fV1JPTkdfVFlQRRAFEhsKF0lOQUNUSVZFX1JFQVNPTl9FWFBJUkVEEAYSIQodSU5BQ1RJVkVfUkVBU09OX05PVF9ZRVRfVkFMSUQQBxIgChxJTkFDVElWRV9SRUFTT05fV1JPTkdfSVNTVUVSEAgSIgoeSU5BQ1RJVkVfUkVBU09OX1dST05HX0FVRElFTkNFEAkSIwofSU5BQ1RJVkVfUkVBU09OX1NFU1NJT05fUkVWT0tFRBAKEiEKHUlOQUNUSVZFX1JFQVNPTl9UT0tFTl9SRVZPS0VEEAsSIQodSU5BQ1RJVkVfUkVBU09OX1VTRVJfRElTQUJMRUQQDBIiCh5JTkFDVElWRV9SRUFTT05fSU5WQUxJRF9DTEFJTVMQDRIkCiBJTkFDVElWRV9SRUFTT05fU1RFUF9VUF9SRVFVSVJFRBAOEiQKIElOQUNUSVZFX1JFQVNPTl9ST0xFX05PVF9BTExPV0VEEA8qdQoNVG9rZW5UeXBlSGludBIfChtUT0tFTl9UWVBFX0hJTlRfVU5TUEVDSUZJRUQQABIgChxUT0tFTl9UWVBFX0hJTlRfQUNDRVNTX1RPS0VOEAESIQodVE9LRU5fVFlQRV9ISU5UX1JFRlJFU0hfVE9LRU4QAjLwBAoMVG9rZW5TZXJ2aWNlEmcKC1ZlcmlmeVRva2VuEh8uaWRlbnRpdHkudjEuVmVyaWZ5VG9rZW5SZXF1ZXN0GiAuaWRlbnRpdHkudjEuVmVyaWZ5VG9rZW5SZXNwb25zZSIVirUYEQgDEg10b2tlbnMudmVyaWZ5EngKEUlzc3VlU2VydmljZVRva2VuEiUuaWRlbnRpdHkudjEuSXNzdWVTZXJ2aWNlVG9rZW5SZXF1ZXN0GiYuaWRlbnRpdHkudjEuSXNzdWVTZXJ2aWNlVG9rZW5SZXNwb25zZSIUirUYEAgDEgx0b2tlbnMuaXNzdWUSeAoQV2F0Y2hSZXZvY2F0aW9ucxIkLmlkZW50aXR5LnYxLldhdGNoUmV2b2NhdGlvbnNSZXF1ZXN0GiUuaWRlbnRpdHkudjEuV2F0Y2hSZXZvY2F0aW9uc1Jlc3BvbnNlIhWKtRgRCAMSDXRva2Vucy52ZXJpZnkwARJbCgxSZWZyZXNoVG9rZW4SIC5pZGVudGl0eS52MS5SZWZyZXNoVG9rZW5SZXF1ZXN0GiEuaWRlbnRpdHkudjEuUmVmcmVzaFRva2VuUmVzcG9uc2UiBoq1GAIIARJYCgtSZXZva2VUb2tlbhIfLmlkZW50aXR5LnYxLlJldm9rZVRva2VuUmVxdWVzdBogLmlkZW50aXR5LnYxLlJldm9rZVRva2VuUmVzcG9uc2UiBoq1GAIIARJMCgdHZXRKd2tzEhsuaWRlbnRpdHkudjEuR2V0Sndrc1JlcXVlc3QaHC5pZGVudGl0eS52MS5HZXRKd2tzUmVzcG9uc2UiBoq1GAIIAWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_identity_v1_access, file_identity_v1_common]);
 
 /**
  * Request of TokenService.VerifyToken.
@@ -29,6 +29,38 @@ export type VerifyTokenRequest = Message<"identity.v1.VerifyTokenRequest"> & {
    * @generated from field: string token = 1;
    */
   token: string;
+
+  /**
+   * The audience the token must name (`aud`). Empty: this identity service's own audience
+   * (TOKEN_AUDIENCE), which every person's access token carries. A service that receives a
+   * service token passes the audience the token was issued for (its own name, usually).
+   *
+   * @generated from field: string audience = 2;
+   */
+  audience: string;
+
+  /**
+   * Authentication methods the session must have used, every one (`amr`; `mfa` for any second
+   * factor). Unmet: `active=false`, reason STEP_UP_REQUIRED.
+   *
+   * @generated from field: repeated string require_amr = 3;
+   */
+  requireAmr: string[];
+
+  /**
+   * How long ago the session may have signed in at most (`auth_time`). Unmet: `active=false`,
+   * reason STEP_UP_REQUIRED.
+   *
+   * @generated from field: google.protobuf.Duration max_auth_age = 4;
+   */
+  maxAuthAge?: Duration | undefined;
+
+  /**
+   * Roles of which the account must have one. Unmet: `active=false`, reason ROLE_NOT_ALLOWED.
+   *
+   * @generated from field: repeated string require_role = 5;
+   */
+  requireRole: string[];
 };
 
 /**
@@ -59,7 +91,7 @@ export type VerifyTokenResponse = Message<"identity.v1.VerifyTokenResponse"> & {
   reason: InactiveReason;
 
   /**
-   * The account (`sub`).
+   * The account (`sub`) of a person's token; empty for a service token.
    *
    * @generated from field: string user_id = 3;
    */
@@ -122,11 +154,39 @@ export type VerifyTokenResponse = Message<"identity.v1.VerifyTokenResponse"> & {
   issuer: string;
 
   /**
-   * Audience (`aud`).
+   * Audience (`aud`): the one the token was checked against.
    *
    * @generated from field: string audience = 12;
    */
   audience: string;
+
+  /**
+   * Whether the subject is a person or a service.
+   *
+   * @generated from field: identity.v1.SubjectKind subject_kind = 13;
+   */
+  subjectKind: SubjectKind;
+
+  /**
+   * The service account (`client_id`) of a service token.
+   *
+   * @generated from field: string service_name = 14;
+   */
+  serviceName: string;
+
+  /**
+   * The permissions a service token carries (`scope`).
+   *
+   * @generated from field: repeated string scope = 15;
+   */
+  scope: string[];
+
+  /**
+   * When the session signed in (`auth_time`); unset for a service token.
+   *
+   * @generated from field: google.protobuf.Timestamp auth_time = 16;
+   */
+  authTime?: Timestamp | undefined;
 };
 
 /**
@@ -135,6 +195,293 @@ export type VerifyTokenResponse = Message<"identity.v1.VerifyTokenResponse"> & {
  */
 export const VerifyTokenResponseSchema: GenMessage<VerifyTokenResponse> = /*@__PURE__*/
   messageDesc(file_identity_v1_token_service, 1);
+
+/**
+ * Request of TokenService.IssueServiceToken.
+ *
+ * @generated from message identity.v1.IssueServiceTokenRequest
+ */
+export type IssueServiceTokenRequest = Message<"identity.v1.IssueServiceTokenRequest"> & {
+  /**
+   * The service the token is for (`aud`): one of the audiences the calling account is allowed.
+   *
+   * @generated from field: string audience = 1;
+   */
+  audience: string;
+};
+
+/**
+ * Describes the message identity.v1.IssueServiceTokenRequest.
+ * Use `create(IssueServiceTokenRequestSchema)` to create a new message.
+ */
+export const IssueServiceTokenRequestSchema: GenMessage<IssueServiceTokenRequest> = /*@__PURE__*/
+  messageDesc(file_identity_v1_token_service, 2);
+
+/**
+ * Response of TokenService.IssueServiceToken.
+ *
+ * @generated from message identity.v1.IssueServiceTokenResponse
+ */
+export type IssueServiceTokenResponse = Message<"identity.v1.IssueServiceTokenResponse"> & {
+  /**
+   * The access token (a compact JWS, `typ: at+jwt`), sent as `authorization: Bearer <token>`.
+   *
+   * @generated from field: string access_token = 1;
+   */
+  accessToken: string;
+
+  /**
+   * When it expires.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 2;
+   */
+  expireTime?: Timestamp | undefined;
+
+  /**
+   * The permissions it carries (`scope`).
+   *
+   * @generated from field: repeated string scope = 3;
+   */
+  scope: string[];
+};
+
+/**
+ * Describes the message identity.v1.IssueServiceTokenResponse.
+ * Use `create(IssueServiceTokenResponseSchema)` to create a new message.
+ */
+export const IssueServiceTokenResponseSchema: GenMessage<IssueServiceTokenResponse> = /*@__PURE__*/
+  messageDesc(file_identity_v1_token_service, 3);
+
+/**
+ * Request of TokenService.WatchRevocations.
+ *
+ * @generated from message identity.v1.WatchRevocationsRequest
+ */
+export type WatchRevocationsRequest = Message<"identity.v1.WatchRevocationsRequest"> & {
+  /**
+   * The cursor of the last message received, to resume; empty for a snapshot.
+   *
+   * @generated from field: string cursor = 1;
+   */
+  cursor: string;
+
+  /**
+   * How often to send a heartbeat when nothing else happens: 1 to 60 s; unset means 5 s.
+   *
+   * @generated from field: google.protobuf.Duration heartbeat_interval = 2;
+   */
+  heartbeatInterval?: Duration | undefined;
+};
+
+/**
+ * Describes the message identity.v1.WatchRevocationsRequest.
+ * Use `create(WatchRevocationsRequestSchema)` to create a new message.
+ */
+export const WatchRevocationsRequestSchema: GenMessage<WatchRevocationsRequest> = /*@__PURE__*/
+  messageDesc(file_identity_v1_token_service, 4);
+
+/**
+ * One message of TokenService.WatchRevocations.
+ *
+ * @generated from message identity.v1.WatchRevocationsResponse
+ */
+export type WatchRevocationsResponse = Message<"identity.v1.WatchRevocationsResponse"> & {
+  /**
+   * Opaque and increasing within a stream; pass the last one received to resume.
+   *
+   * @generated from field: string cursor = 1;
+   */
+  cursor: string;
+
+  /**
+   * What happened.
+   *
+   * @generated from oneof identity.v1.WatchRevocationsResponse.event
+   */
+  event: {
+    /**
+     * Everything that can still matter, replacing what the client held.
+     *
+     * @generated from field: identity.v1.RevocationSnapshot snapshot = 2;
+     */
+    value: RevocationSnapshot;
+    case: "snapshot";
+  } | {
+    /**
+     * A session ended: its tokens are inactive.
+     *
+     * @generated from field: identity.v1.SessionRevoked session_revoked = 3;
+     */
+    value: SessionRevoked;
+    case: "sessionRevoked";
+  } | {
+    /**
+     * A subject's tokens issued before `valid_after` are inactive; a disabled subject's all are.
+     *
+     * @generated from field: identity.v1.SubjectTokensInvalidated subject_tokens_invalidated = 4;
+     */
+    value: SubjectTokensInvalidated;
+    case: "subjectTokensInvalidated";
+  } | {
+    /**
+     * A key that verifies tokens from now on.
+     *
+     * @generated from field: identity.v1.Jwk key_published = 5;
+     */
+    value: Jwk;
+    case: "keyPublished";
+  } | {
+    /**
+     * The kid of a key that no longer verifies tokens.
+     *
+     * @generated from field: string key_retired = 6;
+     */
+    value: string;
+    case: "keyRetired";
+  } | {
+    /**
+     * Nothing happened; the stream is alive.
+     *
+     * @generated from field: identity.v1.Heartbeat heartbeat = 7;
+     */
+    value: Heartbeat;
+    case: "heartbeat";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message identity.v1.WatchRevocationsResponse.
+ * Use `create(WatchRevocationsResponseSchema)` to create a new message.
+ */
+export const WatchRevocationsResponseSchema: GenMessage<WatchRevocationsResponse> = /*@__PURE__*/
+  messageDesc(file_identity_v1_token_service, 5);
+
+/**
+ * The state a client replaces its own with.
+ *
+ * @generated from message identity.v1.RevocationSnapshot
+ */
+export type RevocationSnapshot = Message<"identity.v1.RevocationSnapshot"> & {
+  /**
+   * Sessions revoked within the retention window.
+   *
+   * @generated from field: repeated identity.v1.SessionRevoked sessions = 1;
+   */
+  sessions: SessionRevoked[];
+
+  /**
+   * Subjects whose tokens were invalidated within the retention window, or are disabled.
+   *
+   * @generated from field: repeated identity.v1.SubjectTokensInvalidated subjects = 2;
+   */
+  subjects: SubjectTokensInvalidated[];
+
+  /**
+   * The keys that verify tokens (as GetJwks).
+   *
+   * @generated from field: repeated identity.v1.Jwk keys = 3;
+   */
+  keys: Jwk[];
+
+  /**
+   * How far back revocations are kept: the access-token lifetime plus a margin. A token older
+   * than this has expired anyway.
+   *
+   * @generated from field: google.protobuf.Duration retention = 4;
+   */
+  retention?: Duration | undefined;
+};
+
+/**
+ * Describes the message identity.v1.RevocationSnapshot.
+ * Use `create(RevocationSnapshotSchema)` to create a new message.
+ */
+export const RevocationSnapshotSchema: GenMessage<RevocationSnapshot> = /*@__PURE__*/
+  messageDesc(file_identity_v1_token_service, 6);
+
+/**
+ * A revoked session.
+ *
+ * @generated from message identity.v1.SessionRevoked
+ */
+export type SessionRevoked = Message<"identity.v1.SessionRevoked"> & {
+  /**
+   * The session (`sid` of its access tokens).
+   *
+   * @generated from field: string session_id = 1;
+   */
+  sessionId: string;
+
+  /**
+   * When it was revoked.
+   *
+   * @generated from field: google.protobuf.Timestamp revoke_time = 2;
+   */
+  revokeTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message identity.v1.SessionRevoked.
+ * Use `create(SessionRevokedSchema)` to create a new message.
+ */
+export const SessionRevokedSchema: GenMessage<SessionRevoked> = /*@__PURE__*/
+  messageDesc(file_identity_v1_token_service, 7);
+
+/**
+ * A subject whose tokens were invalidated.
+ *
+ * @generated from message identity.v1.SubjectTokensInvalidated
+ */
+export type SubjectTokensInvalidated = Message<"identity.v1.SubjectTokensInvalidated"> & {
+  /**
+   * `sub` of the tokens: an account id, or `service:<name>` for a service account.
+   *
+   * @generated from field: string subject = 1;
+   */
+  subject: string;
+
+  /**
+   * Tokens issued (`iat`) before this instant are inactive.
+   *
+   * @generated from field: google.protobuf.Timestamp valid_after = 2;
+   */
+  validAfter?: Timestamp | undefined;
+
+  /**
+   * Whether the subject is disabled or deleted: then all of its tokens are inactive.
+   *
+   * @generated from field: bool disabled = 3;
+   */
+  disabled: boolean;
+};
+
+/**
+ * Describes the message identity.v1.SubjectTokensInvalidated.
+ * Use `create(SubjectTokensInvalidatedSchema)` to create a new message.
+ */
+export const SubjectTokensInvalidatedSchema: GenMessage<SubjectTokensInvalidated> = /*@__PURE__*/
+  messageDesc(file_identity_v1_token_service, 8);
+
+/**
+ * A sign of life.
+ *
+ * @generated from message identity.v1.Heartbeat
+ */
+export type Heartbeat = Message<"identity.v1.Heartbeat"> & {
+  /**
+   * The server's time.
+   *
+   * @generated from field: google.protobuf.Timestamp time = 1;
+   */
+  time?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message identity.v1.Heartbeat.
+ * Use `create(HeartbeatSchema)` to create a new message.
+ */
+export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
+  messageDesc(file_identity_v1_token_service, 9);
 
 /**
  * Request of TokenService.RefreshToken.
@@ -156,7 +503,7 @@ export type RefreshTokenRequest = Message<"identity.v1.RefreshTokenRequest"> & {
  * Use `create(RefreshTokenRequestSchema)` to create a new message.
  */
 export const RefreshTokenRequestSchema: GenMessage<RefreshTokenRequest> = /*@__PURE__*/
-  messageDesc(file_identity_v1_token_service, 2);
+  messageDesc(file_identity_v1_token_service, 10);
 
 /**
  * Response of TokenService.RefreshToken.
@@ -177,7 +524,7 @@ export type RefreshTokenResponse = Message<"identity.v1.RefreshTokenResponse"> &
  * Use `create(RefreshTokenResponseSchema)` to create a new message.
  */
 export const RefreshTokenResponseSchema: GenMessage<RefreshTokenResponse> = /*@__PURE__*/
-  messageDesc(file_identity_v1_token_service, 3);
+  messageDesc(file_identity_v1_token_service, 11);
 
 /**
  * Request of TokenService.RevokeToken.
@@ -206,7 +553,7 @@ export type RevokeTokenRequest = Message<"identity.v1.RevokeTokenRequest"> & {
  * Use `create(RevokeTokenRequestSchema)` to create a new message.
  */
 export const RevokeTokenRequestSchema: GenMessage<RevokeTokenRequest> = /*@__PURE__*/
-  messageDesc(file_identity_v1_token_service, 4);
+  messageDesc(file_identity_v1_token_service, 12);
 
 /**
  * Response of TokenService.RevokeToken.
@@ -221,7 +568,7 @@ export type RevokeTokenResponse = Message<"identity.v1.RevokeTokenResponse"> & {
  * Use `create(RevokeTokenResponseSchema)` to create a new message.
  */
 export const RevokeTokenResponseSchema: GenMessage<RevokeTokenResponse> = /*@__PURE__*/
-  messageDesc(file_identity_v1_token_service, 5);
+  messageDesc(file_identity_v1_token_service, 13);
 
 /**
  * Request of TokenService.GetJwks.
@@ -236,7 +583,7 @@ export type GetJwksRequest = Message<"identity.v1.GetJwksRequest"> & {
  * Use `create(GetJwksRequestSchema)` to create a new message.
  */
 export const GetJwksRequestSchema: GenMessage<GetJwksRequest> = /*@__PURE__*/
-  messageDesc(file_identity_v1_token_service, 6);
+  messageDesc(file_identity_v1_token_service, 14);
 
 /**
  * A public key as a JSON Web Key (RFC 7517, RFC 8037 for Ed25519).
@@ -292,7 +639,7 @@ export type Jwk = Message<"identity.v1.Jwk"> & {
  * Use `create(JwkSchema)` to create a new message.
  */
 export const JwkSchema: GenMessage<Jwk> = /*@__PURE__*/
-  messageDesc(file_identity_v1_token_service, 7);
+  messageDesc(file_identity_v1_token_service, 15);
 
 /**
  * Response of TokenService.GetJwks.
@@ -314,7 +661,41 @@ export type GetJwksResponse = Message<"identity.v1.GetJwksResponse"> & {
  * Use `create(GetJwksResponseSchema)` to create a new message.
  */
 export const GetJwksResponseSchema: GenMessage<GetJwksResponse> = /*@__PURE__*/
-  messageDesc(file_identity_v1_token_service, 8);
+  messageDesc(file_identity_v1_token_service, 16);
+
+/**
+ * Whose token it is.
+ *
+ * @generated from enum identity.v1.SubjectKind
+ */
+export enum SubjectKind {
+  /**
+   * Not set (the token is not active).
+   *
+   * @generated from enum value: SUBJECT_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A person: `user_id` and `session_id` are set.
+   *
+   * @generated from enum value: SUBJECT_KIND_USER = 1;
+   */
+  USER = 1,
+
+  /**
+   * A service account: `service_name` and `scope` are set, `user_id` and `session_id` are empty.
+   *
+   * @generated from enum value: SUBJECT_KIND_SERVICE = 2;
+   */
+  SERVICE = 2,
+}
+
+/**
+ * Describes the enum identity.v1.SubjectKind.
+ */
+export const SubjectKindSchema: GenEnum<SubjectKind> = /*@__PURE__*/
+  enumDesc(file_identity_v1_token_service, 0);
 
 /**
  * Why a token is not active.
@@ -419,13 +800,29 @@ export enum InactiveReason {
    * @generated from enum value: INACTIVE_REASON_INVALID_CLAIMS = 13;
    */
   INVALID_CLAIMS = 13,
+
+  /**
+   * The token is valid, but the session does not meet the request's `require_amr` or
+   * `max_auth_age`: the person must sign in again, or with a second factor.
+   *
+   * @generated from enum value: INACTIVE_REASON_STEP_UP_REQUIRED = 14;
+   */
+  STEP_UP_REQUIRED = 14,
+
+  /**
+   * The token is valid, but the account has none of the request's `require_role`; a service
+   * token never meets a role requirement.
+   *
+   * @generated from enum value: INACTIVE_REASON_ROLE_NOT_ALLOWED = 15;
+   */
+  ROLE_NOT_ALLOWED = 15,
 }
 
 /**
  * Describes the enum identity.v1.InactiveReason.
  */
 export const InactiveReasonSchema: GenEnum<InactiveReason> = /*@__PURE__*/
-  enumDesc(file_identity_v1_token_service, 0);
+  enumDesc(file_identity_v1_token_service, 1);
 
 /**
  * What kind of token is being revoked (RFC 7009 `token_type_hint`).
@@ -459,7 +856,7 @@ export enum TokenTypeHint {
  * Describes the enum identity.v1.TokenTypeHint.
  */
 export const TokenTypeHintSchema: GenEnum<TokenTypeHint> = /*@__PURE__*/
-  enumDesc(file_identity_v1_token_service, 1);
+  enumDesc(file_identity_v1_token_service, 2);
 
 /**
  * Token verification, rotation, revocation and the public signing keys.
@@ -469,8 +866,19 @@ export const TokenTypeHintSchema: GenEnum<TokenTypeHint> = /*@__PURE__*/
 export const TokenService: GenService<{
   /**
    * Introspects an access token (RFC 7662 semantics): a bad token is not an error but
-   * `active=false` with a reason. Internal: callers present a service credential as
-   * `x-service-key` metadata (optional from loopback in development). Not served by the web gateway.
+   * `active=false` with a reason. A person's access token and a service token (see
+   * IssueServiceToken) are both verified; `subject_kind` says which. Internal: callers present a
+   * service credential (`x-service-key` metadata, `authorization: Bearer <service key>` or a
+   * client certificate; optional from loopback in development). Not served by the web gateway.
+   *
+   * Caching contract: the answer is computed from memory (signature, claims, and the
+   * revocations every instance learns of within a second), so a call costs no database round
+   * trip and a caller needs no cache to be fast. A caller that caches an `active=true` answer
+   * must keep it no longer than the token's `expire_time` and no longer than one second (the
+   * client library's remote mode does exactly this): a logout is then refused everywhere within
+   * about two seconds. `active=false` answers may be kept until `expire_time` (a token never
+   * becomes active again), except UNKNOWN_KEY and NOT_YET_VALID. For no call at all per token,
+   * follow WatchRevocations (the client library's local mode).
    *
    * @generated from rpc identity.v1.TokenService.VerifyToken
    */
@@ -478,6 +886,41 @@ export const TokenService: GenService<{
     methodKind: "unary";
     input: typeof VerifyTokenRequestSchema;
     output: typeof VerifyTokenResponseSchema;
+  },
+  /**
+   * Issues the calling service an access token for another service (the OAuth 2.0
+   * client-credentials grant, over gRPC): a short-lived EdDSA JWT with `sub` =
+   * `service:<account name>`, `aud` = the requested audience, the account's permissions as
+   * `scope`, living ACCESS_TOKEN_TTL_SECONDS. The caller is a service account authenticated by
+   * its key or client certificate, holding `tokens.issue`, and the audience must be one the
+   * account is allowed (PERMISSION_DENIED, reason AUDIENCE_NOT_ALLOWED, otherwise). The receiving
+   * service verifies it with VerifyToken (passing its audience) or with the JWKS. Disabling the
+   * account makes its tokens inactive within a second.
+   *
+   * @generated from rpc identity.v1.TokenService.IssueServiceToken
+   */
+  issueServiceToken: {
+    methodKind: "unary";
+    input: typeof IssueServiceTokenRequestSchema;
+    output: typeof IssueServiceTokenResponseSchema;
+  },
+  /**
+   * Streams what a service needs to verify tokens offline, without a call per token: the
+   * signing keys and every revocation that can still matter. The first message is a snapshot
+   * (unless the request's cursor can be resumed); then each change as it happens: a session
+   * revoked, a subject's tokens invalidated (password change, disabled account or service
+   * account), a key published or retired; and a heartbeat every `heartbeat_interval` (5 s by
+   * default) so a client can tell a silent stream from a dead one. Every message carries a
+   * cursor; a client that reconnects with the last one it saw receives what it missed, or a
+   * fresh snapshot when the cursor is unknown or too old (another instance, a restart). The
+   * stream ends with OK on graceful shutdown: reconnect. Internal: callers need `tokens.verify`.
+   *
+   * @generated from rpc identity.v1.TokenService.WatchRevocations
+   */
+  watchRevocations: {
+    methodKind: "server_streaming";
+    input: typeof WatchRevocationsRequestSchema;
+    output: typeof WatchRevocationsResponseSchema;
   },
   /**
    * Exchanges a refresh token for a new token pair. Every refresh token is single use:

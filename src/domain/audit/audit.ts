@@ -18,7 +18,8 @@ export type AuditEventType =
   | "MFA_DISABLED"
   | "MFA_FAILED"
   | "BACKUP_CODE_USED"
-  | "BACKUP_CODES_REGENERATED";
+  | "BACKUP_CODES_REGENERATED"
+  | "SERVICE_TOKEN_ISSUED";
 
 export interface ClientMeta {
   readonly ip: string;

@@ -28,8 +28,11 @@ export interface ServiceCaller {
 }
 
 export interface Callers {
-  /** Full introspection: signature, claims and revocation. */
-  introspect(token: string): Promise<Verification>;
+  /**
+   * Full introspection: signature, claims and revocation. `audience`: the one the token must name
+   * (this service's own by default; see AccessTokenVerifier.verify).
+   */
+  introspect(token: string, audience?: string): Promise<Verification>;
   /** The person behind a bearer token; UNAUTHENTICATED when there is none or it is not active. */
   authenticate(bearer: string | undefined): Promise<Caller>;
   /** The service a presented key names; throws SERVICE_KEY_INVALID when it names none that may call. */
@@ -46,8 +49,8 @@ export interface CallerSettings {
 }
 
 export function createCallers(accessTokens: AccessTokens, revocations: Revocations, directory: ServiceDirectory, settings: CallerSettings): Callers {
-  async function introspect(token: string): Promise<Verification> {
-    const verification = await accessTokens.verify(token);
+  async function introspect(token: string, audience?: string): Promise<Verification> {
+    const verification = await accessTokens.verify(token, audience);
     if (!verification.active) return verification;
     const reason = revocations.check(verification.claims);
     return reason === undefined ? verification : { active: false, reason };
@@ -64,6 +67,8 @@ export function createCallers(accessTokens: AccessTokens, revocations: Revocatio
         throw new AppError("ACCESS_TOKEN_INVALID", `access token inactive: ${verification.reason}`);
       }
       const { claims } = verification;
+      // A service token names no person: it cannot act for one.
+      if (claims.kind !== "user") throw new AppError("ACCESS_TOKEN_INVALID", "a service token cannot act for a person");
       return { userId: claims.sub, sessionId: claims.sid, amr: claims.amr, claims };
     },
     serviceByKey: (key) => directory.byKey(key),

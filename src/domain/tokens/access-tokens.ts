@@ -1,18 +1,27 @@
 // Access tokens: JWTs signed with EdDSA, `typ: at+jwt` (RFC 9068). Verification pins the
 // algorithm, type, issuer and audience, and names the reason when a token is not active.
-import { randomUUID, sign } from "node:crypto";
+import { randomUUID, sign as signWith } from "node:crypto";
 import type { Clock } from "../clock.js";
 import { SIGNING_ALG, type SigningKeys } from "./signing-keys.js";
-import { ACCESS_TOKEN_TYPE, type TokenSettings, type Verification } from "./claims.js";
+import { ACCESS_TOKEN_TYPE, SERVICE_SUBJECT_PREFIX, type TokenSettings, type Verification } from "./claims.js";
 import { createAccessTokenVerifier } from "./verifier.js";
 
 
 export interface AccessTokenSubject {
   readonly userId: string;
   readonly sessionId: string;
+  /** When the session signed in (`auth_time`, OpenID Connect Core §2): what a maximum authentication age is measured from. */
+  readonly authTime: Date;
   readonly role: string;
   readonly username: string | null;
   readonly amr: readonly string[];
+}
+
+/** Who a service token is for: the calling account, the service it will call, what it may do. */
+export interface ServiceTokenSubject {
+  readonly service: string;
+  readonly audience: string;
+  readonly scope: readonly string[];
 }
 
 export interface IssuedAccessToken {
@@ -22,40 +31,65 @@ export interface IssuedAccessToken {
 
 export interface AccessTokens {
   issue(subject: AccessTokenSubject): Promise<IssuedAccessToken>;
-  /** Checks signature and claims only; revocation is checked by the caller. */
-  verify(token: string): Promise<Verification>;
+  /** A service token (RFC 9068 client-credentials profile): `sub` = `service:<name>`, no session. */
+  issueService(subject: ServiceTokenSubject): IssuedAccessToken;
+  /**
+   * Checks signature and claims only (`audience`: see AccessTokenVerifier.verify); revocation is
+   * checked by the caller.
+   */
+  verify(token: string, audience?: string): Promise<Verification>;
 }
 
 export function createAccessTokens(keys: SigningKeys, settings: TokenSettings, clock: Clock): AccessTokens {
   const verifier = createAccessTokenVerifier(keys, settings, clock);
+
+  /**
+   * A compact JWS (RFC 7515) signed with node:crypto on the calling thread: jose signs through
+   * WebCrypto, whose jobs queue on the libuv pool behind argon2 hashes during a login storm.
+   * Every token is checked against the published JWKS with jose in the tests.
+   */
+  function sign(claims: (times: { iat: number; exp: number; jti: string }) => object): IssuedAccessToken {
+    const { kid, privateKey } = keys.current();
+    const iat = Math.floor(clock.now().getTime() / 1000);
+    const exp = iat + settings.accessTokenTtlSec;
+    const header = { alg: SIGNING_ALG, typ: ACCESS_TOKEN_TYPE, kid };
+    const signingInput = `${base64url(header)}.${base64url(claims({ iat, exp, jti: randomUUID() }))}`;
+    const signature = signWith(null, Buffer.from(signingInput), privateKey).toString("base64url");
+    return { token: `${signingInput}.${signature}`, expiresAt: new Date(exp * 1000) };
+  }
+
   return {
     async issue(subject) {
-      const { kid, privateKey } = keys.current();
-      const iat = Math.floor(clock.now().getTime() / 1000);
-      const exp = iat + settings.accessTokenTtlSec;
-      // A compact JWS (RFC 7515) signed with node:crypto on the calling thread: jose signs through
-      // WebCrypto, whose jobs queue on the libuv pool behind argon2 hashes during a login storm.
-      // Every token is checked against the published JWKS with jose in the tests.
-      const header = { alg: SIGNING_ALG, typ: ACCESS_TOKEN_TYPE, kid };
-      const payload = {
+      return sign(({ iat, exp, jti }) => ({
         sid: subject.sessionId,
+        auth_time: Math.floor(subject.authTime.getTime() / 1000),
         role: subject.role,
         ...(subject.username ? { username: subject.username } : {}),
         amr: [...subject.amr],
         iss: settings.issuer,
         aud: settings.audience,
         sub: subject.userId,
-        jti: randomUUID(),
+        jti,
         iat,
         exp,
-      };
-      const signingInput = `${base64url(header)}.${base64url(payload)}`;
-      const signature = sign(null, Buffer.from(signingInput), privateKey).toString("base64url");
-      return { token: `${signingInput}.${signature}`, expiresAt: new Date(exp * 1000) };
+      }));
     },
 
-    async verify(token) {
-      return verifier.verify(token);
+    issueService({ service, audience, scope }) {
+      return sign(({ iat, exp, jti }) => ({
+        iss: settings.issuer,
+        sub: `${SERVICE_SUBJECT_PREFIX}${service}`,
+        aud: audience,
+        client_id: service,
+        scope: scope.join(" "),
+        jti,
+        iat,
+        exp,
+      }));
+    },
+
+    async verify(token, audience) {
+      return verifier.verify(token, audience);
     },
   };
 }
