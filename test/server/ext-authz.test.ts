@@ -196,6 +196,16 @@ describe("Authorization/Check, as Envoy calls it", () => {
     expectDenied(await authz().check(raw([`Bearer ${account.tokens.accessToken}`, "Bearer garbage"]), AS_ENVOY), INVALID_TOKEN);
   });
 
+  it("goes through the call policy: one log line per call, a denial's reason logged, counted in the RPC metrics", async () => {
+    const requestId = `ext-authz-${Date.now()}`;
+    await authz().check(checkRequest({ authorization: "Bearer garbage" }), { headers: { ...AS_ENVOY.headers, "x-request-id": requestId } });
+    const lines = t.logLines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(lines).toContainEqual(expect.objectContaining({ msg: "rpc", rpc: "envoy.service.auth.v3.Authorization/Check", status: "OK", requestId }));
+    expect(lines).toContainEqual(expect.objectContaining({ msg: "ext_authz refused", reason: "MALFORMED", status: 401 }));
+    const metrics = await (await fetch(t.metricsUrl)).text();
+    expect(metrics).toMatch(/identity_rpc_requests_total\{[^}]*service="envoy\.service\.auth\.v3\.Authorization",method="Check",code="OK",transport="grpc"\} [1-9]/);
+  });
+
   it.each(["connect", "grpc-web"] as const)("is not served by the gateway (over %s)", async (name) => {
     const account = await t.signUp(`ext-authz-${name}`);
     const client = createClient(Authorization, t.clients(name).transport);
