@@ -17,25 +17,13 @@ import type { Logger } from "../logger.js";
 import { normalizeAddress, type CallInfo } from "../services/call.js";
 import type { ServiceCaller } from "../domain/callers/callers.js";
 import { ERROR_REASONS } from "../error-reasons.js";
+import { AUTHZ_PERMISSION, BEARER_CHALLENGE, bearerToken, identityHeaders, INVALID_TOKEN_CHALLENGE } from "../services/forward-auth.js";
 
 export const AUTHZ_PATH = "/authz";
 export const INTROSPECT_PATH = "/oauth2/introspect";
 
-/** The permission forward authentication needs (as Envoy's ext_authz does on the gRPC port). */
-export const AUTHZ_PERMISSION = "authz.check";
 /** The permission introspection needs (as VerifyToken does). */
 export const INTROSPECT_PERMISSION = "tokens.verify";
-
-/** Request headers a proxy's answer sets; the proxy copies them onto the upstream request. */
-export const IDENTITY_HEADERS = {
-  subjectKind: "x-identity-subject-kind",
-  userId: "x-identity-user-id",
-  sessionId: "x-identity-session-id",
-  role: "x-identity-role",
-  amr: "x-identity-amr",
-  service: "x-identity-service",
-  scope: "x-identity-scope",
-} as const;
 
 /** Larger introspection bodies are refused (a token is at most 4 KiB). */
 const MAX_FORM_BYTES = 8 * 1024;
@@ -76,28 +64,17 @@ async function forwardAuth(req: http.IncomingMessage, res: http.ServerResponse, 
     const refusal = admission(deps, infoOf(req, peer, header(req, "x-service-key")), AUTHZ_PERMISSION);
     if (refusal) return refuseCaller(res, deps, AUTHZ_PATH, peer, refusal);
   }
-  const token = bearer(header(req, "authorization"));
+  const token = bearerToken(header(req, "authorization"));
   if (token === undefined) {
     // RFC 6750 §3.1: no credentials, no error code.
-    return send(res, 401, { error: "unauthorized" }, { "www-authenticate": 'Bearer realm="identity"' });
+    return send(res, 401, { error: "unauthorized" }, { "www-authenticate": BEARER_CHALLENGE });
   }
   const verification = await deps.introspect(token);
   if (!verification.active) {
     deps.logger?.info({ rpc: `GET ${AUTHZ_PATH}`, status: 401, reason: verification.reason, peer }, "forward auth refused");
-    return send(res, 401, { error: "invalid_token" }, { "www-authenticate": 'Bearer realm="identity", error="invalid_token"' });
+    return send(res, 401, { error: "invalid_token" }, { "www-authenticate": INVALID_TOKEN_CHALLENGE });
   }
-  const { claims } = verification;
-  const headers: Record<string, string> =
-    claims.kind === "user"
-      ? {
-          [IDENTITY_HEADERS.subjectKind]: "user",
-          [IDENTITY_HEADERS.userId]: claims.sub,
-          [IDENTITY_HEADERS.sessionId]: claims.sid,
-          [IDENTITY_HEADERS.role]: claims.role,
-          [IDENTITY_HEADERS.amr]: claims.amr.join(","),
-        }
-      : { [IDENTITY_HEADERS.subjectKind]: "service", [IDENTITY_HEADERS.service]: claims.service, [IDENTITY_HEADERS.scope]: claims.scope.join(" ") };
-  send(res, 200, { active: true }, headers);
+  send(res, 200, { active: true }, identityHeaders(verification.claims));
 }
 
 async function introspection(req: http.IncomingMessage, res: http.ServerResponse, deps: HttpAuthDeps): Promise<void> {
@@ -174,7 +151,7 @@ function clientCredential(req: http.IncomingMessage): { name?: string; key: stri
         return "malformed";
       }
     }
-    const token = bearer(authorization);
+    const token = bearerToken(authorization);
     if (token !== undefined) return { key: token };
     return "malformed";
   }
@@ -196,11 +173,6 @@ function infoOf(req: http.IncomingMessage, peer: string, serviceKey: string | un
 function header(req: http.IncomingMessage, name: string): string | undefined {
   const value = req.headers[name];
   return Array.isArray(value) ? value[0] : value;
-}
-
-function bearer(value: string | undefined): string | undefined {
-  if (value === undefined) return undefined;
-  return /^Bearer\s+(\S+)\s*$/i.exec(value)?.[1];
 }
 
 function readBody(req: http.IncomingMessage, limit: number): Promise<string | undefined> {

@@ -1,14 +1,17 @@
-// The single registration point: every service of the API, each method wrapped in the call policy
-// once, as plain data both servers read. The gRPC server mounts every method; the web gateway
-// mounts the public and user ones, as each method's (identity.v1.access) option declares.
+// The single registration point: every service of the API (and the vendored ones we implement),
+// each method wrapped in the call policy once, as plain data both servers read. The gRPC server
+// mounts every method; the web gateway mounts the public and user ones, as each method's
+// (identity.v1.access) option (or, for a vendored one, VENDORED_ACCESS) declares.
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { Audience } from "../../gen/identity/v1/access_pb.js";
+import { Authorization } from "../../gen/envoy/service/auth/v3/external_auth_pb.js";
 import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
 import { MfaService } from "../../gen/identity/v1/mfa_service_pb.js";
 import { OtpService } from "../../gen/identity/v1/otp_service_pb.js";
 import { TokenService } from "../../gen/identity/v1/token_service_pb.js";
 import { authMetrics, AuthServiceImpl, type AuthServiceDeps } from "./auth-service.js";
+import { envoyAuthzMetrics, EnvoyAuthzServiceImpl } from "./envoy-authz-service.js";
 import { mfaMetrics, MfaServiceImpl, type MfaServiceDeps } from "./mfa-service.js";
 import { otpMetrics, OtpServiceImpl, type OtpServiceDeps } from "./otp-service.js";
 import { methodAccess, type MethodAccess } from "./access.js";
@@ -18,15 +21,18 @@ import { tokenMetrics, TokenServiceImpl, type TokenServiceDeps } from "./token-s
 
 export type ServiceDeps = AuthServiceDeps & TokenServiceDeps & OtpServiceDeps & MfaServiceDeps & PolicyDeps;
 
-/** Every service of the API, in the order both servers mount them. */
+/** Every service of the API (identity.v1), in the order both servers mount them. */
 export const apiServices: readonly DescService[] = [AuthService, TokenService, OtpService, MfaService];
+
+/** Services of protos we vendor unchanged (proto/vendor) and implement, mounted after the API's. */
+export const vendoredServices: readonly DescService[] = [Authorization];
 
 /**
  * RPCs for other backend services only (AUDIENCE_INTERNAL): served on the gRPC port, never by
- * the web gateway. Derived from the proto; nothing here names a method.
+ * the web gateway. Derived from the proto (and VENDORED_ACCESS); nothing here names a method.
  */
 export const internalMethods: ReadonlySet<DescMethod> = new Set(
-  apiServices.flatMap((service) => service.methods).filter((method) => methodAccess(method).audience === Audience.INTERNAL),
+  [...apiServices, ...vendoredServices].flatMap((service) => service.methods).filter((method) => methodAccess(method).audience === Audience.INTERNAL),
 );
 
 export interface RouteMethod {
@@ -61,5 +67,6 @@ export function createRoutes(deps: ServiceDeps): readonly Route[] {
     route(TokenService, new TokenServiceImpl(deps), tokenMetrics, deps),
     route(OtpService, new OtpServiceImpl(deps), otpMetrics, deps),
     route(MfaService, new MfaServiceImpl(deps), mfaMetrics, deps),
+    route(Authorization, new EnvoyAuthzServiceImpl(deps), envoyAuthzMetrics, deps),
   ];
 }

@@ -150,6 +150,31 @@ describe.each(["v1", "v1alpha"] as const)("server reflection %s", (version) => {
     expect(declared("identity.v1.AuthService", "WhoAmI")).toEqual({ audience: "AUDIENCE_USER", permission: "" });
   });
 
+  it("describes Envoy's vendored envoy.service.auth.v3.Authorization, every import included (grpcurl describe)", async () => {
+    const SERVICE = "envoy.service.auth.v3.Authorization";
+    const names = (await client.ask({ list_services: "*" })).list_services_response!.service.map((s) => s.name);
+    expect(names).toContain(SERVICE);
+    const envoy = new Map<string, FileDescriptorProto>();
+    const add = (response: ReflectionResponse) => {
+      expect(response.error_response).toBeUndefined();
+      for (const bytes of response.file_descriptor_response!.file_descriptor_proto) {
+        const file = fromBinary(FileDescriptorProtoSchema, bytes);
+        envoy.set(file.name, file);
+      }
+    };
+    add(await client.ask({ file_containing_symbol: SERVICE }));
+    for (let missing = missingImports(envoy); missing.length > 0; missing = missingImports(envoy)) {
+      for (const name of missing) add(await client.ask({ file_by_filename: name }));
+    }
+    // The vendored closure (19 files, google/rpc/status.proto among them) and protobuf's own.
+    expect([...envoy.keys()].filter((name) => !name.startsWith("google/protobuf/")).length).toBe(19);
+    const described = createFileRegistry(create(FileDescriptorSetSchema, { file: importsFirst(envoy) }));
+    const check = described.getService(SERVICE)!.methods;
+    expect(check.map((m) => [m.name, m.input.typeName, m.output.typeName])).toEqual([["Check", "envoy.service.auth.v3.CheckRequest", "envoy.service.auth.v3.CheckResponse"]]);
+    expect(described.getMessage("envoy.service.auth.v3.CheckResponse")!.fields.find((f) => f.name === "status")!.message!.typeName).toBe("google.rpc.Status");
+    expect(described.getMessage("envoy.service.auth.v3.AttributeContext.HttpRequest")!.fields.map((f) => f.name)).toEqual(expect.arrayContaining(["headers", "header_map"]));
+  });
+
   it("answers NOT_FOUND for an unknown symbol", async () => {
     const response = await client.ask({ file_containing_symbol: "identity.v1.NoSuchService" });
     expect(response.error_response?.error_code).toBe(grpc.status.NOT_FOUND);
