@@ -10,6 +10,7 @@ import { bearer } from "../support/accounts.js";
 import { expectError } from "../support/errors.js";
 import { TEST_SERVICE_KEY } from "../support/service.js";
 import { setupService } from "../support/setup.js";
+import { accountWithKey, uniqueAccountName } from "../support/service-accounts.js";
 import { transportNames } from "../support/transports.js";
 
 const WITH_KEY = { headers: { "x-service-key": TEST_SERVICE_KEY } };
@@ -51,7 +52,10 @@ describe("VerifyToken with a service token", () => {
       issuer: t.config.issuer,
       audience: "payments",
     });
-    expect(timestampMs(res.expireTime!) - timestampMs(res.issueTime!)).toBe(t.config.accessTokenTtlSec * 1000);
+    // `iat` keeps milliseconds (revocation.ts), `exp` is whole seconds: the lifetime less that fraction.
+    const lifetimeMs = timestampMs(res.expireTime!) - timestampMs(res.issueTime!);
+    expect(lifetimeMs).toBeGreaterThan(t.config.accessTokenTtlSec * 1000 - 1000);
+    expect(lifetimeMs).toBeLessThanOrEqual(t.config.accessTokenTtlSec * 1000);
   });
 
   it("is inactive (WRONG_AUDIENCE) for any other audience, this service's own included", async () => {
@@ -118,5 +122,86 @@ describe.each(transportNames)("a service token on a person's RPC over %s", (name
     expect((await verify(token)).active).toBe(true);
     // ...but it names no person.
     await t.expectUnchanged(() => expectError(auth.whoAmI({}, bearer(token)), { code: Code.Unauthenticated, reason: "ACCESS_TOKEN_INVALID" }));
+  });
+});
+
+describe("IssueServiceToken", () => {
+  const u = setupService();
+  const { tokens: grpcTokens } = u.clients("grpc");
+  const as = (key: string) => ({ headers: { "x-service-key": key } });
+  const issued = (service: string) => u.db.query("SELECT caller, details FROM audit_events WHERE type = 'SERVICE_TOKEN_ISSUED' AND details->>'service' = $1", [service]) as Promise<Array<{ caller: string; details: Record<string, string> }>>;
+
+  it("gives a service account with tokens.issue a token for an allowed audience, which the receiving service verifies", async () => {
+    const billing = await accountWithKey(u, uniqueAccountName("billing"), ["tokens.issue", "tokens.verify"], { audiences: ["payments", "ledger"] });
+    const payments = await accountWithKey(u, uniqueAccountName("payments"), ["tokens.verify"]);
+    const res = await grpcTokens.issueServiceToken({ audience: "payments" }, as(billing.key));
+    expect(res.scope).toEqual(["tokens.issue", "tokens.verify"]);
+    expect(timestampMs(res.expireTime!) - Date.now()).toBeGreaterThan((u.config.accessTokenTtlSec - 5) * 1000);
+    expect(decodeJwt(res.accessToken)).toMatchObject({ sub: `service:${billing.name}`, client_id: billing.name, aud: "payments", scope: "tokens.issue tokens.verify" });
+    // The receiving service (payments) verifies it with its own key, naming its audience.
+    expect(await grpcTokens.verifyToken({ token: res.accessToken, audience: "payments" }, as(payments.key))).toMatchObject({
+      active: true,
+      subjectKind: SubjectKind.SERVICE,
+      serviceName: billing.name,
+    });
+    // Audited, naming the service that asked.
+    expect(await issued(billing.name)).toEqual([{ caller: billing.name, details: { service: billing.name, audience: "payments" } }]);
+    // Also with the key as a bearer credential.
+    expect((await grpcTokens.issueServiceToken({ audience: "ledger" }, { headers: { authorization: `Bearer ${billing.key}` } })).accessToken).not.toBe("");
+  });
+
+  it("refuses an audience the account was not granted, with PERMISSION_DENIED and nothing stored", async () => {
+    const billing = await accountWithKey(u, uniqueAccountName("billing-aud"), ["tokens.issue"], { audiences: ["payments"] });
+    await u.expectUnchanged(async () => {
+      for (const audience of ["ledger", "Payments", "payments ", "*", u.config.audience]) {
+        await expectError(grpcTokens.issueServiceToken({ audience }, as(billing.key)), { code: Code.PermissionDenied, reason: "AUDIENCE_NOT_ALLOWED" });
+      }
+      await expectError(grpcTokens.issueServiceToken({ audience: "" }, as(billing.key)), { code: Code.InvalidArgument, fields: ["audience"] });
+      await expectError(grpcTokens.issueServiceToken({ audience: "p".repeat(256) }, as(billing.key)), { code: Code.InvalidArgument, fields: ["audience"] });
+    });
+    expect(await issued(billing.name)).toEqual([]);
+  });
+
+  it("refuses a caller without tokens.issue, a bootstrap key, a revoked key, a disabled account and no key at all", async () => {
+    const verifier = await accountWithKey(u, uniqueAccountName("verifier-only"), ["tokens.verify"], { audiences: ["payments"] });
+    const revoked = await accountWithKey(u, uniqueAccountName("revoked-key"), ["tokens.issue"], { audiences: ["payments"] });
+    const disabled = await accountWithKey(u, uniqueAccountName("disabled"), ["tokens.issue"], { audiences: ["payments"] });
+    await u.app.serviceAccounts.revokeKey(revoked.prefix);
+    await u.app.serviceAccounts.disable(disabled.name);
+    await u.expectUnchanged(async () => {
+      await expectError(grpcTokens.issueServiceToken({ audience: "payments" }, as(verifier.key)), { code: Code.PermissionDenied, reason: "PERMISSION_MISSING" });
+      // Bootstrap callers (SERVICE_KEYS) hold every permission but no audience.
+      await expectError(grpcTokens.issueServiceToken({ audience: "payments" }, WITH_KEY), { code: Code.PermissionDenied, reason: "AUDIENCE_NOT_ALLOWED" });
+      await expectError(grpcTokens.issueServiceToken({ audience: "payments" }, as(revoked.key)), { code: Code.Unauthenticated, reason: "SERVICE_KEY_INVALID" });
+      await expectError(grpcTokens.issueServiceToken({ audience: "payments" }, as(disabled.key)), { code: Code.Unauthenticated, reason: "SERVICE_KEY_INVALID" });
+      // The development loopback exemption names no account: nobody to issue a token to.
+      await expectError(grpcTokens.issueServiceToken({ audience: "payments" }), { code: Code.Unauthenticated, reason: "SERVICE_KEY_REQUIRED" });
+    });
+  });
+
+  it("is internal: the gateway does not serve it", async () => {
+    const billing = await accountWithKey(u, uniqueAccountName("billing-gw"), ["tokens.issue"], { audiences: ["payments"] });
+    for (const name of ["connect", "grpc-web"] as const) {
+      await expectError(u.clients(name).tokens.issueServiceToken({ audience: "payments" }, as(billing.key)), { code: Code.Unimplemented });
+    }
+  });
+
+  it("a disabled account's tokens are inactive within 1 s, and stay so after it is enabled again", async () => {
+    const billing = await accountWithKey(u, uniqueAccountName("billing-off"), ["tokens.issue"], { audiences: ["payments"] });
+    const { accessToken } = await grpcTokens.issueServiceToken({ audience: "payments" }, as(billing.key));
+    const reason = async () => (await grpcTokens.verifyToken({ token: accessToken, audience: "payments" }, WITH_KEY)).reason;
+    /** Polls VerifyToken until it answers `expected`; fails after 1 s. */
+    const within1s = async (expected: InactiveReason) => {
+      const started = Date.now();
+      while ((await reason()) !== expected) {
+        if (Date.now() - started > 1_000) throw new Error(`still ${InactiveReason[await reason()]} after 1 s`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    };
+    expect(await reason()).toBe(InactiveReason.UNSPECIFIED);
+    await u.app.serviceAccounts.disable(billing.name);
+    await within1s(InactiveReason.USER_DISABLED);
+    await u.app.serviceAccounts.enable(billing.name);
+    await within1s(InactiveReason.TOKEN_REVOKED);
   });
 });

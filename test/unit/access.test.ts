@@ -55,11 +55,12 @@ describe("the (identity.v1.access) option in the descriptor set", () => {
     expect(methodAccess(method)).toEqual({ audience, permission });
   });
 
-  it("declares VerifyToken and IssueServiceToken internal, and nothing else", () => {
+  it("declares VerifyToken, IssueServiceToken and WatchRevocations internal, and nothing else", () => {
     const internal = described.filter((m) => getOption(m, access).audience === Audience.INTERNAL).map(label);
-    expect(internal).toEqual(["identity.v1.TokenService/VerifyToken", "identity.v1.TokenService/IssueServiceToken"]);
+    expect(internal).toEqual(["identity.v1.TokenService/VerifyToken", "identity.v1.TokenService/IssueServiceToken", "identity.v1.TokenService/WatchRevocations"]);
     expect(getOption(described.find((m) => m.name === "VerifyToken")!, access).permission).toBe("tokens.verify");
     expect(getOption(described.find((m) => m.name === "IssueServiceToken")!, access).permission).toBe("tokens.issue");
+    expect(getOption(described.find((m) => m.name === "WatchRevocations")!, access).permission).toBe("tokens.verify");
     // The servers' internal methods: these, and the vendored ones the table declares internal.
     expect([...internalMethods].map(label)).toEqual([...internal, "envoy.service.auth.v3.Authorization/Check"]);
   });

@@ -83,7 +83,7 @@ describe("a genuine access token", () => {
     const payload = claims(f);
     expect(f.verify(await sign(payload, f.privateKey))).toEqual({
       active: true,
-      claims: { kind: "user", sub: USER, sid: SESSION, jti: "token-1", iat: payload.iat, exp: payload.exp, iss: SETTINGS.issuer, aud: SETTINGS.audience, role: "user", username: "kim", amr: ["pwd"] },
+      claims: { kind: "user", sub: USER, sid: SESSION, jti: "token-1", iat: payload.iat, exp: payload.exp, authTime: payload.iat, iss: SETTINGS.issuer, aud: SETTINGS.audience, role: "user", username: "kim", amr: ["pwd"] },
     });
   });
 

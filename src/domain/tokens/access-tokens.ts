@@ -48,10 +48,15 @@ export function createAccessTokens(keys: SigningKeys, settings: TokenSettings, c
    * WebCrypto, whose jobs queue on the libuv pool behind argon2 hashes during a login storm.
    * Every token is checked against the published JWKS with jose in the tests.
    */
-  function sign(claims: (times: { iat: number; exp: number; jti: string }) => object): IssuedAccessToken {
+  function sign(claims: (times: { iat: number; exp: number; jti: string }) => object, iatInMs = false): IssuedAccessToken {
     const { kid, privateKey } = keys.current();
-    const iat = Math.floor(clock.now().getTime() / 1000);
-    const exp = iat + settings.accessTokenTtlSec;
+    const nowMs = clock.now().getTime();
+    const whole = Math.floor(nowMs / 1000);
+    // NumericDate may have a fraction (RFC 7519 §2). A service token's `iat` keeps milliseconds:
+    // it has no session, so only `iat` tells a token issued before its account was disabled and
+    // enabled again, within one second, from one issued after (revocation.ts).
+    const iat = iatInMs ? nowMs / 1000 : whole;
+    const exp = whole + settings.accessTokenTtlSec;
     const header = { alg: SIGNING_ALG, typ: ACCESS_TOKEN_TYPE, kid };
     const signingInput = `${base64url(header)}.${base64url(claims({ iat, exp, jti: randomUUID() }))}`;
     const signature = signWith(null, Buffer.from(signingInput), privateKey).toString("base64url");
@@ -85,7 +90,7 @@ export function createAccessTokens(keys: SigningKeys, settings: TokenSettings, c
         jti,
         iat,
         exp,
-      }));
+      }), true);
     },
 
     async verify(token, audience) {

@@ -176,8 +176,9 @@ export function createRevocations(db: RevocationsDb, clock: Clock, logger: Logge
       const user = users.get(claims.sub);
       if (user) {
         if (user.status !== "active") return "USER_DISABLED";
-        // Whole seconds: `iat` has no finer precision; same-second tokens fall to the session check.
-        if (claims.iat < Math.floor(user.validAfter.getTime() / 1000)) return "TOKEN_REVOKED";
+        // A person's token: whole seconds (`iat` has no finer precision; same-second tokens fall to
+        // the session check). A service token has no session, and its `iat` keeps milliseconds.
+        if (claims.kind === "service" ? Math.round(claims.iat * 1000) < user.validAfter.getTime() : claims.iat < Math.floor(user.validAfter.getTime() / 1000)) return "TOKEN_REVOKED";
       }
       if (claims.kind === "user" && sessions.has(claims.sid)) return "SESSION_REVOKED";
       return undefined;
