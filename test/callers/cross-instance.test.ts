@@ -8,6 +8,8 @@ import { createTestDatabase } from "../support/database.js";
 import { spawnServiceProcess } from "../support/process.js";
 import { accountWithKey, uniqueAccountName } from "../support/service-accounts.js";
 import { clientsOn, prepared, setupService } from "../support/setup.js";
+import { TEST_SERVICE_KEY } from "../support/service.js";
+import { InactiveReason } from "../../gen/identity/v1/token_service_pb.js";
 
 // Instance A in this process (its domain makes the changes), instance B a separate process.
 const database = prepared(createTestDatabase, (db) => db.drop());
@@ -77,5 +79,21 @@ describe("service accounts across instances", () => {
     const deadline = performance.now() + 2_000;
     while (!named() && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
     expect(named()).toBe(true);
+  });
+});
+
+describe("service tokens across instances", () => {
+  it("a token issued on A verifies on B until its account is disabled on A: B refuses it within 1 s", async () => {
+    const account = await accountWithKey(a, uniqueAccountName("cross-token"), ["tokens.issue"], { audiences: ["payments"] });
+    const { accessToken } = await a.clients("grpc").tokens.issueServiceToken({ audience: "payments" }, { headers: { "x-service-key": account.key } });
+    const reasonOnB = async () => (await tokensB.verifyToken({ token: accessToken, audience: "payments" }, { headers: { "x-service-key": TEST_SERVICE_KEY } })).reason;
+    expect(await reasonOnB()).toBe(InactiveReason.UNSPECIFIED);
+    await a.app.serviceAccounts.disable(account.name);
+    const started = performance.now();
+    while ((await reasonOnB()) !== InactiveReason.USER_DISABLED) {
+      if (performance.now() - started > 3_000) throw new Error("B still answers the token active after 3 s");
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect(performance.now() - started).toBeLessThan(1_000);
   });
 });
