@@ -93,6 +93,28 @@ const LOOPBACK_HOST = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d+)?$/i;
 /** Whether the call reached the ServiceImpl (whose policy wrapper maps and logs its errors). */
 const handlerReached = createContextKey<{ value: boolean } | undefined>(undefined, { description: "handler reached" });
 
+/**
+ * A streaming call's request is parsed lazily, inside the handler's reading of it, and
+ * connect-node answers a parse failure there as INTERNAL; a unary call's is INVALID_ARGUMENT.
+ * The same here: a request that does not decode is the client's fault (the gateway serves no
+ * streaming RPC, but answers one like any other unserved method).
+ */
+const streamedRequestsDecode: Interceptor = (next) => (req) => {
+  if (!req.stream) return next(req);
+  const messages = req.message;
+  return next({
+    ...req,
+    message: (async function* () {
+      try {
+        yield* messages;
+      } catch (err) {
+        if (err instanceof ConnectError && err.code !== Code.Internal) throw err;
+        throw new ConnectError("request message could not be decoded", Code.InvalidArgument, undefined, undefined, err);
+      }
+    })(),
+  });
+};
+
 const markHandlerReached: Interceptor = (next) => (req) => {
   const reached = req.contextValues.get(handlerReached);
   if (reached) reached.value = true;
@@ -174,7 +196,7 @@ export function createWebServer(options: WebServerOptions): WebServer {
     // compression specs) with the accepted list in accept-encoding / grpc-accept-encoding.
     acceptCompression: [compressionGzip],
     requestGate: (ctx) => watchTransportErrors(ctx, options.logger),
-    interceptors: [markHandlerReached],
+    interceptors: [streamedRequestsDecode, markHandlerReached],
     contextValues: (req) =>
       createContextValues().set(callInfoKey, {
         header: (name: string) => {

@@ -121,6 +121,16 @@ function fieldArbitrary(field: DescField): fc.Arbitrary<unknown> {
     case "list":
       if (field.listKind === "scalar") return fc.array(scalarArbitrary(field.scalar, field.name), { maxLength: 3 });
       break;
+    case "message":
+      // The one message type requests hold: a google.protobuf.Duration (max_auth_age,
+      // heartbeat_interval), unset or any a client can encode (JSON needs the sign of seconds and
+      // nanos to agree, and the range of ±10,000 years): zero, negative, tiny and huge included.
+      if (field.message.typeName === "google.protobuf.Duration") {
+        const seconds = fc.oneof(fc.bigInt({ min: -100n, max: 100_000n }), fc.bigInt({ min: -315_576_000_000n, max: 315_576_000_000n }));
+        const duration = fc.tuple(seconds, fc.integer({ min: 0, max: 999_999_999 })).map(([s, n]) => ({ seconds: s, nanos: s < 0n ? -n : n }));
+        return fc.option(duration, { nil: undefined });
+      }
+      break;
   }
   throw new Error(`${field.parent.typeName}.${field.name}: extend the generator for ${field.fieldKind} fields`);
 }
@@ -213,7 +223,8 @@ const label = (m: DescMethod) => `${m.parent.name}.${m.name}`;
 it("every request message is flat (the generators above cover its field kinds)", () => {
   for (const method of METHODS) {
     for (const field of method.input.fields) {
-      expect(field.fieldKind === "scalar" || field.fieldKind === "enum" || (field.fieldKind === "list" && field.listKind === "scalar"), `${label(method)}.${field.name}`).toBe(
+      const duration = field.fieldKind === "message" && field.message.typeName === "google.protobuf.Duration";
+      expect(duration || field.fieldKind === "scalar" || field.fieldKind === "enum" || (field.fieldKind === "list" && field.listKind === "scalar"), `${label(method)}.${field.name}`).toBe(
         true,
       );
     }
@@ -228,13 +239,23 @@ describe.each<ClientTransport>(["grpc", "connect-json", "grpc-web"])("arbitrary 
   const transport = name === "connect-json" ? json : () => t.clients(name).transport;
 
   it.each(METHODS.filter((m) => hasStrings(m.input)).map((m) => [label(m), m] as const))("%s", async (_, method) => {
-    const client = createClient(method.parent, transport()) as unknown as Record<string, (init: unknown, options: { headers: Record<string, string> }) => Promise<unknown>>;
+    const client = createClient(method.parent, transport()) as unknown as Record<string, (init: unknown, options: { headers: Record<string, string>; signal?: AbortSignal }) => Promise<unknown> | AsyncIterable<unknown>>;
     await fc.assert(
       fc.asyncProperty(requestArbitrary(method.input), fc.boolean(), async (init, authed) => {
         const { code, fields } = await observed(
           async () => {
             try {
-              await client[method.localName]!(init, { headers: headersFor(authed) });
+              if (method.methodKind === "server_streaming") {
+                // A stream answers its first message (or fails before it); then the client leaves.
+                const abort = new AbortController();
+                try {
+                  for await (const _ of client[method.localName]!(init, { headers: headersFor(authed), signal: abort.signal }) as AsyncIterable<unknown>) break;
+                } finally {
+                  abort.abort();
+                }
+              } else {
+                await client[method.localName]!(init, { headers: headersFor(authed) });
+              }
               return { code: OK, reason: "", fields: [] as string[] };
             } catch (err) {
               const error = ConnectError.from(err);
@@ -272,10 +293,13 @@ describe.each(["grpc", "connect", "grpc-web"] as const)("arbitrary bytes as the 
    */
   function send(method: DescMethod, body: Uint8Array, json: boolean, unframed: boolean, authed: boolean, encoding: string): Promise<RawAnswer> {
     const path = `/${method.parent.typeName}/${method.name}`;
-    const headers = headersFor(authed);
+    // A stream that is served stays open: a short deadline ends it (DEADLINE_EXCEEDED).
+    const headers = method.methodKind === "server_streaming" ? { ...headersFor(authed), "grpc-timeout": "200m" } : headersFor(authed);
     const encoded = (name: string) => (encoding === "" ? headers : { ...headers, [name]: encoding });
     if (name === "grpc") return grpc()!.call(path, unframed ? body : frame(body), encoded("grpc-encoding"));
     if (name === "grpc-web") return rawGrpcWeb(t.httpUrl + path, unframed ? body : frame(body), encoded("grpc-encoding"));
+    // A streaming method takes the streaming media types, its message in an envelope.
+    if (method.methodKind === "server_streaming") return rawConnect(t.httpUrl + path, json ? "application/connect+json" : "application/connect+proto", unframed ? body : frame(body), encoded("connect-content-encoding"));
     return rawConnect(t.httpUrl + path, json ? "application/json" : "application/proto", body, encoded("content-encoding"));
   }
 

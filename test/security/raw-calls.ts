@@ -68,9 +68,19 @@ export async function rawGrpcWeb(url: string, body: Uint8Array, headers: Record<
 }
 
 /** A raw Connect unary call on the gateway: the body is the message itself, no framing. */
-export async function rawConnect(url: string, contentType: "application/proto" | "application/json", body: Uint8Array, headers: Record<string, string>): Promise<RawAnswer> {
+export async function rawConnect(
+  url: string,
+  contentType: "application/proto" | "application/json" | "application/connect+proto" | "application/connect+json",
+  body: Uint8Array,
+  headers: Record<string, string>,
+): Promise<RawAnswer> {
   const response = await fetch(url, { method: "POST", headers: { "content-type": contentType, ...headers }, body: new Uint8Array(body) });
-  const text = await response.text();
+  const bytes = new Uint8Array(await response.arrayBuffer());
+  const text = new TextDecoder().decode(bytes);
+  if (response.status === 200 && contentType.startsWith("application/connect+")) {
+    // A streaming answer: its status is in the end-of-stream envelope (flag 0x02), JSON.
+    return { code: endOfStreamCode(bytes), httpStatus: 200 };
+  }
   if (response.status === 200) return { code: 0 as Code, httpStatus: 200 };
   let code: Code | undefined;
   try {
@@ -80,4 +90,23 @@ export async function rawConnect(url: string, contentType: "application/proto" |
   }
   // Anything but a Connect error body (a bare 500, say) counts as UNKNOWN, which fails the property.
   return { code: code ?? Code.Unknown, httpStatus: response.status };
+}
+
+/** The code of a Connect stream's end-of-stream message: 0 without an error, UNKNOWN when there is none to read. */
+function endOfStreamCode(bytes: Uint8Array): Code {
+  let offset = 0;
+  while (offset + 5 <= bytes.length) {
+    const flags = bytes[offset]!;
+    const length = new DataView(bytes.buffer, bytes.byteOffset + offset + 1, 4).getUint32(0);
+    const payload = bytes.subarray(offset + 5, offset + 5 + length);
+    offset += 5 + length;
+    if ((flags & 0x02) === 0) continue;
+    try {
+      const end = JSON.parse(new TextDecoder().decode(payload)) as { error?: { code?: unknown } };
+      return end.error === undefined ? (0 as Code) : (codeFromString(String(end.error.code)) ?? Code.Unknown);
+    } catch {
+      return Code.Unknown;
+    }
+  }
+  return Code.Unknown;
 }
