@@ -14,6 +14,7 @@ import { createDevOutbox, type DevOutbox } from "./delivery/dev-outbox.js";
 import { createAuditLog } from "./domain/audit/audit.js";
 import { createCallers } from "./domain/callers/callers.js";
 import { createServiceTokens } from "./domain/tokens/service-tokens.js";
+import { createRevocationStream } from "./domain/tokens/revocation-stream.js";
 import { systemClock, type Clock } from "./domain/clock.js";
 import { createMfa } from "./domain/mfa/mfa.js";
 import { createCredentialChecks } from "./domain/accounts/credential-checks.js";
@@ -77,6 +78,8 @@ export async function createApp({ config, db, logger, kek, clock = systemClock, 
     allowLoopbackWithoutKey: !config.production,
   });
   const serviceTokens = createServiceTokens(accessTokens, audit);
+  const revocationStream = createRevocationStream(revocations, signingKeys, clock);
+  revocationStream.start();
   const limits = createRateLimits(store, clock);
   const checks = createCredentialChecks({ db: store, passwords, limits, audit, loginLimits: config.loginLimits });
   const mfa = createMfa({ db: store, clock, kek, sessionTokens, audit, checks, settings: config.mfa });
@@ -99,6 +102,7 @@ export async function createApp({ config, db, logger, kek, clock = systemClock, 
   const services: ServiceDeps = {
     accounts,
     serviceTokens,
+    revocationStream,
     callers,
     sessions,
     audit,
@@ -129,6 +133,7 @@ export async function createApp({ config, db, logger, kek, clock = systemClock, 
     trustedProxies: config.trustedProxies,
   });
   return { services, servers, metrics, stop: async () => {
+    revocationStream.stop();
     signingKeys.stop();
     await revocations.stop();
   } };

@@ -59,7 +59,7 @@ function unaryHandler(service: DescService, method: DescMethod, handler: PolicyH
       if (call.request === undecodable) throw new ConnectError("request message could not be decoded", Code.InvalidArgument);
       return handler(call.request, ctx);
     };
-    run().then(
+    (run() as Promise<unknown>).then(
       (response) => {
         const { header, trailer } = ctx.takeResponseMetadata();
         if (header) call.sendMetadata(header);
@@ -76,22 +76,74 @@ function unaryHandler(service: DescService, method: DescMethod, handler: PolicyH
   };
 }
 
+/**
+ * A server-streaming method: the policy handler's messages are written as they come, waiting
+ * for the transport to drain when its buffer is full; the stream ends with OK when the handler
+ * returns, with the mapped status when it throws, and the handler is stopped (its generator
+ * returned) when the client cancels.
+ */
+function serverStreamHandler(service: DescService, method: DescMethod, handler: PolicyHandler, forwarding: ForwardingPolicy | undefined): grpc.handleServerStreamingCall<unknown, unknown> {
+  return (call) => {
+    const ctx = new GrpcHandlerContext(service, method, call as unknown as grpc.ServerUnaryCall<unknown, unknown>, grpc.Metadata, forwarding);
+    let cancelled = false;
+    call.once("cancelled", () => (cancelled = true));
+    const run = async () => {
+      if (call.request === undecodable) throw new ConnectError("request message could not be decoded", Code.InvalidArgument);
+      const messages = handler(call.request, ctx) as AsyncIterable<unknown>;
+      let headerSent = false;
+      for await (const message of messages) {
+        if (cancelled) break;
+        if (!headerSent) {
+          const { header } = ctx.takeResponseMetadata();
+          if (header) call.sendMetadata(header);
+          headerSent = true;
+        }
+        if (!call.write(message)) await new Promise<void>((resolve) => {
+          const done = () => {
+            call.off("drain", done);
+            call.off("cancelled", done);
+            resolve();
+          };
+          call.on("drain", done);
+          call.on("cancelled", done);
+        });
+      }
+    };
+    run().then(
+      () => {
+        if (cancelled) return;
+        const { header, trailer } = ctx.takeResponseMetadata();
+        if (header) call.sendMetadata(header);
+        call.end(trailer);
+      },
+      (err: unknown) => {
+        if (cancelled) return;
+        const status = toServiceError(err instanceof ConnectError ? err : toConnectError(err));
+        const { header } = ctx.takeResponseMetadata();
+        if (header) status.metadata!.merge(header);
+        call.emit("error", status);
+      },
+    );
+  };
+}
+
 function definitionOf({ service, methods }: Route, forwarding: ForwardingPolicy | undefined): [grpc.ServiceDefinition, grpc.UntypedServiceImplementation] {
   const definition: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
   const handlers: grpc.UntypedServiceImplementation = {};
   // Internal methods too: this is the port backend services call.
   for (const { method, handler } of methods) {
-    if (method.methodKind !== "unary") throw new Error(`${method.name}: only unary RPCs are supported`);
+    const streaming = method.methodKind === "server_streaming";
+    if (!streaming && method.methodKind !== "unary") throw new Error(`${method.name}: only unary and server-streaming RPCs are supported`);
     definition[method.localName] = {
       path: `/${service.typeName}/${method.name}`,
       requestStream: false,
-      responseStream: false,
+      responseStream: streaming,
       requestSerialize: serializer(method.input),
       requestDeserialize: deserializer(method.input),
       responseSerialize: serializer(method.output),
       responseDeserialize: deserializer(method.output),
     };
-    handlers[method.localName] = unaryHandler(service, method, handler, forwarding);
+    handlers[method.localName] = streaming ? serverStreamHandler(service, method, handler, forwarding) : unaryHandler(service, method, handler, forwarding);
   }
   return [definition as grpc.ServiceDefinition, handlers];
 }

@@ -163,6 +163,8 @@ export function createServers(deps: ServerDeps): Servers {
     async close(graceMs = 10_000) {
       deps.readiness.stop();
       health.setStatus("", "NOT_SERVING");
+      // Streams never finish by themselves: end them with OK first, so the grace period is for calls.
+      deps.services.revocationStream.stop();
       const grpcDone = new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           grpcServer.forceShutdown();

@@ -23,8 +23,13 @@ export interface PolicyDeps {
   readonly maxDeadlineMs: number;
 }
 
-/** A method's implementation inside the call policy: what both servers call. */
-export type PolicyHandler = (request: unknown, ctx: HandlerContext) => Promise<unknown>;
+/**
+ * A method's implementation inside the call policy: what both servers call. A unary method's
+ * answers one message; a server-streaming method's yields its messages.
+ */
+export type PolicyHandler = (request: unknown, ctx: HandlerContext) => Promise<unknown> | AsyncIterable<unknown>;
+
+type AnyStream = (request: unknown, ctx: HandlerContext) => AsyncIterable<unknown>;
 
 type AnyUnary = (request: unknown, ctx: HandlerContext) => unknown;
 type AnyObserver = (request: unknown, response: unknown, failure: string | undefined) => void;
@@ -40,7 +45,54 @@ export function withPolicy<S extends DescService>(method: DescMethod, impl: Serv
   if (typeof handler !== "function") throw new Error(`${method.parent.typeName}/${method.name} has no implementation`);
   const metric = (rpcMetrics as Record<string, OutcomeMetric<DescMethod> | undefined>)[method.localName];
   const observe = metric?.(deps.metrics, method) as AnyObserver | undefined;
-  return wrap(method, handler.bind(impl), observe, accessCheck(methodAccess(method), deps.callers), deps);
+  const check = accessCheck(methodAccess(method), deps.callers);
+  if (method.methodKind === "server_streaming") return wrapStream(method, handler.bind(impl) as unknown as AnyStream, check, deps);
+  if (method.methodKind !== "unary") throw new Error(`${method.parent.typeName}/${method.name}: ${method.methodKind} RPCs are not supported`);
+  return wrap(method, handler.bind(impl), observe, check, deps);
+}
+
+/**
+ * The policy of a server-streaming method: the same access check, request id and string check
+ * before the first message, and one log line and metric when the stream ends (with how many
+ * messages it sent). No server-side deadline: a stream lasts until the client leaves, the
+ * handler returns or the server shuts down.
+ */
+function wrapStream(method: DescMethod, handler: AnyStream, checkAccess: AccessCheck | undefined, { logger, metrics }: PolicyDeps): PolicyHandler {
+  const rpc = `${method.parent.typeName}/${method.name}`;
+  const checkStrings = compileStringCheck(method.input);
+  return async function* (request, ctx) {
+    const started = performance.now();
+    const offered = callInfo(ctx).header("x-request-id");
+    const requestId = offered !== undefined && REQUEST_ID.test(offered) ? offered : randomUUID();
+    setResponseHeader(ctx, "x-request-id", requestId);
+    let status = "OK";
+    let messages = 0;
+    try {
+      checkAccess?.(ctx);
+      const violations = checkStrings?.(request);
+      if (violations) {
+        throw new AppError("INVALID_ARGUMENT", `unstorable characters in: ${violations.map((v) => v.field).join(", ")}`, { violations });
+      }
+      for await (const message of handler(request, ctx)) {
+        messages++;
+        yield message;
+      }
+    } catch (err) {
+      const error = toConnectError(err);
+      status = Code[error.code];
+      const fields = { rpc, protocol: ctx.protocolName, status, ms: elapsed(started), messages, requestId, peer: callInfo(ctx).peerAddress, reason: err instanceof AppError ? err.reason : undefined, detail: err instanceof Error ? err.message : String(err) };
+      if (error.code === Code.Internal) logger.error({ ...fields, err }, "stream failed");
+      else logger.info(fields, "stream");
+      throw error;
+    } finally {
+      // The client left (the server stopped asking for messages): not an error of ours.
+      if (status === "OK" && ctx.signal.aborted) status = "CANCELLED";
+      const labels = { service: method.parent.typeName, method: method.name, code: status, transport: ctx.protocolName };
+      metrics.rpcs.inc(labels);
+      metrics.rpcSeconds.observe(labels, (performance.now() - started) / 1000);
+      if (status === "OK" || status === "CANCELLED") logger.info({ rpc, protocol: ctx.protocolName, status, ms: elapsed(started), messages, requestId }, "stream");
+    }
+  };
 }
 
 /**

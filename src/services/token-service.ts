@@ -1,6 +1,7 @@
 // identity.v1.TokenService: proto <-> domain mapping only.
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
   InactiveReason,
   SubjectKind,
@@ -11,12 +12,13 @@ import {
   type TokenService,
   type VerifyTokenRequest,
   type WatchRevocationsRequest,
-  type WatchRevocationsResponse,
+  type WatchRevocationsResponseSchema,
 } from "../../gen/identity/v1/token_service_pb.js";
 import type { AuditLog } from "../domain/audit/audit.js";
 import type { Callers } from "../domain/callers/callers.js";
 import { AppError, invalidField } from "../domain/errors.js";
 import type { ServiceTokens } from "../domain/tokens/service-tokens.js";
+import type { NumberedChange, RevocationStream } from "../domain/tokens/revocation-stream.js";
 import type { SessionTokens } from "../domain/sessions/session-tokens.js";
 import type { Sessions } from "../domain/sessions/sessions.js";
 import type { SigningKeys } from "../domain/tokens/signing-keys.js";
@@ -33,6 +35,32 @@ export interface TokenServiceDeps {
   readonly signingKeys: SigningKeys;
   readonly audit: AuditLog;
   readonly serviceTokens: ServiceTokens;
+  readonly revocationStream: RevocationStream;
+}
+
+/** Longer cursors are refused (ours are about 30 characters). */
+const MAX_CURSOR_LENGTH = 64;
+const DEFAULT_HEARTBEAT_MS = 5_000;
+
+/** WatchRevocationsRequest.heartbeat_interval: 1 to 60 s, 5 s when unset. */
+function heartbeatInterval(req: WatchRevocationsRequest): number {
+  if (!req.heartbeatInterval) return DEFAULT_HEARTBEAT_MS;
+  const ms = Number(req.heartbeatInterval.seconds) * 1000 + Math.floor(req.heartbeatInterval.nanos / 1e6);
+  if (!(ms >= 1_000 && ms <= 60_000)) throw invalidField("heartbeat_interval", "OUT_OF_RANGE", "must be between 1 s and 60 s");
+  return ms;
+}
+
+function changeMessage({ cursor, change }: NumberedChange): MessageInitShape<typeof WatchRevocationsResponseSchema> {
+  switch (change.kind) {
+    case "session":
+      return { cursor, event: { case: "sessionRevoked", value: { sessionId: change.sessionId, revokeTime: timestampFromMs(change.at.getTime()) } } };
+    case "subject":
+      return { cursor, event: { case: "subjectTokensInvalidated", value: { subject: change.subject, validAfter: timestampFromMs(change.validAfter.getTime()), disabled: change.disabled } } };
+    case "keyPublished":
+      return { cursor, event: { case: "keyPublished", value: { ...change.key } } };
+    case "keyRetired":
+      return { cursor, event: { case: "keyRetired", value: change.kid } };
+  }
 }
 
 function required(field: string, value: string): void {
@@ -105,10 +133,47 @@ export class TokenServiceImpl implements ServiceImpl<typeof TokenService> {
     return { accessToken: issued.token, expireTime: timestampFromMs(issued.expiresAt.getTime()), scope: [...issued.scope] };
   }
 
-  // AUDIENCE_INTERNAL (tokens.verify). Implemented in the next commit.
-  // eslint-disable-next-line require-yield
-  async *watchRevocations(_req: WatchRevocationsRequest): AsyncGenerator<WatchRevocationsResponse> {
-    throw new AppError("UNAVAILABLE", "WatchRevocations is not served yet");
+  // AUDIENCE_INTERNAL (tokens.verify): the call policy admitted the calling service. The
+  // subscription is taken before the first message, so nothing between the snapshot and the
+  // first change is lost; the stream ends with OK at shutdown, and with UNAVAILABLE when the
+  // client reads so slowly that BACKLOG changes wait for it (it resumes with its cursor).
+  async *watchRevocations(req: WatchRevocationsRequest, ctx: HandlerContext): AsyncGenerator<MessageInitShape<typeof WatchRevocationsResponseSchema>> {
+    const heartbeatMs = heartbeatInterval(req);
+    if (req.cursor.length > MAX_CURSOR_LENGTH) throw invalidField("cursor", "TOO_LONG", `must be at most ${MAX_CURSOR_LENGTH} characters`);
+    const subscription = this.deps.revocationStream.subscribe(req.cursor);
+    const cancelled = new Promise<undefined>((resolve) => ctx.signal.addEventListener("abort", () => resolve(undefined), { once: true }));
+    try {
+      if ("snapshot" in subscription.start) {
+        const snap = subscription.start.snapshot;
+        yield {
+          cursor: snap.cursor,
+          event: {
+            case: "snapshot",
+            value: {
+              sessions: snap.sessions.map(({ sessionId, at }) => ({ sessionId, revokeTime: timestampFromMs(at.getTime()) })),
+              subjects: snap.subjects.map(({ subject, validAfter, disabled }) => ({ subject, validAfter: timestampFromMs(validAfter.getTime()), disabled })),
+              keys: snap.keys.map((k) => ({ ...k })),
+              retention: durationFromMs(snap.retentionMs),
+            },
+          },
+        };
+      } else {
+        for (const change of subscription.start.missed) yield changeMessage(change);
+      }
+      while (!ctx.signal.aborted) {
+        const changes = await Promise.race([subscription.next(heartbeatMs), cancelled]);
+        if (changes === undefined) {
+          if (subscription.ended === "behind") throw new AppError("UNAVAILABLE", "WatchRevocations client fell behind; resume with the last cursor");
+          return;
+        }
+        if (changes.length === 0) {
+          yield { cursor: subscription.cursor, event: { case: "heartbeat", value: { time: timestampFromMs(Date.now()) } } };
+        }
+        for (const change of changes) yield changeMessage(change);
+      }
+    } finally {
+      subscription.close();
+    }
   }
 
   async refreshToken(req: RefreshTokenRequest, ctx: HandlerContext) {

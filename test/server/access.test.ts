@@ -20,13 +20,16 @@ const METHODS: readonly DescMethod[] = apiServices.flatMap((service) => service.
 const audienceOf = (method: DescMethod) => getOption(method, access).audience;
 const label = (method: DescMethod) => `${method.parent.name}/${method.name} (${Audience[audienceOf(method)]})`;
 
-type AnyRpc = (request: object, options?: { headers?: Record<string, string> }) => Promise<unknown>;
+type AnyRpc = (request: object, options?: { headers?: Record<string, string> }) => Promise<unknown> | AsyncIterable<unknown>;
 
 /** The code (and ErrorInfo reason) of calling `method` with an empty request over `transport`. */
 async function answer(name: TransportName, method: DescMethod, headers: Record<string, string> = {}): Promise<{ code: Code | "OK"; reason: string }> {
   const client = createClient(method.parent, t.clients(name).transport) as unknown as Record<string, AnyRpc>;
   try {
-    await client[method.localName]!({}, { headers });
+    const call = client[method.localName]!({}, { headers });
+    // A server stream answers with its first message, or fails before it.
+    if (method.methodKind === "server_streaming") for await (const _ of call as AsyncIterable<unknown>) break;
+    else await call;
     return { code: "OK", reason: "" };
   } catch (err) {
     const error = ConnectError.from(err);

@@ -92,7 +92,7 @@ describe.each(["v1", "v1alpha"] as const)("server reflection %s", (version) => {
       ]),
     );
     // the files are the originals, not proto-loader's per-package merge
-    expect(files.get("identity/v1/token_service.proto")!.dependency).toEqual(["google/protobuf/timestamp.proto", "identity/v1/access.proto", "identity/v1/common.proto"]);
+    expect(files.get("identity/v1/token_service.proto")!.dependency).toEqual(["google/protobuf/duration.proto", "google/protobuf/timestamp.proto", "identity/v1/access.proto", "identity/v1/common.proto"]);
   });
 
   it("resolves every RPC's request and response, and every message field's type", () => {
@@ -113,7 +113,7 @@ describe.each(["v1", "v1alpha"] as const)("server reflection %s", (version) => {
       }
     }
     expect(methods).toBe(API_SERVICES.reduce((n, s) => n + registry.getService(s)!.methods.length, 0));
-    expect(registry.getService("identity.v1.TokenService")!.methods.map((m) => m.name)).toEqual(["VerifyToken", "RefreshToken", "RevokeToken", "GetJwks"]);
+    expect(registry.getService("identity.v1.TokenService")!.methods.map((m) => m.name)).toEqual(["VerifyToken", "IssueServiceToken", "WatchRevocations", "RefreshToken", "RevokeToken", "GetJwks"]);
   });
 
   it("resolves imported types: VerifyTokenResponse.issue_time is a google.protobuf.Timestamp", () => {

@@ -1,8 +1,8 @@
 // Real clients for the contract suite: grpc-js on the gRPC port, Connect and gRPC-web on the
 // gateway. The grpc-js client is wrapped in Connect's Transport interface so one suite can
 // drive all three through the same generated client.
-import { create, fromBinary, toBinary, type DescMessage, type DescMethodUnary, type MessageInitShape } from "@bufbuild/protobuf";
-import { Code, ConnectError, createClient, type Client, type Transport, type UnaryResponse } from "@connectrpc/connect";
+import { create, fromBinary, toBinary, type DescMessage, type DescMethodStreaming, type DescMethodUnary, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
+import { Code, ConnectError, createClient, type Client, type StreamResponse, type Transport, type UnaryResponse } from "@connectrpc/connect";
 import { findTrailerError } from "@connectrpc/connect/protocol-grpc";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
@@ -56,8 +56,53 @@ export function createGrpcJsTransport(address: string, credentials = grpc.creden
         signal?.addEventListener("abort", () => call.cancel());
       });
     },
-    stream() {
-      throw new Error("streaming is not used by this API");
+    // Server streaming only (WatchRevocations): the one request message, then the stream's
+    // messages as they arrive; a status other than OK rejects the iteration with its ConnectError.
+    async stream<I extends DescMessage, O extends DescMessage>(
+      method: DescMethodStreaming<I, O>,
+      signal: AbortSignal | undefined,
+      timeoutMs: number | undefined,
+      header: HeadersInit | undefined,
+      input: AsyncIterable<MessageInitShape<I>>,
+    ): Promise<StreamResponse<I, O>> {
+      if (method.methodKind !== "server_streaming") throw new Error(`${method.name}: only server streaming is supported`);
+      let request: MessageInitShape<I> | undefined;
+      for await (const message of input) request = message;
+      const metadata = new grpc.Metadata();
+      new Headers(header).forEach((value, key) => metadata.add(key, value));
+      const call = client.makeServerStreamRequest(
+        `/${method.parent.typeName}/${method.name}`,
+        (message: MessageInitShape<I>) => Buffer.from(toBinary(method.input, create(method.input, message))),
+        (bytes: Buffer) => fromBinary(method.output, bytes),
+        request ?? ({} as MessageInitShape<I>),
+        metadata,
+        timeoutMs ? { deadline: Date.now() + timeoutMs } : {},
+      );
+      signal?.addEventListener("abort", () => call.cancel());
+      // grpc-js reports a status other than OK as an 'error' event, which may come before the
+      // iteration below starts (and the iteration then just ends): kept and thrown at the end.
+      let failure: grpc.ServiceError | undefined;
+      call.on("error", (err: grpc.ServiceError) => (failure ??= err));
+      const connectError = (e: grpc.ServiceError) => {
+        const trailer = metadataToHeaders(e.metadata ?? new grpc.Metadata());
+        return findTrailerError(trailer) ?? new ConnectError(e.details, e.code as number as Code, trailer);
+      };
+      const responseHeader = await new Promise<Headers>((resolve) => {
+        call.once("metadata", (md: grpc.Metadata) => resolve(metadataToHeaders(md)));
+        call.once("error", () => resolve(new Headers()));
+        call.once("end", () => resolve(new Headers()));
+      });
+      async function* messages(): AsyncGenerator<MessageShape<O>> {
+        try {
+          for await (const message of call as AsyncIterable<MessageShape<O>>) yield message;
+        } catch (err) {
+          throw connectError(err as grpc.ServiceError);
+        } finally {
+          call.cancel();
+        }
+        if (failure) throw connectError(failure);
+      }
+      return { stream: true, service: method.parent, method, header: responseHeader, message: messages(), trailer: new Headers() };
     },
   };
 }

@@ -13,6 +13,10 @@ import type { Logger } from "../../logger.js";
 import type { Clock } from "../clock.js";
 import type { InactiveReason, TokenClaims } from "./claims.js";
 
+/** A revocation this instance learned of (from any source), as WatchRevocations streams it. */
+export type RevocationChange =
+  | { readonly kind: "session"; readonly sessionId: string; readonly at: Date }
+  | { readonly kind: "subject"; readonly subject: string; readonly validAfter: Date; readonly disabled: boolean };
 
 export interface Revocations {
   /**
@@ -26,6 +30,15 @@ export interface Revocations {
   userTokensInvalidated(userId: string, validAfter: Date, status: string): void;
   start(): Promise<void>;
   stop(): Promise<void>;
+  /**
+   * Calls `listener` with every revocation that changes what this instance holds, whatever the
+   * source (applied here, notified, or found by a reload); returns the unsubscribe function.
+   */
+  onChange(listener: (change: RevocationChange) => void): () => void;
+  /** What is held now (within the retention window), for a WatchRevocations snapshot. */
+  current(): { readonly sessions: ReadonlyMap<string, Date>; readonly subjects: ReadonlyMap<string, { readonly validAfter: Date; readonly disabled: boolean }> };
+  /** How far back revocations are kept, in ms: the access-token lifetime and a minute. */
+  readonly retentionMs: number;
   /** For tests and health: whether the LISTEN connection is up. */
   readonly listening: boolean;
 }
@@ -69,15 +82,31 @@ export function createRevocations(db: RevocationsDb, clock: Clock, logger: Logge
     for (const [id, state] of users) if (state.validAfter.getTime() < limit) users.delete(id);
   }
 
+  const listeners = new Set<(change: RevocationChange) => void>();
+  function emit(change: RevocationChange): void {
+    for (const listener of listeners) listener(change);
+  }
+
   function applyUser(userId: string, validAfter: Date, status: string): void {
     const current = users.get(userId);
-    if (!current || current.validAfter <= validAfter) users.set(userId, { validAfter, status });
+    if (!current || current.validAfter <= validAfter) {
+      users.set(userId, { validAfter, status });
+      if (!current || current.validAfter.getTime() !== validAfter.getTime() || current.status !== status) {
+        emit({ kind: "subject", subject: userId, validAfter, disabled: status !== "active" });
+      }
+    }
+  }
+
+  function applySession(sessionId: string, at: Date): void {
+    const known = sessions.get(sessionId);
+    sessions.set(sessionId, at);
+    if (known === undefined) emit({ kind: "session", sessionId, at });
   }
 
   async function reload(): Promise<void> {
     const recent = await db.revocationFeed.recent(db.direct, cutoff());
     // Merged, never replaced: a revocation applied locally while the query ran must survive.
-    for (const row of recent.sessions) sessions.set(row.id, row.revokedAt);
+    for (const row of recent.sessions) applySession(row.id, row.revokedAt);
     for (const row of recent.users) applyUser(row.id, row.validAfter, row.status);
     prune();
   }
@@ -94,7 +123,7 @@ export function createRevocations(db: RevocationsDb, clock: Clock, logger: Logge
   }
 
   function onEvent(event: RevocationEvent): void {
-    if (event.kind === "session") sessions.set(event.sessionId, event.at);
+    if (event.kind === "session") applySession(event.sessionId, event.at);
     else applyUser(event.userId, event.validAfter, event.status);
   }
 
@@ -154,9 +183,20 @@ export function createRevocations(db: RevocationsDb, clock: Clock, logger: Logge
       return undefined;
     },
     sessionsRevoked(ids, at) {
-      for (const id of ids) sessions.set(id, at);
+      for (const id of ids) applySession(id, at);
     },
     userTokensInvalidated: applyUser,
+    onChange(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    current() {
+      prune();
+      const subjects = new Map<string, { validAfter: Date; disabled: boolean }>();
+      for (const [id, state] of users) subjects.set(id, { validAfter: state.validAfter, disabled: state.status !== "active" });
+      return { sessions: new Map(sessions), subjects };
+    },
+    retentionMs: windowMs,
     async start() {
       await reload();
       await connect();
