@@ -20,7 +20,10 @@ interface FastifyReplyLike {
 }
 interface FastifyLike {
   decorateRequest(name: string, value: null): unknown;
-  addHook(name: "onRequest", hook: (request: FastifyRequestLike, reply: FastifyReplyLike) => Promise<unknown>): unknown;
+  // `any`: Fastify's own request and reply types (generic over the route) must be accepted here
+  // without importing them; the hook below narrows them to the *Like interfaces it uses.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  addHook(name: "onRequest", hook: (request: any, reply: any) => Promise<unknown>): unknown;
 }
 
 export interface FastifyPluginOptions {
@@ -33,7 +36,7 @@ type Plugin = (fastify: FastifyLike, options: unknown) => Promise<void>;
 export function fastifyPlugin(verifier: TokenVerifier, options: FastifyPluginOptions = {}): Plugin {
   const plugin = async (fastify: FastifyLike): Promise<void> => {
     fastify.decorateRequest("principal", null);
-    fastify.addHook("onRequest", async (request, reply) => {
+    fastify.addHook("onRequest", async (request: FastifyRequestLike, reply: FastifyReplyLike) => {
       const config = request.routeOptions?.config as { identity?: Policy | false } | undefined;
       const policy = config?.identity === undefined ? options.policy : config.identity;
       if (policy === false) return undefined;
