@@ -44,6 +44,11 @@ export interface TokenVerifierOptions {
   readonly cacheTtlMs?: number;
   /** remote: how many results are kept (default 10,000). */
   readonly cacheSize?: number;
+  /**
+   * local: where to follow WatchRevocations when not `address` (a load balancer configured for
+   * long-lived streams, say). VerifyToken, the fallback, always goes to `address`.
+   */
+  readonly watchAddress?: string;
   /** local: how long the memory is trusted after the stream went down (default 5000 ms). */
   readonly staleAfterMs?: number;
   /** local: the heartbeat interval asked of the stream, whole seconds 1..60 (default 5). */
@@ -101,6 +106,7 @@ export function fromResponse(token: string, response: VerifyTokenResponse): Chec
 }
 
 export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
+  if (options.mode === "local" && !options.issuer) throw new Error("createTokenVerifier: local mode needs `issuer` (the identity service's TOKEN_ISSUER)");
   const timeoutMs = options.timeoutMs ?? 1000;
   const metrics = createClientMetrics(options.registry);
   const connection = connect(options.address, options.serviceKey, options.tls);
@@ -154,8 +160,7 @@ function createLocal(
   remote: (token: string, audience: string) => Promise<Checked | undefined>,
   finish: (checked: Checked | undefined, policy: Policy | undefined) => VerifyResult,
 ): TokenVerifier {
-  if (!options.issuer) throw new Error("createTokenVerifier: local mode needs `issuer` (the identity service's TOKEN_ISSUER)");
-  const issuer = options.issuer;
+  const issuer = options.issuer!;
   const defaultAudience = options.audience || "identity";
   const staleAfterMs = options.staleAfterMs ?? 5000;
   const heartbeatSec = Math.min(60, Math.max(1, Math.round(options.heartbeatSec ?? 5)));
@@ -178,6 +183,7 @@ function createLocal(
   let watchdog: NodeJS.Timeout | undefined;
   let retry: NodeJS.Timeout | undefined;
   const waiters: Array<() => void> = [];
+  const watchConnection = options.watchAddress ? connect(options.watchAddress, options.serviceKey, options.tls) : connection;
 
   function prune(nowMs: number): void {
     if (retentionMs <= 0) return;
@@ -252,7 +258,7 @@ function createLocal(
   function open(): void {
     if (closed) return;
     armWatchdog();
-    cancel = connection.watch(cursor, heartbeatSec, {
+    cancel = watchConnection.watch(cursor, heartbeatSec, {
       message(m) {
         attempt = 0;
         armWatchdog();
@@ -323,6 +329,7 @@ function createLocal(
       clearTimeout(watchdog);
       cancel?.();
       connection.close();
+      if (watchConnection !== connection) watchConnection.close();
     },
   };
 }
