@@ -18,6 +18,8 @@ import type { AuditLog } from "../domain/audit/audit.js";
 import type { Callers } from "../domain/callers/callers.js";
 import { AppError, invalidField } from "../domain/errors.js";
 import type { ServiceTokens } from "../domain/tokens/service-tokens.js";
+import type { Clock } from "../domain/clock.js";
+import { checkRequirements, unmetRequirement, type TokenRequirements } from "../domain/tokens/requirements.js";
 import type { NumberedChange, RevocationStream } from "../domain/tokens/revocation-stream.js";
 import type { SessionTokens } from "../domain/sessions/session-tokens.js";
 import type { Sessions } from "../domain/sessions/sessions.js";
@@ -36,6 +38,7 @@ export interface TokenServiceDeps {
   readonly audit: AuditLog;
   readonly serviceTokens: ServiceTokens;
   readonly revocationStream: RevocationStream;
+  readonly clock: Clock;
 }
 
 /** Longer cursors are refused (ours are about 30 characters). */
@@ -61,6 +64,13 @@ function changeMessage({ cursor, change }: NumberedChange): MessageInitShape<typ
     case "keyRetired":
       return { cursor, event: { case: "keyRetired", value: change.kid } };
   }
+}
+
+/** VerifyToken's optional requirements; undefined when it asks none (the hot path allocates nothing). */
+function requirementsOf(req: VerifyTokenRequest): TokenRequirements | undefined {
+  if (req.requireAmr.length === 0 && req.requireRole.length === 0 && req.maxAuthAge === undefined) return undefined;
+  const maxAuthAgeSec = req.maxAuthAge === undefined ? undefined : Number(req.maxAuthAge.seconds) + req.maxAuthAge.nanos / 1e9;
+  return { amr: req.requireAmr, roles: req.requireRole, maxAuthAgeSec };
 }
 
 function required(field: string, value: string): void {
@@ -91,9 +101,13 @@ export class TokenServiceImpl implements ServiceImpl<typeof TokenService> {
   // AUDIENCE_INTERNAL: the call policy admitted the calling service before this runs.
   async verifyToken(req: VerifyTokenRequest) {
     required("token", req.token);
+    const requirements = requirementsOf(req);
+    if (requirements) checkRequirements(requirements);
     const verification = await this.deps.callers.introspect(req.token, req.audience);
     if (!verification.active) return { active: false, reason: InactiveReason[verification.reason] };
     const c = verification.claims;
+    const unmet = requirements && unmetRequirement(c, requirements, this.deps.clock.now().getTime() / 1000);
+    if (unmet) return { active: false, reason: InactiveReason[unmet] };
     if (c.kind === "service") {
       return {
         active: true,
@@ -117,6 +131,7 @@ export class TokenServiceImpl implements ServiceImpl<typeof TokenService> {
       role: c.role,
       username: c.username,
       amr: [...c.amr],
+      authTime: timestampFromMs(c.authTime * 1000),
       issueTime: timestampFromMs(c.iat * 1000),
       expireTime: timestampFromMs(c.exp * 1000),
       issuer: c.iss,
@@ -167,7 +182,7 @@ export class TokenServiceImpl implements ServiceImpl<typeof TokenService> {
           return;
         }
         if (changes.length === 0) {
-          yield { cursor: subscription.cursor, event: { case: "heartbeat", value: { time: timestampFromMs(Date.now()) } } };
+          yield { cursor: subscription.cursor, event: { case: "heartbeat", value: { time: timestampFromMs(this.deps.clock.now().getTime()) } } };
         }
         for (const change of changes) yield changeMessage(change);
       }

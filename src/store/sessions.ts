@@ -20,6 +20,8 @@ export interface RefreshedSession {
   readonly userId: string;
   readonly amr: string[];
   readonly absoluteExpiresAt: Date;
+  /** When the session signed in: its tokens' `auth_time`. */
+  readonly createdAt: Date;
   readonly role: string;
   readonly username: string | null;
 }
@@ -96,13 +98,13 @@ export const sessionStore: SessionStore = {
   },
 
   async touch(tx, sessionId, now) {
-    const [session] = await rows<{ user_id: string; amr: string[]; absolute_expires_at: Date; role: string; username: string | null }>(tx,
+    const [session] = await rows<{ user_id: string; amr: string[]; absolute_expires_at: Date; created_at: Date; role: string; username: string | null }>(tx,
       `UPDATE sessions s SET last_refresh_at = $2 FROM users u
        WHERE s.id = $1 AND u.id = s.user_id AND s.revoked_at IS NULL AND s.absolute_expires_at > $2 AND ${live("u")}
-       RETURNING s.user_id, s.amr, s.absolute_expires_at, u.role, u.username`,
+       RETURNING s.user_id, s.amr, s.absolute_expires_at, s.created_at, u.role, u.username`,
       [sessionId, now],
     );
-    return session && { userId: session.user_id, amr: session.amr, absoluteExpiresAt: session.absolute_expires_at, role: session.role, username: session.username };
+    return session && { userId: session.user_id, amr: session.amr, absoluteExpiresAt: session.absolute_expires_at, createdAt: session.created_at, role: session.role, username: session.username };
   },
 
   async findRefreshToken(tx, tokenHash, now) {

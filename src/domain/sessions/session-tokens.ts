@@ -18,20 +18,21 @@ export interface SessionTokens {
 }
 
 export function createSessionTokens(sessions: Sessions, accessTokens: AccessTokens): SessionTokens {
-  async function pair(user: Pick<UserRow, "id" | "role" | "username">, sessionId: string, amr: readonly string[], refreshToken: string, refreshTokenExpiresAt: Date): Promise<TokenPair> {
-    const access = await accessTokens.issue({ userId: user.id, sessionId, role: user.role, username: user.username, amr });
+  async function pair(user: Pick<UserRow, "id" | "role" | "username">, session: { sessionId: string; authTime: Date }, amr: readonly string[], refreshToken: string, refreshTokenExpiresAt: Date): Promise<TokenPair> {
+    const { sessionId, authTime } = session;
+    const access = await accessTokens.issue({ userId: user.id, sessionId, authTime, role: user.role, username: user.username, amr });
     return { accessToken: access.token, accessTokenExpiresAt: access.expiresAt, refreshToken, refreshTokenExpiresAt, sessionId };
   }
 
   return {
     async start(tx, user, amr, client) {
       const session = await sessions.create(tx, user.id, amr, client);
-      return pair(user, session.sessionId, amr, session.refreshToken, session.refreshExpiresAt);
+      return pair(user, session, amr, session.refreshToken, session.refreshExpiresAt);
     },
     async refresh(refreshToken, client) {
       const rotated = await sessions.rotate(refreshToken, client);
       const user = { id: rotated.userId, role: rotated.role, username: rotated.username };
-      return pair(user, rotated.sessionId, rotated.amr, rotated.refreshToken, rotated.refreshExpiresAt);
+      return pair(user, rotated, rotated.amr, rotated.refreshToken, rotated.refreshExpiresAt);
     },
   };
 }

@@ -21,6 +21,8 @@ export interface SessionSettings {
 
 export interface NewSession {
   readonly sessionId: string;
+  /** When the session signed in (its tokens' `auth_time`). */
+  readonly authTime: Date;
   readonly refreshToken: string;
   readonly refreshExpiresAt: Date;
 }
@@ -85,7 +87,7 @@ export function createSessions(db: SessionsDb, audit: AuditLog, clock: Clock, se
         absoluteExpiresAt,
       });
       const refresh = await issueRefreshToken(tx, sessionId, absoluteExpiresAt);
-      return { sessionId, refreshToken: refresh.token, refreshExpiresAt: refresh.expiresAt };
+      return { sessionId, authTime: now, refreshToken: refresh.token, refreshExpiresAt: refresh.expiresAt };
     },
 
     async rotate(refreshToken, client) {
@@ -103,6 +105,7 @@ export function createSessions(db: SessionsDb, audit: AuditLog, clock: Clock, se
           kind: "rotated" as const,
           rotated: {
             sessionId,
+            authTime: session.createdAt,
             userId: session.userId,
             amr: session.amr,
             role: session.role,

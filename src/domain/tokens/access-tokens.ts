@@ -10,6 +10,8 @@ import { createAccessTokenVerifier } from "./verifier.js";
 export interface AccessTokenSubject {
   readonly userId: string;
   readonly sessionId: string;
+  /** When the session signed in (`auth_time`, OpenID Connect Core §2): what a maximum authentication age is measured from. */
+  readonly authTime: Date;
   readonly role: string;
   readonly username: string | null;
   readonly amr: readonly string[];
@@ -60,6 +62,7 @@ export function createAccessTokens(keys: SigningKeys, settings: TokenSettings, c
     async issue(subject) {
       return sign(({ iat, exp, jti }) => ({
         sid: subject.sessionId,
+        auth_time: Math.floor(subject.authTime.getTime() / 1000),
         role: subject.role,
         ...(subject.username ? { username: subject.username } : {}),
         amr: [...subject.amr],

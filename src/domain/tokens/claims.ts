@@ -17,7 +17,9 @@ export type InactiveReason =
   | "SESSION_REVOKED"
   | "TOKEN_REVOKED"
   | "USER_DISABLED"
-  | "INVALID_CLAIMS";
+  | "INVALID_CLAIMS"
+  | "STEP_UP_REQUIRED"
+  | "ROLE_NOT_ALLOWED";
 
 /** The claims of a person's access token (issued at sign-in and refresh). */
 export interface AccessClaims {
@@ -27,6 +29,8 @@ export interface AccessClaims {
   readonly jti: string;
   readonly iat: number;
   readonly exp: number;
+  /** When the session signed in (seconds); `iat` for tokens issued before the claim existed. */
+  readonly authTime: number;
   readonly iss: string;
   readonly aud: string;
   readonly role: string;

@@ -95,7 +95,7 @@ export function createAccessTokenVerifier(keys: SigningKeys, settings: TokenSett
 
   /** A person's token names this service's audience; checked once per token (the result is cached). */
   function userClaims(claims: JWTPayload & Record<string, unknown>): AccessClaims | InactiveReason {
-    const { sub, sid, aud, role, username, amr } = claims;
+    const { sub, sid, aud, role, username, amr, auth_time: authTime } = claims;
     if (aud !== settings.audience && !(Array.isArray(aud) && aud.includes(settings.audience))) return "WRONG_AUDIENCE";
     const times = registered(claims);
     if (
@@ -103,12 +103,13 @@ export function createAccessTokenVerifier(keys: SigningKeys, settings: TokenSett
       typeof sub !== "string" || !UUID.test(sub) ||
       typeof sid !== "string" || !UUID.test(sid) ||
       typeof role !== "string" ||
+      (authTime !== undefined && typeof authTime !== "number") ||
       (username !== undefined && typeof username !== "string") ||
       !Array.isArray(amr) || !amr.every((m) => typeof m === "string")
     ) {
       return "INVALID_CLAIMS";
     }
-    return { kind: "user", sub, sid, ...times, iss: settings.issuer, aud: settings.audience, role, username: (username as string | undefined) ?? "", amr: amr as string[] };
+    return { kind: "user", sub, sid, ...times, authTime: (authTime as number | undefined) ?? times.iat, iss: settings.issuer, aud: settings.audience, role, username: (username as string | undefined) ?? "", amr: amr as string[] };
   }
 
   /** A service token names the audiences it was issued for; which one is expected is asked per call. */
