@@ -87,7 +87,7 @@ export type VerifyResult = Accepted | Refusal;
 /** What one route requires beyond an active token. */
 export interface Policy {
   /**
-   * Any of these authentication methods (RFC 8176) must be in the session's `amr`. The service
+   * Every one of these authentication methods (RFC 8176) must be in the session's `amr`. The service
    * adds `mfa` to every session completed with a second factor (with `otp` for TOTP, `kba` for a
    * backup code), so `["mfa"]` means "signed in with a second factor".
    */

@@ -96,10 +96,11 @@ export function fromResponse(token: string, response: VerifyTokenResponse): Chec
   if (response.subjectKind === SubjectKind.SERVICE) {
     principal = { kind: "service", ...base, subject: `service:${response.serviceName}`, service: response.serviceName, scope: [...response.scope] };
   } else {
-    // The service verified this token: its payload is read only for `auth_time`, which VerifyToken does not return.
+    // `auth_time` from the answer; from an older service without it, from the payload the service has just verified.
+    const authTime = response.authTime ? new Date(timestampMs(response.authTime)) : authTimeOf(unverifiedPayload(token), iat);
     principal = {
       kind: "user", ...base, subject: response.userId, userId: response.userId, sessionId: response.sessionId, role: response.role,
-      username: response.username, amr: [...response.amr], authTime: authTimeOf(unverifiedPayload(token), iat),
+      username: response.username, amr: [...response.amr], authTime,
     };
   }
   return { active: true, principal };
@@ -313,11 +314,15 @@ function createLocal(
     ready(timeoutMs = 5000) {
       if (connected) return Promise.resolve();
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error("no revocation snapshot yet")), timeoutMs);
-        waiters.push(() => {
+        const wake = () => {
           clearTimeout(timer);
           resolve();
-        });
+        };
+        const timer = setTimeout(() => {
+          waiters.splice(waiters.indexOf(wake) >>> 0, 1);
+          reject(new Error("no revocation snapshot yet"));
+        }, timeoutMs);
+        waiters.push(wake);
       });
     },
     get stream() {

@@ -43,7 +43,7 @@ export function challenge(refusal: Refusal, realm?: string): string | undefined 
     case "step_up_required":
       // RFC 9470: the client obtains a new token with a second factor or a fresh sign-in.
       params.push('error="insufficient_user_authentication"');
-      params.push(`error_description="${refusal.requiredAmr ? "a second factor is required" : "a more recent authentication is required"}"`);
+      params.push(`error_description="${refusal.requiredAmr ? `authentication with ${refusal.requiredAmr.join(" and ").replace(/[^A-Za-z0-9 ._-]/g, "")} is required` : "a more recent authentication is required"}"`);
       if (refusal.maxAge !== undefined) params.push(`max_age=${refusal.maxAge}`);
       break;
     case "insufficient_role":
