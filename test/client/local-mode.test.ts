@@ -127,6 +127,25 @@ describe("local mode", () => {
     expect(await verifier.verify(token, { audience: "another" })).toEqual({ ok: false, reason: "invalid_token", inactiveReason: "WRONG_AUDIENCE" });
   });
 
+  it("reads auth_time, which a refresh keeps while iat moves, the same way as VerifyToken", async () => {
+    const { verifier } = setup();
+    const account = await t.signUp("local-auth-time");
+    const claims = JSON.parse(Buffer.from(account.tokens.accessToken.split(".")[1]!, "base64url").toString()) as { auth_time: number; iat: number };
+    expect(typeof claims.auth_time).toBe("number");
+    await sleep(1100);
+    const refreshed = (await t.clients("grpc").tokens.refreshToken({ refreshToken: account.tokens.refreshToken })).tokens!;
+    const local = await verifier.verify(refreshed.accessToken);
+    if (!local.ok || local.principal.kind !== "user") throw new Error(JSON.stringify(local));
+    expect(local.principal.authTime.getTime()).toBe(claims.auth_time * 1000);
+    expect(local.principal.issuedAt.getTime()).toBeGreaterThan(claims.iat * 1000);
+    const remote = createTokenVerifier({ address: t.grpcAddress, serviceKey: TEST_SERVICE_KEY, mode: "remote" });
+    closers.push(() => remote.close());
+    expect(await remote.verify(refreshed.accessToken)).toEqual(local);
+    // A route wanting a sign-in younger than the session asks for a step-up, refreshed or not.
+    expect(await verifier.verify(refreshed.accessToken, { maxAuthAge: 1 })).toEqual({ ok: false, reason: "step_up_required", maxAge: 1 });
+    expect((await verifier.verify(refreshed.accessToken, { maxAuthAge: 60 })).ok).toBe(true);
+  });
+
   describe.each(MIDDLEWARES)("%s middleware", (middleware) => {
     it("refuses a token within 1 s of its Logout", async () => {
       const { backends } = setup();
