@@ -62,8 +62,17 @@ export interface LocalCheckSettings {
   readonly nowMs: number;
 }
 
-/** Signature, type, issuer, audience, time and claims; revocation is the caller's. */
+/** Signature, type, issuer, audience, time and claims; revocation is the caller's. Never throws. */
 export function checkToken(token: string, settings: LocalCheckSettings): Checked {
+  try {
+    return check(token, settings);
+  } catch {
+    // Nothing below should throw on any input; if node:crypto ever does, the token is not accepted.
+    return inactive("MALFORMED");
+  }
+}
+
+function check(token: string, settings: LocalCheckSettings): Checked {
   const parts = token.split(".");
   if (token.length > MAX_TOKEN_LENGTH || parts.length !== 3) return inactive("MALFORMED");
   const header = decodeJson(parts[0]!);

@@ -32,7 +32,7 @@ const decoder = <D extends DescMessage>(schema: D) => (bytes: Buffer): MessageSh
 
 export function connect(address: string, serviceKey: string | undefined, tls: ClientTls | undefined): Connection {
   const credentials = tls ? grpc.credentials.createSsl(tls.ca ?? null, tls.key ?? null, tls.cert ?? null) : grpc.credentials.createInsecure();
-  const client = new grpc.Client(address, credentials, { "grpc.keepalive_time_ms": 30_000 });
+  const client = new grpc.Client(address, credentials);
   const metadata = () => {
     const md = new grpc.Metadata();
     if (serviceKey) md.set("x-service-key", serviceKey);
