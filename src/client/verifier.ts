@@ -7,7 +7,8 @@
 //   `staleAfterMs`; after that each token goes to VerifyToken (remote, uncached), and when that
 //   fails too the answer is `unavailable`: it fails closed. The stream reconnects with its last
 //   cursor after an exponential backoff with jitter; a watchdog ends a stream that has been
-//   silent for two heartbeats and a second.
+//   silent for two heartbeats and a second. An unknown `kid` is final while the stream is live:
+//   the service publishes a key (and so streams it) before it signs with it.
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import type { KeyObject } from "node:crypto";
 import { LRUCache } from "lru-cache";

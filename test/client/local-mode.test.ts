@@ -146,6 +146,21 @@ describe("local mode", () => {
     expect((await verifier.verify(refreshed.accessToken, { maxAuthAge: 60 })).ok).toBe(true);
   });
 
+  it("refuses every token of a deleted account within 1 s (the subject is disabled), from memory", async () => {
+    const { verifier } = setup();
+    const account = await t.signUp("local-deleted");
+    const second = await t.login(account.email);
+    for (const token of [account.tokens.accessToken, second.accessToken]) expect((await verifier.verify(token)).ok).toBe(true);
+    const calls = await verifyTokenCalls();
+    await auth.deleteAccount({ password: account.password }, bearer(account.tokens.accessToken));
+    const deleted = Date.now();
+    const result = await until(() => verifier.verify(second.accessToken), (r) => !r.ok, 1000);
+    expect(Date.now() - deleted).toBeLessThan(1000);
+    expect(result).toEqual({ ok: false, reason: "invalid_token", inactiveReason: "USER_DISABLED" });
+    expect(await verifier.verify(account.tokens.accessToken)).toEqual({ ok: false, reason: "invalid_token", inactiveReason: "USER_DISABLED" });
+    expect(await verifyTokenCalls()).toBe(calls);
+  });
+
   describe.each(MIDDLEWARES)("%s middleware", (middleware) => {
     it("refuses a token within 1 s of its Logout", async () => {
       const { backends } = setup();
