@@ -33,6 +33,8 @@ export interface Environment {
   /** The service's peak RSS when ready and after the sign-ups, for the RSS line. */
   readonly rssSteps: string[];
   startTls(): Promise<TlsPair>;
+  /** A key of the service account `bench-verifier` (tokens.verify), made with the CLI. */
+  readonly namedKey: string;
 }
 
 /** `profileDir`: also write CPU profiles of the service and the echo there. */
@@ -79,6 +81,13 @@ export async function startEnvironment(profileDir: string | undefined): Promise<
   });
   const rssSteps = [`${peakRssMiB(service.child.pid!).toFixed(0)} when ready`];
 
+  // A service account with a key, made as an operator would (the CLI, against the same database):
+  // what a backend calls VerifyToken with in production, beside the SERVICE_KEYS bootstrap key.
+  const cli = (...args: string[]) => execFileSync(process.execPath, ["dist/src/service-accounts.js", ...args], { env: { PATH: process.env.PATH ?? "", ...serviceEnv }, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+  cli("create", "bench-verifier", "--permissions", "tokens.verify", "--description", "the bench's VerifyToken caller");
+  const namedKey = cli("add-key", "bench-verifier").trim();
+  if (!/^isk_\S+$/.test(namedKey)) throw new Error("service-accounts add-key printed no key");
+
   const serviceGrpc = `127.0.0.1:${grpcPort}`;
   const clients = connect(serviceGrpc);
   onCleanup("close clients", () => clients.close());
@@ -109,7 +118,7 @@ export async function startEnvironment(profileDir: string | undefined): Promise<
       const tlsEcho = await startEcho("echo server (TLS)", { ECHO_RESPONSE_HEX: echoResponseHex, ECHO_TLS_CERT_FILE: certFile, ECHO_TLS_KEY_FILE: keyFile }, []);
       return { serviceGrpc: `127.0.0.1:${tlsGrpcPort}`, servicePid: tlsService.child.pid!, echoGrpc: tlsEcho.address, echoPid: tlsEcho.process.child.pid! };
     })());
-  return { workDir, databaseUrl: database.url, serviceEnv, config, service, serviceGrpc, serviceHttp, echo, echoGrpc, clients, emails, rssSteps, startTls };
+  return { workDir, databaseUrl: database.url, serviceEnv, config, service, serviceGrpc, serviceHttp, echo, echoGrpc, clients, emails, rssSteps, startTls, namedKey };
 }
 
 /** The TLS instance and its echo baseline, started on first use (the transport group). */

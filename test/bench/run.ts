@@ -20,6 +20,7 @@ import { foreignCpuMeter, peakRssMiB } from "./procfs.js";
 import { summarize } from "./profile-summary.js";
 import { consoleTable, markdownTable, updateDoc, verdict, writeJson, type Measurement } from "./report.js";
 import * as scenarios from "./scenarios.js";
+import { clientVerification } from "./client-verify.js";
 
 const RESULTS_DIR = path.resolve("bench-results");
 const RUN_LIMIT_MS = 5 * 60_000;
@@ -31,6 +32,7 @@ const GROUP_RUNNERS: Record<scenarios.Group, (ctx: scenarios.BenchContext) => Pr
   login: flows.loginThroughput,
   refresh: flows.refreshThroughput,
   latency: scenarios.latency,
+  client: clientVerification,
 };
 
 function parseArgs(argv: readonly string[]) {
@@ -91,6 +93,7 @@ async function main(): Promise<void> {
     durations: args.durations,
     record: recorder(measurements),
     startTls: env.startTls,
+    namedKey: env.namedKey,
   };
   for (const group of args.groups) {
     if (wasAborted()) return;

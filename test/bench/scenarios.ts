@@ -37,6 +37,8 @@ export interface BenchContext {
   readonly workDir: string;
   readonly durations: Durations;
   readonly record: (m: Measurement) => void;
+  /** A key of a service account made with the CLI (environment.ts). */
+  readonly namedKey: string;
   /** Starts (once) a TLS instance of the service and a TLS echo (environment.ts). */
   readonly startTls: () => Promise<TlsPair>;
   /** VerifyToken peaks, req/s, once measured. */
@@ -50,7 +52,7 @@ export const ECHO_PATH = "/bench.v1.EchoService/Echo";
 /** Accounts the run needs: one per concurrent worker of any loop. */
 export const ACCOUNTS = 16;
 
-export const GROUPS = ["transport", "gateway", "login", "refresh", "latency"] as const;
+export const GROUPS = ["transport", "gateway", "login", "refresh", "latency", "client"] as const;
 export type Group = (typeof GROUPS)[number];
 
 const GRPC_LOAD = { clients: 8, streams: 32 };
@@ -79,11 +81,11 @@ async function verifyTarget(ctx: BenchContext): Promise<VerifyTarget> {
   return { body: frame(accessToken), invalidBody: frame(badToken), validBytes, invalidBytes, badToken };
 }
 
-function grpcLoad(ctx: BenchContext, address: string, path: string, body: Buffer, expectedBodyBytes: number, scheme: "http" | "https" = "http"): Omit<H2loadOptions, "durationSec"> {
+function grpcLoad(ctx: BenchContext, address: string, path: string, body: Buffer, expectedBodyBytes: number, scheme: "http" | "https" = "http", serviceKey = BENCH_SERVICE_KEY): Omit<H2loadOptions, "durationSec"> {
   return {
     url: `${scheme}://${address}${path}`,
     body,
-    headers: { "content-type": "application/grpc", te: "trailers", "x-service-key": BENCH_SERVICE_KEY },
+    headers: { "content-type": "application/grpc", te: "trailers", "x-service-key": serviceKey },
     ...GRPC_LOAD,
     expectedBodyBytes,
     workDir: ctx.workDir,
@@ -118,9 +120,10 @@ function h2Measurement(ctx: BenchContext, how: string, m: Best<H2loadResult>, fi
 export async function transport(ctx: BenchContext): Promise<void> {
   const target = await verifyTarget(ctx);
   const how = `h2load -c${GRPC_LOAD.clients} -m${GRPC_LOAD.streams}`;
-  const [echo, valid, invalid] = await h2loadBest(ctx, [
+  const [echo, valid, named, invalid] = await h2loadBest(ctx, [
     { pid: ctx.echoPid, options: grpcLoad(ctx, ctx.echoGrpc, ECHO_PATH, target.body, target.validBytes) },
     { pid: ctx.servicePid, options: grpcLoad(ctx, ctx.serviceGrpc, VERIFY_PATH, target.body, target.validBytes) },
+    { pid: ctx.servicePid, options: grpcLoad(ctx, ctx.serviceGrpc, VERIFY_PATH, target.body, target.validBytes, "http", ctx.namedKey) },
     { pid: ctx.servicePid, options: grpcLoad(ctx, ctx.serviceGrpc, VERIFY_PATH, target.invalidBody, target.invalidBytes) },
   ]);
   const echoBaseline = { label: "bare grpc-js echo", value: echo!.best.rate };
@@ -128,6 +131,14 @@ export async function transport(ctx: BenchContext): Promise<void> {
   if (invalid!.problems.length === 0) ctx.verifyInvalidPeak = invalid!.best.rate;
   ctx.record(h2Measurement(ctx, how, echo!, { key: "echo", label: "bare grpc-js unary echo" }));
   ctx.record(h2Measurement(ctx, how, valid!, { key: "verifyValid", label: "VerifyToken, valid token", baseline: echoBaseline, target: { minRatio: 0.8 } }));
+  ctx.record(
+    h2Measurement(ctx, `${how}, x-service-key of a service account (PostgreSQL, made with the CLI)`, named!, {
+      key: "verifyValidNamedKey",
+      label: "VerifyToken, valid token, service-account key",
+      baseline: { label: "the same with the SERVICE_KEYS bootstrap key", value: valid!.best.rate },
+      target: { minRatio: 0.95 },
+    }),
+  );
   ctx.record(h2Measurement(ctx, how, invalid!, { key: "verifyInvalid", label: "VerifyToken, bad signature", baseline: echoBaseline }));
 
   // The same over TLS (TLS_CERT_FILE/TLS_KEY_FILE): another instance of the service and the echo
