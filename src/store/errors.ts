@@ -27,7 +27,7 @@ export class DatabaseUnavailableError extends StoreError {
 
 const UNAVAILABLE_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "ENOTCONN", "57P01", "57P02", "57P03"]);
 const UNAVAILABLE_MESSAGES =
-  /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable|Query runner already released/i;
+  /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable|Query runner already released|connection provided by a query runner was already released/i;
 
 interface DriverErrorShape {
   readonly name?: string;
@@ -44,7 +44,7 @@ function sqlState(err: DriverErrorShape): string {
 function isUnavailableShape(err: DriverErrorShape): boolean {
   const code = sqlState(err);
   // SQLSTATE class 08: connection exceptions.
-  return UNAVAILABLE_CODES.has(code) || code.startsWith("08") || err.name === "QueryRunnerAlreadyReleasedError" || UNAVAILABLE_MESSAGES.test(err.message ?? "");
+  return UNAVAILABLE_CODES.has(code) || code.startsWith("08") || err.name === "QueryRunnerAlreadyReleasedError" || err.name === "QueryRunnerProviderAlreadyReleasedError" || UNAVAILABLE_MESSAGES.test(err.message ?? "");
 }
 
 /** The classified form of `err` (a StoreError), or `err` itself when it is no database error. */

@@ -1,5 +1,6 @@
 // What the transaction runner and the error classification must guarantee.
 import { describe, expect, it } from "vitest";
+import { QueryRunnerAlreadyReleasedError, QueryRunnerProviderAlreadyReleasedError } from "typeorm";
 import { classifyError, DatabaseUnavailableError, SerializationFailureError, UniqueViolationError } from "../../../src/store/index.js";
 import type { StoreContext } from "../support.js";
 
@@ -28,6 +29,9 @@ export function transactionContract(ctx: StoreContext): void {
       expect(classifyError({ code: "ECONNREFUSED", message: "connect ECONNREFUSED" })).toBeInstanceOf(DatabaseUnavailableError);
       expect(classifyError({ driverError: { code: "57P01" }, message: "terminating connection" })).toBeInstanceOf(DatabaseUnavailableError);
       expect(classifyError(new Error("Connection terminated unexpectedly"))).toBeInstanceOf(DatabaseUnavailableError);
+      // TypeORM's own, when a transaction's connection died under it (seen in the outage test under load).
+      expect(classifyError(new QueryRunnerProviderAlreadyReleasedError())).toBeInstanceOf(DatabaseUnavailableError);
+      expect(classifyError(new QueryRunnerAlreadyReleasedError())).toBeInstanceOf(DatabaseUnavailableError);
       const plain = new Error("not a database error");
       expect(classifyError(plain)).toBe(plain);
     });
