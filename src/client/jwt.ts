@@ -95,7 +95,7 @@ function check(token: string, settings: LocalCheckSettings): Checked {
   const audiences = typeof aud === "string" ? [aud] : aud;
   if (!Array.isArray(audiences) || !audiences.every((a) => typeof a === "string")) return inactive("INVALID_CLAIMS");
 
-  const base = { subject: sub, tokenId: jti, issuedAt: new Date(iat * 1000), expiresAt: new Date(exp * 1000) };
+  const base = { subject: sub, tokenId: jti, issuedAt: new Date(Math.round(iat * 1000)), expiresAt: new Date(exp * 1000) };
   let principal: Principal;
   if (sub.startsWith(SERVICE_PREFIX)) {
     const { client_id: service, scope } = claims;

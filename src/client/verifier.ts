@@ -79,6 +79,9 @@ export interface TokenVerifier {
   close(): void;
 }
 
+/** Clock skew tolerated past `exp`, as the service's verifier (5 s). */
+const CLOCK_TOLERANCE_MS = 5_000;
+
 const REASONS = new Set<string>(["MALFORMED", "ALGORITHM_NOT_ALLOWED", "UNKNOWN_KEY", "BAD_SIGNATURE", "WRONG_TYPE", "EXPIRED", "NOT_YET_VALID", "WRONG_ISSUER", "WRONG_AUDIENCE", "SESSION_REVOKED", "TOKEN_REVOKED", "USER_DISABLED", "INVALID_CLAIMS"]);
 
 /** A VerifyToken answer as the local check's. */
@@ -170,6 +173,8 @@ function createLocal(
   const maxBackoffMs = options.backoff?.maxMs ?? 5000;
 
   const keys = new Map<string, KeyObject>();
+  /** Tokens whose signature and claims were checked, until they expire (revocation is checked on every call). */
+  const verified = new LRUCache<string, Checked>({ max: options.cacheSize ?? 10_000, ttlAutopurge: false });
   /** sid -> revoke time (ms). */
   const sessions = new Map<string, number>();
   /** sub -> tokens issued before validAfter (whole seconds) are revoked; all when disabled. */
@@ -287,8 +292,9 @@ function createLocal(
     const subject = subjects.get(principal.subject);
     if (subject) {
       if (subject.disabled) return "USER_DISABLED";
-      // Whole seconds: `iat` has no finer precision; same-second tokens fall to the session check.
-      if (principal.issuedAt.getTime() / 1000 < subject.validAfterSec) return "TOKEN_REVOKED";
+      // A person's token: whole seconds (`iat` has no finer precision; same-second tokens fall to
+      // the session check). A service token's `iat` keeps milliseconds (the service's rule).
+      if (principal.kind === "service" ? principal.issuedAt.getTime() < subject.atMs : principal.issuedAt.getTime() / 1000 < subject.validAfterSec) return "TOKEN_REVOKED";
     }
     if (principal.kind === "user" && sessions.has(principal.sessionId)) return "SESSION_REVOKED";
     return undefined;
@@ -305,7 +311,15 @@ function createLocal(
         return finish(await remote(token, audience), policy);
       }
       metrics.local.inc();
-      let checked = checkToken(token, { issuer, audience, key: (kid) => keys.get(kid), nowMs: now });
+      // A token whose signature and claims checked out is kept until it expires (as the service's
+      // verifier does): the signature is checked once per token, revocation on every call.
+      const cacheKey = audience === defaultAudience ? token : `${audience}\n${token}`;
+      let checked = verified.get(cacheKey);
+      if (checked?.active && checked.principal.expiresAt.getTime() + CLOCK_TOLERANCE_MS <= now) checked = undefined;
+      if (!checked) {
+        checked = checkToken(token, { issuer, audience, key: (kid) => keys.get(kid), nowMs: now });
+        if (checked.active) verified.set(cacheKey, checked, { ttl: Math.max(1, checked.principal.expiresAt.getTime() + CLOCK_TOLERANCE_MS - now) });
+      }
       if (checked.active) {
         const reason = revoked(checked.principal);
         if (reason) checked = { active: false, reason };

@@ -9,6 +9,7 @@ import { createTokenVerifier, type TokenVerifier, type TokenVerifierOptions } fr
 import { bearer } from "../support/accounts.js";
 import { TEST_SERVICE_KEY } from "../support/service.js";
 import { setupService } from "../support/setup.js";
+import { accountWithKey, uniqueAccountName } from "../support/service-accounts.js";
 import { backendCaller, MIDDLEWARES, type Answer } from "./backend-calls.js";
 import { startSampleBackends, type SampleBackends } from "./sample-backend.js";
 import { startTcpProxy, type TcpProxy } from "./tcp-proxy.js";
@@ -158,6 +159,23 @@ describe("local mode", () => {
     expect(Date.now() - deleted).toBeLessThan(1000);
     expect(result).toEqual({ ok: false, reason: "invalid_token", inactiveReason: "USER_DISABLED" });
     expect(await verifier.verify(account.tokens.accessToken)).toEqual({ ok: false, reason: "invalid_token", inactiveReason: "USER_DISABLED" });
+    expect(await verifyTokenCalls()).toBe(calls);
+  });
+
+  it("refuses a disabled service account's tokens within 1 s, from memory, and not again after an enable", async () => {
+    const { verifier } = setup();
+    const billing = await accountWithKey(t, uniqueAccountName("local-billing"), ["tokens.issue"], { audiences: [t.config.audience] });
+    const { accessToken } = await t.clients("grpc").tokens.issueServiceToken({ audience: t.config.audience }, { headers: { "x-service-key": billing.key } });
+    const policy = { allowServices: true };
+    expect(await verifier.verify(accessToken, policy)).toMatchObject({ ok: true, principal: { kind: "service", service: billing.name } });
+    const calls = await verifyTokenCalls();
+    await t.app.serviceAccounts.disable(billing.name);
+    const disabled = Date.now();
+    expect(await until(() => verifier.verify(accessToken, policy), (r) => !r.ok, 1000)).toEqual({ ok: false, reason: "invalid_token", inactiveReason: "USER_DISABLED" });
+    expect(Date.now() - disabled).toBeLessThan(1000);
+    // Enabled again (within the same second, most likely): the token issued before stays refused.
+    await t.app.serviceAccounts.enable(billing.name);
+    expect(await until(() => verifier.verify(accessToken, policy), (r) => !r.ok && r.inactiveReason === "TOKEN_REVOKED", 1000)).toEqual({ ok: false, reason: "invalid_token", inactiveReason: "TOKEN_REVOKED" });
     expect(await verifyTokenCalls()).toBe(calls);
   });
 
