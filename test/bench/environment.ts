@@ -116,7 +116,7 @@ export async function startEnvironment(profileDir: string | undefined): Promise<
         probe: () => httpsOk(`https://127.0.0.1:${tlsHttpPort}/readyz`),
       });
       const tlsEcho = await startEcho("echo server (TLS)", { ECHO_RESPONSE_HEX: echoResponseHex, ECHO_TLS_CERT_FILE: certFile, ECHO_TLS_KEY_FILE: keyFile }, []);
-      return { serviceGrpc: `127.0.0.1:${tlsGrpcPort}`, servicePid: tlsService.child.pid!, echoGrpc: tlsEcho.address, echoPid: tlsEcho.process.child.pid! };
+      return { serviceGrpc: `127.0.0.1:${tlsGrpcPort}`, servicePid: tlsService.child.pid!, echoGrpc: tlsEcho.address, echoPid: tlsEcho.process.child.pid!, certFile };
     })());
   return { workDir, databaseUrl: database.url, serviceEnv, config, service, serviceGrpc, serviceHttp, echo, echoGrpc, clients, emails, rssSteps, startTls, namedKey };
 }
@@ -127,6 +127,8 @@ export interface TlsPair {
   readonly servicePid: number;
   readonly echoGrpc: string;
   readonly echoPid: number;
+  /** The self-signed certificate both present (a client's root to trust them). */
+  readonly certFile: string;
 }
 
 async function startEcho(name: string, env: Record<string, string>, extraArgs: readonly string[]): Promise<{ process: NodeProcess; address: string }> {
