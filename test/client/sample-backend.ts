@@ -18,17 +18,8 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import express from "express";
 import Fastify from "fastify";
-import {
-  connectInterceptor,
-  expressMiddleware,
-  fastifyPlugin,
-  grpcInterceptor,
-  principalKey,
-  principalOf,
-  type Policy,
-  type Principal,
-  type TokenVerifier,
-} from "../../src/client/index.js";
+import * as sourceLibrary from "../../src/client/index.js";
+import type { Policy, Principal, TokenVerifier } from "../../src/client/index.js";
 
 export const ROUTES = ["whoami", "admin", "mfa", "recent", "service", "open"] as const;
 export type Route = (typeof ROUTES)[number];
@@ -76,7 +67,15 @@ async function listen(server: HttpServer): Promise<string> {
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
-export async function startSampleBackends(verifier: TokenVerifier): Promise<SampleBackends> {
+/**
+ * The middlewares and context keys the backend uses. In the tests' own process they come from
+ * src/client; the backend as a process of its own (sample-backend-main.ts) passes the package
+ * build (`grpc-identity/client`), so the key an interceptor sets is the key the handler reads.
+ */
+export type ClientLibrary = Pick<typeof sourceLibrary, "connectInterceptor" | "expressMiddleware" | "fastifyPlugin" | "grpcInterceptor" | "principalKey" | "principalOf">;
+
+export async function startSampleBackends(verifier: TokenVerifier, library: ClientLibrary = sourceLibrary): Promise<SampleBackends> {
+  const { connectInterceptor, expressMiddleware, fastifyPlugin, grpcInterceptor, principalKey, principalOf } = library;
   // grpc-js: the handler reads the principal with principalOf(call).
   const grpcServer = new grpc.Server({
     interceptors: [grpcInterceptor(verifier, { policies: Object.fromEntries(ROUTES.map((r) => [`/sample.v1.Backend/${r}`, POLICIES[r]])) })],
