@@ -8,8 +8,8 @@
 //   IDENTITY_MODE         local | remote (default local)
 //   IDENTITY_ISSUER       the service's TOKEN_ISSUER (required in local mode)
 //   IDENTITY_AUDIENCE     the audience tokens must name (optional)
-// Once listening it prints one JSON line: {"sampleBackend":"listening", mode, grpcAddress,
-// library, connectUrl, expressUrl, fastifyUrl}. On SIGTERM or SIGINT it closes the servers and the
+// Once listening it prints one JSON line: {"sampleBackend":"listening", mode, library,
+// grpcAddress, connectUrl, expressUrl, fastifyUrl}. On SIGTERM or SIGINT it closes the servers and the
 // verifier and exits 0 by itself; if anything still holds the event loop 5 s later it exits 1.
 // Run: node --import tsx test/client/sample-backend-main.ts (after npm run build).
 import type { TokenVerifier } from "../../src/client/index.js";
