@@ -12,8 +12,10 @@ COPY package.json package-lock.json ./
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
 RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.client.json ./
 COPY src ./src
 COPY gen ./gen
+# The service, the browser app and the client library (grpc-identity/client, with its .d.ts).
 RUN npm run build
 # Production dependencies only for the runtime image; argon2 is compiled here.
 RUN npm ci --omit=dev --no-audit --no-fund
