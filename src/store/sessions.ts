@@ -26,6 +26,11 @@ export interface RefreshedSession {
   readonly username: string | null;
 }
 
+export type RotationOutcome =
+  | { readonly kind: "rotated"; readonly sessionId: string; readonly session: RefreshedSession; readonly nextExpiresAt: Date }
+  | { readonly kind: "ended" }
+  | { readonly kind: "unusable" };
+
 /** A refresh token that could not be spent, as far as it is known. */
 export interface KnownRefreshToken {
   readonly sessionId: string;
@@ -55,6 +60,12 @@ export interface SessionStore {
   spendRefreshToken(tx: Tx, tokenHash: Buffer, now: Date): Promise<string | undefined>;
   /** Records a refresh on a live session; undefined when it ended meanwhile. */
   touch(tx: Tx, sessionId: string, now: Date): Promise<RefreshedSession | undefined>;
+  /**
+   * A refresh in one statement: spends `tokenHash` (as spendRefreshToken), touches its session (as
+   * touch) and stores the next token `nextHash`, expiring at `nextExpiresAt` or with the session.
+   * "unusable": nothing was spent; "ended": the token was spent but its session ended meanwhile.
+   */
+  rotateRefreshToken(tx: Tx, tokenHash: Buffer, nextHash: Buffer, now: Date, nextExpiresAt: Date): Promise<RotationOutcome>;
   findRefreshToken(tx: Tx, tokenHash: Buffer, now: Date): Promise<KnownRefreshToken | undefined>;
   /** Ends the selected sessions; returns the ids of those it ended. */
   revoke(tx: Tx, selector: SessionSelector, reason: string, now: Date): Promise<string[]>;
@@ -105,6 +116,51 @@ export const sessionStore: SessionStore = {
       [sessionId, now],
     );
     return session && { userId: session.user_id, amr: session.amr, absoluteExpiresAt: session.absolute_expires_at, createdAt: session.created_at, role: session.role, username: session.username };
+  },
+
+  async rotateRefreshToken(tx, tokenHash, nextHash, now, nextExpiresAt) {
+    // One statement, one round trip, no transaction to open: every part sees the same snapshot.
+    // `spent` is the single-use guard (the same conditions as spendRefreshToken: of N concurrent
+    // refreshes with one token exactly one spends it, the others wait on its row and then find
+    // used_at set); `touched` re-checks the session and its owner under the row lock (a logout
+    // or a disable committed meanwhile leaves it empty: the token stays spent, nothing is issued);
+    // `issued` stores the next token only for a touched session.
+    const [row] = await rows<{
+      spent_session: string;
+      user_id: string | null;
+      amr: string[] | null;
+      absolute_expires_at: Date | null;
+      created_at: Date | null;
+      role: string | null;
+      username: string | null;
+      next_expires_at: Date | null;
+    }>(tx,
+      `WITH spent AS (
+         UPDATE refresh_tokens rt SET used_at = $2 WHERE rt.token_hash = $1 AND rt.used_at IS NULL AND rt.expires_at > $2
+         AND EXISTS (SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id
+                     WHERE s.id = rt.session_id AND s.revoked_at IS NULL AND s.absolute_expires_at > $2 AND ${live("u")})
+         RETURNING rt.session_id
+       ), touched AS (
+         UPDATE sessions s SET last_refresh_at = $2 FROM users u, spent
+         WHERE s.id = spent.session_id AND u.id = s.user_id AND s.revoked_at IS NULL AND s.absolute_expires_at > $2 AND ${live("u")}
+         RETURNING s.id, s.user_id, s.amr, s.absolute_expires_at, s.created_at, u.role, u.username
+       ), issued AS (
+         INSERT INTO refresh_tokens (session_id, token_hash, expires_at)
+         SELECT t.id, $3, LEAST($4::timestamptz, t.absolute_expires_at) FROM touched t
+         RETURNING expires_at
+       )
+       SELECT sp.session_id AS spent_session, t.user_id, t.amr, t.absolute_expires_at, t.created_at, t.role, t.username, i.expires_at AS next_expires_at
+       FROM spent sp LEFT JOIN touched t ON t.id = sp.session_id LEFT JOIN issued i ON true`,
+      [tokenHash, now, nextHash, nextExpiresAt],
+    );
+    if (!row) return { kind: "unusable" };
+    if (row.user_id === null || row.next_expires_at === null) return { kind: "ended" };
+    return {
+      kind: "rotated",
+      sessionId: row.spent_session,
+      session: { userId: row.user_id, amr: row.amr!, absoluteExpiresAt: row.absolute_expires_at!, createdAt: row.created_at!, role: row.role!, username: row.username },
+      nextExpiresAt: row.next_expires_at,
+    };
   },
 
   async findRefreshToken(tx, tokenHash, now) {

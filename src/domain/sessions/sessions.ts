@@ -92,29 +92,26 @@ export function createSessions(db: SessionsDb, audit: AuditLog, clock: Clock, se
 
     async rotate(refreshToken, client) {
       const hash = sha256(refreshToken);
-      const outcome = await db.transaction(async (tx) => {
-        const now = clock.now();
-        // Spent only while live (store: sessions.spendRefreshToken), so of N concurrent refreshes
-        // with one token exactly one gets here.
-        const sessionId = await db.sessions.spendRefreshToken(tx, hash, now);
-        if (sessionId === undefined) return { kind: "unusable" as const };
-        const session = await db.sessions.touch(tx, sessionId, now);
-        if (!session) return { kind: "ended" as const };
-        const next = await issueRefreshToken(tx, sessionId, session.absoluteExpiresAt);
-        return {
-          kind: "rotated" as const,
-          rotated: {
-            sessionId,
-            authTime: session.createdAt,
-            userId: session.userId,
-            amr: session.amr,
-            role: session.role,
-            username: session.username,
-            refreshToken: next.token,
-            refreshExpiresAt: next.expiresAt,
-          },
-        };
-      });
+      // Spend, touch and issue in one statement (store: sessions.rotateRefreshToken): spent only
+      // while live, so of N concurrent refreshes with one token exactly one rotates.
+      const now = clock.now();
+      const next = randomToken(32);
+      const rotation = await db.sessions.rotateRefreshToken(db.direct, hash, sha256(next), now, new Date(now.getTime() + idleMs));
+      const outcome = rotation.kind === "rotated"
+        ? {
+            kind: "rotated" as const,
+            rotated: {
+              sessionId: rotation.sessionId,
+              authTime: rotation.session.createdAt,
+              userId: rotation.session.userId,
+              amr: rotation.session.amr,
+              role: rotation.session.role,
+              username: rotation.session.username,
+              refreshToken: next,
+              refreshExpiresAt: rotation.nextExpiresAt,
+            },
+          }
+        : rotation;
       if (outcome.kind === "rotated") return outcome.rotated;
       if (outcome.kind === "unusable") {
         // Not spendable: unknown, expired, or already spent. Spent means reuse (RFC 9700 §4.14.2).

@@ -46,6 +46,39 @@ export function sessionStoreContract(ctx: StoreContext): void {
       expect(await store.sessions.touch(store.direct, deleted.sessionId, new Date())).toBeUndefined();
     });
 
+    it("rotates in one statement: of concurrent rotations with one token exactly one spends it and stores the next", async () => {
+      const { store } = ctx;
+      const user = await ctx.user({ username: `rot${Date.now()}` });
+      const { sessionId, tokenHash } = await session(user.id);
+      const now = new Date();
+      const nexts = Array.from({ length: 8 }, () => randomBytes(32));
+      const outcomes = await concurrently(store, 8, (tx, i) => store.sessions.rotateRefreshToken(tx, tokenHash, nexts[i]!, now, at(now, minutes(10))));
+      const rotated = outcomes.filter((o) => o.kind === "rotated");
+      expect(rotated).toHaveLength(1);
+      expect(outcomes.filter((o) => o.kind === "unusable")).toHaveLength(7);
+      expect(rotated[0]).toMatchObject({ kind: "rotated", sessionId, session: { userId: user.id, amr: ["pwd"], role: "user", username: user.username } });
+      // Exactly one next token was stored, and it is the winner's; it rotates in turn.
+      const [{ n }] = await ctx.sql<{ n: number }>(`SELECT count(*)::int AS n FROM refresh_tokens WHERE session_id = $1 AND used_at IS NULL`, [sessionId]) as [{ n: number }];
+      expect(n).toBe(1);
+      const winner = nexts[outcomes.indexOf(rotated[0]!)]!;
+      expect((await store.sessions.rotateRefreshToken(store.direct, winner, randomBytes(32), new Date(), at(new Date(), minutes(10)))).kind).toBe("rotated");
+    });
+
+    it("rotates nothing for a revoked session or an account no longer live, and caps the next token at the session's end", async () => {
+      const { store } = ctx;
+      const revoked = await session();
+      await store.sessions.revoke(store.direct, { kind: "one", sessionId: revoked.sessionId, userId: revoked.userId }, "logout", new Date());
+      expect((await store.sessions.rotateRefreshToken(store.direct, revoked.tokenHash, randomBytes(32), new Date(), at(new Date(), minutes(10)))).kind).toBe("unusable");
+      const deleted = await session();
+      await store.users.markDeleted(store.direct, deleted.userId, new Date());
+      expect((await store.sessions.rotateRefreshToken(store.direct, deleted.tokenHash, randomBytes(32), new Date(), at(new Date(), minutes(10)))).kind).toBe("unusable");
+      // The session ends in 60 minutes (session()): a next token asked for 2 hours expires with it.
+      const capped = await session();
+      const outcome = await store.sessions.rotateRefreshToken(store.direct, capped.tokenHash, randomBytes(32), new Date(), at(new Date(), minutes(120)));
+      expect(outcome.kind).toBe("rotated");
+      if (outcome.kind === "rotated") expect(outcome.nextExpiresAt.getTime()).toBe(outcome.session.absoluteExpiresAt.getTime());
+    });
+
     it("touches a live session and returns its owner's claims", async () => {
       const { store } = ctx;
       const user = await ctx.user({ username: `claims${Date.now()}` });
