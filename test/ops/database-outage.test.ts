@@ -4,13 +4,15 @@
 // survives, recovers by itself, and every call that succeeded is in the database afterwards.
 import { mkdirSync, rmSync } from "node:fs";
 import path from "node:path";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import pg from "pg";
 import { expect, it } from "vitest";
 import { startEmbeddedPostgres, type EmbeddedDatabase } from "../../src/db/embedded.js";
+import { Authorization } from "../../gen/envoy/service/auth/v3/external_auth_pb.js";
 import { TEST_SERVICE_KEY } from "../support/service.js";
+import { createGrpcJsTransport } from "../support/transports.js";
 import { accountWithKey } from "../support/service-accounts.js";
 import { freePort } from "../support/ports.js";
 import { prepared, setupService } from "../support/setup.js";
@@ -119,6 +121,14 @@ it("answers UNAVAILABLE while the database is down, keeps verifying tokens, and 
   // that need the database answer UNAVAILABLE (health is per service, not per method).
   expect((await tokens.verifyToken({ token: access }, { headers: { "x-service-key": TEST_SERVICE_KEY } })).active).toBe(true);
   expect((await tokens.getJwks({})).keys.length).toBeGreaterThan(0);
+  const transport = createGrpcJsTransport(t.grpcAddress);
+  try {
+    const envoy = createClient(Authorization, transport);
+    const check = await envoy.check({ attributes: { request: { http: { headers: { authorization: `Bearer ${access}` } } } } }, { headers: { "x-service-key": TEST_SERVICE_KEY } });
+    expect(check.status?.code, check.status?.message).toBe(0);
+  } finally {
+    transport.close();
+  }
   const refresh = await tokens.refreshToken({ refreshToken: signedUp.tokens!.refreshToken }).then(() => undefined, (err: unknown) => ConnectError.from(err));
   expect(refresh?.code).toBe(Code.Unavailable);
   const readyz = await fetch(`${t.httpUrl}/readyz`);
