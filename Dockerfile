@@ -35,7 +35,9 @@ COPY --from=build /app/dist ./dist
 COPY package.json ./
 USER node
 EXPOSE 50051 8080
+# Liveness (/healthz), never readiness: a container marked unhealthy gets restarted or ejected,
+# and a replica whose database is away still answers VerifyToken from memory (README, Health).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.HTTP_PORT||8080)+'/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.HTTP_PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 # The same build `npm start` runs; node is PID 1's child-free process and handles SIGTERM itself.
 CMD ["node", "--enable-source-maps", "dist/src/main.js"]

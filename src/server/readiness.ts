@@ -1,13 +1,60 @@
-// Readiness: the service is ready while PostgreSQL answers and no migration is pending. A
-// monitor checks every few seconds and mirrors the answer into grpc.health.v1 (NOT_SERVING
-// while not ready); /readyz asks it too. Liveness (/healthz) never depends on the database.
+// Readiness, per service. A monitor asks PostgreSQL every few seconds (does it answer, is a
+// migration pending) and derives each service's grpc.health.v1 status from the answer and from
+// what the service declares once in routes.ts (SERVED_WITHOUT_DATABASE): a service that answers
+// from memory stays SERVING while the database is away, the others are NOT_SERVING until it is
+// back. /readyz reports the same derivation. Liveness (/healthz) never depends on the database.
+//
+// The overall status (service "") is SERVING while any service can answer, so NOT_SERVING only
+// once nothing can (the server is shutting down, servers.ts). Every replica shares one database:
+// ejecting a replica because the database is away helps no call that needs the database and
+// drops the ones it could still answer (VerifyToken from memory). A client that needs a given
+// service checks that service's name.
 import type { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "../logger.js";
 
+/** What the last probe found: the database answers with every migration applied, or not. */
+export type DatabaseState = "ok" | "unreachable" | "migrations pending";
+
+export type ServingStatus = "SERVING" | "NOT_SERVING";
+
+/** One mounted service, as readiness sees it (built from the routes in servers.ts). */
+export interface ServiceReadiness {
+  /** The fully-qualified proto name grpc.health.v1 knows it by, e.g. identity.v1.TokenService. */
+  readonly name: string;
+  /** False for a service that answers from memory (routes.ts SERVED_WITHOUT_DATABASE). */
+  readonly needsDatabase: boolean;
+}
+
+/** What /readyz answers and grpc.health.v1 mirrors. */
+export interface ReadinessReport {
+  readonly database: DatabaseState;
+  /** The overall status (grpc.health.v1 service ""): SERVING while any service is. */
+  readonly overall: ServingStatus;
+  /** Every mounted service by its proto name. */
+  readonly services: Readonly<Record<string, ServingStatus>>;
+}
+
+/**
+ * The only derivation: a service serves when the database is ok or it does not need it, and
+ * the overall status serves while any service does.
+ */
+export function readinessReport(database: DatabaseState, services: readonly ServiceReadiness[]): ReadinessReport {
+  const statuses: Record<string, ServingStatus> = {};
+  for (const { name, needsDatabase } of services) statuses[name] = database === "ok" || !needsDatabase ? "SERVING" : "NOT_SERVING";
+  const overall = Object.values(statuses).includes("SERVING") ? "SERVING" : "NOT_SERVING";
+  return { database, overall, services: statuses };
+}
+
+/** The report as grpc.health.v1 statuses: "" (the overall status), then every service. */
+export function healthStatuses(report: ReadinessReport): Record<string, ServingStatus> {
+  return { "": report.overall, ...report.services };
+}
+
 export interface Readiness {
-  check(): Promise<boolean>;
-  /** Starts mirroring readiness into the health service until stop(). */
-  watch(health: HealthImplementation, services: readonly string[], intervalMs?: number): void;
+  /** Probes the database now. */
+  database(): Promise<DatabaseState>;
+  /** Starts mirroring each service's derived status into the health service until stop(). */
+  watch(health: HealthImplementation, services: readonly ServiceReadiness[], intervalMs?: number): void;
   stop(): void;
 }
 
@@ -19,26 +66,37 @@ export interface DatabaseProbe {
 
 export function createReadiness(db: DatabaseProbe, logger: Logger): Readiness {
   let timer: NodeJS.Timeout | undefined;
-  let last: boolean | undefined;
+  let stopped = false;
+  let last: DatabaseState | undefined;
 
-  async function check(): Promise<boolean> {
+  async function database(): Promise<DatabaseState> {
     try {
       await withTimeout(db.ping(), 2_000);
-      return !(await withTimeout(db.pendingMigrations(), 2_000));
     } catch {
-      return false;
+      return "unreachable";
+    }
+    try {
+      return (await withTimeout(db.pendingMigrations(), 2_000)) ? "migrations pending" : "ok";
+    } catch {
+      return "unreachable";
     }
   }
 
   return {
-    check,
+    database,
     watch(health, services, intervalMs = 2_000) {
+      stopped = false;
       const tick = async () => {
-        const ready = await check();
-        if (ready !== last) {
-          if (last !== undefined) logger.warn({ ready }, ready ? "database reachable again: serving" : "database unreachable: not serving");
-          last = ready;
-          for (const name of ["", ...services]) health.setStatus(name, ready ? "SERVING" : "NOT_SERVING");
+        const state = await database();
+        if (stopped) return;
+        if (state !== last) {
+          const report = readinessReport(state, services);
+          if (last !== undefined) {
+            const notServing = Object.keys(report.services).filter((name) => report.services[name] === "NOT_SERVING");
+            logger.warn({ database: state, notServing }, state === "ok" ? "database ready again: every service serving" : "database not ready: services that need it not serving");
+          }
+          last = state;
+          for (const [name, status] of Object.entries(healthStatuses(report))) health.setStatus(name, status);
         }
         timer = setTimeout(() => void tick(), intervalMs);
         timer.unref();
@@ -46,6 +104,7 @@ export function createReadiness(db: DatabaseProbe, logger: Logger): Readiness {
       void tick();
     },
     stop() {
+      stopped = true;
       clearTimeout(timer);
     },
   };

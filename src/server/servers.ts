@@ -8,14 +8,14 @@ import { HealthImplementation } from "grpc-health-check";
 import { createGrpcServer } from "./grpc-server.js";
 import { createMetricsServer } from "./metrics-server.js";
 import { createWebServer, type BrowserAppOptions, type WebServer } from "./web-server.js";
-import { createRoutes, type ServiceDeps } from "../services/routes.js";
+import { createRoutes, servedWithoutDatabase, type ServiceDeps } from "../services/routes.js";
 import type { TlsFiles } from "./tls.js";
 import type { ServerMetadata } from "./well-known.js";
 import { createHttpAuth } from "./http-auth.js";
 import { admitService, serviceCallerOf } from "../services/policy.js";
 import type { SigningKeys } from "../domain/tokens/signing-keys.js";
 import type { Registry } from "prom-client";
-import type { Readiness } from "./readiness.js";
+import { healthStatuses, readinessReport, type Readiness, type ServiceReadiness } from "./readiness.js";
 import type { Logger } from "../logger.js";
 import type { ForwardingPolicy } from "../services/client-address.js";
 
@@ -87,8 +87,12 @@ function closeHttp(server: http.Server, graceMs: number): Promise<void> {
 
 export function createServers(deps: ServerDeps): Servers {
   const routes = createRoutes(deps.services);
-  const serviceNames = routes.map((r) => r.service.typeName);
-  const health = new HealthImplementation({ "": "SERVING", ...Object.fromEntries(serviceNames.map((name) => [name, "SERVING" as const])) });
+  // Which services need the database is declared once, in routes.ts (servedWithoutDatabase).
+  const serviceReadiness: readonly ServiceReadiness[] = routes.map(({ service }) => ({
+    name: service.typeName,
+    needsDatabase: !servedWithoutDatabase.has(service),
+  }));
+  const health = new HealthImplementation(healthStatuses(readinessReport("ok", serviceReadiness)));
   const trusted = proxyaddr.compile([...(deps.trustedProxies ?? [])]);
   const grpcServer = createGrpcServer({
     routes,
@@ -117,7 +121,7 @@ export function createServers(deps: ServerDeps): Servers {
       trustedProxy: (address) => trusted(address, 0),
       logger: deps.logger,
     }),
-    ready: () => deps.readiness.check(),
+    ready: async () => readinessReport(await deps.readiness.database(), serviceReadiness),
     browserApp: deps.browserApp,
     logger: deps.logger,
     https: deps.tls !== undefined,
@@ -147,12 +151,13 @@ export function createServers(deps: ServerDeps): Servers {
       );
       const boundHttp = await listenHttp(web, httpPort, host);
       const boundMetrics = await listenHttp(metricsServer, metricsPort, metricsHost);
-      deps.readiness.watch(health, serviceNames);
+      deps.readiness.watch(health, serviceReadiness);
       return { grpcPort: boundGrpc, httpPort: boundHttp, metricsPort: boundMetrics };
     },
     async close(graceMs = 10_000) {
       deps.readiness.stop();
-      health.setStatus("", "NOT_SERVING");
+      // Nothing is served from here on: the overall status and every service say so.
+      for (const name of ["", ...serviceReadiness.map((service) => service.name)]) health.setStatus(name, "NOT_SERVING");
       // Streams never finish by themselves: end them with OK first, so the grace period is for calls.
       deps.services.revocationStream.stop();
       const grpcDone = new Promise<void>((resolve) => {

@@ -27,6 +27,7 @@ import { servedByGateway } from "../services/access.js";
 import type { ForwardingPolicy } from "../services/client-address.js";
 import type { Route } from "../services/routes.js";
 import type { Logger } from "../logger.js";
+import type { ReadinessReport } from "./readiness.js";
 import type { PublicJwk } from "../domain/tokens/signing-keys.js";
 import type { DevOutbox } from "../delivery/dev-outbox.js";
 import { browserSession, refreshCookieName } from "./refresh-cookie.js";
@@ -53,7 +54,8 @@ export interface WebServerOptions {
   readonly httpAuth?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean;
   /** Served at both discovery paths (well-known.ts). */
   readonly metadata?: ServerMetadata;
-  readonly ready: () => Promise<boolean>;
+  /** GET /readyz: the database's state and each service's status (readiness.ts). */
+  readonly ready: () => Promise<ReadinessReport>;
   readonly browserApp?: BrowserAppOptions;
   readonly logger?: Logger;
   /**
@@ -229,8 +231,14 @@ export function createWebServer(options: WebServerOptions): WebServer {
     const path = (req.url ?? "/").split("?")[0];
     if (req.method === "GET" && path === "/healthz") return sendJson(res, 200, { status: "ok" });
     if (req.method === "GET" && path === "/readyz") {
+      // 503 while the database is not ready, even though some services still answer: a load
+      // balancer in front of the gateway sends browsers, whose flows (sign-in, refresh) need it.
+      // The body says which services serve; gRPC clients ask grpc.health.v1 per service.
       options.ready().then(
-        (ready) => sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : "not ready" }),
+        (report) => {
+          const ready = report.database === "ok";
+          sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : "not ready", ...report });
+        },
         () => sendJson(res, 503, { status: "not ready" }),
       );
       return;

@@ -28,6 +28,19 @@ export const apiServices: readonly DescService[] = [AuthService, TokenService, O
 export const vendoredServices: readonly DescService[] = [Authorization];
 
 /**
+ * The services that answer from memory while PostgreSQL is unreachable (or a migration is
+ * pending): grpc.health.v1 keeps them SERVING then, and every other service NOT_SERVING
+ * (server/readiness.ts derives both from this set; nothing else names them). Health is per
+ * service, not per method:
+ * - identity.v1.TokenService: VerifyToken (signing keys, the revocation cache and the service
+ *   account directory are in memory), WatchRevocations (the in-memory stream) and GetJwks. Its
+ *   RefreshToken, RevokeToken and IssueServiceToken (which writes an audit row) need the database
+ *   and answer UNAVAILABLE meanwhile.
+ * - envoy.service.auth.v3.Authorization: Check introspects the token as VerifyToken does.
+ */
+export const servedWithoutDatabase: ReadonlySet<DescService> = new Set<DescService>([TokenService, Authorization]);
+
+/**
  * RPCs for other backend services only (AUDIENCE_INTERNAL): served on the gRPC port, never by
  * the web gateway. Derived from the proto (and VENDORED_ACCESS); nothing here names a method.
  */

@@ -1,15 +1,18 @@
 // PostgreSQL goes away under load and comes back: calls that need it answer UNAVAILABLE (never
-// INTERNAL), VerifyToken keeps answering from memory, health reports NOT_SERVING, the process
+// INTERNAL), VerifyToken keeps answering from memory, grpc.health.v1 reports the services that
+// answer from memory SERVING and the others NOT_SERVING, /readyz names which, the process
 // survives, recovers by itself, and every call that succeeded is in the database afterwards.
 import { mkdirSync, rmSync } from "node:fs";
 import path from "node:path";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import pg from "pg";
 import { expect, it } from "vitest";
 import { startEmbeddedPostgres, type EmbeddedDatabase } from "../../src/db/embedded.js";
+import { Authorization } from "../../gen/envoy/service/auth/v3/external_auth_pb.js";
 import { TEST_SERVICE_KEY } from "../support/service.js";
+import { createGrpcJsTransport } from "../support/transports.js";
 import { accountWithKey } from "../support/service-accounts.js";
 import { freePort } from "../support/ports.js";
 import { prepared, setupService } from "../support/setup.js";
@@ -32,19 +35,25 @@ const postgres = prepared(
 );
 const t = setupService(() => ({ database: { url: postgres().running!.url, drop: async () => {} } }));
 
-function healthStatus(address: string): Promise<string> {
+function healthStatus(address: string, service = ""): Promise<string> {
   const definition = protoLoader.loadSync(path.resolve("node_modules/grpc-health-check/proto/health/v1/health.proto"), { keepCase: true, enums: String });
   const Health = (grpc.loadPackageDefinition(definition) as unknown as { grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } } }).grpc.health.v1.Health;
   const client = new Health(address, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
     Check(req: { service: string }, cb: (err: grpc.ServiceError | null, res?: { status: string }) => void): void;
   };
   return new Promise((resolve, reject) =>
-    client.Check({ service: "" }, (err, res) => {
+    client.Check({ service }, (err, res) => {
       client.close();
       if (err) reject(err);
       else resolve(res!.status);
     }),
   );
+}
+
+/** grpc.health.v1 Check for the overall status and every mounted service. */
+async function healthStatuses(): Promise<Record<string, string>> {
+  const names = ["", "identity.v1.AuthService", "identity.v1.TokenService", "identity.v1.OtpService", "identity.v1.MfaService", "envoy.service.auth.v3.Authorization"];
+  return Object.fromEntries(await Promise.all(names.map(async (name) => [name, await healthStatus(t.grpcAddress, name)] as const)));
 }
 
 async function waitFor(condition: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
@@ -58,7 +67,8 @@ async function waitFor(condition: () => Promise<boolean>, timeoutMs: number): Pr
 
 it("answers UNAVAILABLE while the database is down, keeps verifying tokens, and recovers", async () => {
   const { auth, tokens } = t.clients("grpc");
-  const access = (await auth.signUp({ username: "outage-user", password: "a long enough passphrase" })).tokens!.accessToken;
+  const signedUp = await auth.signUp({ username: "outage-user", password: "a long enough passphrase" });
+  const access = signedUp.tokens!.accessToken;
   // A named key used once before the outage (resolved and cached) and one never used (resolved
   // from the directory in memory during the outage).
   const used = await accountWithKey(t, "outage-billing", ["tokens.verify"]);
@@ -95,14 +105,53 @@ it("answers UNAVAILABLE while the database is down, keeps verifying tokens, and 
   // ...for named service accounts too: their directory is in memory, and a failed reload keeps it.
   expect((await tokens.verifyToken({ token: access }, { headers: { "x-service-key": used.key } })).active).toBe(true);
   expect((await tokens.verifyToken({ token: access }, { headers: { authorization: `Bearer ${unused}` } })).active).toBe(true);
-  // ...and readiness follows, liveness does not.
-  expect(await waitFor(async () => (await healthStatus(t.grpcAddress)) === "NOT_SERVING", 10_000)).toBe(true);
-  expect((await fetch(`${t.httpUrl}/readyz`)).status).toBe(503);
+  // ...and health follows per service: what needs the database is NOT_SERVING, what answers from
+  // memory stays SERVING, and so does the overall status; liveness does not move.
+  expect(await waitFor(async () => (await healthStatus(t.grpcAddress, "identity.v1.AuthService")) === "NOT_SERVING", 10_000)).toBe(true);
+  const during = await healthStatuses();
+  expect(during).toEqual({
+    "": "SERVING",
+    "identity.v1.AuthService": "NOT_SERVING",
+    "identity.v1.TokenService": "SERVING",
+    "identity.v1.OtpService": "NOT_SERVING",
+    "identity.v1.MfaService": "NOT_SERVING",
+    "envoy.service.auth.v3.Authorization": "SERVING",
+  });
+  // What health calls SERVING answers: VerifyToken and GetJwks still do; TokenService's methods
+  // that need the database answer UNAVAILABLE (health is per service, not per method).
+  expect((await tokens.verifyToken({ token: access }, { headers: { "x-service-key": TEST_SERVICE_KEY } })).active).toBe(true);
+  expect((await tokens.getJwks({})).keys.length).toBeGreaterThan(0);
+  const transport = createGrpcJsTransport(t.grpcAddress);
+  try {
+    const envoy = createClient(Authorization, transport);
+    const check = await envoy.check({ attributes: { request: { http: { headers: { authorization: `Bearer ${access}` } } } } }, { headers: { "x-service-key": TEST_SERVICE_KEY } });
+    expect(check.status?.code, check.status?.message).toBe(0);
+  } finally {
+    transport.close();
+  }
+  const refresh = await tokens.refreshToken({ refreshToken: signedUp.tokens!.refreshToken }).then(() => undefined, (err: unknown) => ConnectError.from(err));
+  expect(refresh?.code).toBe(Code.Unavailable);
+  const readyz = await fetch(`${t.httpUrl}/readyz`);
+  expect(readyz.status).toBe(503);
+  expect(await readyz.json()).toEqual({
+    status: "not ready",
+    database: "unreachable",
+    overall: "SERVING",
+    services: {
+      "identity.v1.AuthService": "NOT_SERVING",
+      "identity.v1.TokenService": "SERVING",
+      "identity.v1.OtpService": "NOT_SERVING",
+      "identity.v1.MfaService": "NOT_SERVING",
+      "envoy.service.auth.v3.Authorization": "SERVING",
+    },
+  });
   expect((await fetch(`${t.httpUrl}/healthz`)).status).toBe(200);
   await new Promise((r) => setTimeout(r, 500));
 
   postgres().running = await postgres().start();
-  expect(await waitFor(async () => (await healthStatus(t.grpcAddress)) === "SERVING", 15_000)).toBe(true);
+  expect(await waitFor(async () => (await healthStatus(t.grpcAddress, "identity.v1.AuthService")) === "SERVING", 15_000)).toBe(true);
+  expect(Object.values(await healthStatuses())).toEqual(Array(6).fill("SERVING"));
+  expect((await fetch(`${t.httpUrl}/readyz`)).status).toBe(200);
   expect(await waitFor(async () => {
     await auth.login({ identifier: "outage-user", password: "a long enough passphrase" });
     return true;

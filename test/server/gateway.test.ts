@@ -30,7 +30,18 @@ describe("probes and JWKS", () => {
   it("GET /readyz is 200 ready while the database answers", async () => {
     const res = await fetch(`${t.httpUrl}/readyz`);
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ status: "ready" });
+    expect(await res.json()).toEqual({
+      status: "ready",
+      database: "ok",
+      overall: "SERVING",
+      services: {
+        "identity.v1.AuthService": "SERVING",
+        "identity.v1.TokenService": "SERVING",
+        "identity.v1.OtpService": "SERVING",
+        "identity.v1.MfaService": "SERVING",
+        "envoy.service.auth.v3.Authorization": "SERVING",
+      },
+    });
   });
 
   it("GET /.well-known/jwks.json publishes the public signing key, and it verifies issued tokens", async () => {
