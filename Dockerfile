@@ -37,7 +37,9 @@ USER node
 EXPOSE 50051 8080
 # Liveness (/healthz), never readiness: a container marked unhealthy gets restarted or ejected,
 # and a replica whose database is away still answers VerifyToken from memory (README, Health).
+# With TLS_CERT_FILE the gateway speaks HTTPS: the probe follows (on loopback, so it does not
+# verify the certificate, which names the public host).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.HTTP_PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+  CMD ["node", "-e", "const tls=!!process.env.TLS_CERT_FILE;require(tls?'https':'http').get({host:'127.0.0.1',port:process.env.HTTP_PORT||8080,path:'/healthz',rejectUnauthorized:false,timeout:2500},r=>process.exit(r.statusCode===200?0:1)).on('error',()=>process.exit(1)).on('timeout',()=>process.exit(1))"]
 # The same build `npm start` runs; node is PID 1's child-free process and handles SIGTERM itself.
 CMD ["node", "--enable-source-maps", "dist/src/main.js"]
