@@ -134,6 +134,7 @@ export async function createApp({ config, db, logger, kek, clock = systemClock, 
     logger,
     metrics,
     maxDeadlineMs: config.maxDeadlineMs,
+    accessLogSampleRate: config.accessLogSampleRate,
   };
   const servers = createServers({
     services,

@@ -18,6 +18,8 @@ export interface Config {
   readonly dataDir: string;
   readonly embeddedPgPort: number;
   readonly logLevel: string;
+  /** ACCESS_LOG_SAMPLE_RATE: the fraction (0..1) of successful VerifyToken and Envoy Check calls logged at info; 0 logs none. */
+  readonly accessLogSampleRate: number;
   readonly issuer: string;
   readonly audience: string;
   readonly accessTokenTtlSec: number;
@@ -103,6 +105,16 @@ function int(env: Env, name: string, fallback: number, min: number, max: number)
   if (!/^\d+$/.test(raw)) throw new ConfigError(`${name} must be an integer, got "${raw}"`);
   const value = Number(raw);
   if (value < min || value > max) throw new ConfigError(`${name} must be between ${min} and ${max}, got ${value}`);
+  return value;
+}
+
+/** A fraction from 0 to 1 inclusive, as a plain decimal ("0.01", "1", ".5"). */
+function fraction(env: Env, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (!/^(?:\d+(?:\.\d*)?|\.\d+)$/.test(raw)) throw new ConfigError(`${name} must be a number from 0 to 1 (e.g. 0.01), got "${raw}"`);
+  const value = Number(raw);
+  if (value > 1) throw new ConfigError(`${name} must be a number from 0 to 1 (e.g. 0.01), got ${raw}`);
   return value;
 }
 
@@ -316,6 +328,7 @@ export function loadConfig(env: Env = process.env): Config {
     dataDir: path.resolve(env.DATA_DIR || ".data"),
     embeddedPgPort: int(env, "EMBEDDED_PG_PORT", 54329, 1024, 65535),
     logLevel: env.LOG_LEVEL || "info",
+    accessLogSampleRate: fraction(env, "ACCESS_LOG_SAMPLE_RATE", 0),
     issuer: env.TOKEN_ISSUER || "http://localhost:8080",
     audience: env.TOKEN_AUDIENCE || "identity",
     accessTokenTtlSec: int(env, "ACCESS_TOKEN_TTL_SECONDS", 300, 30, 3600),

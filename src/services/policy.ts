@@ -1,9 +1,11 @@
 // Cross-cutting behaviour of every RPC, applied once to each method so both servers get exactly
 // the same: the access its proto declares (access.ts), a request id, a server-side deadline,
-// error mapping, metrics and one log line per call. Metrics particular to one RPC are declared beside it (rpc-metrics.ts) and observed here.
+// error mapping, metrics and one log line per call (at the level the method's success deserves,
+// successLevel below). Metrics particular to one RPC are declared beside it (rpc-metrics.ts) and observed here.
 import { randomUUID } from "node:crypto";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { Code, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import type { Level } from "pino";
 import type { Logger } from "../logger.js";
 import type { Metrics } from "../metrics.js";
 import { Audience } from "../../gen/identity/v1/access_pb.js";
@@ -11,6 +13,7 @@ import type { Callers, ServiceCaller } from "../domain/callers/callers.js";
 import { AppError } from "../domain/errors.js";
 import type { ErrorReason } from "../error-reasons.js";
 import { methodAccess, type MethodAccess } from "./access.js";
+import { AUTHZ_PERMISSION } from "./forward-auth.js";
 import { callInfo, callUserKey, isLoopback, serviceCallerKey, setResponseHeader, type CallInfo } from "./call.js";
 import { toConnectError } from "./errors.js";
 import { compileStringCheck } from "./request-strings.js";
@@ -21,6 +24,31 @@ export interface PolicyDeps {
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly maxDeadlineMs: number;
+  /**
+   * ACCESS_LOG_SAMPLE_RATE (0..1, validated by config.ts): the fraction of successful hot calls
+   * (see successLevel) also logged at info. 0 or absent: none.
+   */
+  readonly accessLogSampleRate?: number;
+}
+
+/**
+ * The permissions of the per-request verification a backend or proxy makes before serving each of
+ * its own requests (VerifyToken, Envoy's Authorization/Check): calls whose rate is the rate of the
+ * caller's traffic, not of people's actions.
+ */
+const VERIFICATION_PERMISSIONS: ReadonlySet<string> = new Set(["tokens.verify", AUTHZ_PERMISSION]);
+
+/**
+ * The level a method's successful call is logged at, decided once at start-up from its declared
+ * access: `debug` for a unary internal verification RPC (the hot path: one line per verified
+ * request cost VerifyToken about 30% of its throughput (issue 14) and floods the log with what
+ * the caller logs anyway), `info` for every other RPC, whose success is a person's action worth a
+ * line. Failures are logged as before whatever the method. WatchRevocations holds
+ * tokens.verify too, but a stream ends rarely: it keeps its line.
+ */
+export function successLevel(method: DescMethod, access: MethodAccess = methodAccess(method)): Level {
+  const hot = method.methodKind === "unary" && access.audience === Audience.INTERNAL && VERIFICATION_PERMISSIONS.has(access.permission);
+  return hot ? "debug" : "info";
 }
 
 /**
@@ -48,10 +76,11 @@ export function withPolicy<S extends DescService>(method: DescMethod, impl: Serv
   if (typeof handler !== "function") throw new Error(`${method.parent.typeName}/${method.name} has no implementation`);
   const metric = (rpcMetrics as Record<string, OutcomeMetric<DescMethod> | undefined>)[method.localName];
   const observe = metric?.(deps.metrics, method) as AnyObserver | undefined;
-  const check = accessCheck(methodAccess(method), deps.callers);
+  const access = methodAccess(method);
+  const check = accessCheck(access, deps.callers);
   if (method.methodKind === "server_streaming") return wrapStream(method, handler.bind(impl) as unknown as AnyStream, check, deps);
   if (method.methodKind !== "unary") throw new Error(`${method.parent.typeName}/${method.name}: ${method.methodKind} RPCs are not supported`);
-  return wrap(method, handler.bind(impl), observe, check, deps);
+  return wrap(method, handler.bind(impl), observe, check, successLevel(method, access), deps);
 }
 
 /**
@@ -86,9 +115,12 @@ function wrapStream(method: DescMethod, handler: AnyStream, checkAccess: AccessC
     } catch (err) {
       const error = toConnectError(err);
       status = Code[error.code];
-      const fields = { rpc, protocol: ctx.protocolName, status, ms: elapsed(started), messages, requestId, caller: callerName(ctx, caller, exemption), peer: callInfo(ctx).peerAddress, reason: err instanceof AppError ? err.reason : undefined, detail: err instanceof Error ? err.message : String(err) };
-      if (error.code === Code.Internal) logger.error({ ...fields, err }, "stream failed");
-      else logger.info(fields, "stream");
+      const severe = error.code === Code.Internal;
+      if (logger.isLevelEnabled(severe ? "error" : "info")) {
+        const fields = { rpc, protocol: ctx.protocolName, status, ms: elapsed(started), messages, requestId, caller: callerName(ctx, caller, exemption), peer: callInfo(ctx).peerAddress, reason: err instanceof AppError ? err.reason : undefined, detail: err instanceof Error ? err.message : String(err) };
+        if (severe) logger.error({ ...fields, err }, "stream failed");
+        else logger.info(fields, "stream");
+      }
       throw error;
     } finally {
       // The client left (the server stopped asking for messages): not an error of ours.
@@ -96,7 +128,7 @@ function wrapStream(method: DescMethod, handler: AnyStream, checkAccess: AccessC
       const labels = { service: method.parent.typeName, method: method.name, code: status, transport: ctx.protocolName, caller: callerName(ctx, caller, exemption) };
       metrics.rpcs.inc(labels);
       metrics.rpcSeconds.observe(labels, (performance.now() - started) / 1000);
-      if (status === "OK" || status === "CANCELLED") logger.info({ rpc, protocol: ctx.protocolName, status, ms: elapsed(started), messages, requestId, caller: callerName(ctx, caller, exemption) }, "stream");
+      if ((status === "OK" || status === "CANCELLED") && logger.isLevelEnabled("info")) logger.info({ rpc, protocol: ctx.protocolName, status, ms: elapsed(started), messages, requestId, caller: callerName(ctx, caller, exemption) }, "stream");
     }
   };
 }
@@ -178,8 +210,18 @@ function accessCheck(access: MethodAccess, callers: Callers): AccessCheck | unde
   return (ctx, caller) => admitService(callInfo(ctx), caller, permission, callers);
 }
 
-function wrap(method: DescMethod, handler: AnyUnary, observe: AnyObserver | undefined, checkAccess: AccessCheck | undefined, { callers, logger, metrics, maxDeadlineMs }: PolicyDeps): PolicyHandler {
+function wrap(
+  method: DescMethod,
+  handler: AnyUnary,
+  observe: AnyObserver | undefined,
+  checkAccess: AccessCheck | undefined,
+  level: Level,
+  { callers, logger, metrics, maxDeadlineMs, accessLogSampleRate = 0 }: PolicyDeps,
+): PolicyHandler {
   const rpc = `${method.parent.typeName}/${method.name}`;
+  // A hot method's success is logged at `level` (debug), and a sampled fraction at info; another
+  // method's at info, every one.
+  const sampleRate = level === "info" ? 0 : accessLogSampleRate;
   const service = method.parent.typeName;
   const name = method.name;
   // Compiled once per method; undefined when the request holds no string.
@@ -216,31 +258,36 @@ function wrap(method: DescMethod, handler: AnyUnary, observe: AnyObserver | unde
       }
       const budget = Math.min(ctx.timeoutMs() ?? maxDeadlineMs, maxDeadlineMs);
       const response = await withDeadline(handler(request, ctx), budget, () => new AppError("DEADLINE_EXCEEDED", `${rpc} exceeded ${budget} ms`));
-      logger.info({ rpc, protocol: ctx.protocolName, status, ms: elapsed(started), requestId, caller: callerName(ctx, caller, exemption), userId: ctx.values.get(callUserKey) }, "rpc");
+      // The log object is built only when a line is written: nothing allocated on a hot success.
+      if (sampleRate > 0 && Math.random() < sampleRate && logger.isLevelEnabled("info")) {
+        logger.info({ rpc, protocol: ctx.protocolName, status, ms: elapsed(started), requestId, caller: callerName(ctx, caller, exemption), userId: ctx.values.get(callUserKey), sampleRate }, "rpc");
+      } else if (logger.isLevelEnabled(level)) {
+        logger[level]({ rpc, protocol: ctx.protocolName, status, ms: elapsed(started), requestId, caller: callerName(ctx, caller, exemption), userId: ctx.values.get(callUserKey) }, "rpc");
+      }
       observe?.(request, response, undefined);
       return response;
     } catch (err) {
       const error = toConnectError(err);
       status = Code[error.code];
-      const fields = {
-        rpc,
-        protocol: ctx.protocolName,
-        status,
-        ms: elapsed(started),
-        requestId,
-        caller: callerName(ctx, caller, exemption),
-        userId: ctx.values.get(callUserKey),
-        peer: callInfo(ctx).peerAddress,
-        reason: err instanceof AppError ? err.reason : undefined,
-        detail: err instanceof Error ? err.message : String(err),
-      };
       const failure = err instanceof AppError ? err.reason : status;
       observeFailure(metrics, name, failure);
       observe?.(request, undefined, failure);
-      if (error.code === Code.Internal || error.code === Code.Unavailable) {
-        logger.error({ ...fields, err }, "rpc failed");
-      } else {
-        logger.info(fields, "rpc");
+      const severe = error.code === Code.Internal || error.code === Code.Unavailable;
+      if (logger.isLevelEnabled(severe ? "error" : "info")) {
+        const fields = {
+          rpc,
+          protocol: ctx.protocolName,
+          status,
+          ms: elapsed(started),
+          requestId,
+          caller: callerName(ctx, caller, exemption),
+          userId: ctx.values.get(callUserKey),
+          peer: callInfo(ctx).peerAddress,
+          reason: err instanceof AppError ? err.reason : undefined,
+          detail: err instanceof Error ? err.message : String(err),
+        };
+        if (severe) logger.error({ ...fields, err }, "rpc failed");
+        else logger.info(fields, "rpc");
       }
       throw error;
     } finally {

@@ -63,7 +63,8 @@ export async function startEnvironment(profileDir: string | undefined): Promise<
     BIND_HOST: "127.0.0.1",
     GRPC_PORT: String(grpcPort),
     HTTP_PORT: String(httpPort),
-    LOG_LEVEL: "warn",
+    // No LOG_LEVEL (nor ACCESS_LOG_SAMPLE_RATE): the service logs as a fresh `npm start` and the
+    // production image do, at info. BENCH_SERVICE_ENV may set them to try another level.
     ...extraServiceEnv(),
   };
   const config = loadConfig(serviceEnv); // the same parameters the service will run with

@@ -34,7 +34,7 @@ export function machineInfo(h2load: string): MachineInfo {
   };
 }
 
-/** BENCH_SERVICE_ENV="HASH_CONCURRENCY=1 LOG_LEVEL=info": settings to try on the service. */
+/** BENCH_SERVICE_ENV="HASH_CONCURRENCY=1 LOG_LEVEL=warn": settings to try on the service. */
 export function extraServiceEnv(): Record<string, string> {
   const pairs = (process.env.BENCH_SERVICE_ENV ?? "").split(/\s+/).filter(Boolean);
   return Object.fromEntries(
@@ -46,12 +46,21 @@ export function extraServiceEnv(): Record<string, string> {
   );
 }
 
-export function machineLine(run: { startedAt: Date; seconds: number; info: MachineInfo; logLevel: string; loadAtStart: string; loadAtEnd: string; otherCores: number }): string {
+/**
+ * How the service logs in this run, for the header lines: "LOG_LEVEL=info (the default, as a
+ * fresh npm start)" unless BENCH_SERVICE_ENV set a level or a sample rate.
+ */
+export function serviceLogging(serviceEnv: Readonly<Record<string, string>>, config: { readonly logLevel: string; readonly accessLogSampleRate: number }): string {
+  const level = `LOG_LEVEL=${config.logLevel}${serviceEnv.LOG_LEVEL === undefined ? " (the default, as a fresh npm start)" : ""}`;
+  return serviceEnv.ACCESS_LOG_SAMPLE_RATE === undefined ? level : `${level}, ACCESS_LOG_SAMPLE_RATE=${config.accessLogSampleRate}`;
+}
+
+export function machineLine(run: { startedAt: Date; seconds: number; info: MachineInfo; logging: string; loadAtStart: string; loadAtEnd: string; otherCores: number }): string {
   const { info } = run;
   const extra = process.env.BENCH_SERVICE_ENV ? `, BENCH_SERVICE_ENV="${process.env.BENCH_SERVICE_ENV}"` : "";
   return (
     `Run ${run.startedAt.toISOString()} in ${run.seconds} s: ${info.cores} cores (${info.cpu}), ${info.memoryGiB} GiB, Node ${info.node}, ${info.h2load}, ` +
-    `UV_THREADPOOL_SIZE=${info.uvThreadpoolSize}, service LOG_LEVEL=${run.logLevel}${extra}, commit ${info.commit}; ` +
+    `UV_THREADPOOL_SIZE=${info.uvThreadpoolSize}, service ${run.logging}${extra}, commit ${info.commit}; ` +
     `load average (1/5/15 min) ${run.loadAtStart} at start, ${run.loadAtEnd} at end; other processes used ${run.otherCores.toFixed(2)} cores on average meanwhile.`
   );
 }

@@ -15,7 +15,7 @@ import { installGuards, runCleanups, wasAborted } from "./cleanup.js";
 import { startEnvironment } from "./environment.js";
 import * as flows from "./flows.js";
 import { h2loadVersion } from "./h2load.js";
-import { loadAverage, machineInfo, machineLine } from "./machine.js";
+import { loadAverage, machineInfo, machineLine, serviceLogging } from "./machine.js";
 import { foreignCpuMeter, peakRssMiB } from "./procfs.js";
 import { summarize } from "./profile-summary.js";
 import { consoleTable, markdownTable, updateDoc, verdict, writeJson, type Measurement } from "./report.js";
@@ -77,6 +77,8 @@ async function main(): Promise<void> {
   if (args.profileDir) rmSync(args.profileDir, { recursive: true, force: true });
 
   const env = await startEnvironment(args.profileDir);
+  const logging = serviceLogging(env.serviceEnv, env.config);
+  console.log(`bench: the service runs as a fresh npm start does (NODE_ENV=production): ${logging}`);
   const servicePid = env.service.child.pid!;
   const measurements: Measurement[] = [];
   const ctx: scenarios.BenchContext = {
@@ -124,7 +126,7 @@ async function main(): Promise<void> {
   const info = machineInfo(h2load);
   const seconds = Math.round((Date.now() - startedAt.getTime()) / 1000);
   const loadAtEnd = loadAverage();
-  const machine = machineLine({ startedAt, seconds, info, logLevel: env.serviceEnv.LOG_LEVEL!, loadAtStart, loadAtEnd, otherCores });
+  const machine = machineLine({ startedAt, seconds, info, logging, loadAtStart, loadAtEnd, otherCores });
   console.log(`\n${consoleTable(measurements)}\n\n${machine}`);
   const markdown = markdownTable(measurements, machine);
   const { DATABASE_URL: _url, KEY_ENCRYPTION_KEY: _kek, SERVICE_KEYS: _keys, ...serviceSettings } = env.serviceEnv;

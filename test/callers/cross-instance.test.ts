@@ -14,7 +14,8 @@ import { InactiveReason } from "../../gen/identity/v1/token_service_pb.js";
 // Instance A in this process (its domain makes the changes), instance B a separate process.
 const database = prepared(createTestDatabase, (db) => db.drop());
 const a = setupService(() => ({ database: database() }));
-const b = prepared(() => spawnServiceProcess(database().url), async (proc) => void (await proc.stop()));
+// At LOG_LEVEL=debug: B's log must show a successful VerifyToken's line, which is at debug.
+const b = prepared(() => spawnServiceProcess(database().url, { LOG_LEVEL: "debug" }), async (proc) => void (await proc.stop()));
 const { tokens: tokensB } = clientsOn(b, "grpc");
 const { auth: authA } = a.clients("grpc");
 const token = a.prepare(async () => (await authA.signUp({ email: "cross-accounts@example.com", password: "a long enough passphrase" })).tokens!.accessToken);

@@ -15,7 +15,8 @@ import { clientsFor, type Clients } from "../support/transports.js";
 const PASSWORD = "a long enough passphrase";
 
 describe("service keys over grpc-js", () => {
-  const t = setupService();
+  // A successful VerifyToken logs at debug (the hot path writes nothing at info): its line names the caller there.
+  const t = setupService({ env: { LOG_LEVEL: "debug" } });
   const { auth, tokens } = t.clients("grpc");
   const accessToken = t.prepare(async () => (await signUp(auth, "svc-keys")).tokens.accessToken);
   const billing = t.prepare(() => accountWithKey(t, "billing", ["tokens.verify"]));
@@ -142,7 +143,8 @@ describe("service accounts named by a client certificate (mTLS)", () => {
     ({ pki }) => pki.remove(),
   );
   const t = setupService(() => ({
-    env: { TLS_CERT_FILE: files().server.certFile, TLS_KEY_FILE: files().server.keyFile, TLS_CLIENT_CA_FILE: files().ca.certFile },
+    // LOG_LEVEL=debug: a successful VerifyToken's line, which names the certificate's caller, is at debug.
+    env: { TLS_CERT_FILE: files().server.certFile, TLS_KEY_FILE: files().server.keyFile, TLS_CLIENT_CA_FILE: files().ca.certFile, LOG_LEVEL: "debug" },
   }));
   const opened: Clients[] = [];
   const over = (ca: TestCa, as: IssuedCertificate) => {

@@ -92,6 +92,19 @@ describe("loadConfig", () => {
     expect(() => loadConfig(env)).toThrow(name);
   });
 
+  it("samples no successful hot call into the access log by default, and reads ACCESS_LOG_SAMPLE_RATE as a fraction", () => {
+    expect(loadConfig({}).accessLogSampleRate).toBe(0);
+    expect(loadConfig({ ACCESS_LOG_SAMPLE_RATE: "" }).accessLogSampleRate).toBe(0);
+    expect(loadConfig({ ACCESS_LOG_SAMPLE_RATE: "0.01" }).accessLogSampleRate).toBe(0.01);
+    expect(loadConfig({ ACCESS_LOG_SAMPLE_RATE: ".5" }).accessLogSampleRate).toBe(0.5);
+    expect(loadConfig({ ACCESS_LOG_SAMPLE_RATE: "1" }).accessLogSampleRate).toBe(1);
+  });
+
+  it.each(["-0.1", "1.5", "2", "abc", "1e-2", "0,5", "NaN", "Infinity", "50%", " 0.1"])("refuses ACCESS_LOG_SAMPLE_RATE %j with a message naming the variable and the range", (raw) => {
+    expect(() => loadConfig({ ACCESS_LOG_SAMPLE_RATE: raw })).toThrow(ConfigError);
+    expect(() => loadConfig({ ACCESS_LOG_SAMPLE_RATE: raw })).toThrow(/^ACCESS_LOG_SAMPLE_RATE must be a number from 0 to 1/);
+  });
+
   it("serves metrics on 127.0.0.1:9464 unless told otherwise", () => {
     expect(loadConfig({})).toMatchObject({ metricsHost: "127.0.0.1", metricsPort: 9464 });
     expect(loadConfig({ METRICS_HOST: "::", METRICS_PORT: "9100" })).toMatchObject({ metricsHost: "::", metricsPort: 9100 });

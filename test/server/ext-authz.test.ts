@@ -95,7 +95,9 @@ const NO_TOKEN = 'Bearer realm="identity"';
 const INVALID_TOKEN = 'Bearer realm="identity", error="invalid_token"';
 
 describe("Authorization/Check, as Envoy calls it", () => {
-  const t = setupService();
+  // LOG_LEVEL=debug: a Check answered (admitted or denied) is a successful call, logged at debug
+  // (test/ops/access-log.test.ts); its denial's reason is logged at info.
+  const t = setupService({ env: { LOG_LEVEL: "debug" } });
   const authz = envoyClient(t);
 
   it("admits an active token: the person in X-Identity-* headers, every other identity header removed", async () => {
@@ -200,8 +202,8 @@ describe("Authorization/Check, as Envoy calls it", () => {
     const requestId = `ext-authz-${Date.now()}`;
     await authz().check(checkRequest({ authorization: "Bearer garbage" }), { headers: { ...AS_ENVOY.headers, "x-request-id": requestId } });
     const lines = t.logLines.map((line) => JSON.parse(line) as Record<string, unknown>);
-    expect(lines).toContainEqual(expect.objectContaining({ msg: "rpc", rpc: "envoy.service.auth.v3.Authorization/Check", status: "OK", requestId }));
-    expect(lines).toContainEqual(expect.objectContaining({ msg: "ext_authz refused", reason: "MALFORMED", status: 401 }));
+    expect(lines).toContainEqual(expect.objectContaining({ level: 20, msg: "rpc", rpc: "envoy.service.auth.v3.Authorization/Check", status: "OK", requestId }));
+    expect(lines).toContainEqual(expect.objectContaining({ level: 30, msg: "ext_authz refused", reason: "MALFORMED", status: 401 }));
     const metrics = await (await fetch(t.metricsUrl)).text();
     expect(metrics).toMatch(/identity_rpc_requests_total\{[^}]*service="envoy\.service\.auth\.v3\.Authorization",method="Check",code="OK",transport="grpc"[^}]*\} [1-9]/);
   });
