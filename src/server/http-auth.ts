@@ -14,10 +14,10 @@ import type http from "node:http";
 import type { Verification } from "../domain/tokens/claims.js";
 import { AppError } from "../domain/errors.js";
 import type { Logger } from "../logger.js";
-import { normalizeAddress, type CallInfo } from "../services/call.js";
+import { bearerOf, normalizeAddress, type CallInfo } from "../services/call.js";
 import type { ServiceCaller } from "../domain/callers/callers.js";
 import { ERROR_REASONS } from "../error-reasons.js";
-import { AUTHZ_PERMISSION, BEARER_CHALLENGE, bearerToken, identityHeaders, INVALID_TOKEN_CHALLENGE } from "../services/forward-auth.js";
+import { AUTHZ_PERMISSION, BEARER_CHALLENGE, identityHeaders, INVALID_TOKEN_CHALLENGE } from "../services/forward-auth.js";
 
 export const AUTHZ_PATH = "/authz";
 export const INTROSPECT_PATH = "/oauth2/introspect";
@@ -64,7 +64,7 @@ async function forwardAuth(req: http.IncomingMessage, res: http.ServerResponse, 
     const refusal = admission(deps, infoOf(req, peer, header(req, "x-service-key")), AUTHZ_PERMISSION);
     if (refusal) return refuseCaller(res, deps, AUTHZ_PATH, peer, refusal);
   }
-  const token = bearerToken(header(req, "authorization"));
+  const token = bearerOf(header(req, "authorization"));
   if (token === undefined) {
     // RFC 6750 §3.1: no credentials, no error code.
     return send(res, 401, { error: "unauthorized" }, { "www-authenticate": BEARER_CHALLENGE });
@@ -151,7 +151,7 @@ function clientCredential(req: http.IncomingMessage): { name?: string; key: stri
         return "malformed";
       }
     }
-    const token = bearerToken(authorization);
+    const token = bearerOf(authorization);
     if (token !== undefined) return { key: token };
     return "malformed";
   }

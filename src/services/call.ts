@@ -129,10 +129,13 @@ export function clientMeta(ctx: HandlerContext): ClientMeta {
 
 /** The token of an `authorization: Bearer <token>` header. */
 export function bearerToken(ctx: HandlerContext): string | undefined {
-  const value = callInfo(ctx).header("authorization");
+  return bearerOf(callInfo(ctx).header("authorization"));
+}
+
+/** The token of an `Authorization: Bearer <token>` value; undefined for any other value. */
+export function bearerOf(value: string | undefined): string | undefined {
   if (!value) return undefined;
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(value);
-  return match?.[1];
+  return /^Bearer\s+(\S+)\s*$/i.exec(value)?.[1];
 }
 
 /** Set once a handler knows who calls, for the call's log line. */

@@ -14,8 +14,8 @@ import type { Authorization, CheckRequest, CheckResponseSchema } from "../../gen
 import { StatusCode } from "../../gen/envoy/type/v3/http_status_pb.js";
 import type { Callers } from "../domain/callers/callers.js";
 import type { Logger } from "../logger.js";
-import { callInfo, callUserKey } from "./call.js";
-import { BEARER_CHALLENGE, bearerToken, IDENTITY_HEADER_NAMES, identityHeaders, INVALID_TOKEN_CHALLENGE } from "./forward-auth.js";
+import { bearerOf, callInfo, callUserKey } from "./call.js";
+import { BEARER_CHALLENGE, IDENTITY_HEADER_NAMES, identityHeaders, INVALID_TOKEN_CHALLENGE } from "./forward-auth.js";
 import type { RpcMetrics } from "./rpc-metrics.js";
 
 export interface EnvoyAuthzServiceDeps {
@@ -41,7 +41,7 @@ export class EnvoyAuthzServiceImpl implements ServiceImpl<typeof Authorization> 
     // Two Authorization headers (header_map keeps duplicates) could be read differently by the
     // upstream: refused as a bad credential rather than guessing which one counts.
     if (authorization.length > 1) return this.denied(ctx, "AMBIGUOUS_AUTHORIZATION", INVALID_TOKEN_CHALLENGE, "invalid_token");
-    const token = bearerToken(authorization[0]);
+    const token = bearerOf(authorization[0]);
     // RFC 6750 §3.1: no bearer credential (none, or another scheme), no error code.
     if (token === undefined) return this.denied(ctx, "NO_BEARER_TOKEN", BEARER_CHALLENGE, "unauthorized");
     const verification = await this.deps.callers.introspect(token);

@@ -39,9 +39,3 @@ export function identityHeaders(claims: TokenClaims): Record<string, string> {
 export const BEARER_CHALLENGE = 'Bearer realm="identity"';
 /** RFC 6750 §3.1: the challenge of a request whose bearer token is not active. */
 export const INVALID_TOKEN_CHALLENGE = 'Bearer realm="identity", error="invalid_token"';
-
-/** The token of an `Authorization: Bearer <token>` value; undefined for any other value. */
-export function bearerToken(value: string | undefined): string | undefined {
-  if (value === undefined) return undefined;
-  return /^Bearer\s+(\S+)\s*$/i.exec(value)?.[1];
-}
