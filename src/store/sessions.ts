@@ -56,13 +56,11 @@ export interface SessionStore {
   /** Creates a session; returns its id. */
   insert(tx: Tx, session: NewSessionRow): Promise<string>;
   insertRefreshToken(tx: Tx, sessionId: string, tokenHash: Buffer, expiresAt: Date): Promise<void>;
-  /** Spends a live refresh token of a live session; its session id, or undefined when it is not spendable. */
-  spendRefreshToken(tx: Tx, tokenHash: Buffer, now: Date): Promise<string | undefined>;
-  /** Records a refresh on a live session; undefined when it ended meanwhile. */
-  touch(tx: Tx, sessionId: string, now: Date): Promise<RefreshedSession | undefined>;
   /**
-   * A refresh in one statement: spends `tokenHash` (as spendRefreshToken), touches its session (as
-   * touch) and stores the next token `nextHash`, expiring at `nextExpiresAt` or with the session.
+   * A refresh in one statement: spends `tokenHash` (a live token of a live session, once), records
+   * the refresh on its session and stores the next token `nextHash`, expiring at `nextExpiresAt`
+   * or with the session. A token of an ended session is refused without being spent, so a second
+   * try is not "reuse".
    * "unusable": nothing was spent; "ended": the token was spent but its session ended meanwhile.
    */
   rotateRefreshToken(tx: Tx, tokenHash: Buffer, nextHash: Buffer, now: Date, nextExpiresAt: Date): Promise<RotationOutcome>;
@@ -96,33 +94,10 @@ export const sessionStore: SessionStore = {
     await guarded(() => managerOf(tx).insert(RefreshTokenEntity, { sessionId, tokenHash, expiresAt, usedAt: null }));
   },
 
-  async spendRefreshToken(tx, tokenHash, now) {
-    // A token of an ended session is refused without being spent, so a second try is not "reuse".
-    const [spent] = await rows<{ session_id: string }>(tx,
-      `UPDATE refresh_tokens rt SET used_at = $2 WHERE rt.token_hash = $1 AND rt.used_at IS NULL AND rt.expires_at > $2
-       AND EXISTS (SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id
-                   WHERE s.id = rt.session_id AND s.revoked_at IS NULL AND s.absolute_expires_at > $2 AND ${live("u")})
-       RETURNING rt.session_id`,
-      [tokenHash, now],
-    );
-    return spent?.session_id;
-  },
-
-  async touch(tx, sessionId, now) {
-    const [session] = await rows<{ user_id: string; amr: string[]; absolute_expires_at: Date; created_at: Date; role: string; username: string | null }>(tx,
-      `UPDATE sessions s SET last_refresh_at = $2 FROM users u
-       WHERE s.id = $1 AND u.id = s.user_id AND s.revoked_at IS NULL AND s.absolute_expires_at > $2 AND ${live("u")}
-       RETURNING s.user_id, s.amr, s.absolute_expires_at, s.created_at, u.role, u.username`,
-      [sessionId, now],
-    );
-    return session && { userId: session.user_id, amr: session.amr, absoluteExpiresAt: session.absolute_expires_at, createdAt: session.created_at, role: session.role, username: session.username };
-  },
-
   async rotateRefreshToken(tx, tokenHash, nextHash, now, nextExpiresAt) {
     // One statement, one round trip, no transaction to open: every part sees the same snapshot.
-    // `spent` is the single-use guard (the same conditions as spendRefreshToken: of N concurrent
-    // refreshes with one token exactly one spends it, the others wait on its row and then find
-    // used_at set); `touched` re-checks the session and its owner under the row lock (a logout
+    // `spent` is the single-use guard (of N concurrent refreshes with one token exactly one spends
+    // it, the others wait on its row and then find used_at set); `touched` re-checks the session and its owner under the row lock (a logout
     // or a disable committed meanwhile leaves it empty: the token stays spent, nothing is issued);
     // `issued` stores the next token only for a touched session.
     const [row] = await rows<{

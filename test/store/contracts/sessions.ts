@@ -16,34 +16,24 @@ export function sessionStoreContract(ctx: StoreContext): void {
     return { userId: owner, sessionId, tokenHash };
   }
 
-  describe("SessionStore", () => {
-    it("spends a refresh token once: of concurrent spends exactly one gets the session", async () => {
-      const { store } = ctx;
-      const { sessionId, tokenHash } = await session();
-      const spent = await concurrently(store, 8, (tx) => store.sessions.spendRefreshToken(tx, tokenHash, new Date()));
-      expect(spent.filter((s) => s !== undefined)).toEqual([sessionId]);
-      // A spent token does not rotate again.
-      expect(await store.sessions.spendRefreshToken(store.direct, tokenHash, new Date())).toBeUndefined();
-      const known = await store.sessions.findRefreshToken(store.direct, tokenHash, new Date());
-      expect(known).toMatchObject({ sessionId, live: true });
-      expect(known?.usedAt).toBeInstanceOf(Date);
-    });
+  /** A refresh of `tokenHash` at `now`, its next token asked for 10 minutes. */
+  const rotate = (tokenHash: Buffer, now: Date) => ctx.store.sessions.rotateRefreshToken(ctx.store.direct, tokenHash, randomBytes(32), now, at(now, minutes(10)));
 
+  describe("SessionStore", () => {
     it("does not spend the token of a revoked session, an expired token, or one of an account no longer live", async () => {
       const { store } = ctx;
       const revoked = await session();
       expect(await store.sessions.revoke(store.direct, { kind: "one", sessionId: revoked.sessionId, userId: revoked.userId }, "logout", new Date())).toEqual([revoked.sessionId]);
-      expect(await store.sessions.spendRefreshToken(store.direct, revoked.tokenHash, new Date())).toBeUndefined();
+      expect((await rotate(revoked.tokenHash, new Date())).kind).toBe("unusable");
       // Refused without being spent, so a second try is not "reuse".
       expect((await store.sessions.findRefreshToken(store.direct, revoked.tokenHash, new Date()))?.usedAt).toBeNull();
 
       const expired = await session();
-      expect(await store.sessions.spendRefreshToken(store.direct, expired.tokenHash, at(new Date(), minutes(11)))).toBeUndefined();
+      expect((await rotate(expired.tokenHash, at(new Date(), minutes(11)))).kind).toBe("unusable");
 
       const deleted = await session();
       await store.users.markDeleted(store.direct, deleted.userId, new Date());
-      expect(await store.sessions.spendRefreshToken(store.direct, deleted.tokenHash, new Date())).toBeUndefined();
-      expect(await store.sessions.touch(store.direct, deleted.sessionId, new Date())).toBeUndefined();
+      expect((await rotate(deleted.tokenHash, new Date())).kind).toBe("unusable");
     });
 
     it("rotates in one statement: of concurrent rotations with one token exactly one spends it and stores the next", async () => {
@@ -60,18 +50,17 @@ export function sessionStoreContract(ctx: StoreContext): void {
       // Exactly one next token was stored, and it is the winner's; it rotates in turn.
       const [{ n }] = await ctx.sql<{ n: number }>(`SELECT count(*)::int AS n FROM refresh_tokens WHERE session_id = $1 AND used_at IS NULL`, [sessionId]) as [{ n: number }];
       expect(n).toBe(1);
+      // The spent token does not rotate again; it is known, spent, of a live session.
+      expect((await rotate(tokenHash, new Date())).kind).toBe("unusable");
+      const known = await store.sessions.findRefreshToken(store.direct, tokenHash, new Date());
+      expect(known).toMatchObject({ sessionId, live: true });
+      expect(known?.usedAt).toBeInstanceOf(Date);
       const winner = nexts[outcomes.indexOf(rotated[0]!)]!;
-      expect((await store.sessions.rotateRefreshToken(store.direct, winner, randomBytes(32), new Date(), at(new Date(), minutes(10)))).kind).toBe("rotated");
+      expect((await rotate(winner, new Date())).kind).toBe("rotated");
     });
 
-    it("rotates nothing for a revoked session or an account no longer live, and caps the next token at the session's end", async () => {
+    it("caps the next token at the session's end", async () => {
       const { store } = ctx;
-      const revoked = await session();
-      await store.sessions.revoke(store.direct, { kind: "one", sessionId: revoked.sessionId, userId: revoked.userId }, "logout", new Date());
-      expect((await store.sessions.rotateRefreshToken(store.direct, revoked.tokenHash, randomBytes(32), new Date(), at(new Date(), minutes(10)))).kind).toBe("unusable");
-      const deleted = await session();
-      await store.users.markDeleted(store.direct, deleted.userId, new Date());
-      expect((await store.sessions.rotateRefreshToken(store.direct, deleted.tokenHash, randomBytes(32), new Date(), at(new Date(), minutes(10)))).kind).toBe("unusable");
       // The session ends in 60 minutes (session()): a next token asked for 2 hours expires with it.
       const capped = await session();
       const outcome = await store.sessions.rotateRefreshToken(store.direct, capped.tokenHash, randomBytes(32), new Date(), at(new Date(), minutes(120)));
@@ -79,19 +68,18 @@ export function sessionStoreContract(ctx: StoreContext): void {
       if (outcome.kind === "rotated") expect(outcome.nextExpiresAt.getTime()).toBe(outcome.session.absoluteExpiresAt.getTime());
     });
 
-    it("touches a live session and returns its owner's claims", async () => {
-      const { store } = ctx;
+    it("rotates a live session's token and returns its owner's claims", async () => {
       const user = await ctx.user({ username: `claims${Date.now()}` });
-      const { sessionId } = await session(user.id);
-      const touched = await store.sessions.touch(store.direct, sessionId, new Date());
-      expect(touched).toMatchObject({ userId: user.id, amr: ["pwd"], role: "user", username: user.username });
+      const { tokenHash } = await session(user.id);
+      const touched = await rotate(tokenHash, new Date());
+      expect(touched).toMatchObject({ kind: "rotated", session: { userId: user.id, amr: ["pwd"], role: "user", username: user.username } });
     });
 
     it("revokes a reused family only when the token was spent before the grace window", async () => {
       const { store } = ctx;
       const { sessionId, tokenHash } = await session();
       const spentAt = new Date();
-      await store.sessions.spendRefreshToken(store.direct, tokenHash, spentAt);
+      await rotate(tokenHash, spentAt);
       const inside = await store.sessions.revoke(store.direct, { kind: "reused", sessionId, tokenHash, spentBefore: at(spentAt, -1) }, "refresh_token_reuse", new Date());
       expect(inside).toEqual([]);
       const outside = await store.sessions.revoke(store.direct, { kind: "reused", sessionId, tokenHash, spentBefore: spentAt }, "refresh_token_reuse", new Date());
@@ -117,7 +105,8 @@ export function sessionStoreContract(ctx: StoreContext): void {
       const made = [];
       for (let i = 0; i < 3; i++) made.push(await session(user.id));
       const spent = await session(user.id);
-      await store.sessions.spendRefreshToken(store.direct, spent.tokenHash, new Date());
+      // Spent (as a refresh spends it) and not replaced: the session has no usable token.
+      await ctx.sql(`UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1`, [spent.tokenHash]);
       const first = await store.sessions.listActive(store.direct, user.id, new Date(), 2);
       expect(first.map((s) => s.id)).toEqual([made[2]!.sessionId, made[1]!.sessionId]);
       const last = first[1]!;
