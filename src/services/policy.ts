@@ -94,9 +94,7 @@ function wrapStream(method: DescMethod, handler: AnyStream, checkAccess: AccessC
   const checkStrings = compileStringCheck(method.input);
   return async function* (request, ctx) {
     const started = performance.now();
-    const offered = callInfo(ctx).header("x-request-id");
-    const requestId = offered !== undefined && REQUEST_ID.test(offered) ? offered : randomUUID();
-    setResponseHeader(ctx, "x-request-id", requestId);
+    const requestId = answerRequestId(ctx);
     let status = "OK";
     let messages = 0;
     let caller: ServiceCaller | undefined;
@@ -104,10 +102,7 @@ function wrapStream(method: DescMethod, handler: AnyStream, checkAccess: AccessC
     try {
       caller = resolveServiceCaller(ctx, callers);
       exemption = checkAccess?.(ctx, caller);
-      const violations = checkStrings?.(request);
-      if (violations) {
-        throw new AppError("INVALID_ARGUMENT", `unstorable characters in: ${violations.map((v) => v.field).join(", ")}`, { violations });
-      }
+      refuseUnstorable(checkStrings, request);
       for await (const message of handler(request, ctx)) {
         messages++;
         yield message;
@@ -131,6 +126,22 @@ function wrapStream(method: DescMethod, handler: AnyStream, checkAccess: AccessC
       if ((status === "OK" || status === "CANCELLED") && logger.isLevelEnabled("info")) logger.info({ rpc, protocol: ctx.protocolName, status, ms: elapsed(started), messages, requestId, caller: callerName(ctx, caller, exemption) }, "stream");
     }
   };
+}
+
+/** The call's request id (the client's, when well formed, else a new one), echoed in the response. */
+function answerRequestId(ctx: HandlerContext): string {
+  const offered = callInfo(ctx).header("x-request-id");
+  const requestId = offered !== undefined && REQUEST_ID.test(offered) ? offered : randomUUID();
+  setResponseHeader(ctx, "x-request-id", requestId);
+  return requestId;
+}
+
+/** Before the handler: U+0000 reached PostgreSQL and came back as INTERNAL (issue 10, item 6). */
+function refuseUnstorable(checkStrings: ReturnType<typeof compileStringCheck>, request: unknown): void {
+  const violations = checkStrings?.(request);
+  if (violations) {
+    throw new AppError("INVALID_ARGUMENT", `unstorable characters in: ${violations.map((v) => v.field).join(", ")}`, { violations });
+  }
 }
 
 /**
@@ -241,9 +252,7 @@ function wrap(
   };
   return async (request, ctx) => {
     const started = performance.now();
-    const offered = callInfo(ctx).header("x-request-id");
-    const requestId = offered !== undefined && REQUEST_ID.test(offered) ? offered : randomUUID();
-    setResponseHeader(ctx, "x-request-id", requestId);
+    const requestId = answerRequestId(ctx);
     let status = "OK";
     let caller: ServiceCaller | undefined;
     let exemption: CallerName | undefined;
@@ -251,11 +260,7 @@ function wrap(
       // Who before what: an unadmitted caller learns nothing about its request.
       caller = resolveServiceCaller(ctx, callers);
       exemption = checkAccess?.(ctx, caller);
-      // Before the handler: U+0000 reached PostgreSQL and came back as INTERNAL (issue 10, item 6).
-      const violations = checkStrings?.(request);
-      if (violations) {
-        throw new AppError("INVALID_ARGUMENT", `unstorable characters in: ${violations.map((v) => v.field).join(", ")}`, { violations });
-      }
+      refuseUnstorable(checkStrings, request);
       const budget = Math.min(ctx.timeoutMs() ?? maxDeadlineMs, maxDeadlineMs);
       const response = await withDeadline(handler(request, ctx), budget, () => new AppError("DEADLINE_EXCEEDED", `${rpc} exceeded ${budget} ms`));
       // The log object is built only when a line is written: nothing allocated on a hot success.
