@@ -17,6 +17,7 @@ import type { Logger } from "../logger.js";
 import { bearerOf, normalizeAddress, type CallInfo } from "../services/call.js";
 import type { ServiceCaller } from "../domain/callers/callers.js";
 import { ERROR_REASONS } from "../error-reasons.js";
+import { sendJson } from "./web-server.js";
 import { AUTHZ_PERMISSION, BEARER_CHALLENGE, identityHeaders, INVALID_TOKEN_CHALLENGE } from "../services/forward-auth.js";
 
 export const AUTHZ_PATH = "/authz";
@@ -58,7 +59,7 @@ export function createHttpAuth(deps: HttpAuthDeps): (req: http.IncomingMessage, 
 }
 
 async function forwardAuth(req: http.IncomingMessage, res: http.ServerResponse, deps: HttpAuthDeps): Promise<void> {
-  if (req.method !== "GET" && req.method !== "HEAD") return send(res, 405, { error: "method_not_allowed" }, { allow: "GET, HEAD" });
+  if (req.method !== "GET" && req.method !== "HEAD") return sendJson(res, 405, { error: "method_not_allowed" }, { allow: "GET, HEAD" });
   const peer = normalizeAddress(req.socket.remoteAddress);
   if (!deps.trustedProxy(peer)) {
     const refusal = admission(deps, infoOf(req, peer, header(req, "x-service-key")), AUTHZ_PERMISSION);
@@ -67,18 +68,18 @@ async function forwardAuth(req: http.IncomingMessage, res: http.ServerResponse, 
   const token = bearerOf(header(req, "authorization"));
   if (token === undefined) {
     // RFC 6750 §3.1: no credentials, no error code.
-    return send(res, 401, { error: "unauthorized" }, { "www-authenticate": BEARER_CHALLENGE });
+    return sendJson(res, 401, { error: "unauthorized" }, { "www-authenticate": BEARER_CHALLENGE });
   }
   const verification = await deps.introspect(token);
   if (!verification.active) {
     deps.logger?.info({ rpc: `GET ${AUTHZ_PATH}`, status: 401, reason: verification.reason, peer }, "forward auth refused");
-    return send(res, 401, { error: "invalid_token" }, { "www-authenticate": INVALID_TOKEN_CHALLENGE });
+    return sendJson(res, 401, { error: "invalid_token" }, { "www-authenticate": INVALID_TOKEN_CHALLENGE });
   }
-  send(res, 200, { active: true }, identityHeaders(verification.claims));
+  sendJson(res, 200, { active: true }, identityHeaders(verification.claims));
 }
 
 async function introspection(req: http.IncomingMessage, res: http.ServerResponse, deps: HttpAuthDeps): Promise<void> {
-  if (req.method !== "POST") return send(res, 405, { error: "invalid_request", error_description: "use POST" }, { allow: "POST" });
+  if (req.method !== "POST") return sendJson(res, 405, { error: "invalid_request", error_description: "use POST" }, { allow: "POST" });
   const peer = normalizeAddress(req.socket.remoteAddress);
   const credential = clientCredential(req);
   if (credential === "malformed") return refuseCaller(res, deps, INTROSPECT_PATH, peer, new AppError("SERVICE_KEY_INVALID", "malformed client authentication"));
@@ -86,19 +87,19 @@ async function introspection(req: http.IncomingMessage, res: http.ServerResponse
   if (refusal) return refuseCaller(res, deps, INTROSPECT_PATH, peer, refusal);
   const type = (header(req, "content-type") ?? "").split(";")[0]!.trim().toLowerCase();
   if (type !== "application/x-www-form-urlencoded") {
-    return send(res, 400, { error: "invalid_request", error_description: "the body must be application/x-www-form-urlencoded" });
+    return sendJson(res, 400, { error: "invalid_request", error_description: "the body must be application/x-www-form-urlencoded" });
   }
   const body = await readBody(req, MAX_FORM_BYTES);
-  if (body === undefined) return send(res, 413, { error: "invalid_request", error_description: "the body is too large" });
+  if (body === undefined) return sendJson(res, 413, { error: "invalid_request", error_description: "the body is too large" });
   const form = new URLSearchParams(body);
   const token = form.get("token");
-  if (token === null || token === "") return send(res, 400, { error: "invalid_request", error_description: "token is required" });
+  if (token === null || token === "") return sendJson(res, 400, { error: "invalid_request", error_description: "token is required" });
   const verification = await deps.introspect(token, form.get("audience") ?? undefined);
   // RFC 7662 §2.2: an inactive token says nothing more.
-  if (!verification.active) return send(res, 200, { active: false });
+  if (!verification.active) return sendJson(res, 200, { active: false });
   const c = verification.claims;
   const common = { active: true, token_type: "Bearer", iss: c.iss, sub: c.sub, jti: c.jti, iat: c.iat, exp: c.exp };
-  send(
+  sendJson(
     res,
     200,
     c.kind === "user"
@@ -124,14 +125,14 @@ function refuseCaller(res: http.ServerResponse, deps: HttpAuthDeps, path: string
   deps.logger?.info({ rpc: path, status: refusal.reason, reason: refusal.reason, detail: refusal.message, peer }, "http auth caller refused");
   const { code } = ERROR_REASONS[refusal.reason];
   if (code === "UNAUTHENTICATED") {
-    return send(res, 401, { error: "invalid_client", reason: refusal.reason }, { "www-authenticate": 'Basic realm="identity"' });
+    return sendJson(res, 401, { error: "invalid_client", reason: refusal.reason }, { "www-authenticate": 'Basic realm="identity"' });
   }
-  send(res, 403, { error: "access_denied", reason: refusal.reason });
+  sendJson(res, 403, { error: "access_denied", reason: refusal.reason });
 }
 
 function failed(res: http.ServerResponse, deps: HttpAuthDeps, path: string, err: unknown): void {
   deps.logger?.error({ rpc: path, err }, "http auth failed");
-  if (!res.headersSent) send(res, 500, { error: "server_error" });
+  if (!res.headersSent) sendJson(res, 500, { error: "server_error" });
   else res.destroy();
 }
 
@@ -192,10 +193,4 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<string | un
     req.once("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
     req.once("error", reject);
   });
-}
-
-function send(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const payload = JSON.stringify(body);
-  res.writeHead(status, { ...headers, "content-type": "application/json", "cache-control": "no-store", "content-length": Buffer.byteLength(payload) });
-  res.end(payload);
 }

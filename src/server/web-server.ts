@@ -84,9 +84,10 @@ function registerPublic(router: ConnectRouter, routes: readonly Route[]): void {
   }
 }
 
-function sendJson(res: http.ServerResponse, status: number, body: unknown, cacheControl = "no-store"): void {
+/** A JSON answer, `Cache-Control: no-store` unless `headers` says otherwise (the gateway's and http-auth.ts's). */
+export function sendJson(res: http.ServerResponse, status: number, body: unknown, headers: Readonly<Record<string, string>> = {}): void {
   const payload = JSON.stringify(body);
-  res.writeHead(status, { "content-type": "application/json", "cache-control": cacheControl, "content-length": Buffer.byteLength(payload) });
+  res.writeHead(status, { "cache-control": "no-store", ...headers, "content-type": "application/json", "content-length": Buffer.byteLength(payload) });
   res.end(payload);
 }
 
@@ -244,10 +245,10 @@ export function createWebServer(options: WebServerOptions): WebServer {
       return;
     }
     if (req.method === "GET" && path === "/.well-known/jwks.json") {
-      return sendJson(res, 200, { keys: options.jwks() }, "public, max-age=300");
+      return sendJson(res, 200, { keys: options.jwks() }, { "cache-control": "public, max-age=300" });
     }
     if (req.method === "GET" && options.metadata && DISCOVERY_PATHS.has(path ?? "")) {
-      return sendJson(res, 200, options.metadata, "public, max-age=300");
+      return sendJson(res, 200, options.metadata, { "cache-control": "public, max-age=300" });
     }
     if (options.httpAuth?.(req, res)) return;
     if (req.method === "GET" && path === "/dev/outbox" && browser.devOutbox) {
