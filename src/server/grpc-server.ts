@@ -52,6 +52,14 @@ export function toServiceError(error: ConnectError): Partial<grpc.StatusObject> 
   return { code: error.code as number as grpc.status, details: error.rawMessage, metadata };
 }
 
+/** The status of a failed call, with the headers the handler set (x-request-id) in its trailers. */
+function failureStatus(err: unknown, ctx: GrpcHandlerContext): Partial<grpc.StatusObject> {
+  const status = toServiceError(err instanceof ConnectError ? err : toConnectError(err));
+  const { header } = ctx.takeResponseMetadata();
+  if (header) status.metadata!.merge(header);
+  return status;
+}
+
 function unaryHandler(service: DescService, method: DescMethod, handler: PolicyHandler, forwarding: ForwardingPolicy | undefined): grpc.handleUnaryCall<unknown, unknown> {
   return (call, callback) => {
     const ctx = new GrpcHandlerContext(service, method, call, grpc.Metadata, forwarding);
@@ -65,13 +73,7 @@ function unaryHandler(service: DescService, method: DescMethod, handler: PolicyH
         if (header) call.sendMetadata(header);
         callback(null, response, trailer);
       },
-      (err: unknown) => {
-        const status = toServiceError(err instanceof ConnectError ? err : toConnectError(err));
-        // Headers the handler set (x-request-id) travel with the error, in its trailers.
-        const { header } = ctx.takeResponseMetadata();
-        if (header) status.metadata!.merge(header);
-        callback(status);
-      },
+      (err: unknown) => callback(failureStatus(err, ctx)),
     );
   };
 }
@@ -86,11 +88,11 @@ function serverStreamHandler(service: DescService, method: DescMethod, handler: 
   return (call) => {
     const ctx = new GrpcHandlerContext(service, method, call as unknown as grpc.ServerUnaryCall<unknown, unknown>, grpc.Metadata, forwarding);
     let cancelled = false;
+    let headerSent = false;
     call.once("cancelled", () => (cancelled = true));
     const run = async () => {
       if (call.request === undecodable) throw new ConnectError("request message could not be decoded", Code.InvalidArgument);
       const messages = handler(call.request, ctx) as AsyncIterable<unknown>;
-      let headerSent = false;
       for await (const message of messages) {
         if (cancelled) break;
         if (!headerSent) {
@@ -113,15 +115,12 @@ function serverStreamHandler(service: DescService, method: DescMethod, handler: 
       () => {
         if (cancelled) return;
         const { header, trailer } = ctx.takeResponseMetadata();
-        if (header) call.sendMetadata(header);
+        // A stream that sent no message has not sent its headers yet.
+        if (header && !headerSent) call.sendMetadata(header);
         call.end(trailer);
       },
       (err: unknown) => {
-        if (cancelled) return;
-        const status = toServiceError(err instanceof ConnectError ? err : toConnectError(err));
-        const { header } = ctx.takeResponseMetadata();
-        if (header) status.metadata!.merge(header);
-        call.emit("error", status);
+        if (!cancelled) call.emit("error", failureStatus(err, ctx));
       },
     );
   };
