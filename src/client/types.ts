@@ -2,20 +2,23 @@
 // may require. Kept free of any server-side import (the Client part imports gen/ and libraries only).
 
 /** Why a token is not active, as TokenService.VerifyToken names it (InactiveReason without its prefix). */
-export type InactiveReason =
-  | "MALFORMED"
-  | "ALGORITHM_NOT_ALLOWED"
-  | "UNKNOWN_KEY"
-  | "BAD_SIGNATURE"
-  | "WRONG_TYPE"
-  | "EXPIRED"
-  | "NOT_YET_VALID"
-  | "WRONG_ISSUER"
-  | "WRONG_AUDIENCE"
-  | "SESSION_REVOKED"
-  | "TOKEN_REVOKED"
-  | "USER_DISABLED"
-  | "INVALID_CLAIMS";
+export const INACTIVE_REASONS = [
+  "MALFORMED",
+  "ALGORITHM_NOT_ALLOWED",
+  "UNKNOWN_KEY",
+  "BAD_SIGNATURE",
+  "WRONG_TYPE",
+  "EXPIRED",
+  "NOT_YET_VALID",
+  "WRONG_ISSUER",
+  "WRONG_AUDIENCE",
+  "SESSION_REVOKED",
+  "TOKEN_REVOKED",
+  "USER_DISABLED",
+  "INVALID_CLAIMS",
+] as const;
+
+export type InactiveReason = (typeof INACTIVE_REASONS)[number];
 
 interface PrincipalBase {
   /** `sub`: an account id, or `service:<name>`. */

@@ -18,7 +18,7 @@ import { authTimeOf, checkToken, importKey, unverifiedPayload, type Checked } fr
 import { createClientMetrics } from "./metrics.js";
 import { applyPolicy } from "./policy.js";
 import { connect, type ClientTls, type Connection } from "./rpc.js";
-import type { InactiveReason, Policy, Principal, VerifyResult } from "./types.js";
+import { INACTIVE_REASONS, type InactiveReason, type Policy, type Principal, type VerifyResult } from "./types.js";
 
 export interface TokenVerifierOptions {
   /** host:port of the identity service's gRPC port. */
@@ -82,7 +82,7 @@ export interface TokenVerifier {
 /** Clock skew tolerated past `exp`, as the service's verifier (5 s). */
 const CLOCK_TOLERANCE_MS = 5_000;
 
-const REASONS = new Set<string>(["MALFORMED", "ALGORITHM_NOT_ALLOWED", "UNKNOWN_KEY", "BAD_SIGNATURE", "WRONG_TYPE", "EXPIRED", "NOT_YET_VALID", "WRONG_ISSUER", "WRONG_AUDIENCE", "SESSION_REVOKED", "TOKEN_REVOKED", "USER_DISABLED", "INVALID_CLAIMS"]);
+const REASONS: ReadonlySet<string> = new Set(INACTIVE_REASONS);
 
 /** A VerifyToken answer as the local check's. */
 export function fromResponse(token: string, response: VerifyTokenResponse): Checked {
