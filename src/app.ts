@@ -22,7 +22,8 @@ import { systemClock, type Clock } from "./domain/clock.js";
 import { createMfa } from "./domain/mfa/mfa.js";
 import { createCredentialChecks } from "./domain/accounts/credential-checks.js";
 import { createSignIn } from "./domain/sessions/sign-in.js";
-import { createPasswordHasher } from "./domain/accounts/passwords.js";
+import { createPasswordHasher, inlineArgon2, type Argon2Engine } from "./domain/accounts/passwords.js";
+import { createArgon2Process } from "./hashing/argon2-process.js";
 import { createRevocations } from "./domain/tokens/revocation.js";
 import { createSessionTokens } from "./domain/sessions/session-tokens.js";
 import { createSessions } from "./domain/sessions/sessions.js";
@@ -83,7 +84,19 @@ export async function createApp({ config, db, logger, kek, clock = systemClock, 
   const serviceAccounts = createServiceAccounts({
     db: store, clock, hash: hashServiceKey, bootstrapNames: new Set(config.serviceKeys.map((k) => k.name)), onChanged: () => directory.reload(),
   });
-  const passwords = createPasswordHasher(config.argon2, config.hashing, (result) => metrics.passwordHashing.inc({ result }));
+  // Argon2 runs in a process of its own at a lowered priority (argon2-process.ts), started now so
+  // that a broken installation stops the start rather than the first login.
+  let argon2: Argon2Engine = inlineArgon2;
+  if (config.hashing.isolation === "process") {
+    const hashing = createArgon2Process({
+      threads: config.hashing.maxConcurrent,
+      nice: config.hashing.nice,
+      onExit: (detail) => logger.error(detail, "password hashing process ended; it is started again on the next hash"),
+    });
+    await hashing.start();
+    argon2 = hashing;
+  }
+  const passwords = createPasswordHasher(config.argon2, config.hashing, (result) => metrics.passwordHashing.inc({ result }), argon2);
   const signingKeys = createSigningKeys(store, kek, clock, { accessTokenTtlSec: config.accessTokenTtlSec, ...config.keys });
   await signingKeys.init();
   await signingKeys.rotateIfDue();
@@ -156,5 +169,6 @@ export async function createApp({ config, db, logger, kek, clock = systemClock, 
     signingKeys.stop();
     await revocations.stop();
     await directory.stop();
+    await argon2.close();
   } };
 }

@@ -26,7 +26,13 @@ export interface Config {
   readonly refreshTokenIdleTtlSec: number;
   readonly sessionAbsoluteTtlSec: number;
   readonly argon2: { readonly memoryKiB: number; readonly iterations: number; readonly parallelism: number };
-  readonly hashing: { readonly maxConcurrent: number; readonly maxQueue: number };
+  readonly hashing: {
+    readonly maxConcurrent: number;
+    readonly maxQueue: number;
+    /** `process`: argon2 runs in a child process at `nice`; `inline`: on this process's thread pool. */
+    readonly isolation: "process" | "inline";
+    readonly nice: number;
+  };
   /** SERVICE_KEYS: bootstrap callers, each holding every permission and no audiences. */
   readonly serviceKeys: ReadonlyArray<{ readonly name: string; readonly key: string }>;
   readonly keyEncryptionKey: string | undefined;
@@ -342,6 +348,8 @@ export function loadConfig(env: Env = process.env): Config {
     hashing: {
       maxConcurrent: int(env, "HASH_CONCURRENCY", Math.max(1, Math.min(availableParallelism(), 4)), 1, 64),
       maxQueue: int(env, "HASH_QUEUE_LIMIT", 64, 0, 10_000),
+      isolation: oneOf(env, "HASH_ISOLATION", "process", ["process", "inline"] as const),
+      nice: int(env, "HASH_NICE", 10, 0, 19),
     },
     serviceKeys,
     keyEncryptionKey,

@@ -11,8 +11,31 @@ export interface Argon2Params {
   readonly parallelism: number;
 }
 
+/** argon2id's cost parameters, as the argon2 package names them. */
+export interface Argon2Options {
+  readonly memoryCost: number;
+  readonly timeCost: number;
+  readonly parallelism: number;
+}
+
 /**
- * Hashing runs on libuv's thread pool (argon2 is asynchronous), never on the event loop. At
+ * What runs argon2id: in this process (`inlineArgon2`, on libuv's thread pool) or in a
+ * hashing process of its own at a lowered priority (src/hashing/argon2-process.ts).
+ */
+export interface Argon2Engine {
+  hash(password: string, options: Argon2Options): Promise<string>;
+  verify(hash: string, password: string): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export const inlineArgon2: Argon2Engine = {
+  hash: (password, options) => argon2.hash(password, { type: argon2.argon2id, ...options }),
+  verify: (hash, password) => argon2.verify(hash, password),
+  close: async () => {},
+};
+
+/**
+ * Hashing never runs on the event loop (argon2 is asynchronous, on another thread or process). At
  * most `maxConcurrent` hashes run at once, so a login storm cannot take every pool thread or
  * core from the rest of the service; up to `maxQueue` more wait, beyond that a call is shed
  * at once with RESOURCE_EXHAUSTED rather than timing out.
@@ -141,7 +164,12 @@ export function createFairGate(limits: HashingLimits): <T>(key: unknown, work: (
 /** What the hasher did, for the metrics: a hash or verification run, or one shed at once. */
 export type HashingEvent = "hash" | "verify" | "shed";
 
-export function createPasswordHasher(params: Argon2Params, limits: HashingLimits, observe: (event: HashingEvent) => void = () => {}): PasswordHasher {
+export function createPasswordHasher(
+  params: Argon2Params,
+  limits: HashingLimits,
+  observe: (event: HashingEvent) => void = () => {},
+  engine: Argon2Engine = inlineArgon2,
+): PasswordHasher {
   const gate = createFairGate(limits);
   // A call without an address is a client of its own: it is neither capped nor grouped.
   const gated = <T>(clientIp: string | undefined, work: () => Promise<T>, event: "hash" | "verify"): Promise<T> =>
@@ -152,29 +180,28 @@ export function createPasswordHasher(params: Argon2Params, limits: HashingLimits
       if (err instanceof AppError && err.reason === "OVERLOADED") observe("shed");
       throw err;
     });
-  const options = {
-    type: argon2.argon2id,
+  const options: Argon2Options = {
     memoryCost: params.memoryKiB,
     timeCost: params.iterations,
     parallelism: params.parallelism,
-  } as const;
+  };
   // Verified against when the account is unknown or has no password, so that every
   // failed login costs one hash whether or not the account exists.
   let dummyHash: Promise<string> | undefined;
 
   return {
-    hash: (password, clientIp) => gated(clientIp, () => argon2.hash(normalizePassword(password), options), "hash"),
+    hash: (password, clientIp) => gated(clientIp, () => engine.hash(normalizePassword(password), options), "hash"),
     async verify(hash, password, clientIp) {
       const input = normalizePassword(password);
       if (hash === null) {
-        dummyHash ??= argon2.hash("dummy password for timing", options);
+        dummyHash ??= engine.hash("dummy password for timing", options);
         const dummy = await dummyHash;
-        await gated(clientIp, () => argon2.verify(dummy, input), "verify");
+        await gated(clientIp, () => engine.verify(dummy, input), "verify");
         return { ok: false, needsRehash: false };
       }
       let ok = false;
       try {
-        ok = await gated(clientIp, () => argon2.verify(hash, input), "verify");
+        ok = await gated(clientIp, () => engine.verify(hash, input), "verify");
       } catch (err) {
         if (err instanceof AppError) throw err;
         ok = false;
