@@ -111,7 +111,7 @@ export function createServers(deps: ServerDeps): Servers {
     jwks: () => deps.signingKeys.jwks(),
     metadata: deps.metadata,
     httpAuth: createHttpAuth({
-      introspect: (token, audience) => deps.services.callers.introspect(token, audience),
+      introspect: async (token, audience) => deps.services.callers.introspect(token, audience),
       // The same resolution and admission as an internal RPC's (policy.ts).
       admit: (info, permission) => {
         const caller = serviceCallerOf(info, deps.services.callers);

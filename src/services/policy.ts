@@ -53,9 +53,10 @@ export function successLevel(method: DescMethod, access: MethodAccess = methodAc
 
 /**
  * A method's implementation inside the call policy: what both servers call. A unary method's
- * answers one message; a server-streaming method's yields its messages.
+ * answers one message, at once (a handler that needed no I/O: VerifyToken) or as a promise; a
+ * server-streaming method's yields its messages.
  */
-export type PolicyHandler = (request: unknown, ctx: HandlerContext) => Promise<unknown> | AsyncIterable<unknown>;
+export type PolicyHandler = (request: unknown, ctx: HandlerContext) => unknown;
 
 type AnyStream = (request: unknown, ctx: HandlerContext) => AsyncIterable<unknown>;
 
@@ -134,6 +135,14 @@ function answerRequestId(ctx: HandlerContext): string {
   const requestId = offered !== undefined && REQUEST_ID.test(offered) ? offered : randomUUID();
   setResponseHeader(ctx, "x-request-id", requestId);
   return requestId;
+}
+
+/** The client's request id, when it sent a well-formed one, echoed in the response; else undefined. */
+function offeredRequestId(ctx: HandlerContext): string | undefined {
+  const offered = callInfo(ctx).header("x-request-id");
+  if (offered === undefined || !REQUEST_ID.test(offered)) return undefined;
+  setResponseHeader(ctx, "x-request-id", offered);
+  return offered;
 }
 
 /** Before the handler: U+0000 reached PostgreSQL and came back as INTERNAL (issue 10, item 6). */
@@ -250,41 +259,47 @@ function wrap(
     }
     return found;
   };
-  return async (request, ctx) => {
+  // A hot method (see successLevel) makes no request id of its own for a success nobody logs:
+  // it echoes the caller's, and makes one when the call fails or its line is written.
+  const hot = level !== "info";
+  return (request, ctx) => {
     const started = performance.now();
-    const requestId = answerRequestId(ctx);
-    let status = "OK";
+    let requestId = hot ? offeredRequestId(ctx) : answerRequestId(ctx);
+    const idForLog = (): string => (requestId ??= answerRequestId(ctx));
     let caller: ServiceCaller | undefined;
     let exemption: CallerName | undefined;
-    try {
-      // Who before what: an unadmitted caller learns nothing about its request.
-      caller = resolveServiceCaller(ctx, callers);
-      exemption = checkAccess?.(ctx, caller);
-      refuseUnstorable(checkStrings, request);
-      const budget = Math.min(ctx.timeoutMs() ?? maxDeadlineMs, maxDeadlineMs);
-      const response = await withDeadline(handler(request, ctx), budget, () => new AppError("DEADLINE_EXCEEDED", `${rpc} exceeded ${budget} ms`));
+
+    const finish = (status: string): void => {
+      const { count, seconds } = seriesOf(status, ctx.protocolName, callerName(ctx, caller, exemption));
+      count.inc();
+      seconds.observe((performance.now() - started) / 1000);
+    };
+    const succeed = (response: unknown): unknown => {
       // The log object is built only when a line is written: nothing allocated on a hot success.
       if (sampleRate > 0 && Math.random() < sampleRate && logger.isLevelEnabled("info")) {
-        logger.info({ rpc, protocol: ctx.protocolName, status, ms: elapsed(started), requestId, caller: callerName(ctx, caller, exemption), userId: ctx.values.get(callUserKey), sampleRate }, "rpc");
+        logger.info({ rpc, protocol: ctx.protocolName, status: "OK", ms: elapsed(started), requestId: idForLog(), caller: callerName(ctx, caller, exemption), userId: ctx.values.get(callUserKey), sampleRate }, "rpc");
       } else if (logger.isLevelEnabled(level)) {
-        logger[level]({ rpc, protocol: ctx.protocolName, status, ms: elapsed(started), requestId, caller: callerName(ctx, caller, exemption), userId: ctx.values.get(callUserKey) }, "rpc");
+        logger[level]({ rpc, protocol: ctx.protocolName, status: "OK", ms: elapsed(started), requestId: idForLog(), caller: callerName(ctx, caller, exemption), userId: ctx.values.get(callUserKey) }, "rpc");
       }
       observe?.(request, response, undefined);
+      finish("OK");
       return response;
-    } catch (err) {
+    };
+    const fail = (err: unknown): never => {
       const error = toConnectError(err);
-      status = Code[error.code];
+      const status = Code[error.code];
       const failure = err instanceof AppError ? err.reason : status;
       observeFailure(metrics, name, failure);
       observe?.(request, undefined, failure);
       const severe = error.code === Code.Internal || error.code === Code.Unavailable;
+      const id = idForLog();
       if (logger.isLevelEnabled(severe ? "error" : "info")) {
         const fields = {
           rpc,
           protocol: ctx.protocolName,
           status,
           ms: elapsed(started),
-          requestId,
+          requestId: id,
           caller: callerName(ctx, caller, exemption),
           userId: ctx.values.get(callUserKey),
           peer: callInfo(ctx).peerAddress,
@@ -294,13 +309,39 @@ function wrap(
         if (severe) logger.error({ ...fields, err }, "rpc failed");
         else logger.info(fields, "rpc");
       }
+      finish(status);
       throw error;
-    } finally {
-      const { count, seconds } = seriesOf(status, ctx.protocolName, callerName(ctx, caller, exemption));
-      count.inc();
-      seconds.observe((performance.now() - started) / 1000);
+    };
+
+    let result: unknown;
+    try {
+      // Who before what: an unadmitted caller learns nothing about its request.
+      caller = resolveServiceCaller(ctx, callers);
+      exemption = checkAccess?.(ctx, caller);
+      refuseUnstorable(checkStrings, request);
+      result = handler(request, ctx);
+    } catch (err) {
+      return Promise.reject(catching(fail, err));
     }
+    // A handler that answered at once (VerifyToken: everything it needs is in memory) is answered
+    // at once: no promise, no deadline to watch.
+    if (!isThenable(result)) return succeed(result);
+    const budget = Math.min(ctx.timeoutMs() ?? maxDeadlineMs, maxDeadlineMs);
+    return withDeadline(result, budget, () => new AppError("DEADLINE_EXCEEDED", `${rpc} exceeded ${budget} ms`)).then(succeed, fail);
   };
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof value === "object" && value !== null && typeof (value as { then?: unknown }).then === "function";
+}
+
+/** What `fail` throws (it always throws), as a value. */
+function catching(fail: (err: unknown) => never, err: unknown): unknown {
+  try {
+    return fail(err);
+  } catch (thrown) {
+    return thrown;
+  }
 }
 
 /**

@@ -1,6 +1,6 @@
 // identity.v1.TokenService: proto <-> domain mapping only.
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
-import type { MessageInitShape } from "@bufbuild/protobuf";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
   InactiveReason,
@@ -11,6 +11,8 @@ import {
   type RevokeTokenRequest,
   type TokenService,
   type VerifyTokenRequest,
+  type VerifyTokenResponse,
+  VerifyTokenResponseSchema,
   type WatchRevocationsRequest,
   type WatchRevocationsResponseSchema,
 } from "../../gen/identity/v1/token_service_pb.js";
@@ -19,6 +21,7 @@ import type { Callers } from "../domain/callers/callers.js";
 import { AppError, invalidField } from "../domain/errors.js";
 import type { ServiceTokens } from "../domain/tokens/service-tokens.js";
 import type { Clock } from "../domain/clock.js";
+import type { TokenClaims } from "../domain/tokens/claims.js";
 import { checkRequirements, unmetRequirement, type TokenRequirements } from "../domain/tokens/requirements.js";
 import type { NumberedChange, RevocationStream } from "../domain/tokens/revocation-stream.js";
 import type { SessionTokens } from "../domain/sessions/session-tokens.js";
@@ -66,6 +69,46 @@ function changeMessage({ cursor, change }: NumberedChange): MessageInitShape<typ
   }
 }
 
+/** VerifyToken's answer for an inactive token, one frozen message per reason. */
+const INACTIVE_ANSWERS = Object.fromEntries(
+  Object.keys(InactiveReason)
+    .filter((name) => Number.isNaN(Number(name)))
+    .map((name) => [name, Object.freeze(create(VerifyTokenResponseSchema, { active: false, reason: InactiveReason[name as keyof typeof InactiveReason] }))]),
+) as Record<keyof typeof InactiveReason, VerifyTokenResponse>;
+
+/** VerifyToken's answer for an active token; `audience`: the one the request asked for, if any. */
+function activeAnswer(c: TokenClaims, audience: string): VerifyTokenResponse {
+  if (c.kind === "service") {
+    return create(VerifyTokenResponseSchema, {
+      active: true,
+      subjectKind: SubjectKind.SERVICE,
+      serviceName: c.service,
+      scope: [...c.scope],
+      tokenId: c.jti,
+      issueTime: timestampFromMs(c.iat * 1000),
+      expireTime: timestampFromMs(c.exp * 1000),
+      issuer: c.iss,
+      // The one checked: the requested audience, else this service's own (which the token names).
+      audience: audience !== "" ? audience : c.aud[0],
+    });
+  }
+  return create(VerifyTokenResponseSchema, {
+    active: true,
+    subjectKind: SubjectKind.USER,
+    userId: c.sub,
+    sessionId: c.sid,
+    tokenId: c.jti,
+    role: c.role,
+    username: c.username,
+    amr: [...c.amr],
+    authTime: timestampFromMs(c.authTime * 1000),
+    issueTime: timestampFromMs(c.iat * 1000),
+    expireTime: timestampFromMs(c.exp * 1000),
+    issuer: c.iss,
+    audience: c.aud,
+  });
+}
+
 /** VerifyToken's optional requirements; undefined when it asks none (the hot path allocates nothing). */
 function requirementsOf(req: VerifyTokenRequest): TokenRequirements | undefined {
   if (req.requireAmr.length === 0 && req.requireRole.length === 0 && req.maxAuthAge === undefined) return undefined;
@@ -98,45 +141,31 @@ export const tokenMetrics: RpcMetrics<typeof TokenService> = {
 export class TokenServiceImpl implements ServiceImpl<typeof TokenService> {
   constructor(private readonly deps: TokenServiceDeps) {}
 
+  /**
+   * The answer for an active token to the plain request (no audience, no requirements), built
+   * once per token and kept as long as the verifier keeps its claims (keyed by that object): the
+   * same frozen message for every call, which the grpc-js adapter encodes once (grpc-server.ts).
+   */
+  private readonly plainAnswers = new WeakMap<TokenClaims, VerifyTokenResponse>();
+
   // AUDIENCE_INTERNAL: the call policy admitted the calling service before this runs.
-  async verifyToken(req: VerifyTokenRequest) {
+  // Synchronous: introspection is in memory, so the call policy answers without a promise.
+  verifyToken(req: VerifyTokenRequest): VerifyTokenResponse {
     required("token", req.token);
     const requirements = requirementsOf(req);
     if (requirements) checkRequirements(requirements);
-    const verification = await this.deps.callers.introspect(req.token, req.audience);
-    if (!verification.active) return { active: false, reason: InactiveReason[verification.reason] };
+    const verification = this.deps.callers.introspect(req.token, req.audience);
+    if (!verification.active) return INACTIVE_ANSWERS[verification.reason];
     const c = verification.claims;
-    const unmet = requirements && unmetRequirement(c, requirements, this.deps.clock.now().getTime() / 1000);
-    if (unmet) return { active: false, reason: InactiveReason[unmet] };
-    if (c.kind === "service") {
-      return {
-        active: true,
-        subjectKind: SubjectKind.SERVICE,
-        serviceName: c.service,
-        scope: [...c.scope],
-        tokenId: c.jti,
-        issueTime: timestampFromMs(c.iat * 1000),
-        expireTime: timestampFromMs(c.exp * 1000),
-        issuer: c.iss,
-        // The one checked: the requested audience, else this service's own (which the token names).
-        audience: req.audience !== "" ? req.audience : c.aud[0],
-      };
+    if (requirements) {
+      const unmet = unmetRequirement(c, requirements, this.deps.clock.now().getTime() / 1000);
+      if (unmet) return INACTIVE_ANSWERS[unmet];
+      return activeAnswer(c, req.audience);
     }
-    return {
-      active: true,
-      subjectKind: SubjectKind.USER,
-      userId: c.sub,
-      sessionId: c.sid,
-      tokenId: c.jti,
-      role: c.role,
-      username: c.username,
-      amr: [...c.amr],
-      authTime: timestampFromMs(c.authTime * 1000),
-      issueTime: timestampFromMs(c.iat * 1000),
-      expireTime: timestampFromMs(c.exp * 1000),
-      issuer: c.iss,
-      audience: c.aud,
-    };
+    if (req.audience !== "") return activeAnswer(c, req.audience);
+    let answer = this.plainAnswers.get(c);
+    if (!answer) this.plainAnswers.set(c, (answer = Object.freeze(activeAnswer(c, ""))));
+    return answer;
   }
 
   // AUDIENCE_INTERNAL (tokens.issue): the call policy admitted a service credential; only a named

@@ -67,6 +67,32 @@ describe.each([
     expect(lines[0]).toMatchObject({ level: 30, msg: "rpc", rpc: VERIFY, status: "Unauthenticated", reason: "SERVICE_KEY_INVALID", caller: "anonymous" });
   });
 
+  it("a successful VerifyToken echoes the caller's request id and makes none of its own; a failed one answers with one", async () => {
+    const grpc = t.clients("grpc");
+    const headersOf = async (headers: Record<string, string>, token = accessToken()) => {
+      let id: string | null | undefined;
+      const answer = await grpc.tokens.verifyToken({ token }, { headers, onHeader: (h) => (id = h.get("x-request-id")) }).catch((err: unknown) => err);
+      return { answer, id };
+    };
+    const echoed = await headersOf({ ...AS_BACKEND, "x-request-id": "quiet-echo-1" });
+    expect(echoed.id).toBe("quiet-echo-1");
+    const plain = await headersOf(AS_BACKEND);
+    expect((plain.answer as { active: boolean }).active).toBe(true);
+    expect(plain.id).toBeNull();
+    // An inactive token is an answer, not a failure: no id either.
+    const inactive = await headersOf(AS_BACKEND, "not-a-token");
+    expect((inactive.answer as { active: boolean }).active).toBe(false);
+    expect(inactive.id).toBeNull();
+    // A failure is logged, and its id is in the trailers of the refusal.
+    const refused = await grpc.tokens.verifyToken({ token: accessToken() }, { headers: { "x-service-key": `isk_${"c".repeat(12)}_${"d".repeat(43)}` } }).then(
+      () => undefined,
+      (err: unknown) => err as { metadata: Headers },
+    );
+    const id = refused?.metadata.get("x-request-id");
+    expect(id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(linesOf(t, id!)).toMatchObject([{ rpc: VERIFY, reason: "SERVICE_KEY_INVALID" }]);
+  });
+
   it("another RPC's success still writes its line at info", async () => {
     await t.clients("grpc").tokens.getJwks({}, { headers: { "x-request-id": "quiet-jwks" } });
     expect(linesOf(t, "quiet-jwks")).toMatchObject([{ level: 30, msg: "rpc", rpc: "identity.v1.TokenService/GetJwks", status: "OK" }]);

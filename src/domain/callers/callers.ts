@@ -30,9 +30,10 @@ export interface ServiceCaller {
 export interface Callers {
   /**
    * Full introspection: signature, claims and revocation. `audience`: the one the token must name
-   * (this service's own by default; see AccessTokenVerifier.verify).
+   * (this service's own by default; see AccessTokenVerifier.verify). Synchronous, so that
+   * VerifyToken answers without a promise (the signing keys and revocations are in memory).
    */
-  introspect(token: string, audience?: string): Promise<Verification>;
+  introspect(token: string, audience?: string): Verification;
   /** The person behind a bearer token; UNAUTHENTICATED when there is none or it is not active. */
   authenticate(bearer: string | undefined): Promise<Caller>;
   /** The service a presented key names; throws SERVICE_KEY_INVALID when it names none that may call. */
@@ -49,8 +50,8 @@ export interface CallerSettings {
 }
 
 export function createCallers(accessTokens: AccessTokens, revocations: Revocations, directory: ServiceDirectory, settings: CallerSettings): Callers {
-  async function introspect(token: string, audience?: string): Promise<Verification> {
-    const verification = await accessTokens.verify(token, audience);
+  function introspect(token: string, audience?: string): Verification {
+    const verification = accessTokens.verify(token, audience);
     if (!verification.active) return verification;
     const reason = revocations.check(verification.claims);
     return reason === undefined ? verification : { active: false, reason };
@@ -62,7 +63,7 @@ export function createCallers(accessTokens: AccessTokens, revocations: Revocatio
       if (bearer === undefined || bearer === "") {
         throw new AppError("AUTHENTICATION_REQUIRED", "no bearer token");
       }
-      const verification = await introspect(bearer);
+      const verification = introspect(bearer);
       if (!verification.active) {
         throw new AppError("ACCESS_TOKEN_INVALID", `access token inactive: ${verification.reason}`);
       }
