@@ -45,6 +45,11 @@ export interface Config {
   readonly maxDeadlineMs: number;
   readonly mfa: { readonly issuer: string; readonly challengeTtlSec: number };
   readonly keys: { readonly publishAheadSec: number; readonly rotationIntervalSec: number };
+  /**
+   * How far (percent) V8 lets the old generation grow past what survived the last full collection
+   * before it collects again; 0 leaves V8's own heuristics (which let a busy heap grow up to 4x).
+   */
+  readonly heapGrowingPercent: number;
   readonly shutdownGraceMs: number;
   readonly otp: OtpConfig;
   readonly loginLimits: LoginLimitConfig;
@@ -363,6 +368,7 @@ export function loadConfig(env: Env = process.env): Config {
       rotationIntervalSec: int(env, "KEY_ROTATION_DAYS", 30, 0, 3650) * 86400,
     },
     shutdownGraceMs: int(env, "SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
+    heapGrowingPercent: int(env, "HEAP_GROWING_PERCENT", 25, 0, 400),
     mfa: {
       issuer: env.TOTP_ISSUER || "grpc-identity",
       challengeTtlSec: int(env, "MFA_CHALLENGE_TTL_SECONDS", 300, 30, 300),

@@ -14,7 +14,7 @@ import { startEmbeddedPostgres } from "../../src/db/embedded.js";
 import { onCleanup, onExitSync } from "./cleanup.js";
 import { BENCH_SERVICE_KEY, checkedVerify, connect, login, signUpAccount, type ServiceClients } from "./clients.js";
 import { extraServiceEnv } from "./machine.js";
-import { peakRssMiB } from "./procfs.js";
+import { rssStep } from "./procfs.js";
 import { ACCOUNTS, ECHO_PATH } from "./scenarios.js";
 import { freePort, spawnNode, type NodeProcess } from "./service-process.js";
 
@@ -32,6 +32,8 @@ export interface Environment {
   readonly emails: readonly string[];
   /** The service's peak RSS when ready and after the sign-ups, for the RSS line. */
   readonly rssSteps: string[];
+  /** The service's Prometheus endpoint (its heap figures). */
+  readonly serviceMetrics: string;
   startTls(): Promise<TlsPair>;
   /** A key of the service account `bench-verifier` (tokens.verify), made with the CLI. */
   readonly namedKey: string;
@@ -50,7 +52,7 @@ export async function startEnvironment(profileDir: string | undefined): Promise<
   // stop() waits for an exit that already happened when Ctrl-C reached PostgreSQL too.
   onCleanup("stop PostgreSQL", () => Promise.race([database.stop(), new Promise<void>((r) => setTimeout(r, 5_000))]));
 
-  const [grpcPort, httpPort] = [await freePort(), await freePort()];
+  const [grpcPort, httpPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
   const serviceEnv: Record<string, string> = {
     NODE_ENV: "production",
     DATABASE_URL: database.url,
@@ -59,7 +61,7 @@ export async function startEnvironment(profileDir: string | undefined): Promise<
     SERVICE_KEYS: `bench:${BENCH_SERVICE_KEY}`,
     CORS_ORIGINS: "http://127.0.0.1",
     PUBLIC_URL: "http://127.0.0.1",
-    METRICS_PORT: "0",
+    METRICS_PORT: String(metricsPort),
     BIND_HOST: "127.0.0.1",
     GRPC_PORT: String(grpcPort),
     HTTP_PORT: String(httpPort),
@@ -75,12 +77,12 @@ export async function startEnvironment(profileDir: string | undefined): Promise<
   const serviceHttp = `http://127.0.0.1:${httpPort}`;
   const service = await spawnNode({
     name: "identity service",
-    args: [...profiled("service"), "--enable-source-maps", "dist/src/main.js"],
+    args: [...profiled("service"), ...(process.env.BENCH_NO_SOURCE_MAPS ? [] : ["--enable-source-maps"]), "dist/src/main.js"],
     env: serviceEnv,
     ready: () => false,
     probe: async () => (await fetch(`${serviceHttp}/readyz`)).ok,
   });
-  const rssSteps = [`${peakRssMiB(service.child.pid!).toFixed(0)} when ready`];
+  const rssSteps = [`${rssStep(service.child.pid!)} when ready`];
 
   // A service account with a key, made as an operator would (the CLI, against the same database):
   // what a backend calls VerifyToken with in production, beside the SERVICE_KEYS bootstrap key.
@@ -95,7 +97,7 @@ export async function startEnvironment(profileDir: string | undefined): Promise<
   const emails = await Promise.all(Array.from({ length: ACCOUNTS }, () => signUpAccount(clients)));
   const { accessToken } = await login(clients, emails[0]!);
   const verifyResponse = await checkedVerify(clients, accessToken, true);
-  rssSteps.push(`${peakRssMiB(service.child.pid!).toFixed(0)} after ${ACCOUNTS} sign-ups`);
+  rssSteps.push(`${rssStep(service.child.pid!)} after ${ACCOUNTS} sign-ups`);
 
   // Built like the service, so both run as plain node on compiled JavaScript.
   buildSync({ entryPoints: ["test/bench/echo-server.ts"], outdir: "dist", outbase: ".", format: "esm", platform: "node", target: "node20", logLevel: "warning" });
@@ -119,7 +121,8 @@ export async function startEnvironment(profileDir: string | undefined): Promise<
       const tlsEcho = await startEcho("echo server (TLS)", { ECHO_RESPONSE_HEX: echoResponseHex, ECHO_TLS_CERT_FILE: certFile, ECHO_TLS_KEY_FILE: keyFile }, []);
       return { serviceGrpc: `127.0.0.1:${tlsGrpcPort}`, servicePid: tlsService.child.pid!, echoGrpc: tlsEcho.address, echoPid: tlsEcho.process.child.pid!, certFile };
     })());
-  return { workDir, databaseUrl: database.url, serviceEnv, config, service, serviceGrpc, serviceHttp, echo, echoGrpc, clients, emails, rssSteps, startTls, namedKey };
+  const serviceMetrics = `http://127.0.0.1:${metricsPort}/metrics`;
+  return { workDir, databaseUrl: database.url, serviceEnv, config, service, serviceGrpc, serviceHttp, serviceMetrics, echo, echoGrpc, clients, emails, rssSteps, startTls, namedKey };
 }
 
 /** The TLS instance and its echo baseline, started on first use (the transport group). */

@@ -32,6 +32,23 @@ function statusKiB(pid: number, field: "VmHWM" | "VmRSS"): number {
   }
 }
 
+/** Resident set now (VmRSS) summed over the process tree, in MiB. */
+export function rssMiB(pid: number): number {
+  return processTree(pid).reduce((sum, p) => sum + statusKiB(p, "VmRSS"), 0) / 1024;
+}
+
+/** Peak resident set (VmHWM) of the process itself and of its descendants apart, in MiB. */
+export function peakRssParts(pid: number): { own: number; descendants: number } {
+  const [own, ...rest] = processTree(pid);
+  return { own: statusKiB(own!, "VmHWM") / 1024, descendants: rest.reduce((sum, p) => sum + statusKiB(p, "VmHWM"), 0) / 1024 };
+}
+
+/** "total (own + descendants)" peaks so far, MiB: the service's own and its hashing process's. */
+export function rssStep(pid: number): string {
+  const { own, descendants } = peakRssParts(pid);
+  return `${(own + descendants).toFixed(0)} (${own.toFixed(0)} + ${descendants.toFixed(0)})`;
+}
+
 /** Peak resident set (VmHWM, kept by the kernel) summed over the process tree, in MiB. */
 export function peakRssMiB(pid: number): number {
   return processTree(pid).reduce((sum, p) => sum + statusKiB(p, "VmHWM"), 0) / 1024;

@@ -4,7 +4,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 
-export type Target = { readonly minRatio: number } | { readonly max: number };
+export type Target = { readonly minRatio: number } | { readonly maxRatio: number } | { readonly max: number };
 
 export interface Measurement {
   readonly key: string;
@@ -33,6 +33,7 @@ export function verdict(m: Measurement): Verdict {
   if (m.problems && m.problems.length > 0) return { ratio, result: "INVALID" };
   if (!m.target) return { ratio, result: "" };
   if ("minRatio" in m.target) return { ratio, result: ratio !== undefined && ratio >= m.target.minRatio ? "OK" : "MISSED" };
+  if ("maxRatio" in m.target) return { ratio, result: ratio !== undefined && ratio <= m.target.maxRatio ? "OK" : "MISSED" };
   return { ratio, result: m.value <= m.target.max ? "OK" : "MISSED" };
 }
 
@@ -47,7 +48,7 @@ const fmt = (value: number, unit: string) =>
 
 function cells(m: Measurement): string[] {
   const v = verdict(m);
-  const target = !m.target ? "" : "minRatio" in m.target ? `>= ${m.target.minRatio}x` : `<= ${fmt(m.target.max, m.unit)}`;
+  const target = !m.target ? "" : "minRatio" in m.target ? `>= ${m.target.minRatio}x` : "maxRatio" in m.target ? `<= ${m.target.maxRatio}x` : `<= ${fmt(m.target.max, m.unit)}`;
   return [
     m.label,
     fmt(m.value, m.unit),

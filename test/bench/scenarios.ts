@@ -10,6 +10,7 @@ import { BENCH_SERVICE_KEY, checkedVerify, connect, login, withBadSignature, typ
 import { grpcFrame, h2load, type H2loadOptions, type H2loadResult } from "./h2load.js";
 import { closedLoop, loginOp, loopProblems } from "./loops.js";
 import { bestOfRounds, measuredOn, otherDetail, roundsDetail, type Best } from "./measure.js";
+import { rssMiB } from "./procfs.js";
 import type { Measurement } from "./report.js";
 import type { TlsPair } from "./environment.js";
 
@@ -21,6 +22,9 @@ export interface Durations {
   readonly warmup: number;
   /** Seconds of each latency measurement. */
   readonly latency: number;
+  /** Seconds of the memory soak, and when its first reading is taken. */
+  readonly soak: number;
+  readonly soakFirstReading: number;
 }
 
 export interface BenchContext {
@@ -28,6 +32,7 @@ export interface BenchContext {
   readonly databaseUrl: string;
   readonly serviceGrpc: string;
   readonly serviceHttp: string;
+  readonly serviceMetrics: string;
   readonly servicePid: number;
   readonly echoGrpc: string;
   readonly echoPid: number;
@@ -52,7 +57,7 @@ export const ECHO_PATH = "/bench.v1.EchoService/Echo";
 /** Accounts the run needs: one per concurrent worker of any loop. */
 export const ACCOUNTS = 16;
 
-export const GROUPS = ["transport", "gateway", "login", "refresh", "latency", "client"] as const;
+export const GROUPS = ["transport", "gateway", "login", "refresh", "latency", "client", "soak"] as const;
 export type Group = (typeof GROUPS)[number];
 
 const GRPC_LOAD = { clients: 8, streams: 32 };
@@ -243,5 +248,65 @@ export async function latency(ctx: BenchContext): Promise<void> {
     });
   } finally {
     for (const c of channels) c.close();
+  }
+}
+
+/**
+ * Memory that stays flat: VerifyToken at full load (as the transport group) for the soak's
+ * length, the service's resident set (its process tree: the service and its hashing process)
+ * read every second; its reading at the end against its reading at soakFirstReading.
+ */
+export async function soak(ctx: BenchContext): Promise<void> {
+  const target = await verifyTarget(ctx);
+  const { soak: seconds, soakFirstReading: first } = ctx.durations;
+  const readings: Array<{ at: number; mib: number }> = [];
+  const started = performance.now();
+  let heapFirst: Promise<string> | undefined;
+  const timer = setInterval(() => {
+    const at = (performance.now() - started) / 1000;
+    readings.push({ at, mib: rssMiB(ctx.servicePid) });
+    if (at >= first) heapFirst ??= heapFigures(ctx.serviceMetrics);
+  }, 1_000);
+  let run: Awaited<ReturnType<typeof measuredOn<H2loadResult>>>;
+  try {
+    run = await measuredOn(ctx.servicePid, () => h2load({ ...grpcLoad(ctx, ctx.serviceGrpc, VERIFY_PATH, target.body, target.validBytes), durationSec: seconds }));
+  } finally {
+    clearInterval(timer);
+  }
+  const end = rssMiB(ctx.servicePid);
+  const heapEnd = await heapFigures(ctx.serviceMetrics);
+  const atFirst = readings.find((r) => r.at >= first) ?? readings.at(-1) ?? { at: 0, mib: end };
+  const every = (step: number) => readings.filter((r) => Math.round(r.at) % step === 0).map((r) => `${Math.round(r.at)} s ${r.mib.toFixed(0)}`).join(", ");
+  const r = run.result;
+  ctx.record({
+    key: "soakRss",
+    label: `service RSS after a ${seconds} s VerifyToken soak`,
+    value: end,
+    unit: "MiB",
+    baseline: { label: `its RSS at ${first} s`, value: atFirst.mib },
+    target: { maxRatio: 1.1 },
+    detail: `h2load -c${GRPC_LOAD.clients} -m${GRPC_LOAD.streams} for ${seconds} s, ${Math.round(r.requestsPerSec)} req/s, ${r.succeeded} calls; RSS (service and hashing process), MiB: ${every(seconds >= 60 ? 15 : 5)}; the service's V8 heap at ${first} s: ${await heapFirst}; at the end: ${heapEnd}; ${otherDetail(run.otherCores)}`,
+    serverCores: run.cores,
+    problems: r.problems,
+  });
+}
+
+/** The service's V8 heap as its /metrics says (prom-client's default metrics), MiB. */
+async function heapFigures(metricsUrl: string): Promise<string> {
+  try {
+    const text = await (await fetch(metricsUrl)).text();
+    const value = (pattern: RegExp) => {
+      const match = pattern.exec(text);
+      return match ? (Number(match[1]) / 2 ** 20).toFixed(0) : "?";
+    };
+    return [
+      `used ${value(/^nodejs_heap_size_used_bytes (\S+)/m)}`,
+      `total ${value(/^nodejs_heap_size_total_bytes (\S+)/m)}`,
+      `old space ${value(/^nodejs_heap_space_size_used_bytes\{space="old"\} (\S+)/m)}/${value(/^nodejs_heap_space_size_total_bytes\{space="old"\} (\S+)/m)}`,
+      `new space ${value(/^nodejs_heap_space_size_total_bytes\{space="new"\} (\S+)/m)}`,
+      `external ${value(/^nodejs_external_memory_bytes (\S+)/m)}`,
+    ].join(", ");
+  } catch (err) {
+    return `unavailable (${err instanceof Error ? err.message : String(err)})`;
   }
 }

@@ -28,6 +28,9 @@ describe("loadConfig", () => {
     expect(config.httpPort).toBe(8080);
     expect(config.argon2).toEqual({ memoryKiB: 19456, iterations: 2, parallelism: 1 });
     expect(config.accessTokenTtlSec).toBe(300);
+    // Issue 14: hashing in a process of its own at nice 10; V8's old generation collected at 25% growth.
+    expect(config.hashing).toMatchObject({ isolation: "process", nice: 10 });
+    expect(config.heapGrowingPercent).toBe(25);
   });
 
   it.each([
@@ -44,6 +47,11 @@ describe("loadConfig", () => {
     [{ TRUSTED_PROXIES: "10.0.0.0/33" }, "TRUSTED_PROXIES"],
     [{ TRUSTED_PROXIES: "gateway.internal" }, "TRUSTED_PROXIES"],
     [{ LOG_LEVEL: "loud" }, "LOG_LEVEL"],
+    [{ HASH_ISOLATION: "thread" }, "HASH_ISOLATION"],
+    [{ HASH_NICE: "20" }, "HASH_NICE"],
+    [{ HASH_NICE: "-1" }, "HASH_NICE"],
+    [{ HEAP_GROWING_PERCENT: "-5" }, "HEAP_GROWING_PERCENT"],
+    [{ HEAP_GROWING_PERCENT: "lots" }, "HEAP_GROWING_PERCENT"],
     [{ MFA_CHALLENGE_TTL_SECONDS: "600" }, "MFA_CHALLENGE_TTL_SECONDS"],
     [{ SESSION_ABSOLUTE_TTL_SECONDS: "60", ACCESS_TOKEN_TTL_SECONDS: "300" }, "SESSION_ABSOLUTE_TTL_SECONDS"],
   ])("refuses %j naming %s", (env, name) => {
