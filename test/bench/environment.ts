@@ -77,7 +77,7 @@ export async function startEnvironment(profileDir: string | undefined): Promise<
   const serviceHttp = `http://127.0.0.1:${httpPort}`;
   const service = await spawnNode({
     name: "identity service",
-    args: [...profiled("service"), ...(process.env.BENCH_NO_SOURCE_MAPS ? [] : ["--enable-source-maps"]), "dist/src/main.js"],
+    args: [...profiled("service"), "--enable-source-maps", "dist/src/main.js"],
     env: serviceEnv,
     ready: () => false,
     probe: async () => (await fetch(`${serviceHttp}/readyz`)).ok,
