@@ -114,7 +114,7 @@ export async function startEnvironment(profileDir: string | undefined): Promise<
       const tlsService = await spawnNode({
         name: "identity service (TLS)",
         args: ["--enable-source-maps", "dist/src/main.js"],
-        env: { ...serviceEnv, GRPC_PORT: String(tlsGrpcPort), HTTP_PORT: String(tlsHttpPort), TLS_CERT_FILE: certFile, TLS_KEY_FILE: keyFile },
+        env: { ...serviceEnv, GRPC_PORT: String(tlsGrpcPort), HTTP_PORT: String(tlsHttpPort), METRICS_PORT: "0", TLS_CERT_FILE: certFile, TLS_KEY_FILE: keyFile },
         ready: () => false,
         probe: () => httpsOk(`https://127.0.0.1:${tlsHttpPort}/readyz`),
       });
