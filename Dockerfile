@@ -21,8 +21,10 @@ RUN npm run build
 RUN npm ci --omit=dev --no-audit --no-fund
 
 FROM node:24-bookworm-slim AS runtime
-# MALLOC_ARENA_MAX: argon2 allocates 19 MiB per hash on pool threads; without a cap glibc keeps
-# an arena per thread and the resident size grows by that much for each (see BENCHMARKS.md).
+# MALLOC_ARENA_MAX: for the service process, whose threads would otherwise each keep a glibc
+# arena. The hashing process (HASH_ISOLATION=process) is started without it: there glibc keeps
+# argon2's 19 MiB block per hashing thread mapped, which saves each hash about a quarter of its
+# CPU in page faults (see BENCHMARKS.md).
 ENV NODE_ENV=production \
     MALLOC_ARENA_MAX=2 \
     GRPC_PORT=50051 \
