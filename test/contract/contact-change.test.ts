@@ -86,7 +86,10 @@ describe.each(transportNames)("ChangeEmail, ChangePhone and ConfirmContactChange
     const resetCode = t.outbox.lastCode(account.email);
     const next = uniqueEmail("resetdies-new");
     await auth.changeEmail({ email: next }, bearer(account.tokens.accessToken));
+    const pending = `SELECT count(*)::int AS n FROM otp_codes WHERE channel = 'email' AND destination = $1 AND purpose = 'password_reset' AND consumed_at IS NULL`;
+    expect((await t.db.query(pending, [account.email]))[0].n).toBe(1);
     await auth.confirmContactChange({ channel: EMAIL, destination: next, code: t.outbox.lastCode(next) }, bearer(account.tokens.accessToken));
+    expect((await t.db.query(pending, [account.email]))[0].n).toBe(0);
     await expectError(auth.resetPassword({ channel: EMAIL, destination: account.email, code: resetCode, newPassword: "another long passphrase" }), {
       code: Code.Unauthenticated,
       reason: "OTP_INVALID",
