@@ -3,10 +3,7 @@
 import { Code } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
-import { loadConfig } from "../../src/config.js";
 import { ManualClock } from "../../src/domain/clock.js";
-import { checkBirthDate } from "../../src/domain/accounts/profile.js";
-import { Violations } from "../../src/domain/errors.js";
 import { auditRows, bearer, login, PASSWORD, signUp, uniqueEmail, uniquePhone, uniqueUsername, violationReasons } from "../support/accounts.js";
 import { expectError } from "../support/errors.js";
 import { setupService } from "../support/setup.js";
@@ -168,31 +165,5 @@ describe("MIN_AGE and REQUIRED_PROFILE_FIELDS", () => {
       });
       expect((await auth.updateProfile({ profile: {}, updateMask: { paths: ["family_name"] } }, bearer(ok.tokens!.accessToken))).user?.familyName).toBe("");
     });
-  });
-});
-
-describe("profile settings and rules", () => {
-  it("REQUIRED_PROFILE_FIELDS with an unknown name stops the start; MIN_AGE is bounded", () => {
-    expect(() => loadConfig({ REQUIRED_PROFILE_FIELDS: "country,email" })).toThrow(/REQUIRED_PROFILE_FIELDS.*"email"/);
-    expect(() => loadConfig({ MIN_AGE: "-1" })).toThrow(/MIN_AGE/);
-    expect(loadConfig({ REQUIRED_PROFILE_FIELDS: " country , birth_date " }).profile.requiredFields).toEqual(new Set(["country", "birth_date"]));
-    expect(loadConfig({}).profile).toEqual({ minAge: 0, requiredFields: new Set() });
-  });
-
-  it("birth dates: real calendar dates only, leap days, and full years for MIN_AGE", () => {
-    const today = new Date("2025-02-28T23:59:59Z");
-    const check = (raw: string, minAge = 0) => {
-      const violations = new Violations();
-      const value = checkBirthDate(violations, "birth_date", raw, today, minAge);
-      return value ?? (violations.empty ? "?" : "refused");
-    };
-    expect(check("2024-02-29")).toBe("2024-02-29");
-    expect(check("2023-02-29")).toBe("refused");
-    expect(check("2025-02-28")).toBe("2025-02-28");
-    expect(check("2025-03-01")).toBe("refused");
-    expect(check("2012-02-29", 13)).toBe("refused"); // turns 13 on 1 March 2025
-    expect(check("2012-02-28", 13)).toBe("2012-02-28");
-    expect(check("1990-13-01")).toBe("refused");
-    expect(check("1990-1-01")).toBe("refused");
   });
 });

@@ -8,7 +8,7 @@
 // (users.changeContact) in the transaction that spends the code: an address another account took
 // meanwhile fails on the unique index, and nothing changes. The old address is told afterwards.
 // An address another account has is refused with IDENTIFIER_TAKEN, which sign-up answers already.
-import { UniqueViolationError, type UserRow } from "../../store/index.js";
+import { UniqueViolationError, type Store, type UserRow } from "../../store/index.js";
 import type { Logger } from "../../logger.js";
 import type { AuditLog, ClientMeta } from "../audit/audit.js";
 import type { Caller } from "../callers/callers.js";
@@ -17,11 +17,10 @@ import { AppError, Violations, invalidField } from "../errors.js";
 import type { RateLimits } from "../limits/rate-limits.js";
 import type { OtpSenders } from "../otp/messages.js";
 import { parseOtpInput, type Otp, type OtpSent } from "../otp/otp.js";
-import { findUserByContact, ownsContact, parseContact, type Contact, type OtpChannel } from "./contacts.js";
+import { findUserByContact, ownsContact, parseContact, type OtpChannel } from "./contacts.js";
 import { endPendingProofs, type CredentialChangeDb } from "./credential-changes.js";
 import { requireLiveUser } from "./live-user.js";
 import { requireRecentAuthentication } from "./reauthentication.js";
-import type { Store } from "../../store/index.js";
 
 /**
  * Changes asked for per account an hour: each one looks up whether the address is taken, which
@@ -105,5 +104,3 @@ export function createContactChange({ db, otp, clock, audit, limits, senders, lo
     },
   };
 }
-
-export type { Contact };

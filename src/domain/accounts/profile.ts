@@ -44,7 +44,8 @@ const KEY: Readonly<Record<ProfileField, keyof ProfileValues>> = {
   birth_date: "birthDate",
 };
 
-export interface ProfileRules extends ProfileConfig {}
+/** MIN_AGE and REQUIRED_PROFILE_FIELDS (config.ts). */
+export type ProfileRules = ProfileConfig;
 
 /**
  * A name as stored (NFKC, trimmed); adds a violation when it has control, bidi or zero-width
