@@ -13,7 +13,7 @@ import { transportNames } from "../support/transports.js";
 
 const clock = new ManualClock(new Date("2026-06-01T08:00:00Z"));
 // Every test sends codes from 127.0.0.1.
-const t = setupService({ clock, env: { OTP_MAX_SENDS_PER_IP_PER_HOUR: "10000" } });
+const t = setupService({ clock, env: { OTP_MAX_SENDS_PER_IP_PER_HOUR: "10000", OTP_MAX_VERIFY_FAILURES_PER_IP_PER_HOUR: "10000" } });
 const EMAIL = OtpChannel.EMAIL;
 const SMS = OtpChannel.SMS;
 
@@ -147,6 +147,32 @@ describe.each(transportNames)("ChangeEmail, ChangePhone and ConfirmContactChange
     await expectError(auth.confirmContactChange({ channel: EMAIL, destination: next, code }, bearer(stranger.tokens.accessToken)), { code: Code.Unauthenticated, reason: "OTP_INVALID" });
     expect(await contactRow(stranger.userId)).toMatchObject({ email: stranger.email });
     expect(await contactRow(account.userId)).toMatchObject({ email: account.email });
+  });
+
+  it("of 20 concurrent confirmations of the right code exactly one switches; of two accounts confirming one address exactly one gets it", async () => {
+    const account = await signUp(auth, "race");
+    const next = uniqueEmail("race-new");
+    await auth.changeEmail({ email: next }, bearer(account.tokens.accessToken));
+    const code = t.outbox.lastCode(next);
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 20 }, () => auth.confirmContactChange({ channel: EMAIL, destination: next, code }, bearer(account.tokens.accessToken))),
+    );
+    expect(outcomes.filter((o) => o.status === "fulfilled")).toHaveLength(1);
+    expect((await auditRows(t.db, account.userId)).filter((e) => e.type === "CONTACT_CHANGED")).toHaveLength(1);
+
+    // Both asked before either confirmed (neither address was taken then); the unique index decides.
+    const contested = uniqueEmail("race-contested");
+    const [a, b] = [await signUp(auth, "race-a"), await signUp(auth, "race-b")];
+    await auth.changeEmail({ email: contested }, bearer(a.tokens.accessToken));
+    const codeA = t.outbox.lastCode(contested);
+    clock.advance(31_000); // the resend cooldown of the address
+    await auth.changeEmail({ email: contested }, bearer(b.tokens.accessToken));
+    const codeB = t.outbox.lastCode(contested);
+    // One code per address and purpose: B's request replaced A's code, so A's no longer works.
+    await expectError(auth.confirmContactChange({ channel: EMAIL, destination: contested, code: codeA }, bearer(a.tokens.accessToken)), { code: Code.Unauthenticated });
+    await auth.confirmContactChange({ channel: EMAIL, destination: contested, code: codeB }, bearer(b.tokens.accessToken));
+    const owners = (await t.db.query(`SELECT id FROM users WHERE email = $1 AND deleted_at IS NULL`, [contested])) as Array<{ id: string }>;
+    expect(owners).toEqual([{ id: b.userId }]);
   });
 
   it("needs a sign-in within REAUTH_MAX_AGE_SECONDS (REAUTHENTICATION_REQUIRED), which Reauthenticate renews", async () => {
