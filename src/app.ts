@@ -4,6 +4,9 @@ import type { Config } from "./config.js";
 import type { Logger } from "./logger.js";
 import { createAccounts } from "./domain/accounts/accounts.js";
 import { createContactVerification } from "./domain/accounts/contact-verification.js";
+import { createContactChange } from "./domain/accounts/contact-change.js";
+import { createProfiles } from "./domain/accounts/profile.js";
+import { createReauthentication } from "./domain/accounts/reauthentication.js";
 import { createOtp } from "./domain/otp/otp.js";
 import { createOtpCodes } from "./domain/otp/codes.js";
 import { createOtpLogin } from "./domain/otp/login.js";
@@ -115,8 +118,10 @@ export async function createApp({ config, db, logger, kek, clock = systemClock, 
   const mfa = createMfa({ db: store, clock, kek, sessionTokens, audit, checks, settings: config.mfa });
   const signIn = createSignIn(sessionTokens, mfa);
   const accounts = createAccounts({
-    db: store, clock, passwords, sessions, sessionTokens, signIn, audit, revocations, limits, checks, signUpLimits: config.signUpLimits,
+    db: store, clock, passwords, sessions, sessionTokens, signIn, audit, revocations, limits, checks, signUpLimits: config.signUpLimits, profileRules: config.profile,
   });
+  const profiles = createProfiles({ db: store, clock, audit, rules: config.profile });
+  const reauthentication = createReauthentication({ db: store, clock, kek, checks, sessionTokens, audit });
 
   // Development only: the web app shows what the console provider "sent".
   const devOutbox = config.production ? undefined : (outbox ?? createDevOutbox());
@@ -127,6 +132,7 @@ export async function createApp({ config, db, logger, kek, clock = systemClock, 
   const otpLogin = createOtpLogin({ db: store, otp, clock, sessions, signIn, audit, revocations, signUpEnabled: config.otp.signUpEnabled });
   const contactVerification = createContactVerification({ db: store, otp, clock, accounts, audit });
   const passwordReset = createPasswordReset({ db: store, otp, clock, passwords, sessions, audit, revocations });
+  const contactChange = createContactChange({ db: store, otp, clock, audit, limits, senders, logger, reauthMaxAgeSec: config.reauthMaxAgeSec });
 
 
   const services: ServiceDeps = {
@@ -144,6 +150,9 @@ export async function createApp({ config, db, logger, kek, clock = systemClock, 
     otpLogin,
     contactVerification,
     passwordReset,
+    profiles,
+    contactChange,
+    reauthentication,
     logger,
     metrics,
     maxDeadlineMs: config.maxDeadlineMs,

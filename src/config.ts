@@ -58,6 +58,30 @@ export interface Config {
   readonly refreshReuseGraceMs: number;
   /** TLS on both ports (TLS_CERT_FILE, TLS_KEY_FILE); undefined serves plaintext (h2c and HTTP). */
   readonly tls: TlsConfig | undefined;
+  readonly profile: ProfileConfig;
+  /** REAUTH_MAX_AGE_SECONDS: how recent a sign-in (or Reauthenticate) ChangeEmail / ChangePhone need. */
+  readonly reauthMaxAgeSec: number;
+}
+
+/** The profile attributes REQUIRED_PROFILE_FIELDS may list (their names in the proto). */
+export const REQUIRABLE_PROFILE_FIELDS = ["display_name", "given_name", "family_name", "country", "birth_date"] as const;
+export type RequirableProfileField = (typeof REQUIRABLE_PROFILE_FIELDS)[number];
+
+export interface ProfileConfig {
+  /** MIN_AGE: the youngest age (years) a given birth date may say; 0 checks none. */
+  readonly minAge: number;
+  /** REQUIRED_PROFILE_FIELDS: attributes sign-up must give and UpdateProfile may not clear. */
+  readonly requiredFields: ReadonlySet<RequirableProfileField>;
+}
+
+function requiredProfileFields(env: Env): Set<RequirableProfileField> {
+  const names = list(env, "REQUIRED_PROFILE_FIELDS", []);
+  for (const name of names) {
+    if (!(REQUIRABLE_PROFILE_FIELDS as readonly string[]).includes(name)) {
+      throw new ConfigError(`REQUIRED_PROFILE_FIELDS may list ${REQUIRABLE_PROFILE_FIELDS.join(", ")}; "${name}" is none of them`);
+    }
+  }
+  return new Set(names as RequirableProfileField[]);
 }
 
 export interface TlsConfig {
@@ -386,6 +410,12 @@ export function loadConfig(env: Env = process.env): Config {
     // Short on purpose: a stolen token replayed inside the window is not detected as reuse.
     refreshReuseGraceMs: int(env, "REFRESH_REUSE_GRACE_MS", 2_000, 0, 30_000),
     tls: loadTlsConfig(env),
+    profile: {
+      minAge: int(env, "MIN_AGE", 0, 0, 150),
+      requiredFields: requiredProfileFields(env),
+    },
+    // ASVS 7.5.1: re-authentication before changing an identifier the account is recovered by.
+    reauthMaxAgeSec: int(env, "REAUTH_MAX_AGE_SECONDS", 300, 30, 86_400),
   };
   if (!["fatal", "error", "warn", "info", "debug", "trace", "silent"].includes(config.logLevel)) {
     throw new ConfigError(`LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent`);

@@ -71,6 +71,11 @@ export const ERROR_REASONS = {
   // Another refresh spent this token a moment ago: the session is fine. ABORTED (a concurrency
   // conflict, AIP-194): retry after RetryInfo with the newest refresh token, not this one.
   REFRESH_TOKEN_CONCURRENT: { code: "ABORTED", client: "the refresh token was just used by another request; retry with the newest refresh token", browser: "Your session was just refreshed in another tab. Please try again." },
+  // A recent sign-in is needed (ChangeEmail, ChangePhone: REAUTH_MAX_AGE_SECONDS): the session
+  // proves its factors again with AuthService.Reauthenticate, then retries.
+  REAUTHENTICATION_REQUIRED: { code: "PERMISSION_DENIED", client: "a recent sign-in is required; call Reauthenticate and retry", browser: "For your security, please confirm your password first." },
+  // Reauthenticate on an account created by a one-time code: it signs in again by code instead.
+  PASSWORD_NOT_SET: { code: "FAILED_PRECONDITION", client: "the account has no password; sign in again with a one-time code", browser: "This account has no password. Please sign in again with a code." },
   SESSION_NOT_FOUND: { code: "NOT_FOUND", client: "session not found", browser: "That session has already ended." },
   // The browser app words the wait from RetryInfo.
   RATE_LIMITED: { code: "RESOURCE_EXHAUSTED", client: "too many requests; retry later", browser: null },

@@ -3,18 +3,27 @@ import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type {
   AuthService,
+  ChangeEmailRequest,
   ChangePasswordRequest,
+  ChangePhoneRequest,
+  ConfirmContactChangeRequest,
   DeleteAccountRequest,
   ListActivityRequest,
   ListSessionsRequest,
   LoginRequest,
   LogoutRequest,
+  ReauthenticateRequest,
   RequestPasswordResetRequest,
   ResetPasswordRequest,
   RevokeSessionRequest,
   SignUpRequest,
+  UpdateProfileRequest,
   WhoAmIRequest,
 } from "../../gen/identity/v1/auth_service_pb.js";
+import { MfaMethod } from "../../gen/identity/v1/common_pb.js";
+import type { ContactChange } from "../domain/accounts/contact-change.js";
+import type { Profiles } from "../domain/accounts/profile.js";
+import type { Reauthentication, ReauthenticationInput } from "../domain/accounts/reauthentication.js";
 import type { Accounts } from "../domain/accounts/accounts.js";
 import type { AuditLog } from "../domain/audit/audit.js";
 import type { Callers } from "../domain/callers/callers.js";
@@ -36,6 +45,17 @@ export interface AuthServiceDeps {
   readonly sessions: Sessions;
   readonly audit: AuditLog;
   readonly passwordReset: PasswordReset;
+  readonly profiles: Profiles;
+  readonly contactChange: ContactChange;
+  readonly reauthentication: Reauthentication;
+}
+
+/** Reauthenticate's second factors; a method it does not take is "other" (refused by the domain). */
+function reauthMethod(method: MfaMethod): ReauthenticationInput["mfaMethod"] {
+  if (method === MfaMethod.UNSPECIFIED) return "none";
+  if (method === MfaMethod.TOTP) return "totp";
+  if (method === MfaMethod.BACKUP_CODE) return "backup";
+  return "other";
 }
 
 /** Metrics that follow from an AuthService RPC's outcome (see rpc-metrics.ts). */
@@ -126,5 +146,43 @@ export class AuthServiceImpl extends SignedInRpcs<AuthServiceDeps> implements Se
     const caller = await this.caller(ctx);
     const page = await this.deps.audit.list(caller.userId, pageOf(req.pageSize, req.pageToken));
     return { events: page.events.map(auditEventToProto), nextPageToken: page.nextPageToken };
+  }
+
+  async updateProfile(req: UpdateProfileRequest, ctx: HandlerContext) {
+    const caller = await this.caller(ctx);
+    const p = req.profile;
+    const input = {
+      display_name: p?.displayName ?? "",
+      username: p?.username ?? "",
+      given_name: p?.givenName ?? "",
+      family_name: p?.familyName ?? "",
+      country: p?.country ?? "",
+      birth_date: p?.birthDate ?? "",
+    };
+    const user = await this.deps.profiles.update(caller, input, req.updateMask?.paths ?? [], clientMeta(ctx));
+    return { user: userToProto(user) };
+  }
+
+  async changeEmail(req: ChangeEmailRequest, ctx: HandlerContext) {
+    const sent = await this.deps.contactChange.request(await this.caller(ctx), "email", req.email, clientMeta(ctx));
+    return { expireTime: timestampFromDate(sent.expiresAt) };
+  }
+
+  async changePhone(req: ChangePhoneRequest, ctx: HandlerContext) {
+    const sent = await this.deps.contactChange.request(await this.caller(ctx), "sms", req.phone, clientMeta(ctx));
+    return { expireTime: timestampFromDate(sent.expiresAt) };
+  }
+
+  async confirmContactChange(req: ConfirmContactChangeRequest, ctx: HandlerContext) {
+    const caller = await this.caller(ctx);
+    const user = await this.deps.contactChange.confirm(caller, channelFromProto(req.channel), req.destination, req.code, clientMeta(ctx));
+    return { user: userToProto(user) };
+  }
+
+  async reauthenticate(req: ReauthenticateRequest, ctx: HandlerContext) {
+    const caller = await this.caller(ctx);
+    const input = { password: req.password, mfaMethod: reauthMethod(req.mfaMethod), mfaCode: req.mfaCode };
+    const tokens = await this.deps.reauthentication.reauthenticate(caller, input, clientMeta(ctx));
+    return { tokens: deliverTokens(ctx, tokens) };
   }
 }

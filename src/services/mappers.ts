@@ -20,6 +20,10 @@ export function userToProto(user: UserRow): MessageInitShape<typeof UserSchema> 
     mfaEnabled: user.mfaEnabledAt !== null,
     hasPassword: user.passwordHash !== null,
     createTime: timestampFromDate(user.createdAt),
+    givenName: user.givenName,
+    familyName: user.familyName,
+    country: user.country ?? "",
+    birthDate: user.birthDate ?? "",
   };
 }
 

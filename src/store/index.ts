@@ -54,7 +54,7 @@ export type { SigningKeyRow } from "./signing-keys.js";
 export type { UserRow, UserStatus } from "./users.js";
 export type { RateLimitRule } from "./rate-limits.js";
 export type { OtpPurpose } from "./otp-codes.js";
-export type { ContactChannel, IdentifierKind, ClaimedContact } from "./users.js";
+export type { ContactChannel, IdentifierKind, ClaimedContact, ProfileValues } from "./users.js";
 export type { RevocationEvent, RevocationFeed, RevocationHandlers, RevocationListener } from "./revocation-feed.js";
 export type { CertificateKind, ServiceAccountRow, ServiceAccountStatus, ServiceAccountsSnapshot } from "./service-accounts.js";
 export { LISTENER_APPLICATION_NAME } from "./revocation-feed.js";

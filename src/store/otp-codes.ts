@@ -3,7 +3,7 @@
 import { affected, rows, type Tx } from "./tx.js";
 import type { ContactChannel } from "./users.js";
 
-export type OtpPurpose = "login" | "verify_contact" | "password_reset";
+export type OtpPurpose = "login" | "verify_contact" | "password_reset" | "change_contact";
 
 /** Where a code went and what for: the primary key of otp_codes. */
 export interface OtpCodeKey {

@@ -20,8 +20,8 @@ export interface RefreshedSession {
   readonly userId: string;
   readonly amr: string[];
   readonly absoluteExpiresAt: Date;
-  /** When the session signed in: its tokens' `auth_time`. */
-  readonly createdAt: Date;
+  /** When the session last proved its factors: its tokens' `auth_time`. */
+  readonly authTime: Date;
   readonly role: string;
   readonly username: string | null;
 }
@@ -52,6 +52,12 @@ export interface SessionPageCursor {
   readonly id: string;
 }
 
+/** A session whose factors were proven again (Reauthenticate). */
+export interface ReauthenticatedSession {
+  readonly absoluteExpiresAt: Date;
+  readonly refreshExpiresAt: Date;
+}
+
 export interface SessionStore {
   /** Creates a session; returns its id. */
   insert(tx: Tx, session: NewSessionRow): Promise<string>;
@@ -69,6 +75,12 @@ export interface SessionStore {
   revoke(tx: Tx, selector: SessionSelector, reason: string, now: Date): Promise<string[]>;
   /** The session (and its owner) of a refresh token, spent or not. */
   findByRefreshToken(tx: Tx, tokenHash: Buffer): Promise<{ sessionId: string; userId: string } | undefined>;
+  /**
+   * Renews a live session of `userId`: `auth_time` becomes `now`, `amr` what was just proven,
+   * every unspent refresh token of its family is spent and `nextHash` becomes the next one
+   * (expiring at `nextExpiresAt` or with the session). Undefined when the session is not live.
+   */
+  reauthenticate(tx: Tx, sessionId: string, userId: string, amr: readonly string[], nextHash: Buffer, now: Date, nextExpiresAt: Date): Promise<ReauthenticatedSession | undefined>;
   /** Live sessions of `userId` that still have a usable refresh token, newest first, at most `limit`. */
   listActive(tx: Tx, userId: string, now: Date, limit: number, after?: SessionPageCursor): Promise<SessionRow[]>;
 }
@@ -82,6 +94,7 @@ export const sessionStore: SessionStore = {
       userAgent: session.userAgent,
       ipAddress: session.ipAddress,
       lastRefreshAt: session.now,
+      authTime: session.now,
       absoluteExpiresAt: session.absoluteExpiresAt,
       revokedAt: null,
       revokeReason: null,
@@ -105,7 +118,7 @@ export const sessionStore: SessionStore = {
       user_id: string | null;
       amr: string[] | null;
       absolute_expires_at: Date | null;
-      created_at: Date | null;
+      auth_time: Date | null;
       role: string | null;
       username: string | null;
       next_expires_at: Date | null;
@@ -118,13 +131,13 @@ export const sessionStore: SessionStore = {
        ), touched AS (
          UPDATE sessions s SET last_refresh_at = $2 FROM users u, spent
          WHERE s.id = spent.session_id AND u.id = s.user_id AND s.revoked_at IS NULL AND s.absolute_expires_at > $2 AND ${live("u")}
-         RETURNING s.id, s.user_id, s.amr, s.absolute_expires_at, s.created_at, u.role, u.username
+         RETURNING s.id, s.user_id, s.amr, s.absolute_expires_at, s.auth_time, u.role, u.username
        ), issued AS (
          INSERT INTO refresh_tokens (session_id, token_hash, expires_at)
          SELECT t.id, $3, LEAST($4::timestamptz, t.absolute_expires_at) FROM touched t
          RETURNING expires_at
        )
-       SELECT sp.session_id AS spent_session, t.user_id, t.amr, t.absolute_expires_at, t.created_at, t.role, t.username, i.expires_at AS next_expires_at
+       SELECT sp.session_id AS spent_session, t.user_id, t.amr, t.absolute_expires_at, t.auth_time, t.role, t.username, i.expires_at AS next_expires_at
        FROM spent sp LEFT JOIN touched t ON t.id = sp.session_id LEFT JOIN issued i ON true`,
       [tokenHash, now, nextHash, nextExpiresAt],
     );
@@ -133,7 +146,7 @@ export const sessionStore: SessionStore = {
     return {
       kind: "rotated",
       sessionId: row.spent_session,
-      session: { userId: row.user_id, amr: row.amr!, absoluteExpiresAt: row.absolute_expires_at!, createdAt: row.created_at!, role: row.role!, username: row.username },
+      session: { userId: row.user_id, amr: row.amr!, absoluteExpiresAt: row.absolute_expires_at!, authTime: row.auth_time!, role: row.role!, username: row.username },
       nextExpiresAt: row.next_expires_at,
     };
   },
@@ -171,6 +184,28 @@ export const sessionStore: SessionStore = {
       [tokenHash],
     );
     return row ? { sessionId: row.id, userId: row.user_id } : undefined;
+  },
+
+  async reauthenticate(tx, sessionId, userId, amr, nextHash, now, nextExpiresAt) {
+    // One statement: the session is renewed only while it and its account are live (a logout or
+    // revocation committed meanwhile leaves `renewed` empty and nothing else happens); the tokens
+    // it held are spent (presenting one again is reuse) and the next one is stored.
+    const [row] = await rows<{ absolute_expires_at: Date; expires_at: Date }>(tx,
+      `WITH renewed AS (
+         UPDATE sessions s SET auth_time = $4, amr = $3 FROM users u
+         WHERE s.id = $1 AND s.user_id = $2 AND u.id = s.user_id AND s.revoked_at IS NULL AND s.absolute_expires_at > $4 AND ${live("u")}
+         RETURNING s.id, s.absolute_expires_at
+       ), spent AS (
+         UPDATE refresh_tokens rt SET used_at = $4 FROM renewed WHERE rt.session_id = renewed.id AND rt.used_at IS NULL
+       ), issued AS (
+         INSERT INTO refresh_tokens (session_id, token_hash, expires_at)
+         SELECT r.id, $5, LEAST($6::timestamptz, r.absolute_expires_at) FROM renewed r
+         RETURNING expires_at
+       )
+       SELECT r.absolute_expires_at, i.expires_at FROM renewed r, issued i`,
+      [sessionId, userId, [...amr], now, nextHash, nextExpiresAt],
+    );
+    return row && { absoluteExpiresAt: row.absolute_expires_at, refreshExpiresAt: row.expires_at };
   },
 
   listActive(tx, userId, now, limit, after) {

@@ -23,13 +23,33 @@ export type IdentifierKind = "email" | "username" | "phone";
 /** The channels a contact (and its verified column) belongs to. */
 export type ContactChannel = "email" | "sms";
 
-export interface NewUser {
-  readonly email: string | null;
-  readonly username: string | null;
-  readonly phone: string | null;
+/** The attributes of a profile (validated by src/domain/accounts/profile.ts). */
+export interface ProfileValues {
   readonly displayName: string;
+  readonly username: string | null;
+  readonly givenName: string;
+  readonly familyName: string;
+  /** ISO 3166-1 alpha-2, upper case. */
+  readonly country: string | null;
+  /** `YYYY-MM-DD`. */
+  readonly birthDate: string | null;
+}
+
+export interface NewUser extends Pick<ProfileValues, "displayName" | "username">, Partial<Omit<ProfileValues, "displayName" | "username">> {
+  readonly email: string | null;
+  readonly phone: string | null;
   readonly passwordHash: string;
 }
+
+/** Columns of each profile value; the only names UpdateProfile can write. */
+const PROFILE_COLUMNS: Readonly<Record<keyof ProfileValues, string>> = {
+  displayName: "display_name",
+  username: "username",
+  givenName: "given_name",
+  familyName: "family_name",
+  country: "country",
+  birthDate: "birth_date",
+};
 
 /** What a claim of an unverified contact discarded (see claimUnverifiedContact). */
 export interface ClaimedContact {
@@ -68,6 +88,17 @@ export interface UserStore {
   markContactVerified(tx: Tx, id: string, channel: ContactChannel, key: string, now: Date): Promise<boolean>;
   claimUnverifiedContact(tx: Tx, id: string, channel: ContactChannel, now: Date): Promise<ClaimedContact | null>;
   setMfaEnabledAt(tx: Tx, id: string, at: Date | null): Promise<void>;
+  /**
+   * Sets the given profile values of the live account `id`; null when it is not live.
+   * UniqueViolationError when the username is taken.
+   */
+  updateProfile(tx: Tx, id: string, changes: Partial<ProfileValues>, now: Date): Promise<UserRow | null>;
+  /**
+   * Replaces (or adds) the live account's email address or phone number with `address`, verified
+   * as of `now`; returns what it had before (null: none), or undefined when the account is not
+   * live. UniqueViolationError when another account has the address.
+   */
+  changeContact(tx: Tx, id: string, channel: ContactChannel, address: string, now: Date): Promise<{ previous: string | null } | undefined>;
 }
 
 /** The column that says the contact was proven by a code. */
@@ -195,5 +226,32 @@ export const userStore: UserStore = {
 
   async setMfaEnabledAt(tx, id, at) {
     await guarded(() => managerOf(tx).update(UserEntity, { id }, { mfaEnabledAt: at }));
+  },
+
+  async updateProfile(tx, id, changes, now) {
+    const entries = (Object.keys(PROFILE_COLUMNS) as Array<keyof ProfileValues>).filter((key) => changes[key] !== undefined);
+    const sets = entries.map((key, i) => `${PROFILE_COLUMNS[key]} = $${i + 3}`);
+    // One statement, conditional on the account being live; a username another account holds
+    // fails on the unique index (users_username_key), whatever committed in between.
+    const [row] = await rows<{ id: string }>(tx,
+      `UPDATE users SET ${[...sets, "updated_at = $2"].join(", ")} WHERE id = $1 AND ${live()} RETURNING id`,
+      [id, now, ...entries.map((key) => changes[key])],
+    );
+    return row ? userStore.get(tx, id) : null;
+  },
+
+  async changeContact(tx, id, channel, address, now) {
+    const column = channel === "email" ? "email" : "phone";
+    // One statement: the address and its verified flag change together, only on a live account;
+    // an address another account took meanwhile fails on the unique index (users_email_key,
+    // users_phone_key), so two accounts can never both hold it.
+    const [row] = await rows<{ previous: string | null }>(tx,
+      `UPDATE users u SET ${column} = $2, ${verifiedColumn(channel)} = $3, updated_at = $3
+       FROM users earlier
+       WHERE u.id = $1 AND earlier.id = u.id AND ${live("u")}
+       RETURNING earlier.${column} AS previous`,
+      [id, address, now],
+    );
+    return row && { previous: row.previous };
   },
 };

@@ -4,10 +4,10 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import { file_identity_v1_access } from "./access_pb.js";
-import type { MfaChallenge, OtpChannel, TokenPair, User } from "./common_pb.js";
+import type { MfaChallenge, MfaMethod, OtpChannel, TokenPair, User } from "./common_pb.js";
 import { file_identity_v1_common } from "./common_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file identity/v1/auth_service.proto.
  */
 export const file_identity_v1_auth_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch5pZGVudGl0eS92MS9hdXRoX3NlcnZpY2UucHJvdG8SC2lkZW50aXR5LnYxImcKDVNpZ25VcFJlcXVlc3QSDQoFZW1haWwYASABKAkSEAoIdXNlcm5hbWUYAiABKAkSDQoFcGhvbmUYAyABKAkSEAoIcGFzc3dvcmQYBCABKAkSFAoMZGlzcGxheV9uYW1lGAUgASgJIlkKDlNpZ25VcFJlc3BvbnNlEh8KBHVzZXIYASABKAsyES5pZGVudGl0eS52MS5Vc2VyEiYKBnRva2VucxgCIAEoCzIWLmlkZW50aXR5LnYxLlRva2VuUGFpciI0CgxMb2dpblJlcXVlc3QSEgoKaWRlbnRpZmllchgBIAEoCRIQCghwYXNzd29yZBgCIAEoCSKYAQoNTG9naW5SZXNwb25zZRIoCgZ0b2tlbnMYASABKAsyFi5pZGVudGl0eS52MS5Ub2tlblBhaXJIABIyCg1tZmFfY2hhbGxlbmdlGAIgASgLMhkuaWRlbnRpdHkudjEuTWZhQ2hhbGxlbmdlSAASHwoEdXNlchgDIAEoCzIRLmlkZW50aXR5LnYxLlVzZXJCCAoGcmVzdWx0IiUKDUxvZ291dFJlcXVlc3QSFAoMYWxsX3Nlc3Npb25zGAEgASgIIi0KDkxvZ291dFJlc3BvbnNlEhsKE2VuZGVkX3Nlc3Npb25fY291bnQYASABKAUiDwoNV2hvQW1JUmVxdWVzdCJSCg5XaG9BbUlSZXNwb25zZRIfCgR1c2VyGAEgASgLMhEuaWRlbnRpdHkudjEuVXNlchISCgpzZXNzaW9uX2lkGAIgASgJEgsKA2FtchgDIAMoCSJHChVDaGFuZ2VQYXNzd29yZFJlcXVlc3QSGAoQY3VycmVudF9wYXNzd29yZBgBIAEoCRIUCgxuZXdfcGFzc3dvcmQYAiABKAkiNQoWQ2hhbmdlUGFzc3dvcmRSZXNwb25zZRIbChNlbmRlZF9zZXNzaW9uX2NvdW50GAEgASgFIlwKG1JlcXVlc3RQYXNzd29yZFJlc2V0UmVxdWVzdBIoCgdjaGFubmVsGAEgASgOMhcuaWRlbnRpdHkudjEuT3RwQ2hhbm5lbBITCgtkZXN0aW5hdGlvbhgCIAEoCSJPChxSZXF1ZXN0UGFzc3dvcmRSZXNldFJlc3BvbnNlEi8KC2V4cGlyZV90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ5ChRSZXNldFBhc3N3b3JkUmVxdWVzdBIoCgdjaGFubmVsGAEgASgOMhcuaWRlbnRpdHkudjEuT3RwQ2hhbm5lbBITCgtkZXN0aW5hdGlvbhgCIAEoCRIMCgRjb2RlGAMgASgJEhQKDG5ld19wYXNzd29yZBgEIAEoCSIXChVSZXNldFBhc3N3b3JkUmVzcG9uc2UiKAoURGVsZXRlQWNjb3VudFJlcXVlc3QSEAoIcGFzc3dvcmQYASABKAkiFwoVRGVsZXRlQWNjb3VudFJlc3BvbnNlIvQBCgdTZXNzaW9uEgoKAmlkGAEgASgJEi8KC2NyZWF0ZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI1ChFsYXN0X3JlZnJlc2hfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZXhwaXJlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnVzZXJfYWdlbnQYBSABKAkSEgoKaXBfYWRkcmVzcxgGIAEoCRILCgNhbXIYByADKAkSDwoHY3VycmVudBgIIAEoCCI8ChNMaXN0U2Vzc2lvbnNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIlcKFExpc3RTZXNzaW9uc1Jlc3BvbnNlEiYKCHNlc3Npb25zGAEgAygLMhQuaWRlbnRpdHkudjEuU2Vzc2lvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiKgoUUmV2b2tlU2Vzc2lvblJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCSIXChVSZXZva2VTZXNzaW9uUmVzcG9uc2UipwIKCkF1ZGl0RXZlbnQSCgoCaWQYASABKAkSKQoEdHlwZRgCIAEoDjIbLmlkZW50aXR5LnYxLkF1ZGl0RXZlbnRUeXBlEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgppcF9hZGRyZXNzGAQgASgJEhIKCnVzZXJfYWdlbnQYBSABKAkSEgoKc2Vzc2lvbl9pZBgGIAEoCRI1CgdkZXRhaWxzGAcgAygLMiQuaWRlbnRpdHkudjEuQXVkaXRFdmVudC5EZXRhaWxzRW50cnkSDgoGY2FsbGVyGAggASgJGi4KDERldGFpbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIjwKE0xpc3RBY3Rpdml0eVJlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiWAoUTGlzdEFjdGl2aXR5UmVzcG9uc2USJwoGZXZlbnRzGAEgAygLMhcuaWRlbnRpdHkudjEuQXVkaXRFdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkq3AQKDkF1ZGl0RXZlbnRUeXBlEiAKHEFVRElUX0VWRU5UX1RZUEVfVU5TUEVDSUZJRUQQABIcChhBVURJVF9FVkVOVF9UWVBFX1NJR05fVVAQARIkCiBBVURJVF9FVkVOVF9UWVBFX0xPR0lOX1NVQ0NFRURFRBACEiEKHUFVRElUX0VWRU5UX1RZUEVfTE9HSU5fRkFJTEVEEAMSGwoXQVVESVRfRVZFTlRfVFlQRV9MT0dPVVQQBBIlCiFBVURJVF9FVkVOVF9UWVBFX1BBU1NXT1JEX0NIQU5HRUQQBRIjCh9BVURJVF9FVkVOVF9UWVBFX1BBU1NXT1JEX1JFU0VUEAYSKQolQVVESVRfRVZFTlRfVFlQRV9SRUZSRVNIX1RPS0VOX1JFVVNFRBAHEiQKIEFVRElUX0VWRU5UX1RZUEVfU0VTU0lPTl9SRVZPS0VEEAgSJAogQVVESVRfRVZFTlRfVFlQRV9BQ0NPVU5UX0RFTEVURUQQCRIlCiFBVURJVF9FVkVOVF9UWVBFX0NPTlRBQ1RfVkVSSUZJRUQQChIgChxBVURJVF9FVkVOVF9UWVBFX01GQV9FTkFCTEVEEAsSIQodQVVESVRfRVZFTlRfVFlQRV9NRkFfRElTQUJMRUQQDBIfChtBVURJVF9FVkVOVF9UWVBFX01GQV9GQUlMRUQQDRIlCiFBVURJVF9FVkVOVF9UWVBFX0JBQ0tVUF9DT0RFX1VTRUQQDhItCilBVURJVF9FVkVOVF9UWVBFX0JBQ0tVUF9DT0RFU19SRUdFTkVSQVRFRBAPMugHCgtBdXRoU2VydmljZRJJCgZTaWduVXASGi5pZGVudGl0eS52MS5TaWduVXBSZXF1ZXN0GhsuaWRlbnRpdHkudjEuU2lnblVwUmVzcG9uc2UiBoq1GAIIARJGCgVMb2dpbhIZLmlkZW50aXR5LnYxLkxvZ2luUmVxdWVzdBoaLmlkZW50aXR5LnYxLkxvZ2luUmVzcG9uc2UiBoq1GAIIARJJCgZMb2dvdXQSGi5pZGVudGl0eS52MS5Mb2dvdXRSZXF1ZXN0GhsuaWRlbnRpdHkudjEuTG9nb3V0UmVzcG9uc2UiBoq1GAIIAhJJCgZXaG9BbUkSGi5pZGVudGl0eS52MS5XaG9BbUlSZXF1ZXN0GhsuaWRlbnRpdHkudjEuV2hvQW1JUmVzcG9uc2UiBoq1GAIIAhJhCg5DaGFuZ2VQYXNzd29yZBIiLmlkZW50aXR5LnYxLkNoYW5nZVBhc3N3b3JkUmVxdWVzdBojLmlkZW50aXR5LnYxLkNoYW5nZVBhc3N3b3JkUmVzcG9uc2UiBoq1GAIIAhJzChRSZXF1ZXN0UGFzc3dvcmRSZXNldBIoLmlkZW50aXR5LnYxLlJlcXVlc3RQYXNzd29yZFJlc2V0UmVxdWVzdBopLmlkZW50aXR5LnYxLlJlcXVlc3RQYXNzd29yZFJlc2V0UmVzcG9uc2UiBoq1GAIIARJeCg1SZXNldFBhc3N3b3JkEiEuaWRlbnRpdHkudjEuUmVzZXRQYXNzd29yZFJlcXVlc3QaIi5pZGVudGl0eS52MS5SZXNldFBhc3N3b3JkUmVzcG9uc2UiBoq1GAIIARJeCg1EZWxldGVBY2NvdW50EiEuaWRlbnRpdHkudjEuRGVsZXRlQWNjb3VudFJlcXVlc3QaIi5pZGVudGl0eS52MS5EZWxldGVBY2NvdW50UmVzcG9uc2UiBoq1GAIIAhJbCgxMaXN0U2Vzc2lvbnMSIC5pZGVudGl0eS52MS5MaXN0U2Vzc2lvbnNSZXF1ZXN0GiEuaWRlbnRpdHkudjEuTGlzdFNlc3Npb25zUmVzcG9uc2UiBoq1GAIIAhJeCg1SZXZva2VTZXNzaW9uEiEuaWRlbnRpdHkudjEuUmV2b2tlU2Vzc2lvblJlcXVlc3QaIi5pZGVudGl0eS52MS5SZXZva2VTZXNzaW9uUmVzcG9uc2UiBoq1GAIIAhJbCgxMaXN0QWN0aXZpdHkSIC5pZGVudGl0eS52MS5MaXN0QWN0aXZpdHlSZXF1ZXN0GiEuaWRlbnRpdHkudjEuTGlzdEFjdGl2aXR5UmVzcG9uc2UiBoq1GAIIAmIGcHJvdG8z", [file_google_protobuf_timestamp, file_identity_v1_access, file_identity_v1_common]);
+  fileDesc("Ch5pZGVudGl0eS92MS9hdXRoX3NlcnZpY2UucHJvdG8SC2lkZW50aXR5LnYxIrUBCg1TaWduVXBSZXF1ZXN0Eg0KBWVtYWlsGAEgASgJEhAKCHVzZXJuYW1lGAIgASgJEg0KBXBob25lGAMgASgJEhAKCHBhc3N3b3JkGAQgASgJEhQKDGRpc3BsYXlfbmFtZRgFIAEoCRISCgpnaXZlbl9uYW1lGAYgASgJEhMKC2ZhbWlseV9uYW1lGAcgASgJEg8KB2NvdW50cnkYCCABKAkSEgoKYmlydGhfZGF0ZRgJIAEoCSJZCg5TaWduVXBSZXNwb25zZRIfCgR1c2VyGAEgASgLMhEuaWRlbnRpdHkudjEuVXNlchImCgZ0b2tlbnMYAiABKAsyFi5pZGVudGl0eS52MS5Ub2tlblBhaXIiNAoMTG9naW5SZXF1ZXN0EhIKCmlkZW50aWZpZXIYASABKAkSEAoIcGFzc3dvcmQYAiABKAkimAEKDUxvZ2luUmVzcG9uc2USKAoGdG9rZW5zGAEgASgLMhYuaWRlbnRpdHkudjEuVG9rZW5QYWlySAASMgoNbWZhX2NoYWxsZW5nZRgCIAEoCzIZLmlkZW50aXR5LnYxLk1mYUNoYWxsZW5nZUgAEh8KBHVzZXIYAyABKAsyES5pZGVudGl0eS52MS5Vc2VyQggKBnJlc3VsdCIlCg1Mb2dvdXRSZXF1ZXN0EhQKDGFsbF9zZXNzaW9ucxgBIAEoCCItCg5Mb2dvdXRSZXNwb25zZRIbChNlbmRlZF9zZXNzaW9uX2NvdW50GAEgASgFIg8KDVdob0FtSVJlcXVlc3QiUgoOV2hvQW1JUmVzcG9uc2USHwoEdXNlchgBIAEoCzIRLmlkZW50aXR5LnYxLlVzZXISEgoKc2Vzc2lvbl9pZBgCIAEoCRILCgNhbXIYAyADKAkiRwoVQ2hhbmdlUGFzc3dvcmRSZXF1ZXN0EhgKEGN1cnJlbnRfcGFzc3dvcmQYASABKAkSFAoMbmV3X3Bhc3N3b3JkGAIgASgJIjUKFkNoYW5nZVBhc3N3b3JkUmVzcG9uc2USGwoTZW5kZWRfc2Vzc2lvbl9jb3VudBgBIAEoBSJcChtSZXF1ZXN0UGFzc3dvcmRSZXNldFJlcXVlc3QSKAoHY2hhbm5lbBgBIAEoDjIXLmlkZW50aXR5LnYxLk90cENoYW5uZWwSEwoLZGVzdGluYXRpb24YAiABKAkiTwocUmVxdWVzdFBhc3N3b3JkUmVzZXRSZXNwb25zZRIvCgtleHBpcmVfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAieQoUUmVzZXRQYXNzd29yZFJlcXVlc3QSKAoHY2hhbm5lbBgBIAEoDjIXLmlkZW50aXR5LnYxLk90cENoYW5uZWwSEwoLZGVzdGluYXRpb24YAiABKAkSDAoEY29kZRgDIAEoCRIUCgxuZXdfcGFzc3dvcmQYBCABKAkiFwoVUmVzZXRQYXNzd29yZFJlc3BvbnNlIigKFERlbGV0ZUFjY291bnRSZXF1ZXN0EhAKCHBhc3N3b3JkGAEgASgJIhcKFURlbGV0ZUFjY291bnRSZXNwb25zZSL0AQoHU2Vzc2lvbhIKCgJpZBgBIAEoCRIvCgtjcmVhdGVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRbGFzdF9yZWZyZXNoX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2V4cGlyZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgp1c2VyX2FnZW50GAUgASgJEhIKCmlwX2FkZHJlc3MYBiABKAkSCwoDYW1yGAcgAygJEg8KB2N1cnJlbnQYCCABKAgiPAoTTGlzdFNlc3Npb25zUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJXChRMaXN0U2Vzc2lvbnNSZXNwb25zZRImCghzZXNzaW9ucxgBIAMoCzIULmlkZW50aXR5LnYxLlNlc3Npb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIioKFFJldm9rZVNlc3Npb25SZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkiFwoVUmV2b2tlU2Vzc2lvblJlc3BvbnNlIqcCCgpBdWRpdEV2ZW50EgoKAmlkGAEgASgJEikKBHR5cGUYAiABKA4yGy5pZGVudGl0eS52MS5BdWRpdEV2ZW50VHlwZRIvCgtjcmVhdGVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKaXBfYWRkcmVzcxgEIAEoCRISCgp1c2VyX2FnZW50GAUgASgJEhIKCnNlc3Npb25faWQYBiABKAkSNQoHZGV0YWlscxgHIAMoCzIkLmlkZW50aXR5LnYxLkF1ZGl0RXZlbnQuRGV0YWlsc0VudHJ5Eg4KBmNhbGxlchgIIAEoCRouCgxEZXRhaWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI8ChNMaXN0QWN0aXZpdHlSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIlgKFExpc3RBY3Rpdml0eVJlc3BvbnNlEicKBmV2ZW50cxgBIAMoCzIXLmlkZW50aXR5LnYxLkF1ZGl0RXZlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIn8KB1Byb2ZpbGUSFAoMZGlzcGxheV9uYW1lGAEgASgJEhAKCHVzZXJuYW1lGAIgASgJEhIKCmdpdmVuX25hbWUYAyABKAkSEwoLZmFtaWx5X25hbWUYBCABKAkSDwoHY291bnRyeRgFIAEoCRISCgpiaXJ0aF9kYXRlGAYgASgJIm4KFFVwZGF0ZVByb2ZpbGVSZXF1ZXN0EiUKB3Byb2ZpbGUYASABKAsyFC5pZGVudGl0eS52MS5Qcm9maWxlEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayI4ChVVcGRhdGVQcm9maWxlUmVzcG9uc2USHwoEdXNlchgBIAEoCzIRLmlkZW50aXR5LnYxLlVzZXIiIwoSQ2hhbmdlRW1haWxSZXF1ZXN0Eg0KBWVtYWlsGAEgASgJIkYKE0NoYW5nZUVtYWlsUmVzcG9uc2USLwoLZXhwaXJlX3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIiMKEkNoYW5nZVBob25lUmVxdWVzdBINCgVwaG9uZRgBIAEoCSJGChNDaGFuZ2VQaG9uZVJlc3BvbnNlEi8KC2V4cGlyZV90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJqChtDb25maXJtQ29udGFjdENoYW5nZVJlcXVlc3QSKAoHY2hhbm5lbBgBIAEoDjIXLmlkZW50aXR5LnYxLk90cENoYW5uZWwSEwoLZGVzdGluYXRpb24YAiABKAkSDAoEY29kZRgDIAEoCSI/ChxDb25maXJtQ29udGFjdENoYW5nZVJlc3BvbnNlEh8KBHVzZXIYASABKAsyES5pZGVudGl0eS52MS5Vc2VyImcKFVJlYXV0aGVudGljYXRlUmVxdWVzdBIQCghwYXNzd29yZBgBIAEoCRIqCgptZmFfbWV0aG9kGAIgASgOMhYuaWRlbnRpdHkudjEuTWZhTWV0aG9kEhAKCG1mYV9jb2RlGAMgASgJIkAKFlJlYXV0aGVudGljYXRlUmVzcG9uc2USJgoGdG9rZW5zGAEgASgLMhYuaWRlbnRpdHkudjEuVG9rZW5QYWlyKv0FCg5BdWRpdEV2ZW50VHlwZRIgChxBVURJVF9FVkVOVF9UWVBFX1VOU1BFQ0lGSUVEEAASHAoYQVVESVRfRVZFTlRfVFlQRV9TSUdOX1VQEAESJAogQVVESVRfRVZFTlRfVFlQRV9MT0dJTl9TVUNDRUVERUQQAhIhCh1BVURJVF9FVkVOVF9UWVBFX0xPR0lOX0ZBSUxFRBADEhsKF0FVRElUX0VWRU5UX1RZUEVfTE9HT1VUEAQSJQohQVVESVRfRVZFTlRfVFlQRV9QQVNTV09SRF9DSEFOR0VEEAUSIwofQVVESVRfRVZFTlRfVFlQRV9QQVNTV09SRF9SRVNFVBAGEikKJUFVRElUX0VWRU5UX1RZUEVfUkVGUkVTSF9UT0tFTl9SRVVTRUQQBxIkCiBBVURJVF9FVkVOVF9UWVBFX1NFU1NJT05fUkVWT0tFRBAIEiQKIEFVRElUX0VWRU5UX1RZUEVfQUNDT1VOVF9ERUxFVEVEEAkSJQohQVVESVRfRVZFTlRfVFlQRV9DT05UQUNUX1ZFUklGSUVEEAoSIAocQVVESVRfRVZFTlRfVFlQRV9NRkFfRU5BQkxFRBALEiEKHUFVRElUX0VWRU5UX1RZUEVfTUZBX0RJU0FCTEVEEAwSHwobQVVESVRfRVZFTlRfVFlQRV9NRkFfRkFJTEVEEA0SJQohQVVESVRfRVZFTlRfVFlQRV9CQUNLVVBfQ09ERV9VU0VEEA4SLQopQVVESVRfRVZFTlRfVFlQRV9CQUNLVVBfQ09ERVNfUkVHRU5FUkFURUQQDxIkCiBBVURJVF9FVkVOVF9UWVBFX1BST0ZJTEVfVVBEQVRFRBAUEi0KKUFVRElUX0VWRU5UX1RZUEVfQ09OVEFDVF9DSEFOR0VfUkVRVUVTVEVEEBUSJAogQVVESVRfRVZFTlRfVFlQRV9DT05UQUNUX0NIQU5HRUQQFhIkCiBBVURJVF9FVkVOVF9UWVBFX1JFQVVUSEVOVElDQVRFRBAXMtQLCgtBdXRoU2VydmljZRJJCgZTaWduVXASGi5pZGVudGl0eS52MS5TaWduVXBSZXF1ZXN0GhsuaWRlbnRpdHkudjEuU2lnblVwUmVzcG9uc2UiBoq1GAIIARJGCgVMb2dpbhIZLmlkZW50aXR5LnYxLkxvZ2luUmVxdWVzdBoaLmlkZW50aXR5LnYxLkxvZ2luUmVzcG9uc2UiBoq1GAIIARJJCgZMb2dvdXQSGi5pZGVudGl0eS52MS5Mb2dvdXRSZXF1ZXN0GhsuaWRlbnRpdHkudjEuTG9nb3V0UmVzcG9uc2UiBoq1GAIIAhJJCgZXaG9BbUkSGi5pZGVudGl0eS52MS5XaG9BbUlSZXF1ZXN0GhsuaWRlbnRpdHkudjEuV2hvQW1JUmVzcG9uc2UiBoq1GAIIAhJhCg5DaGFuZ2VQYXNzd29yZBIiLmlkZW50aXR5LnYxLkNoYW5nZVBhc3N3b3JkUmVxdWVzdBojLmlkZW50aXR5LnYxLkNoYW5nZVBhc3N3b3JkUmVzcG9uc2UiBoq1GAIIAhJzChRSZXF1ZXN0UGFzc3dvcmRSZXNldBIoLmlkZW50aXR5LnYxLlJlcXVlc3RQYXNzd29yZFJlc2V0UmVxdWVzdBopLmlkZW50aXR5LnYxLlJlcXVlc3RQYXNzd29yZFJlc2V0UmVzcG9uc2UiBoq1GAIIARJeCg1SZXNldFBhc3N3b3JkEiEuaWRlbnRpdHkudjEuUmVzZXRQYXNzd29yZFJlcXVlc3QaIi5pZGVudGl0eS52MS5SZXNldFBhc3N3b3JkUmVzcG9uc2UiBoq1GAIIARJeCg1EZWxldGVBY2NvdW50EiEuaWRlbnRpdHkudjEuRGVsZXRlQWNjb3VudFJlcXVlc3QaIi5pZGVudGl0eS52MS5EZWxldGVBY2NvdW50UmVzcG9uc2UiBoq1GAIIAhJbCgxMaXN0U2Vzc2lvbnMSIC5pZGVudGl0eS52MS5MaXN0U2Vzc2lvbnNSZXF1ZXN0GiEuaWRlbnRpdHkudjEuTGlzdFNlc3Npb25zUmVzcG9uc2UiBoq1GAIIAhJeCg1SZXZva2VTZXNzaW9uEiEuaWRlbnRpdHkudjEuUmV2b2tlU2Vzc2lvblJlcXVlc3QaIi5pZGVudGl0eS52MS5SZXZva2VTZXNzaW9uUmVzcG9uc2UiBoq1GAIIAhJbCgxMaXN0QWN0aXZpdHkSIC5pZGVudGl0eS52MS5MaXN0QWN0aXZpdHlSZXF1ZXN0GiEuaWRlbnRpdHkudjEuTGlzdEFjdGl2aXR5UmVzcG9uc2UiBoq1GAIIAhJeCg1VcGRhdGVQcm9maWxlEiEuaWRlbnRpdHkudjEuVXBkYXRlUHJvZmlsZVJlcXVlc3QaIi5pZGVudGl0eS52MS5VcGRhdGVQcm9maWxlUmVzcG9uc2UiBoq1GAIIAhJYCgtDaGFuZ2VFbWFpbBIfLmlkZW50aXR5LnYxLkNoYW5nZUVtYWlsUmVxdWVzdBogLmlkZW50aXR5LnYxLkNoYW5nZUVtYWlsUmVzcG9uc2UiBoq1GAIIAhJYCgtDaGFuZ2VQaG9uZRIfLmlkZW50aXR5LnYxLkNoYW5nZVBob25lUmVxdWVzdBogLmlkZW50aXR5LnYxLkNoYW5nZVBob25lUmVzcG9uc2UiBoq1GAIIAhJzChRDb25maXJtQ29udGFjdENoYW5nZRIoLmlkZW50aXR5LnYxLkNvbmZpcm1Db250YWN0Q2hhbmdlUmVxdWVzdBopLmlkZW50aXR5LnYxLkNvbmZpcm1Db250YWN0Q2hhbmdlUmVzcG9uc2UiBoq1GAIIAhJhCg5SZWF1dGhlbnRpY2F0ZRIiLmlkZW50aXR5LnYxLlJlYXV0aGVudGljYXRlUmVxdWVzdBojLmlkZW50aXR5LnYxLlJlYXV0aGVudGljYXRlUmVzcG9uc2UiBoq1GAIIAmIGcHJvdG8z", [file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_identity_v1_access, file_identity_v1_common]);
 
 /**
  * Request of AuthService.SignUp. At least one of email, username or phone is required.
@@ -58,6 +58,36 @@ export type SignUpRequest = Message<"identity.v1.SignUpRequest"> & {
    * @generated from field: string display_name = 5;
    */
   displayName: string;
+
+  /**
+   * Given (first) name; same rules as display_name. Required when REQUIRED_PROFILE_FIELDS lists it.
+   *
+   * @generated from field: string given_name = 6;
+   */
+  givenName: string;
+
+  /**
+   * Family (last) name; same rules as display_name. Required when REQUIRED_PROFILE_FIELDS lists it.
+   *
+   * @generated from field: string family_name = 7;
+   */
+  familyName: string;
+
+  /**
+   * Country: an ISO 3166-1 alpha-2 code (`DE`; lower case is accepted). Required when
+   * REQUIRED_PROFILE_FIELDS lists it.
+   *
+   * @generated from field: string country = 8;
+   */
+  country: string;
+
+  /**
+   * Date of birth as `YYYY-MM-DD`: a real date, not in the future, and at least MIN_AGE years ago
+   * when MIN_AGE is set. Required when REQUIRED_PROFILE_FIELDS lists it.
+   *
+   * @generated from field: string birth_date = 9;
+   */
+  birthDate: string;
 };
 
 /**
@@ -740,6 +770,311 @@ export const ListActivityResponseSchema: GenMessage<ListActivityResponse> = /*@_
   messageDesc(file_identity_v1_auth_service, 23);
 
 /**
+ * The fields of an account its owner may change with AuthService.UpdateProfile. Email address and
+ * phone number change with ChangeEmail / ChangePhone, the password with ChangePassword.
+ *
+ * @generated from message identity.v1.Profile
+ */
+export type Profile = Message<"identity.v1.Profile"> & {
+  /**
+   * Name shown to people; as at sign-up.
+   *
+   * @generated from field: string display_name = 1;
+   */
+  displayName: string;
+
+  /**
+   * Username; same rules and uniqueness as at sign-up. Empty removes it (only while the account
+   * has an email address or phone number to be found by).
+   *
+   * @generated from field: string username = 2;
+   */
+  username: string;
+
+  /**
+   * Given (first) name; as at sign-up.
+   *
+   * @generated from field: string given_name = 3;
+   */
+  givenName: string;
+
+  /**
+   * Family (last) name; as at sign-up.
+   *
+   * @generated from field: string family_name = 4;
+   */
+  familyName: string;
+
+  /**
+   * ISO 3166-1 alpha-2 country code; as at sign-up.
+   *
+   * @generated from field: string country = 5;
+   */
+  country: string;
+
+  /**
+   * Date of birth as `YYYY-MM-DD`; as at sign-up.
+   *
+   * @generated from field: string birth_date = 6;
+   */
+  birthDate: string;
+};
+
+/**
+ * Describes the message identity.v1.Profile.
+ * Use `create(ProfileSchema)` to create a new message.
+ */
+export const ProfileSchema: GenMessage<Profile> = /*@__PURE__*/
+  messageDesc(file_identity_v1_auth_service, 24);
+
+/**
+ * Request of AuthService.UpdateProfile.
+ *
+ * @generated from message identity.v1.UpdateProfileRequest
+ */
+export type UpdateProfileRequest = Message<"identity.v1.UpdateProfileRequest"> & {
+  /**
+   * The new values of the fields named by `update_mask`.
+   *
+   * @generated from field: identity.v1.Profile profile = 1;
+   */
+  profile?: Profile | undefined;
+
+  /**
+   * The fields to change, by their names in Profile (`display_name`, `given_name`, ...), or `*`
+   * for all of them. Empty: every field of `profile` with a non-empty value (AIP-134), so
+   * clearing a field needs its name here. Other paths (`email`, `phone`, `id`, ...) are refused.
+   *
+   * @generated from field: google.protobuf.FieldMask update_mask = 2;
+   */
+  updateMask?: FieldMask | undefined;
+};
+
+/**
+ * Describes the message identity.v1.UpdateProfileRequest.
+ * Use `create(UpdateProfileRequestSchema)` to create a new message.
+ */
+export const UpdateProfileRequestSchema: GenMessage<UpdateProfileRequest> = /*@__PURE__*/
+  messageDesc(file_identity_v1_auth_service, 25);
+
+/**
+ * Response of AuthService.UpdateProfile.
+ *
+ * @generated from message identity.v1.UpdateProfileResponse
+ */
+export type UpdateProfileResponse = Message<"identity.v1.UpdateProfileResponse"> & {
+  /**
+   * The account as it is now.
+   *
+   * @generated from field: identity.v1.User user = 1;
+   */
+  user?: User | undefined;
+};
+
+/**
+ * Describes the message identity.v1.UpdateProfileResponse.
+ * Use `create(UpdateProfileResponseSchema)` to create a new message.
+ */
+export const UpdateProfileResponseSchema: GenMessage<UpdateProfileResponse> = /*@__PURE__*/
+  messageDesc(file_identity_v1_auth_service, 26);
+
+/**
+ * Request of AuthService.ChangeEmail.
+ *
+ * @generated from message identity.v1.ChangeEmailRequest
+ */
+export type ChangeEmailRequest = Message<"identity.v1.ChangeEmailRequest"> & {
+  /**
+   * The new email address; stored in its canonical form, as at sign-up.
+   *
+   * @generated from field: string email = 1;
+   */
+  email: string;
+};
+
+/**
+ * Describes the message identity.v1.ChangeEmailRequest.
+ * Use `create(ChangeEmailRequestSchema)` to create a new message.
+ */
+export const ChangeEmailRequestSchema: GenMessage<ChangeEmailRequest> = /*@__PURE__*/
+  messageDesc(file_identity_v1_auth_service, 27);
+
+/**
+ * Response of AuthService.ChangeEmail.
+ *
+ * @generated from message identity.v1.ChangeEmailResponse
+ */
+export type ChangeEmailResponse = Message<"identity.v1.ChangeEmailResponse"> & {
+  /**
+   * When the code sent to the new address expires.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 1;
+   */
+  expireTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message identity.v1.ChangeEmailResponse.
+ * Use `create(ChangeEmailResponseSchema)` to create a new message.
+ */
+export const ChangeEmailResponseSchema: GenMessage<ChangeEmailResponse> = /*@__PURE__*/
+  messageDesc(file_identity_v1_auth_service, 28);
+
+/**
+ * Request of AuthService.ChangePhone.
+ *
+ * @generated from message identity.v1.ChangePhoneRequest
+ */
+export type ChangePhoneRequest = Message<"identity.v1.ChangePhoneRequest"> & {
+  /**
+   * The new phone number in E.164 form, for example `+14155550123`.
+   *
+   * @generated from field: string phone = 1;
+   */
+  phone: string;
+};
+
+/**
+ * Describes the message identity.v1.ChangePhoneRequest.
+ * Use `create(ChangePhoneRequestSchema)` to create a new message.
+ */
+export const ChangePhoneRequestSchema: GenMessage<ChangePhoneRequest> = /*@__PURE__*/
+  messageDesc(file_identity_v1_auth_service, 29);
+
+/**
+ * Response of AuthService.ChangePhone.
+ *
+ * @generated from message identity.v1.ChangePhoneResponse
+ */
+export type ChangePhoneResponse = Message<"identity.v1.ChangePhoneResponse"> & {
+  /**
+   * When the code sent to the new number expires.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 1;
+   */
+  expireTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message identity.v1.ChangePhoneResponse.
+ * Use `create(ChangePhoneResponseSchema)` to create a new message.
+ */
+export const ChangePhoneResponseSchema: GenMessage<ChangePhoneResponse> = /*@__PURE__*/
+  messageDesc(file_identity_v1_auth_service, 30);
+
+/**
+ * Request of AuthService.ConfirmContactChange.
+ *
+ * @generated from message identity.v1.ConfirmContactChangeRequest
+ */
+export type ConfirmContactChangeRequest = Message<"identity.v1.ConfirmContactChangeRequest"> & {
+  /**
+   * EMAIL for a ChangeEmail, SMS for a ChangePhone.
+   *
+   * @generated from field: identity.v1.OtpChannel channel = 1;
+   */
+  channel: OtpChannel;
+
+  /**
+   * The new email address or phone number, as given to ChangeEmail / ChangePhone.
+   *
+   * @generated from field: string destination = 2;
+   */
+  destination: string;
+
+  /**
+   * The 6-digit code sent to it.
+   *
+   * @generated from field: string code = 3;
+   */
+  code: string;
+};
+
+/**
+ * Describes the message identity.v1.ConfirmContactChangeRequest.
+ * Use `create(ConfirmContactChangeRequestSchema)` to create a new message.
+ */
+export const ConfirmContactChangeRequestSchema: GenMessage<ConfirmContactChangeRequest> = /*@__PURE__*/
+  messageDesc(file_identity_v1_auth_service, 31);
+
+/**
+ * Response of AuthService.ConfirmContactChange.
+ *
+ * @generated from message identity.v1.ConfirmContactChangeResponse
+ */
+export type ConfirmContactChangeResponse = Message<"identity.v1.ConfirmContactChangeResponse"> & {
+  /**
+   * The account as it is now, with the new address verified.
+   *
+   * @generated from field: identity.v1.User user = 1;
+   */
+  user?: User | undefined;
+};
+
+/**
+ * Describes the message identity.v1.ConfirmContactChangeResponse.
+ * Use `create(ConfirmContactChangeResponseSchema)` to create a new message.
+ */
+export const ConfirmContactChangeResponseSchema: GenMessage<ConfirmContactChangeResponse> = /*@__PURE__*/
+  messageDesc(file_identity_v1_auth_service, 32);
+
+/**
+ * Request of AuthService.Reauthenticate.
+ *
+ * @generated from message identity.v1.ReauthenticateRequest
+ */
+export type ReauthenticateRequest = Message<"identity.v1.ReauthenticateRequest"> & {
+  /**
+   * The account's password.
+   *
+   * @generated from field: string password = 1;
+   */
+  password: string;
+
+  /**
+   * Required when the account has MFA: TOTP or BACKUP_CODE.
+   *
+   * @generated from field: identity.v1.MfaMethod mfa_method = 2;
+   */
+  mfaMethod: MfaMethod;
+
+  /**
+   * The code of `mfa_method`; required when the account has MFA.
+   *
+   * @generated from field: string mfa_code = 3;
+   */
+  mfaCode: string;
+};
+
+/**
+ * Describes the message identity.v1.ReauthenticateRequest.
+ * Use `create(ReauthenticateRequestSchema)` to create a new message.
+ */
+export const ReauthenticateRequestSchema: GenMessage<ReauthenticateRequest> = /*@__PURE__*/
+  messageDesc(file_identity_v1_auth_service, 33);
+
+/**
+ * Response of AuthService.Reauthenticate.
+ *
+ * @generated from message identity.v1.ReauthenticateResponse
+ */
+export type ReauthenticateResponse = Message<"identity.v1.ReauthenticateResponse"> & {
+  /**
+   * New tokens of the caller's session; the refresh token it held before is spent.
+   *
+   * @generated from field: identity.v1.TokenPair tokens = 1;
+   */
+  tokens?: TokenPair | undefined;
+};
+
+/**
+ * Describes the message identity.v1.ReauthenticateResponse.
+ * Use `create(ReauthenticateResponseSchema)` to create a new message.
+ */
+export const ReauthenticateResponseSchema: GenMessage<ReauthenticateResponse> = /*@__PURE__*/
+  messageDesc(file_identity_v1_auth_service, 34);
+
+/**
  * Kind of an audit event.
  *
  * @generated from enum identity.v1.AuditEventType
@@ -856,6 +1191,34 @@ export enum AuditEventType {
    * @generated from enum value: AUDIT_EVENT_TYPE_BACKUP_CODES_REGENERATED = 15;
    */
   BACKUP_CODES_REGENERATED = 15,
+
+  /**
+   * The profile (display name, username or attributes) was updated; `fields` lists what changed.
+   *
+   * @generated from enum value: AUDIT_EVENT_TYPE_PROFILE_UPDATED = 20;
+   */
+  PROFILE_UPDATED = 20,
+
+  /**
+   * A code was sent to a new email address or phone number (ChangeEmail / ChangePhone).
+   *
+   * @generated from enum value: AUDIT_EVENT_TYPE_CONTACT_CHANGE_REQUESTED = 21;
+   */
+  CONTACT_CHANGE_REQUESTED = 21,
+
+  /**
+   * An email address or phone number was added or replaced by a new, verified one.
+   *
+   * @generated from enum value: AUDIT_EVENT_TYPE_CONTACT_CHANGED = 22;
+   */
+  CONTACT_CHANGED = 22,
+
+  /**
+   * The session proved its factors again (Reauthenticate); `method` lists them.
+   *
+   * @generated from enum value: AUDIT_EVENT_TYPE_REAUTHENTICATED = 23;
+   */
+  REAUTHENTICATED = 23,
 }
 
 /**
@@ -987,6 +1350,70 @@ export const AuthService: GenService<{
     methodKind: "unary";
     input: typeof ListActivityRequestSchema;
     output: typeof ListActivityResponseSchema;
+  },
+  /**
+   * Updates the caller's profile (AIP-134): the fields `update_mask` names, or, without a mask,
+   * every field given a non-empty value. Returns the whole account.
+   * INVALID_ARGUMENT with a BadRequest violation per bad field or mask path;
+   * ALREADY_EXISTS (reason IDENTIFIER_TAKEN) when the new username is in use, as at sign-up.
+   *
+   * @generated from rpc identity.v1.AuthService.UpdateProfile
+   */
+  updateProfile: {
+    methodKind: "unary";
+    input: typeof UpdateProfileRequestSchema;
+    output: typeof UpdateProfileResponseSchema;
+  },
+  /**
+   * Starts adding or changing the caller's email address: sends a code to the NEW address, which
+   * replaces the old one only when ConfirmContactChange verifies that code.
+   * Requires a recent sign-in (REAUTH_MAX_AGE_SECONDS; else PERMISSION_DENIED, reason
+   * REAUTHENTICATION_REQUIRED: call Reauthenticate). ALREADY_EXISTS (IDENTIFIER_TAKEN) when another
+   * account has the address, as at sign-up.
+   *
+   * @generated from rpc identity.v1.AuthService.ChangeEmail
+   */
+  changeEmail: {
+    methodKind: "unary";
+    input: typeof ChangeEmailRequestSchema;
+    output: typeof ChangeEmailResponseSchema;
+  },
+  /**
+   * Starts adding or changing the caller's phone number; as ChangeEmail.
+   *
+   * @generated from rpc identity.v1.AuthService.ChangePhone
+   */
+  changePhone: {
+    methodKind: "unary";
+    input: typeof ChangePhoneRequestSchema;
+    output: typeof ChangePhoneResponseSchema;
+  },
+  /**
+   * Completes ChangeEmail or ChangePhone with the code sent to the new address: the address
+   * replaces the old one (verified), sign-in by the old one stops at once, and the old one is
+   * told. OTP_INVALID / OTP_EXPIRED / OTP_ATTEMPTS_EXHAUSTED for a bad code; ALREADY_EXISTS
+   * (IDENTIFIER_TAKEN) when another account took the address meanwhile.
+   *
+   * @generated from rpc identity.v1.AuthService.ConfirmContactChange
+   */
+  confirmContactChange: {
+    methodKind: "unary";
+    input: typeof ConfirmContactChangeRequestSchema;
+    output: typeof ConfirmContactChangeResponseSchema;
+  },
+  /**
+   * Proves again what sign-in asks of the account (its password, plus a second-factor code when
+   * MFA is on) and renews the caller's session: its `auth_time` becomes now and its `amr` what was
+   * proven. Returns a new token pair of the same session (the refresh token rotates).
+   * PERMISSION_DENIED (WRONG_PASSWORD), UNAUTHENTICATED (MFA_CODE_INVALID), FAILED_PRECONDITION
+   * (PASSWORD_NOT_SET) for an account without a password: it signs in again by code instead.
+   *
+   * @generated from rpc identity.v1.AuthService.Reauthenticate
+   */
+  reauthenticate: {
+    methodKind: "unary";
+    input: typeof ReauthenticateRequestSchema;
+    output: typeof ReauthenticateResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_identity_v1_auth_service, 0);

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file identity/v1/common.proto.
  */
 export const file_identity_v1_common: GenFile = /*@__PURE__*/
-  fileDesc("ChhpZGVudGl0eS92MS9jb21tb24ucHJvdG8SC2lkZW50aXR5LnYxIvIBCgRVc2VyEgoKAmlkGAEgASgJEg0KBWVtYWlsGAIgASgJEhYKDmVtYWlsX3ZlcmlmaWVkGAMgASgIEhAKCHVzZXJuYW1lGAQgASgJEg0KBXBob25lGAUgASgJEhYKDnBob25lX3ZlcmlmaWVkGAYgASgIEhQKDGRpc3BsYXlfbmFtZRgHIAEoCRIMCgRyb2xlGAggASgJEhMKC21mYV9lbmFibGVkGAkgASgIEhQKDGhhc19wYXNzd29yZBgKIAEoCBIvCgtjcmVhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi3QEKCVRva2VuUGFpchIUCgxhY2Nlc3NfdG9rZW4YASABKAkSPAoYYWNjZXNzX3Rva2VuX2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1yZWZyZXNoX3Rva2VuGAMgASgJEj0KGXJlZnJlc2hfdG9rZW5fZXhwaXJlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnRva2VuX3R5cGUYBSABKAkSEgoKc2Vzc2lvbl9pZBgGIAEoCSKBAQoMTWZhQ2hhbGxlbmdlEhcKD2NoYWxsZW5nZV90b2tlbhgBIAEoCRIvCgtleHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJwoHbWV0aG9kcxgDIAMoDjIWLmlkZW50aXR5LnYxLk1mYU1ldGhvZCpYCglNZmFNZXRob2QSGgoWTUZBX01FVEhPRF9VTlNQRUNJRklFRBAAEhMKD01GQV9NRVRIT0RfVE9UUBABEhoKFk1GQV9NRVRIT0RfQkFDS1VQX0NPREUQAipVCgpPdHBDaGFubmVsEhsKF09UUF9DSEFOTkVMX1VOU1BFQ0lGSUVEEAASEwoPT1RQX0NIQU5ORUxfU01TEAESFQoRT1RQX0NIQU5ORUxfRU1BSUwQAiqAAQoKT3RwUHVycG9zZRIbChdPVFBfUFVSUE9TRV9VTlNQRUNJRklFRBAAEhUKEU9UUF9QVVJQT1NFX0xPR0lOEAESHgoaT1RQX1BVUlBPU0VfVkVSSUZZX0NPTlRBQ1QQAhIeChpPVFBfUFVSUE9TRV9QQVNTV09SRF9SRVNFVBADYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChhpZGVudGl0eS92MS9jb21tb24ucHJvdG8SC2lkZW50aXR5LnYxIsACCgRVc2VyEgoKAmlkGAEgASgJEg0KBWVtYWlsGAIgASgJEhYKDmVtYWlsX3ZlcmlmaWVkGAMgASgIEhAKCHVzZXJuYW1lGAQgASgJEg0KBXBob25lGAUgASgJEhYKDnBob25lX3ZlcmlmaWVkGAYgASgIEhQKDGRpc3BsYXlfbmFtZRgHIAEoCRIMCgRyb2xlGAggASgJEhMKC21mYV9lbmFibGVkGAkgASgIEhQKDGhhc19wYXNzd29yZBgKIAEoCBIvCgtjcmVhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKZ2l2ZW5fbmFtZRgMIAEoCRITCgtmYW1pbHlfbmFtZRgNIAEoCRIPCgdjb3VudHJ5GA4gASgJEhIKCmJpcnRoX2RhdGUYDyABKAki3QEKCVRva2VuUGFpchIUCgxhY2Nlc3NfdG9rZW4YASABKAkSPAoYYWNjZXNzX3Rva2VuX2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1yZWZyZXNoX3Rva2VuGAMgASgJEj0KGXJlZnJlc2hfdG9rZW5fZXhwaXJlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnRva2VuX3R5cGUYBSABKAkSEgoKc2Vzc2lvbl9pZBgGIAEoCSKBAQoMTWZhQ2hhbGxlbmdlEhcKD2NoYWxsZW5nZV90b2tlbhgBIAEoCRIvCgtleHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJwoHbWV0aG9kcxgDIAMoDjIWLmlkZW50aXR5LnYxLk1mYU1ldGhvZCpYCglNZmFNZXRob2QSGgoWTUZBX01FVEhPRF9VTlNQRUNJRklFRBAAEhMKD01GQV9NRVRIT0RfVE9UUBABEhoKFk1GQV9NRVRIT0RfQkFDS1VQX0NPREUQAipVCgpPdHBDaGFubmVsEhsKF09UUF9DSEFOTkVMX1VOU1BFQ0lGSUVEEAASEwoPT1RQX0NIQU5ORUxfU01TEAESFQoRT1RQX0NIQU5ORUxfRU1BSUwQAiqAAQoKT3RwUHVycG9zZRIbChdPVFBfUFVSUE9TRV9VTlNQRUNJRklFRBAAEhUKEU9UUF9QVVJQT1NFX0xPR0lOEAESHgoaT1RQX1BVUlBPU0VfVkVSSUZZX0NPTlRBQ1QQAhIeChpPVFBfUFVSUE9TRV9QQVNTV09SRF9SRVNFVBADYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * An account as its owner sees it. Secrets (password hash, TOTP secret) never appear here.
@@ -97,6 +97,34 @@ export type User = Message<"identity.v1.User"> & {
    * @generated from field: google.protobuf.Timestamp create_time = 11;
    */
   createTime?: Timestamp | undefined;
+
+  /**
+   * Given (first) name; empty when not given. Same text rules as display_name.
+   *
+   * @generated from field: string given_name = 12;
+   */
+  givenName: string;
+
+  /**
+   * Family (last) name; empty when not given. Same text rules as display_name.
+   *
+   * @generated from field: string family_name = 13;
+   */
+  familyName: string;
+
+  /**
+   * Country as an ISO 3166-1 alpha-2 code in upper case, for example `DE`; empty when not given.
+   *
+   * @generated from field: string country = 14;
+   */
+  country: string;
+
+  /**
+   * Date of birth as `YYYY-MM-DD` (ISO 8601 calendar date, no time zone); empty when not given.
+   *
+   * @generated from field: string birth_date = 15;
+   */
+  birthDate: string;
 };
 
 /**

@@ -8,6 +8,8 @@ export interface SessionRow extends BaseRow {
   userAgent: string;
   ipAddress: string;
   lastRefreshAt: Date;
+  /** When the session last proved its factors (sign-in or Reauthenticate): its tokens' `auth_time`. */
+  authTime: Date;
   absoluteExpiresAt: Date;
   revokedAt: Date | null;
   revokeReason: string | null;
@@ -23,6 +25,7 @@ export const SessionEntity = new EntitySchema<SessionRow>({
     userAgent: { name: "user_agent", type: "text", default: "" },
     ipAddress: { name: "ip_address", type: "text", default: "" },
     lastRefreshAt: { name: "last_refresh_at", type: "timestamptz" },
+    authTime: { name: "auth_time", type: "timestamptz" },
     absoluteExpiresAt: { name: "absolute_expires_at", type: "timestamptz" },
     revokedAt: { name: "revoked_at", type: "timestamptz", nullable: true },
     revokeReason: { name: "revoke_reason", type: "text", nullable: true },

@@ -10,6 +10,12 @@ export interface UserRow extends BaseRow {
   phone: string | null;
   phoneVerifiedAt: Date | null;
   displayName: string;
+  givenName: string;
+  familyName: string;
+  /** ISO 3166-1 alpha-2, upper case. */
+  country: string | null;
+  /** `YYYY-MM-DD`. */
+  birthDate: string | null;
   role: string;
   passwordHash: string | null;
   status: UserStatus;
@@ -31,6 +37,10 @@ export const UserEntity = new EntitySchema<UserRow>({
     phone: { type: "text", nullable: true },
     phoneVerifiedAt: { name: "phone_verified_at", type: "timestamptz", nullable: true },
     displayName: { name: "display_name", type: "text", default: "" },
+    givenName: { name: "given_name", type: "text", default: "" },
+    familyName: { name: "family_name", type: "text", default: "" },
+    country: { type: "text", nullable: true },
+    birthDate: { name: "birth_date", type: "date", nullable: true },
     role: { type: "text", default: "user" },
     passwordHash: { name: "password_hash", type: "text", nullable: true },
     status: { type: "text", default: "active" },

@@ -6,7 +6,7 @@ import type { Clock } from "../clock.js";
 import { AppError, Violations, invalidField } from "../errors.js";
 import { normalizeEmail, normalizePhone, normalizeUsername, parseIdentifier } from "./identifiers.js";
 import { checkPassword, type PasswordHasher } from "./passwords.js";
-import { hasControlCharacters } from "./text.js";
+import { checkProfile, type ProfileRules } from "./profile.js";
 import type { SessionTokens, TokenPair } from "../sessions/session-tokens.js";
 import type { Sessions } from "../sessions/sessions.js";
 import type { Revocations } from "../tokens/revocation.js";
@@ -24,6 +24,11 @@ export interface SignUpInput {
   readonly phone: string;
   readonly password: string;
   readonly displayName: string;
+  /** The optional attributes (profile.ts); absent is empty. */
+  readonly givenName?: string;
+  readonly familyName?: string;
+  readonly country?: string;
+  readonly birthDate?: string;
 }
 
 export interface SignedIn {
@@ -31,7 +36,6 @@ export interface SignedIn {
   readonly tokens: TokenPair;
 }
 
-export const MAX_DISPLAY_NAME_LENGTH = 100;
 
 export interface Accounts {
   signUp(input: SignUpInput, client: ClientMeta): Promise<SignedIn>;
@@ -57,11 +61,13 @@ export interface AccountDeps {
   /** Every password check (login, change, delete) within the shared failure limits, audited. */
   readonly checks: CredentialChecks;
   readonly signUpLimits: SignUpLimitConfig;
+  /** MIN_AGE and REQUIRED_PROFILE_FIELDS. */
+  readonly profileRules: ProfileRules;
 }
 
 const HOUR_MS = 3_600_000;
 
-export function createAccounts({ db, clock, passwords, sessions, sessionTokens, signIn, audit, revocations, limits, checks, signUpLimits }: AccountDeps): Accounts {
+export function createAccounts({ db, clock, passwords, sessions, sessionTokens, signIn, audit, revocations, limits, checks, signUpLimits, profileRules }: AccountDeps): Accounts {
   const liveUser = (userId: string) => requireLiveUser(db, userId);
 
   return {
@@ -80,13 +86,14 @@ export function createAccounts({ db, clock, passwords, sessions, sessionTokens, 
       }
       const passwordViolation = checkPassword("password", input.password);
       if (passwordViolation) violations.add(passwordViolation.field, passwordViolation.reason, passwordViolation.description);
-      const displayName = input.displayName.normalize("NFKC").trim();
-      // Names end up in logs, terminals, mails and other people's screens (CR/LF, ANSI escapes, bidi overrides).
-      if (hasControlCharacters(input.displayName)) {
-        violations.add("display_name", "INVALID_CHARACTERS", "must not contain control, invisible formatting or line-break characters");
-      } else if ([...displayName].length > MAX_DISPLAY_NAME_LENGTH) {
-        violations.add("display_name", "TOO_LONG", `must be at most ${MAX_DISPLAY_NAME_LENGTH} characters`);
-      }
+      // The username was checked above, as an identifier; names, country and birth date here.
+      const profile = checkProfile(
+        violations,
+        { display_name: input.displayName, username: "", given_name: input.givenName ?? "", family_name: input.familyName ?? "", country: input.country ?? "", birth_date: input.birthDate ?? "" },
+        ["display_name", "given_name", "family_name", "country", "birth_date"],
+        profileRules,
+        clock.now(),
+      );
       violations.throwIfAny();
 
       // Limits before the hash: every sign-up counts, whatever its outcome, and one that is
@@ -98,7 +105,17 @@ export function createAccounts({ db, clock, passwords, sessions, sessionTokens, 
       const passwordHash = await passwords.hash(input.password, client.ip);
       try {
         return await db.transaction(async (tx) => {
-          const user = await db.users.insert(tx, { email: email ?? null, username: username ?? null, phone: phone ?? null, displayName, passwordHash });
+          const user = await db.users.insert(tx, {
+            email: email ?? null,
+            username: username ?? null,
+            phone: phone ?? null,
+            displayName: profile.displayName ?? "",
+            givenName: profile.givenName ?? "",
+            familyName: profile.familyName ?? "",
+            country: profile.country ?? null,
+            birthDate: profile.birthDate ?? null,
+            passwordHash,
+          });
           const tokens = await sessionTokens.start(tx, user, ["pwd"], client);
           await audit.record({ userId: user.id, type: "SIGN_UP", client, sessionId: tokens.sessionId, details: { method: "pwd" } }, tx);
           return { user, tokens };

@@ -19,7 +19,11 @@ export type AuditEventType =
   | "MFA_FAILED"
   | "BACKUP_CODE_USED"
   | "BACKUP_CODES_REGENERATED"
-  | "SERVICE_TOKEN_ISSUED";
+  | "SERVICE_TOKEN_ISSUED"
+  | "PROFILE_UPDATED"
+  | "CONTACT_CHANGE_REQUESTED"
+  | "CONTACT_CHANGED"
+  | "REAUTHENTICATED";
 
 export interface ClientMeta {
   readonly ip: string;

@@ -25,6 +25,11 @@ export type OtpSenders = Partial<Record<OtpChannel, OtpSender>>;
 const WHAT: Record<OtpPurpose, { subject: string; lead: string; tail: string }> = {
   login: { subject: "Your sign-in code", lead: "Your sign-in code is", tail: "" },
   verify_contact: { subject: "Your verification code", lead: "Your verification code is", tail: "" },
+  change_contact: {
+    subject: "Confirm your new address",
+    lead: "Your code to use this address for your account is",
+    tail: " If you did not ask for this, ignore this message.",
+  },
   password_reset: {
     subject: "Your password reset code",
     lead: "Your password reset code is",

@@ -15,6 +15,8 @@ export interface TokenPair {
 export interface SessionTokens {
   start(tx: Tx, user: UserRow, amr: readonly string[], client: ClientMeta): Promise<TokenPair>;
   refresh(refreshToken: string, client: ClientMeta): Promise<TokenPair>;
+  /** New tokens of a session that proved `amr` again (Sessions.renew); undefined when it is not live. */
+  renew(tx: Tx, user: UserRow, sessionId: string, amr: readonly string[]): Promise<TokenPair | undefined>;
 }
 
 export function createSessionTokens(sessions: Sessions, accessTokens: AccessTokens): SessionTokens {
@@ -28,6 +30,10 @@ export function createSessionTokens(sessions: Sessions, accessTokens: AccessToke
     async start(tx, user, amr, client) {
       const session = await sessions.create(tx, user.id, amr, client);
       return pair(user, session, amr, session.refreshToken, session.refreshExpiresAt);
+    },
+    async renew(tx, user, sessionId, amr) {
+      const session = await sessions.renew(tx, user.id, sessionId, amr);
+      return session && pair(user, session, amr, session.refreshToken, session.refreshExpiresAt);
     },
     async refresh(refreshToken, client) {
       const rotated = await sessions.rotate(refreshToken, client);

@@ -42,6 +42,12 @@ export type RevokeReason =
 
 export interface Sessions {
   create(tx: Tx, userId: string, amr: readonly string[], client: ClientMeta): Promise<NewSession>;
+  /**
+   * The live session `sessionId` of `userId` proved its factors again: its `auth_time` becomes
+   * now and its `amr` `amr`, its refresh tokens are spent and the next one is issued. Undefined
+   * when the session is not live (store: sessions.reauthenticate, one statement).
+   */
+  renew(tx: Tx, userId: string, sessionId: string, amr: readonly string[]): Promise<NewSession | undefined>;
   /** Spends a refresh token and issues the next one of its family. */
   rotate(refreshToken: string, client: ClientMeta): Promise<Rotated>;
   /** Ends one session of `userId`; false when it is not theirs or already ended. */
@@ -90,6 +96,13 @@ export function createSessions(db: SessionsDb, audit: AuditLog, clock: Clock, se
       return { sessionId, authTime: now, refreshToken: refresh.token, refreshExpiresAt: refresh.expiresAt };
     },
 
+    async renew(tx, userId, sessionId, amr) {
+      const now = clock.now();
+      const token = randomToken(32);
+      const renewed = await db.sessions.reauthenticate(tx, sessionId, userId, amr, sha256(token), now, new Date(now.getTime() + idleMs));
+      return renewed && { sessionId, authTime: now, refreshToken: token, refreshExpiresAt: renewed.refreshExpiresAt };
+    },
+
     async rotate(refreshToken, client) {
       const hash = sha256(refreshToken);
       // Spend, touch and issue in one statement (store: sessions.rotateRefreshToken): spent only
@@ -102,7 +115,7 @@ export function createSessions(db: SessionsDb, audit: AuditLog, clock: Clock, se
             kind: "rotated" as const,
             rotated: {
               sessionId: rotation.sessionId,
-              authTime: rotation.session.createdAt,
+              authTime: rotation.session.authTime,
               userId: rotation.session.userId,
               amr: rotation.session.amr,
               role: rotation.session.role,
