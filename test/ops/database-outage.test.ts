@@ -142,6 +142,7 @@ it("answers UNAVAILABLE while the database is down, keeps verifying tokens, and 
       "identity.v1.TokenService": "SERVING",
       "identity.v1.OtpService": "NOT_SERVING",
       "identity.v1.MfaService": "NOT_SERVING",
+      "identity.v1.AdminService": "NOT_SERVING",
       "envoy.service.auth.v3.Authorization": "SERVING",
     },
   });
