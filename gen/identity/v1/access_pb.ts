@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file identity/v1/access.proto.
  */
 export const file_identity_v1_access: GenFile = /*@__PURE__*/
-  fileDesc("ChhpZGVudGl0eS92MS9hY2Nlc3MucHJvdG8SC2lkZW50aXR5LnYxIkUKBkFjY2VzcxInCghhdWRpZW5jZRgBIAEoDjIVLmlkZW50aXR5LnYxLkF1ZGllbmNlEhIKCnBlcm1pc3Npb24YAiABKAkqYwoIQXVkaWVuY2USGAoUQVVESUVOQ0VfVU5TUEVDSUZJRUQQABITCg9BVURJRU5DRV9QVUJMSUMQARIRCg1BVURJRU5DRV9VU0VSEAISFQoRQVVESUVOQ0VfSU5URVJOQUwQAzpNCgZhY2Nlc3MSHi5nb29nbGUucHJvdG9idWYuTWV0aG9kT3B0aW9ucxjRhgMgASgLMhMuaWRlbnRpdHkudjEuQWNjZXNzUgZhY2Nlc3NiBnByb3RvMw", [file_google_protobuf_descriptor]);
+  fileDesc("ChhpZGVudGl0eS92MS9hY2Nlc3MucHJvdG8SC2lkZW50aXR5LnYxIkUKBkFjY2VzcxInCghhdWRpZW5jZRgBIAEoDjIVLmlkZW50aXR5LnYxLkF1ZGllbmNlEhIKCnBlcm1pc3Npb24YAiABKAkqdwoIQXVkaWVuY2USGAoUQVVESUVOQ0VfVU5TUEVDSUZJRUQQABITCg9BVURJRU5DRV9QVUJMSUMQARIRCg1BVURJRU5DRV9VU0VSEAISFQoRQVVESUVOQ0VfSU5URVJOQUwQAxISCg5BVURJRU5DRV9BRE1JThAEOk0KBmFjY2VzcxIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGNGGAyABKAsyEy5pZGVudGl0eS52MS5BY2Nlc3NSBmFjY2Vzc2IGcHJvdG8z", [file_google_protobuf_descriptor]);
 
 /**
  * The access an RPC declares, as `option (identity.v1.access) = {...}`.
@@ -28,7 +28,8 @@ export type Access = Message<"identity.v1.Access"> & {
   audience: Audience;
 
   /**
-   * What an AUDIENCE_INTERNAL caller must hold, for example `tokens.verify`; empty otherwise.
+   * What an AUDIENCE_INTERNAL or AUDIENCE_ADMIN service caller must hold, for example
+   * `tokens.verify`; empty otherwise.
    *
    * @generated from field: string permission = 2;
    */
@@ -78,6 +79,15 @@ export enum Audience {
    * @generated from enum value: AUDIENCE_INTERNAL = 3;
    */
   INTERNAL = 3,
+
+  /**
+   * Administration (AdminService): a service holding `permission` (on the gRPC port only), or
+   * a signed-in person whose role is listed in `ADMIN_ROLES` and whose access token proves a
+   * second factor within `ADMIN_MAX_AUTH_AGE_SECONDS` (on both ports, the web gateway included).
+   *
+   * @generated from enum value: AUDIENCE_ADMIN = 4;
+   */
+  ADMIN = 4,
 }
 
 /**

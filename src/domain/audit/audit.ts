@@ -23,7 +23,15 @@ export type AuditEventType =
   | "PROFILE_UPDATED"
   | "CONTACT_CHANGE_REQUESTED"
   | "CONTACT_CHANGED"
-  | "REAUTHENTICATED";
+  | "REAUTHENTICATED"
+
+  // Administrative acts (AdminService and the admin command line), recorded with an `actor`.
+  | "ROLE_CHANGED"
+  | "ACCOUNT_DISABLED"
+  | "ACCOUNT_ENABLED"
+  | "ACCOUNT_RESTORED"
+  | "SESSIONS_REVOKED_BY_ADMIN"
+  | "MFA_RESET";
 
 export interface ClientMeta {
   readonly ip: string;
@@ -38,6 +46,11 @@ export interface AuditRecord {
   readonly client: ClientMeta;
   readonly sessionId?: string | null;
   readonly details?: Record<string, string>;
+  /**
+   * Who acted when it was not the person: `user:<id>` (an administrator), `service:<name>` or
+   * `cli`. The person's own ListActivity shows such an event as made by an administrator.
+   */
+  readonly actor?: string;
 }
 
 export interface AuditLog {
@@ -61,6 +74,7 @@ export function createAuditLog(db: AuditDb, clock: Clock): AuditLog {
         sessionId: event.sessionId ?? null,
         details: event.details ?? {},
         caller: event.client.caller ?? null,
+        actor: event.actor ?? null,
         createdAt: clock.now(),
       });
     },
