@@ -20,6 +20,8 @@ import { createServiceTokens } from "./domain/tokens/service-tokens.js";
 import { createRevocationStream } from "./domain/tokens/revocation-stream.js";
 import { systemClock, type Clock } from "./domain/clock.js";
 import { createMfa } from "./domain/mfa/mfa.js";
+import { createAdministration, type Administration } from "./domain/admin/admin.js";
+import { createRoles } from "./domain/admin/roles.js";
 import { createCredentialChecks } from "./domain/accounts/credential-checks.js";
 import { createSignIn } from "./domain/sessions/sign-in.js";
 import { createPasswordHasher } from "./domain/accounts/passwords.js";
@@ -59,13 +61,15 @@ export interface App {
   readonly serviceAccounts: ServiceAccounts;
   readonly servers: Servers;
   readonly metrics: Metrics;
+  /** Account administration (AdminService and the admin command line, src/admin-cli.ts). */
+  readonly administration: Administration;
   /** Stops background work (the revocation listener); the servers are closed separately. */
   stop(): Promise<void>;
 }
 
 export async function createApp({ config, db, logger, kek, clock = systemClock, outbox }: AppOptions): Promise<App> {
   // Every query of the service goes through the store (src/store/), built once here.
-  const store = createStore(db);
+  const store = createStore(db, { defaultRole: config.roles.defaultRole });
   const metrics = createMetrics(() => store.health.pool());
   const audit = createAuditLog(store, clock);
   // Service accounts are held in memory (loaded first: a SERVICE_KEYS name clash stops the start
@@ -114,6 +118,10 @@ export async function createApp({ config, db, logger, kek, clock = systemClock, 
   const otpLogin = createOtpLogin({ db: store, otp, clock, sessions, signIn, audit, revocations, signUpEnabled: config.otp.signUpEnabled });
   const contactVerification = createContactVerification({ db: store, otp, clock, accounts, audit });
   const passwordReset = createPasswordReset({ db: store, otp, clock, passwords, sessions, audit, revocations });
+  const roles = createRoles(config.roles);
+  const administration = createAdministration({
+    db: store, clock, roles, sessions, revocations, audit, senders, logger, restoreDays: config.roles.accountRestoreDays,
+  });
 
 
   const services: ServiceDeps = {
@@ -131,6 +139,13 @@ export async function createApp({ config, db, logger, kek, clock = systemClock, 
     otpLogin,
     contactVerification,
     passwordReset,
+    administration,
+    adminAccess: {
+      roles,
+      maxAuthAgeSec: config.roles.adminMaxAuthAgeSec,
+      clock,
+      liveRole: async (userId) => (await store.users.findLive(store.direct, userId))?.role,
+    },
     logger,
     metrics,
     maxDeadlineMs: config.maxDeadlineMs,
@@ -151,7 +166,7 @@ export async function createApp({ config, db, logger, kek, clock = systemClock, 
     tls: config.tls && createTlsFiles(config.tls, logger),
     trustedProxies: config.trustedProxies,
   });
-  return { services, servers, metrics, serviceAccounts, stop: async () => {
+  return { services, servers, metrics, serviceAccounts, administration, stop: async () => {
     revocationStream.stop();
     signingKeys.stop();
     await revocations.stop();

@@ -47,6 +47,21 @@ export interface Config {
   readonly refreshReuseGraceMs: number;
   /** TLS on both ports (TLS_CERT_FILE, TLS_KEY_FILE); undefined serves plaintext (h2c and HTTP). */
   readonly tls: TlsConfig | undefined;
+  /** Roles and administration (issue 15). */
+  readonly roles: RoleConfig;
+}
+
+export interface RoleConfig {
+  /** ROLES: every role an account may hold, lowest first (the last one is the highest). */
+  readonly roles: readonly string[];
+  /** DEFAULT_ROLE: the role of new accounts (default: the first of ROLES). */
+  readonly defaultRole: string;
+  /** ADMIN_ROLES: the roles whose holders may call AdminService (default: the highest only). */
+  readonly adminRoles: readonly string[];
+  /** ADMIN_MAX_AUTH_AGE_SECONDS: how recent an administrator's second factor must be (default 600). */
+  readonly adminMaxAuthAgeSec: number;
+  /** ACCOUNT_RESTORE_DAYS: how long a deleted account can be restored (default 30). */
+  readonly accountRestoreDays: number;
 }
 
 export interface TlsConfig {
@@ -271,6 +286,35 @@ function loadTlsConfig(env: Env): TlsConfig | undefined {
 const CALLER_NAME = /^[a-z][a-z0-9-]{0,62}$/;
 
 /** SERVICE_KEYS: comma-separated name:key pairs. Messages never quote a key. */
+const ROLE_NAME = /^[a-z][a-z0-9_-]{0,31}$/;
+
+/**
+ * ROLES, DEFAULT_ROLE and ADMIN_ROLES, validated together: a role named in DEFAULT_ROLE or
+ * ADMIN_ROLES must be one of ROLES. A stored account whose role is not in ROLES (ROLES shrank)
+ * is served as it is and ranks as the lowest role in AdminService (src/domain/admin/roles.ts).
+ */
+function loadRoleConfig(env: Env): RoleConfig {
+  const roles = list(env, "ROLES", ["user", "admin"]);
+  for (const role of roles) {
+    if (!ROLE_NAME.test(role)) throw new ConfigError(`ROLES entries must be 1 to 32 characters of a-z, 0-9, '_', '-', starting with a letter, got "${role}"`);
+  }
+  if (new Set(roles).size !== roles.length) throw new ConfigError("ROLES must not name a role twice");
+  const highest = roles[roles.length - 1]!;
+  const defaultRole = env.DEFAULT_ROLE?.trim() || roles[0]!;
+  if (!roles.includes(defaultRole)) throw new ConfigError(`DEFAULT_ROLE must be one of ROLES (${roles.join(", ")}), got "${defaultRole}"`);
+  const adminRoles = list(env, "ADMIN_ROLES", [highest]);
+  for (const role of adminRoles) {
+    if (!roles.includes(role)) throw new ConfigError(`ADMIN_ROLES entries must be among ROLES (${roles.join(", ")}), got "${role}"`);
+  }
+  return {
+    roles,
+    defaultRole,
+    adminRoles,
+    adminMaxAuthAgeSec: int(env, "ADMIN_MAX_AUTH_AGE_SECONDS", 600, 30, 86_400),
+    accountRestoreDays: int(env, "ACCOUNT_RESTORE_DAYS", 30, 0, 3650),
+  };
+}
+
 function loadServiceKeys(env: Env): Array<{ name: string; key: string }> {
   const entries = list(env, "SERVICE_KEYS", []).map((entry, index) => {
     const colon = entry.indexOf(":");
@@ -372,6 +416,7 @@ export function loadConfig(env: Env = process.env): Config {
     // Short on purpose: a stolen token replayed inside the window is not detected as reuse.
     refreshReuseGraceMs: int(env, "REFRESH_REUSE_GRACE_MS", 2_000, 0, 30_000),
     tls: loadTlsConfig(env),
+    roles: loadRoleConfig(env),
   };
   if (!["fatal", "error", "warn", "info", "debug", "trace", "silent"].includes(config.logLevel)) {
     throw new ConfigError(`LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent`);

@@ -92,6 +92,23 @@ export const ERROR_REASONS = {
   // Raised by the gateway's transport before any handler runs (services/errors.ts, transportReason).
   UNSUPPORTED_ENCODING: { code: "UNIMPLEMENTED", client: "unsupported compression; see the accept-encoding header", browser: "The request was sent in a form the service does not accept. Please reload the page and try again." },
   MALFORMED_FRAME: { code: "INVALID_ARGUMENT", client: "the request message could not be read", browser: "The request could not be read. Please reload the page and try again." },
+  // AdminService (issue 15). A signed-in person whose role is not in ADMIN_ROLES.
+  ADMIN_ROLE_REQUIRED: { code: "PERMISSION_DENIED", client: "administration needs an administrator's role", browser: "Your account may not use the administration." },
+  // An administrator whose access token does not prove a second factor (amr `mfa`) within
+  // ADMIN_MAX_AUTH_AGE_SECONDS. UNAUTHENTICATED, as RFC 9470's insufficient_user_authentication:
+  // the person can fix it by signing in again with their authenticator.
+  STEP_UP_REQUIRED: { code: "UNAUTHENTICATED", client: "administration needs a recent sign-in with a second factor", browser: "For administration, please sign in again with your authenticator code." },
+  USER_NOT_FOUND: { code: "NOT_FOUND", client: "no such account", browser: "That account does not exist." },
+  // Setting a role above the administrator's own.
+  ROLE_ABOVE_OWN: { code: "PERMISSION_DENIED", client: "the role is above the caller's own", browser: "You cannot give a role above your own." },
+  // Acting on an account whose role is above the administrator's own.
+  ACCOUNT_ROLE_ABOVE_OWN: { code: "PERMISSION_DENIED", client: "the account's role is above the caller's own", browser: "You cannot change an account whose role is above yours." },
+  // The change would leave the highest role without an active holder.
+  LAST_OWNER: { code: "FAILED_PRECONDITION", client: "the highest role must keep an active holder", browser: "This is the last active account with the highest role: give the role to another account first." },
+  // DisableUser, EnableUser, SetUserRole, ResetUserMfa or RevokeUserSessions on a deleted account.
+  USER_DELETED: { code: "FAILED_PRECONDITION", client: "the account is deleted; restore it first", browser: "That account is deleted. Restore it first." },
+  // RestoreUser on an account that is not deleted, or deleted longer ago than ACCOUNT_RESTORE_DAYS.
+  NOT_RESTORABLE: { code: "FAILED_PRECONDITION", client: "the account is not deleted, or was deleted too long ago to restore", browser: "That account cannot be restored." },
   // The gateway's origin gate: a browser page on an origin that is neither its own nor listed.
   ORIGIN_NOT_ALLOWED: { code: "PERMISSION_DENIED", client: "origin not allowed", browser: "This page is not allowed to use the service." },
 } as const satisfies Readonly<Record<string, ErrorReasonSpec>>;

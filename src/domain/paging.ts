@@ -1,4 +1,5 @@
 // Keyset paging: a page token is the (time, id) of the last row returned, opaque to clients.
+import { createHash } from "node:crypto";
 import { invalidField } from "./errors.js";
 
 export interface Page {
@@ -41,4 +42,28 @@ export function decodePageToken(token: string): { time: Date; id: string } | und
   } catch {
     throw invalidField("page_token", "INVALID_PAGE_TOKEN", "is not a token from a previous response");
   }
+}
+
+/**
+ * A page token bound to the request it pages (AIP-158: a token is valid only with the filter it
+ * was made for): the (time, id) of the last row and a digest of `binding` (the filter, as a
+ * JSON-serialisable value). Opaque to clients.
+ */
+export function encodeBoundPageToken(time: Date, id: string, binding: unknown): string {
+  return `${encodePageToken(time, id)}.${bindingDigest(binding)}`;
+}
+
+/** The cursor of a bound token made for `binding`; INVALID_ARGUMENT for any other token or filter. */
+export function decodeBoundPageToken(token: string, binding: unknown): { time: Date; id: string } | undefined {
+  if (token === "") return undefined;
+  const dot = token.lastIndexOf(".");
+  if (dot < 0 || token.slice(dot + 1) !== bindingDigest(binding)) {
+    throw invalidField("page_token", "INVALID_PAGE_TOKEN", "is not a token from a previous response with the same filter");
+  }
+  return decodePageToken(token.slice(0, dot));
+}
+
+function bindingDigest(binding: unknown): string {
+  const json = JSON.stringify(binding, (_key, value: unknown) => (value instanceof Date ? value.toISOString() : value));
+  return createHash("sha256").update(json ?? "").digest("base64url").slice(0, 16);
 }

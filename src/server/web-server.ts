@@ -208,6 +208,7 @@ export function createWebServer(options: WebServerOptions): WebServer {
         },
         peerAddress: normalizeAddress(req.socket.remoteAddress),
         forwarding: options.forwarding,
+        gateway: true,
         browser: req.headers.origin === undefined ? undefined : browserSession(req.headers.cookie, cookieName),
       }),
   });

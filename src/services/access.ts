@@ -9,8 +9,8 @@ import { AUTHZ_PERMISSION } from "./forward-auth.js";
 
 /** A method's declared access, checked for consistency. */
 export interface MethodAccess {
-  readonly audience: Audience.PUBLIC | Audience.USER | Audience.INTERNAL;
-  /** What an internal caller must hold (`tokens.verify`); empty for public and user RPCs. */
+  readonly audience: Audience.PUBLIC | Audience.USER | Audience.INTERNAL | Audience.ADMIN;
+  /** What an internal or admin service caller must hold (`tokens.verify`); empty for public and user RPCs. */
   readonly permission: string;
 }
 
@@ -43,21 +43,23 @@ export function methodAccess(method: DescMethod): MethodAccess {
   const { audience, permission } = getOption(method, access);
   switch (audience) {
     case Audience.INTERNAL:
-      if (permission === "") throw new Error(`${rpc} is AUDIENCE_INTERNAL but names no permission`);
+    case Audience.ADMIN:
+      if (permission === "") throw new Error(`${rpc} is AUDIENCE_${Audience[audience]} but names no permission`);
       return { audience, permission };
     case Audience.PUBLIC:
     case Audience.USER:
-      if (permission !== "") throw new Error(`${rpc} names permission "${permission}", which only AUDIENCE_INTERNAL RPCs check`);
+      if (permission !== "") throw new Error(`${rpc} names permission "${permission}", which only AUDIENCE_INTERNAL and AUDIENCE_ADMIN RPCs check`);
       return { audience, permission };
     default:
-      throw new Error(`${rpc} declares ${Audience[audience] === undefined ? `audience ${audience}` : `AUDIENCE_${Audience[audience]}`}, not AUDIENCE_PUBLIC, AUDIENCE_USER or AUDIENCE_INTERNAL`);
+      throw new Error(`${rpc} declares ${Audience[audience] === undefined ? `audience ${audience}` : `AUDIENCE_${Audience[audience]}`}, not AUDIENCE_PUBLIC, AUDIENCE_USER, AUDIENCE_INTERNAL or AUDIENCE_ADMIN`);
   }
 }
 
 /**
- * Whether the web gateway serves a method: public and user RPCs only. Named audiences, not "all
+ * Whether the web gateway serves a method: public, user and admin RPCs (admin ones to people
+ * only: the call policy refuses a service credential there, policy.ts). Named audiences, not "all
  * but internal", so an audience added later stays off the browser port until someone decides.
  */
 export function servedByGateway({ audience }: MethodAccess): boolean {
-  return audience === Audience.PUBLIC || audience === Audience.USER;
+  return audience === Audience.PUBLIC || audience === Audience.USER || audience === Audience.ADMIN;
 }

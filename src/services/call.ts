@@ -3,6 +3,7 @@
 import { createContextKey, type HandlerContext } from "@connectrpc/connect";
 import type { ClientMeta } from "../domain/audit/audit.js";
 import type { Caller, Callers, ServiceCaller } from "../domain/callers/callers.js";
+import type { Actor } from "../domain/admin/roles.js";
 import { FORWARD_PERMISSION, resolveClientAddress, type ForwardingPolicy } from "./client-address.js";
 
 /**
@@ -34,6 +35,8 @@ export interface CallInfo {
    * Undefined on the gRPC port and for other gateway clients.
    */
   readonly browser?: BrowserSession;
+  /** Set by the web gateway for every call it serves (the browser port); unset on the gRPC port. */
+  readonly gateway?: boolean;
   /**
    * Sets a response header without building a WHATWG Headers object; the gRPC server provides
    * it (it writes grpc-js metadata directly, and also returns it with an error). Elsewhere,
@@ -136,6 +139,16 @@ export function bearerToken(ctx: HandlerContext): string | undefined {
 export function bearerOf(value: string | undefined): string | undefined {
   if (!value) return undefined;
   return /^Bearer\s+(\S+)\s*$/i.exec(value)?.[1];
+}
+
+/** Who performs an AUDIENCE_ADMIN call, set by the call policy once it admitted it (policy.ts admitAdmin). */
+export const adminActorKey = createContextKey<Actor | undefined>(undefined, { description: "administrative actor" });
+
+/** The actor of an AUDIENCE_ADMIN call; throws when the call policy did not admit one (a wiring error). */
+export function adminActor(ctx: HandlerContext): Actor {
+  const actor = ctx.values.get(adminActorKey);
+  if (actor === undefined) throw new Error("AdminService call without an admitted actor");
+  return actor;
 }
 
 /** Set once a handler knows who calls, for the call's log line. */

@@ -65,5 +65,7 @@ export function auditEventToProto(event: AuditEventRow): MessageInitShape<typeof
     sessionId: event.sessionId ?? "",
     details: event.details,
     caller: event.caller ?? "",
+    actor: event.actor ?? "",
+    byAdministrator: event.actor !== null && event.actor !== undefined,
   };
 }

@@ -10,11 +10,13 @@ import type { Logger } from "../logger.js";
 import type { Metrics } from "../metrics.js";
 import { Audience } from "../../gen/identity/v1/access_pb.js";
 import type { Callers, ServiceCaller } from "../domain/callers/callers.js";
+import type { Roles } from "../domain/admin/roles.js";
+import type { Clock } from "../domain/clock.js";
 import { AppError } from "../domain/errors.js";
 import type { ErrorReason } from "../error-reasons.js";
 import { methodAccess, type MethodAccess } from "./access.js";
 import { AUTHZ_PERMISSION } from "./forward-auth.js";
-import { callInfo, callUserKey, isLoopback, serviceCallerKey, setResponseHeader, type CallInfo } from "./call.js";
+import { adminActorKey, authenticate, callInfo, callUserKey, isLoopback, serviceCallerKey, setResponseHeader, type CallInfo } from "./call.js";
 import { toConnectError } from "./errors.js";
 import { compileStringCheck } from "./request-strings.js";
 import type { OutcomeMetric, RpcMetrics } from "./rpc-metrics.js";
@@ -29,7 +31,25 @@ export interface PolicyDeps {
    * (see successLevel) also logged at info. 0 or absent: none.
    */
   readonly accessLogSampleRate?: number;
+  /** Who among people may call AdminService (AUDIENCE_ADMIN); absent, no person may. */
+  readonly adminAccess?: AdminAccessSettings;
 }
+
+/** What admits a signed-in person to an AUDIENCE_ADMIN RPC (see admitAdmin). */
+export interface AdminAccessSettings {
+  readonly roles: Pick<Roles, "administers">;
+  /** ADMIN_MAX_AUTH_AGE_SECONDS: how long ago the second factor may have been proven. */
+  readonly maxAuthAgeSec: number;
+  readonly clock: Clock;
+  /**
+   * The account's role as stored now, or undefined when it is no longer live: a demoted
+   * administrator loses the powers at once, not when their access token expires.
+   */
+  liveRole(userId: string): Promise<string | undefined>;
+}
+
+/** The `amr` value of a session whose sign-in proved a second factor (src/domain/mfa/challenges.ts). */
+const SECOND_FACTOR_AMR = "mfa";
 
 /**
  * The permissions of the per-request verification a backend or proxy makes before serving each of
@@ -65,7 +85,7 @@ type AnyObserver = (request: unknown, response: unknown, failure: string | undef
  * Refuses a caller the method's declared access does not admit (throws an AppError); answers
  * "loopback-dev" when it admits the development exemption.
  */
-type AccessCheck = (ctx: HandlerContext, caller: ServiceCaller | undefined) => CallerName | undefined;
+type AccessCheck = (ctx: HandlerContext, caller: ServiceCaller | undefined) => CallerName | undefined | Promise<CallerName | undefined>;
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
@@ -77,7 +97,7 @@ export function withPolicy<S extends DescService>(method: DescMethod, impl: Serv
   const metric = (rpcMetrics as Record<string, OutcomeMetric<DescMethod> | undefined>)[method.localName];
   const observe = metric?.(deps.metrics, method) as AnyObserver | undefined;
   const access = methodAccess(method);
-  const check = accessCheck(access, deps.callers);
+  const check = accessCheck(access, deps.callers, deps.adminAccess);
   if (method.methodKind === "server_streaming") return wrapStream(method, handler.bind(impl) as unknown as AnyStream, check, deps);
   if (method.methodKind !== "unary") throw new Error(`${method.parent.typeName}/${method.name}: ${method.methodKind} RPCs are not supported`);
   return wrap(method, handler.bind(impl), observe, check, successLevel(method, access), deps);
@@ -101,7 +121,8 @@ function wrapStream(method: DescMethod, handler: AnyStream, checkAccess: AccessC
     let exemption: CallerName | undefined;
     try {
       caller = resolveServiceCaller(ctx, callers);
-      exemption = checkAccess?.(ctx, caller);
+      const admitted = checkAccess?.(ctx, caller);
+      exemption = admitted instanceof Promise ? await admitted : admitted;
       refuseUnstorable(checkStrings, request);
       for await (const message of handler(request, ctx)) {
         messages++;
@@ -214,11 +235,44 @@ const LOOPBACK_DEV: CallerName = "loopback-dev";
  *   needs the caller anyway; nothing to add here.
  * - AUDIENCE_INTERNAL: a service caller holding the permission, or (development only) a loopback
  *   peer without any credential: then it answers "loopback-dev" for the log line.
+ * - AUDIENCE_ADMIN: see admitAdmin. No loopback exemption: administration always names its actor.
  */
-function accessCheck(access: MethodAccess, callers: Callers): AccessCheck | undefined {
-  if (access.audience !== Audience.INTERNAL) return undefined;
+function accessCheck(access: MethodAccess, callers: Callers, adminAccess: AdminAccessSettings | undefined): AccessCheck | undefined {
   const { permission } = access;
+  if (access.audience === Audience.ADMIN) return (ctx, caller) => admitAdmin(ctx, caller, permission, callers, adminAccess);
+  if (access.audience !== Audience.INTERNAL) return undefined;
   return (ctx, caller) => admitService(callInfo(ctx), caller, permission, callers);
+}
+
+/**
+ * Admits an AUDIENCE_ADMIN call and notes its actor for the handler (adminActorKey):
+ * - a service caller holding `permission`, on the gRPC port only: the web gateway serves
+ *   administration to people, never to a service credential (PERMISSION_MISSING there), as it
+ *   serves no internal RPC;
+ * - else the person behind the bearer token (AUTHENTICATION_REQUIRED, ACCESS_TOKEN_INVALID), whose
+ *   stored role is in ADMIN_ROLES (ADMIN_ROLE_REQUIRED) and whose token proves a second factor
+ *   (amr `mfa`) with an auth_time within ADMIN_MAX_AUTH_AGE_SECONDS (STEP_UP_REQUIRED).
+ */
+async function admitAdmin(ctx: HandlerContext, caller: ServiceCaller | undefined, permission: string, callers: Callers, settings: AdminAccessSettings | undefined): Promise<undefined> {
+  if (caller !== undefined) {
+    if (callInfo(ctx).gateway === true) throw new AppError("PERMISSION_MISSING", `${caller.name}: service credentials administer on the gRPC port only`);
+    if (!caller.permissions.has(permission)) throw new AppError("PERMISSION_MISSING", `${caller.name} lacks ${permission}`);
+    ctx.values.set(adminActorKey, { kind: "service", name: caller.name });
+    return undefined;
+  }
+  const person = await authenticate(ctx, callers);
+  const role = settings && (await settings.liveRole(person.userId));
+  if (settings === undefined || role === undefined) {
+    if (settings !== undefined) throw new AppError("ACCESS_TOKEN_INVALID", `account ${person.userId} is not active`);
+    throw new AppError("ADMIN_ROLE_REQUIRED", "no person may administer here");
+  }
+  if (!settings.roles.administers(role)) throw new AppError("ADMIN_ROLE_REQUIRED", `${person.userId} holds ${role}, not an administrator's role`);
+  const ageSec = settings.clock.now().getTime() / 1000 - person.claims.authTime;
+  if (!person.amr.includes(SECOND_FACTOR_AMR) || ageSec > settings.maxAuthAgeSec) {
+    throw new AppError("STEP_UP_REQUIRED", `${person.userId}: second factor ${person.amr.includes(SECOND_FACTOR_AMR) ? `${Math.round(ageSec)} s old` : "not proven"}`);
+  }
+  ctx.values.set(adminActorKey, { kind: "user", userId: person.userId, role, sessionId: person.sessionId });
+  return undefined;
 }
 
 function wrap(
@@ -259,7 +313,9 @@ function wrap(
     try {
       // Who before what: an unadmitted caller learns nothing about its request.
       caller = resolveServiceCaller(ctx, callers);
-      exemption = checkAccess?.(ctx, caller);
+      // Synchronous for every audience but AUDIENCE_ADMIN (a person's token is verified then).
+      const admitted = checkAccess?.(ctx, caller);
+      exemption = admitted instanceof Promise ? await admitted : admitted;
       refuseUnstorable(checkStrings, request);
       const budget = Math.min(ctx.timeoutMs() ?? maxDeadlineMs, maxDeadlineMs);
       const response = await withDeadline(handler(request, ctx), budget, () => new AppError("DEADLINE_EXCEEDED", `${rpc} exceeded ${budget} ms`));

@@ -4,8 +4,8 @@ import { guarded, managerOf, type Tx } from "./tx.js";
 
 export type { AuditEventRow };
 
-/** `caller` may be left out: most events are recorded without a service calling. */
-export type NewAuditEvent = Omit<AuditEventRow, "id" | "caller"> & { readonly caller?: string | null };
+/** `caller` and `actor` may be left out: most events are recorded by the person, without a service calling. */
+export type NewAuditEvent = Omit<AuditEventRow, "id" | "caller" | "actor"> & { readonly caller?: string | null; readonly actor?: string | null };
 
 export interface AuditEventStore {
   insert(tx: Tx, event: NewAuditEvent): Promise<void>;

@@ -1,6 +1,7 @@
 // The store: all SQL of the service, one module per aggregate, each function taking a
 // transaction handle (tx.ts). The interfaces are declared beside their implementations; the
 // domain imports them as types and receives a Store built once by the composition root (app.ts).
+import { adminUserStore, type AdminUserStore } from "./admin-users.js";
 import { auditEventStore, type AuditEventStore } from "./audit.js";
 import { createDatabaseHealth, type DatabaseHealth } from "./health.js";
 import { backupCodeStore, mfaChallengeStore, totpStore, type BackupCodeStore, type MfaChallengeStore, type TotpStore } from "./mfa.js";
@@ -11,7 +12,7 @@ import { serviceAccountStore, type ServiceAccountStore } from "./service-account
 import { sessionStore, type SessionStore } from "./sessions.js";
 import { signingKeyStore, type SigningKeyStore } from "./signing-keys.js";
 import { transactions, type Database, type Transactions } from "./tx.js";
-import { userStore, type UserStore } from "./users.js";
+import { userStore, withDefaultRole, type UserStore } from "./users.js";
 
 export interface Store extends Transactions {
   readonly users: UserStore;
@@ -26,12 +27,19 @@ export interface Store extends Transactions {
   readonly serviceAccounts: ServiceAccountStore;
   readonly revocationFeed: RevocationFeed;
   readonly health: DatabaseHealth;
+  /** AdminService's search and state changes (issue 15). */
+  readonly adminUsers: AdminUserStore;
 }
 
-export function createStore(db: Database): Store {
+export interface StoreOptions {
+  /** DEFAULT_ROLE: the role of accounts created without one (sign-up, sign-up by code); "user" when left out. */
+  readonly defaultRole?: string;
+}
+
+export function createStore(db: Database, options: StoreOptions = {}): Store {
   return {
     ...transactions(db),
-    users: userStore,
+    users: options.defaultRole === undefined ? userStore : withDefaultRole(userStore, options.defaultRole),
     sessions: sessionStore,
     otpCodes: otpCodeStore,
     rateLimits: rateLimitStore,
@@ -43,6 +51,7 @@ export function createStore(db: Database): Store {
     serviceAccounts: serviceAccountStore,
     revocationFeed: createRevocationFeed(db),
     health: createDatabaseHealth(db),
+    adminUsers: adminUserStore,
   };
 }
 
@@ -59,3 +68,4 @@ export type { RevocationEvent, RevocationFeed, RevocationHandlers, RevocationLis
 export type { CertificateKind, ServiceAccountRow, ServiceAccountStatus, ServiceAccountsSnapshot } from "./service-accounts.js";
 export { LISTENER_APPLICATION_NAME } from "./revocation-feed.js";
 export type { SessionSelector } from "./sessions.js";
+export type { AdminGuard, AdminUserRow, MfaReset, UserFilter } from "./admin-users.js";

@@ -29,6 +29,8 @@ export interface NewUser {
   readonly phone: string | null;
   readonly displayName: string;
   readonly passwordHash: string;
+  /** The account's role; the store's default role (DEFAULT_ROLE, see withDefaultRole) when left out. */
+  readonly role?: string;
 }
 
 /** What a claim of an unverified contact discarded (see claimUnverifiedContact). */
@@ -54,8 +56,8 @@ export interface UserStore {
   findByIdentifier(tx: Tx, kind: IdentifierKind, value: string): Promise<UserRow | null>;
   /** Creates an account; UniqueViolationError when an identifier is taken. */
   insert(tx: Tx, user: NewUser): Promise<UserRow>;
-  /** Creates the account of a verified contact; null when a live account has it already. */
-  insertForContact(tx: Tx, channel: ContactChannel, address: string, now: Date): Promise<UserRow | null>;
+  /** Creates the account of a verified contact (with `role`, by default the store's); null when a live account has it already. */
+  insertForContact(tx: Tx, channel: ContactChannel, address: string, now: Date, role?: string): Promise<UserRow | null>;
   /** Replaces the hash with a rehash of the same password (parameters changed). */
   rehashPassword(tx: Tx, id: string, passwordHash: string): Promise<void>;
   /** Sets a new password only while the stored hash is still `expectedHash`; false otherwise. */
@@ -104,17 +106,17 @@ export const userStore: UserStore = {
   insert: (tx, user) =>
     guarded(() => {
       const manager = managerOf(tx);
-      return manager.save(UserEntity, manager.create(UserEntity, { ...user, role: "user", status: "active" }));
+      return manager.save(UserEntity, manager.create(UserEntity, { ...user, role: user.role ?? "user", status: "active" }));
     }),
 
-  async insertForContact(tx, channel, address, now) {
+  async insertForContact(tx, channel, address, now, role = "user") {
     const column = channel === "email" ? "email" : "phone";
     const conflict = channel === "email" ? "(lower(email)) WHERE deleted_at IS NULL AND email IS NOT NULL" : "(phone) WHERE deleted_at IS NULL AND phone IS NOT NULL";
     const [inserted] = await rows<{ id: string }>(tx,
       `INSERT INTO users (${column}, ${verifiedColumn(channel)}, role, status, created_at, updated_at)
-       VALUES ($1, $2, 'user', 'active', $2, $2)
+       VALUES ($1, $2, $3, 'active', $2, $2)
        ON CONFLICT ${conflict} DO NOTHING RETURNING id`,
-      [address, now],
+      [address, now, role],
     );
     return inserted ? userStore.get(tx, inserted.id) : null;
   },
@@ -197,3 +199,15 @@ export const userStore: UserStore = {
     await guarded(() => managerOf(tx).update(UserEntity, { id }, { mfaEnabledAt: at }));
   },
 };
+
+/**
+ * `store` giving new accounts `defaultRole` (DEFAULT_ROLE) unless told otherwise: sign-up and
+ * sign-up by code create accounts without naming a role.
+ */
+export function withDefaultRole(store: UserStore, defaultRole: string): UserStore {
+  return {
+    ...store,
+    insert: (tx, user) => store.insert(tx, { ...user, role: user.role ?? defaultRole }),
+    insertForContact: (tx, channel, address, now, role = defaultRole) => store.insertForContact(tx, channel, address, now, role),
+  };
+}

@@ -44,12 +44,12 @@ describe("the (identity.v1.access) option in the descriptor set", () => {
     expect(apiServices.map((s) => s.typeName).sort()).toEqual([...new Set(described.map((m) => m.parent.typeName))].sort());
   });
 
-  it.each(described.map((m) => [label(m), m] as const))("%s declares an audience, and a permission exactly when internal", (_, method) => {
+  it.each(described.map((m) => [label(m), m] as const))("%s declares an audience, and a permission exactly when internal or admin", (_, method) => {
     expect(hasOption(method, access), "option (identity.v1.access) missing").toBe(true);
     const { audience, permission } = getOption(method, access);
     expect(audience, "AUDIENCE_UNSPECIFIED").not.toBe(Audience.UNSPECIFIED);
-    expect([Audience.PUBLIC, Audience.USER, Audience.INTERNAL]).toContain(audience);
-    if (audience === Audience.INTERNAL) expect(permission).toMatch(/^[a-z]+(?:[.-][a-z]+)+$/);
+    expect([Audience.PUBLIC, Audience.USER, Audience.INTERNAL, Audience.ADMIN]).toContain(audience);
+    if (audience === Audience.INTERNAL || audience === Audience.ADMIN) expect(permission).toMatch(/^[a-z]+(?:[.-][a-z]+)+$/);
     else expect(permission).toBe("");
     // What the servers read agrees with the descriptor set (the generated code is not stale).
     expect(methodAccess(method)).toEqual({ audience, permission });
@@ -65,8 +65,20 @@ describe("the (identity.v1.access) option in the descriptor set", () => {
     expect([...internalMethods].map(label)).toEqual([...internal, "envoy.service.auth.v3.Authorization/Check"]);
   });
 
-  it("keeps internal RPCs off the gateway and serves public and user RPCs there", () => {
+  it("declares every AdminService RPC admin, reading with users.read and changing with users.manage", () => {
+    const admin = described.filter((m) => m.parent.typeName === "identity.v1.AdminService");
+    expect(admin.map((m) => m.name)).toHaveLength(10);
+    for (const method of admin) {
+      const { audience, permission } = getOption(method, access);
+      expect(audience, label(method)).toBe(Audience.ADMIN);
+      expect(permission, label(method)).toBe(["ListUsers", "GetUser", "ListUserActivity"].includes(method.name) ? "users.read" : "users.manage");
+    }
+    expect(described.filter((m) => getOption(m, access).audience === Audience.ADMIN)).toEqual(admin);
+  });
+
+  it("keeps internal RPCs off the gateway and serves public, user and admin RPCs there", () => {
     expect(servedByGateway({ audience: Audience.INTERNAL, permission: "tokens.verify" })).toBe(false);
+    expect(servedByGateway({ audience: Audience.ADMIN, permission: "users.read" })).toBe(true);
     expect(servedByGateway({ audience: Audience.PUBLIC, permission: "" })).toBe(true);
     expect(servedByGateway({ audience: Audience.USER, permission: "" })).toBe(true);
   });

@@ -10,6 +10,8 @@ export interface AuditEventRow extends BaseRow {
   details: Record<string, string>;
   /** The service account (or bootstrap caller) whose call recorded the event, if a service called. */
   caller: string | null;
+  /** Who acted when it was not the person: `user:<id>` (an administrator), `service:<name>` or `cli`. */
+  actor: string | null;
 }
 
 export const AuditEventEntity = new EntitySchema<AuditEventRow>({
@@ -24,5 +26,6 @@ export const AuditEventEntity = new EntitySchema<AuditEventRow>({
     sessionId: { name: "session_id", type: "uuid", nullable: true },
     details: { type: "jsonb", default: {} },
     caller: { type: "text", nullable: true },
+    actor: { type: "text", nullable: true },
   },
 });

@@ -18,6 +18,8 @@ export interface UserRow extends BaseRow {
   mfaEnabledAt: Date | null;
   updatedAt: Date;
   deletedAt: Date | null;
+  /** When an administrator disabled the account; null unless disabled. */
+  disabledAt: Date | null;
 }
 
 export const UserEntity = new EntitySchema<UserRow>({
@@ -38,5 +40,6 @@ export const UserEntity = new EntitySchema<UserRow>({
     mfaEnabledAt: { name: "mfa_enabled_at", type: "timestamptz", nullable: true },
     updatedAt: { name: "updated_at", type: "timestamptz", updateDate: true },
     deletedAt: { name: "deleted_at", type: "timestamptz", nullable: true },
+    disabledAt: { name: "disabled_at", type: "timestamptz", nullable: true },
   },
 });

@@ -19,7 +19,14 @@ export type AuditEventType =
   | "MFA_FAILED"
   | "BACKUP_CODE_USED"
   | "BACKUP_CODES_REGENERATED"
-  | "SERVICE_TOKEN_ISSUED";
+  | "SERVICE_TOKEN_ISSUED"
+  // Administrative acts (AdminService and the admin command line), recorded with an `actor`.
+  | "ROLE_CHANGED"
+  | "ACCOUNT_DISABLED"
+  | "ACCOUNT_ENABLED"
+  | "ACCOUNT_RESTORED"
+  | "SESSIONS_REVOKED_BY_ADMIN"
+  | "MFA_RESET";
 
 export interface ClientMeta {
   readonly ip: string;
@@ -34,6 +41,11 @@ export interface AuditRecord {
   readonly client: ClientMeta;
   readonly sessionId?: string | null;
   readonly details?: Record<string, string>;
+  /**
+   * Who acted when it was not the person: `user:<id>` (an administrator), `service:<name>` or
+   * `cli`. The person's own ListActivity shows such an event as made by an administrator.
+   */
+  readonly actor?: string;
 }
 
 export interface AuditLog {
@@ -57,6 +69,7 @@ export function createAuditLog(db: AuditDb, clock: Clock): AuditLog {
         sessionId: event.sessionId ?? null,
         details: event.details ?? {},
         caller: event.client.caller ?? null,
+        actor: event.actor ?? null,
         createdAt: clock.now(),
       });
     },

@@ -38,7 +38,9 @@ export interface Rotated extends NewSession {
 export type RevokeReason =
   | "logout" | "revoked" | "password_changed" | "password_reset" | "account_deleted" | "refresh_token_reuse"
   // A sign-in code proved an unverified contact: whoever added it to the account loses access.
-  | "contact_claimed";
+  | "contact_claimed"
+  // AdminService: the account was disabled, or an administrator ended its sessions.
+  | "account_disabled" | "revoked_by_admin";
 
 export interface Sessions {
   create(tx: Tx, userId: string, amr: readonly string[], client: ClientMeta): Promise<NewSession>;
