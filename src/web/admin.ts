@@ -199,7 +199,14 @@ export function setupAdmin(host: AdminHost): AdminSection {
 
   async function loadActivity(userId: string): Promise<void> {
     const res = await call(() => api().admin.listUserActivity({ userId, pageSize: 50 }));
-    byId("admin-activity").replaceChildren(...res.events.map((e) => host.activityItem(e)));
+    byId("admin-activity").replaceChildren(
+      ...res.events.map((event) => {
+        // As the account sees it, and who acted (`user:<id>`, `service:<name>` or `cli`).
+        const item = host.activityItem(event);
+        if (event.actor) item.append(element("span", ` · by ${event.actor}`, "actor"));
+        return item;
+      }),
+    );
   }
 
   async function openUser(userId: string): Promise<void> {

@@ -261,15 +261,29 @@ const EVENT_TEXT: Partial<Record<AuditEventType, string>> = {
   [AuditEventType.MFA_FAILED]: "Wrong second-step code",
   [AuditEventType.BACKUP_CODE_USED]: "Backup code used",
   [AuditEventType.BACKUP_CODES_REGENERATED]: "New backup codes made",
+  [AuditEventType.ROLE_CHANGED]: "Role changed",
+  [AuditEventType.ACCOUNT_DISABLED]: "Account disabled",
+  [AuditEventType.ACCOUNT_ENABLED]: "Account enabled",
+  [AuditEventType.ACCOUNT_RESTORED]: "Account restored",
+  [AuditEventType.SESSIONS_REVOKED_BY_ADMIN]: "All sessions ended",
+  [AuditEventType.MFA_RESET]: "Two-step verification reset",
 };
 
 function activityItem(event: AuditEvent): HTMLLIElement {
   const item = element("li");
   item.dataset.type = AuditEventType[event.type] ?? "UNSPECIFIED";
-  const details = Object.entries(event.details)
-    .map(([k, v]) => `${k.replace(/_/g, " ")}: ${v}`)
+  // `actor` (who administered) is said once, below, rather than among the details; a
+  // `x_before`/`x_after` pair reads as one change, `x: before → after`.
+  const facts = event.details;
+  const details = Object.entries(facts)
+    .filter(([k]) => k !== "actor" && !(k.endsWith("_after") && `${k.slice(0, -6)}_before` in facts))
+    .map(([k, v]) => {
+      const pair = k.endsWith("_before") && `${k.slice(0, -7)}_after` in facts;
+      return pair ? `${k.slice(0, -7).replace(/_/g, " ")}: ${v} → ${facts[`${k.slice(0, -7)}_after`]}` : `${k.replace(/_/g, " ")}: ${v}`;
+    })
     .join(", ");
-  item.textContent = `${when(event.createTime)}: ${EVENT_TEXT[event.type] ?? "Other event"}${event.ipAddress ? ` from ${event.ipAddress}` : ""}${details ? ` (${details})` : ""}`;
+  const byAdministrator = event.byAdministrator ? " — changed by an administrator" : "";
+  item.textContent = `${when(event.createTime)}: ${EVENT_TEXT[event.type] ?? "Other event"}${byAdministrator}${event.ipAddress ? ` from ${event.ipAddress}` : ""}${details ? ` (${details})` : ""}`;
   return item;
 }
 
