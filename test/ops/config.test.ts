@@ -158,6 +158,25 @@ describe("TLS variables", () => {
     expect(loadConfig({}).tls).toBeUndefined();
   });
 
+  it("reads roles: ordered, the first by default for new accounts, the highest administering", () => {
+    expect(loadConfig({}).roles).toEqual({ roles: ["user", "admin"], defaultRole: "user", adminRoles: ["admin"], adminMaxAuthAgeSec: 600, accountRestoreDays: 30 });
+    const seed004 = loadConfig({ ROLES: "user,staff,higher_staff,owner", DEFAULT_ROLE: "staff", ADMIN_ROLES: "higher_staff,owner", ADMIN_MAX_AUTH_AGE_SECONDS: "300", ACCOUNT_RESTORE_DAYS: "7" });
+    expect(seed004.roles).toEqual({ roles: ["user", "staff", "higher_staff", "owner"], defaultRole: "staff", adminRoles: ["higher_staff", "owner"], adminMaxAuthAgeSec: 300, accountRestoreDays: 7 });
+    expect(loadConfig({ ROLES: "member,owner" }).roles).toMatchObject({ defaultRole: "member", adminRoles: ["owner"] });
+  });
+
+  it.each([
+    [{ ROLES: "user,Admin" }, "ROLES"],
+    [{ ROLES: "user,user" }, "ROLES"],
+    [{ DEFAULT_ROLE: "root" }, "DEFAULT_ROLE"],
+    [{ ROLES: "user,owner", ADMIN_ROLES: "admin" }, "ADMIN_ROLES"],
+    [{ ADMIN_MAX_AUTH_AGE_SECONDS: "5" }, "ADMIN_MAX_AUTH_AGE_SECONDS"],
+    [{ ACCOUNT_RESTORE_DAYS: "-1" }, "ACCOUNT_RESTORE_DAYS"],
+  ])("refuses a bad role setting %o naming %s", (env, name) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(name);
+  });
+
   it("turns TLS on with a certificate and key, client certificates optional by default, files re-read every 60 s", () => {
     expect(loadConfig({ TLS_CERT_FILE: cert, TLS_KEY_FILE: key }).tls).toEqual({ certFile: cert, keyFile: key, clientCaFile: undefined, clientAuth: "optional", reloadIntervalMs: 60_000 });
     expect(loadConfig({ TLS_CERT_FILE: cert, TLS_KEY_FILE: key, TLS_CLIENT_CA_FILE: ca, TLS_CLIENT_AUTH: "require", TLS_RELOAD_SECONDS: "5" }).tls).toEqual({

@@ -39,6 +39,7 @@ describe("probes and JWKS", () => {
         "identity.v1.TokenService": "SERVING",
         "identity.v1.OtpService": "SERVING",
         "identity.v1.MfaService": "SERVING",
+        "identity.v1.AdminService": "SERVING",
         "envoy.service.auth.v3.Authorization": "SERVING",
       },
     });

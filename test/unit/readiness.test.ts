@@ -7,6 +7,7 @@ import { describe, expect, it } from "vitest";
 import { Authorization } from "../../gen/envoy/service/auth/v3/external_auth_pb.js";
 import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
 import { MfaService } from "../../gen/identity/v1/mfa_service_pb.js";
+import { AdminService } from "../../gen/identity/v1/admin_service_pb.js";
 import { OtpService } from "../../gen/identity/v1/otp_service_pb.js";
 import { TokenService } from "../../gen/identity/v1/token_service_pb.js";
 import { healthStatuses, readinessReport, type ServiceReadiness } from "../../src/server/readiness.js";
@@ -22,7 +23,7 @@ const mounted: ServiceReadiness[] = [...apiServices, ...vendoredServices].map((s
 describe("servedWithoutDatabase", () => {
   it("names TokenService and Envoy's Authorization, and no service that needs the database", () => {
     expect([...servedWithoutDatabase].map((s) => s.typeName).sort()).toEqual([Authorization.typeName, TokenService.typeName].sort());
-    for (const service of [AuthService, OtpService, MfaService]) expect(servedWithoutDatabase.has(service), service.typeName).toBe(false);
+    for (const service of [AuthService, OtpService, MfaService, AdminService]) expect(servedWithoutDatabase.has(service), service.typeName).toBe(false);
   });
 
   it("names only services both servers mount", () => {
@@ -50,6 +51,7 @@ describe("readinessReport", () => {
           "identity.v1.TokenService": "SERVING",
           "identity.v1.OtpService": "NOT_SERVING",
           "identity.v1.MfaService": "NOT_SERVING",
+          "identity.v1.AdminService": "NOT_SERVING",
           "envoy.service.auth.v3.Authorization": "SERVING",
         },
       });

@@ -81,9 +81,9 @@ export enum Audience {
   INTERNAL = 3,
 
   /**
-   * Administration (AdminService): a service holding `permission` (on the gRPC port), or a
-   * signed-in person whose role is listed in `ADMIN_ROLES` and whose access token proves a
-   * second factor within `ADMIN_MAX_AUTH_AGE` (on both ports, the web gateway included).
+   * Administration (AdminService): a service holding `permission` (on the gRPC port only), or
+   * a signed-in person whose role is listed in `ADMIN_ROLES` and whose access token proves a
+   * second factor within `ADMIN_MAX_AUTH_AGE_SECONDS` (on both ports, the web gateway included).
    *
    * @generated from enum value: AUDIENCE_ADMIN = 4;
    */

@@ -667,8 +667,9 @@ export const UserStatusSchema: GenEnum<UserStatus> = /*@__PURE__*/
  * restore them, end their sessions, read their activity, reset their second factor.
  *
  * Callers (AUDIENCE_ADMIN): a service account holding the RPC's permission (`users.read` to
- * read, `users.manage` to change), or a signed-in person whose role is listed in `ADMIN_ROLES`
- * and whose access token proves a second factor within `ADMIN_MAX_AUTH_AGE` (reason
+ * read, `users.manage` to change) on the gRPC port, acting with the highest role's powers; or a
+ * signed-in person whose stored role is listed in `ADMIN_ROLES` and whose access token proves a
+ * second factor (amr `mfa`) within `ADMIN_MAX_AUTH_AGE_SECONDS` (default 600; reason
  * STEP_UP_REQUIRED otherwise). An administrator cannot give anyone, themselves included, a role
  * above their own, nor act on an account whose role is above their own, nor leave the highest
  * role without an active holder (reason LAST_OWNER). Every change is audited with the actor,
@@ -742,7 +743,7 @@ export const AdminService: GenService<{
   /**
    * Restores a deleted account within `ACCOUNT_RESTORE_DAYS` (default 30) of its deletion; its email,
    * username and phone come back only when no other account took them meanwhile
-   * (FAILED_PRECONDITION, reason IDENTIFIER_TAKEN, otherwise).
+   * (ALREADY_EXISTS, reason IDENTIFIER_TAKEN, otherwise). The account comes back active.
    *
    * @generated from rpc identity.v1.AdminService.RestoreUser
    */
@@ -772,7 +773,8 @@ export const AdminService: GenService<{
     output: typeof ListUserActivityResponseSchema;
   },
   /**
-   * Removes an account's TOTP secret and backup codes, and tells the person by email or SMS.
+   * Removes an account's TOTP secret and backup codes and ends its pending MFA challenges, and
+   * tells the person by email (else SMS). MFA_NOT_ENABLED when it has no second factor.
    *
    * @generated from rpc identity.v1.AdminService.ResetUserMfa
    */
