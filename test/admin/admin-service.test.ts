@@ -12,8 +12,8 @@ import { expectError } from "../support/errors.js";
 import { ManualClock } from "../support/service.js";
 import { accountWithKey, uniqueAccountName } from "../support/service-accounts.js";
 import { setupService } from "../support/setup.js";
-import { transportNames } from "../support/transports.js";
-import { adminClient, bearer, person, stepUp } from "./support.js";
+import { transportNames, type TransportName } from "../support/transports.js";
+import { adminClient, bearer, person, stepUp, stepUpTokens } from "./support.js";
 
 const clock = new ManualClock(new Date("2026-12-01T09:00:10Z"));
 // Four roles as in seed 004; staff do not administer.
@@ -29,6 +29,10 @@ const service = t.prepare(async () => {
 
 describe("AdminService for a service account over grpc-js", () => {
   const admin = adminClient(t, "grpc");
+
+  it("lists, reads, changes the role, disables, enables, ends sessions, deletes and restores", async () => {
+    await lifecycle("grpc", service().manager, `service:${service().manager.name}`);
+  });
 
   it("reads with users.read, and changes only with users.manage", async () => {
     const target = await t.signUp("svc-target");
@@ -76,51 +80,7 @@ describe.each(transportNames)("AdminService for a person over %s", (name) => {
 
   it("lists, reads, changes the role, disables, enables, ends sessions, deletes and restores", async () => {
     const token = await stepUp(t, clock, adminPerson());
-    const target = await t.signUp(`life-${name}`);
-    const listed = await admin.listUsers({ emailPrefix: target.email.slice(0, -8).toUpperCase() }, bearer(token));
-    expect(listed.users.map((u) => u.user?.id)).toEqual([target.userId]);
-
-    const staff = await admin.setUserRole({ userId: target.userId, role: "staff" }, bearer(token));
-    expect(staff.user?.user?.role).toBe("staff");
-
-    const disabled = await admin.disableUser({ userId: target.userId, reason: "abuse report 12" }, bearer(token));
-    expect(disabled.user?.status).toBe(UserStatus.DISABLED);
-    expect(disabled.user?.disableTime).toBeDefined();
-    expect(disabled.user?.activeSessions).toBe(0);
-    // Refused at once: VerifyToken, refresh, password sign-in.
-    const verified = await t.verify(target.tokens.accessToken);
-    expect(verified.active).toBe(false);
-    expect(verified.reason).toBe(InactiveReason.USER_DISABLED);
-    await expectError(t.clients("grpc").tokens.refreshToken({ refreshToken: target.tokens.refreshToken }), { code: Code.Unauthenticated });
-    await expectError(auth.login({ identifier: target.email, password: PASSWORD }), { code: Code.Unauthenticated });
-
-    const enabled = await admin.enableUser({ userId: target.userId }, bearer(token));
-    expect(enabled.user?.status).toBe(UserStatus.ACTIVE);
-    const again = await t.login(target.email, PASSWORD, name);
-    expect((await t.verify(again.accessToken)).active).toBe(true);
-    // The sessions disabling ended stay ended.
-    expect((await t.verify(target.tokens.accessToken)).active).toBe(false);
-
-    const revoked = await admin.revokeUserSessions({ userId: target.userId }, bearer(token));
-    expect(revoked.revokedSessions).toBe(1);
-    expect((await t.verify(again.accessToken)).reason).toBe(InactiveReason.SESSION_REVOKED);
-
-    const deleted = await admin.deleteUser({ userId: target.userId, reason: "asked by email" }, bearer(token));
-    expect(deleted.user?.status).toBe(UserStatus.DELETED);
-    expect(deleted.user?.restoreDeadline).toBeDefined();
-    const restored = await admin.restoreUser({ userId: target.userId }, bearer(token));
-    expect(restored.user?.status).toBe(UserStatus.ACTIVE);
-    await t.login(target.email, PASSWORD, name);
-
-    const { events } = await admin.listUserActivity({ userId: target.userId }, bearer(token));
-    const byAdmin = events.filter((e) => e.byAdministrator);
-    // One instant on the test's clock: compared as a set.
-    expect(byAdmin.map((e) => e.type).sort()).toEqual([
-      AuditEventType.ROLE_CHANGED, AuditEventType.ACCOUNT_DISABLED, AuditEventType.ACCOUNT_ENABLED,
-      AuditEventType.ACCOUNT_RESTORED, AuditEventType.SESSIONS_REVOKED_BY_ADMIN, AuditEventType.ACCOUNT_DELETED,
-    ].sort());
-    expect(byAdmin.every((e) => e.actor === `user:${adminPerson().userId}`)).toBe(true);
-    expect(byAdmin.find((e) => e.type === AuditEventType.ACCOUNT_DISABLED)?.details).toMatchObject({ reason: "abuse report 12", ended_sessions: "1" });
+    await lifecycle(name, bearer(token), `user:${adminPerson().userId}`);
   });
 
   it("resets a person's second factor and tells them", async () => {
@@ -148,15 +108,18 @@ describe.each(transportNames)("AdminService for a person over %s", (name) => {
       await expectError(admin.getUser({ userId: target.userId }), { code: Code.Unauthenticated, reason: "AUTHENTICATION_REQUIRED" });
     });
     // A second factor proven 11 minutes ago (ADMIN_MAX_AUTH_AGE_SECONDS defaults to 10 minutes),
-    // on a session refreshed since: the refreshed token keeps the old auth_time.
-    const token = await stepUp(t, clock, adminPerson());
-    await admin.getUser({ userId: target.userId }, bearer(token));
+    // on a session refreshed since: the refreshed token keeps the session's auth_time.
+    const pair = await stepUpTokens(t, clock, adminPerson());
+    await admin.getUser({ userId: target.userId }, bearer(pair.accessToken));
+    const { tokens } = t.clients("grpc");
     clock.advance(4 * 60_000);
-    expect((await t.verify(token)).active).toBe(true);
-    clock.advance(7 * 60_000);
-    const login = await auth.login({ identifier: adminPerson().email, password: PASSWORD });
-    expect(login.result.case).toBe("mfaChallenge");
-    await t.expectUnchanged(() => expectError(admin.disableUser({ userId: target.userId }, bearer(token)), { code: Code.Unauthenticated }), ["mfa_challenges"]);
+    const refreshed = await tokens.refreshToken({ refreshToken: pair.refreshToken });
+    await admin.getUser({ userId: target.userId }, bearer(refreshed.tokens!.accessToken));
+    clock.advance(4 * 60_000);
+    const again = await tokens.refreshToken({ refreshToken: refreshed.tokens!.refreshToken });
+    clock.advance(3 * 60_000);
+    expect((await t.verify(again.tokens!.accessToken)).active).toBe(true);
+    await t.expectUnchanged(() => expectError(admin.disableUser({ userId: target.userId }, bearer(again.tokens!.accessToken)), { code: Code.Unauthenticated, reason: "STEP_UP_REQUIRED" }));
   });
 
   it("refuses raising anyone above one's own role, and acting on an account above it", async () => {
@@ -211,3 +174,72 @@ describe.each(transportNames)("AdminService for a person over %s", (name) => {
     expect(seen).toEqual(made);
   });
 });
+
+type CallOptions = { readonly headers: Record<string, string> };
+
+/**
+ * Every RPC of AdminService in one account's life, as `options` (a person's bearer token or a
+ * service key) over `via`; every change audited with `actor`.
+ */
+async function lifecycle(via: TransportName, options: CallOptions, actor: string): Promise<void> {
+  const admin = adminClient(t, via);
+  const { auth } = t.clients(via);
+  const target = await t.signUp(`life-${via}`);
+  const listed = await admin.listUsers({ emailPrefix: target.email.slice(0, -8).toUpperCase() }, options);
+  expect(listed.users.map((u) => u.user?.id)).toEqual([target.userId]);
+  const got = await admin.getUser({ userId: target.userId.toUpperCase() }, options);
+  expect(got.user).toMatchObject({ status: UserStatus.ACTIVE, activeSessions: 1 });
+  expect(got.user?.lastLoginTime).toBeDefined();
+
+  const staff = await admin.setUserRole({ userId: target.userId, role: "staff" }, options);
+  expect(staff.user?.user?.role).toBe("staff");
+
+  const disabled = await admin.disableUser({ userId: target.userId, reason: "abuse report 12" }, options);
+  expect(disabled.user?.status).toBe(UserStatus.DISABLED);
+  expect(disabled.user?.disableTime).toBeDefined();
+  expect(disabled.user?.activeSessions).toBe(0);
+  // Refused at once: VerifyToken, refresh, password sign-in.
+  const verified = await t.verify(target.tokens.accessToken);
+  expect(verified.active).toBe(false);
+  expect(verified.reason).toBe(InactiveReason.USER_DISABLED);
+  await expectError(t.clients("grpc").tokens.refreshToken({ refreshToken: target.tokens.refreshToken }), { code: Code.Unauthenticated });
+  await expectError(auth.login({ identifier: target.email, password: PASSWORD }), { code: Code.Unauthenticated });
+  // Disabling again changes nothing and records nothing.
+  await t.expectUnchanged(() => admin.disableUser({ userId: target.userId }, options));
+
+  const enabled = await admin.enableUser({ userId: target.userId }, options);
+  expect(enabled.user?.status).toBe(UserStatus.ACTIVE);
+  const again = await t.login(target.email, PASSWORD, via);
+  expect((await t.verify(again.accessToken)).active).toBe(true);
+  // The sessions disabling ended stay ended.
+  expect((await t.verify(target.tokens.accessToken)).active).toBe(false);
+
+  const revoked = await admin.revokeUserSessions({ userId: target.userId }, options);
+  expect(revoked.revokedSessions).toBe(1);
+  expect((await t.verify(again.accessToken)).reason).toBe(InactiveReason.SESSION_REVOKED);
+
+  const deleted = await admin.deleteUser({ userId: target.userId, reason: "asked by email" }, options);
+  expect(deleted.user?.status).toBe(UserStatus.DELETED);
+  expect(deleted.user?.restoreDeadline).toBeDefined();
+  await t.expectUnchanged(async () => {
+    await expectError(admin.disableUser({ userId: target.userId }, options), { code: Code.FailedPrecondition, reason: "USER_DELETED" });
+    await expectError(admin.setUserRole({ userId: target.userId, role: "user" }, options), { code: Code.FailedPrecondition, reason: "USER_DELETED" });
+    expect((await admin.listUsers({ emailPrefix: target.email }, options)).users).toEqual([]);
+  });
+  expect((await admin.listUsers({ emailPrefix: target.email, status: UserStatus.DELETED }, options)).users.map((u) => u.user?.id)).toEqual([target.userId]);
+  const restored = await admin.restoreUser({ userId: target.userId }, options);
+  expect(restored.user?.status).toBe(UserStatus.ACTIVE);
+  await t.login(target.email, PASSWORD, via);
+  await t.expectUnchanged(() => expectError(admin.restoreUser({ userId: target.userId }, options), { code: Code.FailedPrecondition, reason: "NOT_RESTORABLE" }));
+
+  const { events } = await admin.listUserActivity({ userId: target.userId }, options);
+  const byAdmin = events.filter((e) => e.byAdministrator);
+  // One instant on the test's clock: compared as a set.
+  expect(byAdmin.map((e) => e.type).sort()).toEqual([
+    AuditEventType.ROLE_CHANGED, AuditEventType.ACCOUNT_DISABLED, AuditEventType.ACCOUNT_ENABLED,
+    AuditEventType.ACCOUNT_RESTORED, AuditEventType.SESSIONS_REVOKED_BY_ADMIN, AuditEventType.ACCOUNT_DELETED,
+  ].sort());
+  expect(byAdmin.every((e) => e.actor === actor)).toBe(true);
+  expect(byAdmin.find((e) => e.type === AuditEventType.ACCOUNT_DISABLED)?.details).toMatchObject({ reason: "abuse report 12", ended_sessions: "1" });
+  expect(byAdmin.find((e) => e.type === AuditEventType.ACCOUNT_DELETED)?.details).toMatchObject({ reason: "asked by email", status_before: "active" });
+}

@@ -88,4 +88,19 @@ describe("the last owner (ROLES=user,admin: admin is the highest role)", () => {
     }
     await expectError(admin.setUserRole({ userId: active.userId, role: "user" }, manager()), { code: Code.FailedPrecondition, reason: "LAST_OWNER" });
   });
+
+  it("restores a deleted account only while its identifiers are free and within ACCOUNT_RESTORE_DAYS", async () => {
+    const taken = await t.signUp("restore-taken");
+    await admin.deleteUser({ userId: taken.userId, reason: "test" }, manager());
+    // Someone signs up with the freed address meanwhile.
+    await t.signUp("restore-taker", { email: taken.email });
+    await t.expectUnchanged(() => expectError(admin.restoreUser({ userId: taken.userId }, manager()), { code: Code.AlreadyExists, reason: "IDENTIFIER_TAKEN" }));
+
+    const late = await t.signUp("restore-late");
+    await admin.deleteUser({ userId: late.userId, reason: "test" }, manager());
+    const deadline = (await admin.getUser({ userId: late.userId }, manager())).user!.restoreDeadline!;
+    expect(Number(deadline.seconds) * 1000).toBe(clock.now().getTime() - (clock.now().getTime() % 1000) + 30 * 86_400_000);
+    clock.advance(30 * 86_400_000 + 1_000);
+    await t.expectUnchanged(() => expectError(admin.restoreUser({ userId: late.userId }, manager()), { code: Code.FailedPrecondition, reason: "NOT_RESTORABLE" }));
+  });
 });

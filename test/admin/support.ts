@@ -4,6 +4,7 @@
 import { createClient, type Client } from "@connectrpc/connect";
 import { generateSync } from "otplib";
 import { AdminService } from "../../gen/identity/v1/admin_service_pb.js";
+import type { TokenPair } from "../../gen/identity/v1/common_pb.js";
 import type { ManualClock } from "../../src/domain/clock.js";
 import { bearer, PASSWORD, signUp, uniqueEmail } from "../support/accounts.js";
 import type { TestContext } from "../support/setup.js";
@@ -40,12 +41,17 @@ export function totpCode(clock: ManualClock, secret: string): string {
 
 /** Signs `p` in with password and TOTP: an access token proving a second factor now. */
 export async function stepUp(t: TestContext, clock: ManualClock, p: Person): Promise<string> {
+  return (await stepUpTokens(t, clock, p)).accessToken;
+}
+
+/** stepUp's whole token pair (its refresh token keeps the session's auth_time). */
+export async function stepUpTokens(t: TestContext, clock: ManualClock, p: Person): Promise<TokenPair> {
   const { auth, mfa } = t.clients("grpc");
   const login = await auth.login({ identifier: p.email, password: PASSWORD });
   if (login.result.case !== "mfaChallenge") throw new Error("expected an MFA challenge");
   clock.advance(30_000);
   const done = await mfa.verifyMfa({ challengeToken: login.result.value.challengeToken, code: { case: "totpCode", value: totpCode(clock, p.secret!) } });
-  return done.tokens!.accessToken;
+  return done.tokens!;
 }
 
 export { bearer };
