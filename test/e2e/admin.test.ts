@@ -1,6 +1,6 @@
 // The app's Administration section in real Chromium, over gRPC-web and over Connect: an
 // administrator (role granted in the database, TOTP enrolled) signs in with the second factor,
-// searches, opens an account, changes its role (ending its sessions), disables and enables it,
+// searches (and pages), opens an account, changes its role (ending its sessions), disables and enables it,
 // ends its sessions and reads its activity; the account then sees those changes in its own
 // activity as made by an administrator. A person who may not administer never sees the section,
 // and AdminService refuses the same page's direct calls. When the administrator's second factor
@@ -198,6 +198,22 @@ describe.each<Transport>(["grpc-web", "connect"])("the Administration section ov
     await app.submit("admin-search-form", { email: `${tag}-nobody`, role: "" });
     await expect.poll(() => page.locator("#admin-results").innerText()).toBe("No account matches.");
     await shot(page, "searched");
+  });
+
+  it("pages through a result longer than a page", async () => {
+    // 22 accounts made in the database at once (the same creation time: the order falls to the id).
+    const prefix = `many-${tag}`;
+    const emails = Array.from({ length: 22 }, (_, i) => `${prefix}-${String(i).padStart(2, "0")}@example.com`);
+    await t.db.query("INSERT INTO users (email) SELECT unnest($1::text[])", [emails]);
+    await app.submit("admin-search-form", { email: prefix, role: "" });
+    await expect.poll(() => rows().count()).toBe(20);
+    expect(await page.locator("#admin-results").innerText()).toBe("20 accounts so far.");
+    await app.click("admin-next-page");
+    await expect.poll(() => rows().count()).toBe(22);
+    expect(await page.locator("#admin-results").innerText()).toBe("22 accounts.");
+    expect(await page.locator("#admin-next-page").isHidden()).toBe(true);
+    const listed = await rows().evaluateAll((trs) => trs.map((tr) => tr.querySelector("td")?.textContent ?? ""));
+    expect(listed.sort()).toEqual(emails);
   });
 
   it("opens an account and changes its role, ending its sessions", async () => {
