@@ -11,6 +11,7 @@ import { ConnectError } from "@connectrpc/connect";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { UserStatus, type AdminUser, type ListUsersRequestSchema } from "../../gen/identity/v1/admin_service_pb.js";
 import type { AuditEvent } from "../../gen/identity/v1/auth_service_pb.js";
+import type { ErrorReason } from "../error-reasons.js";
 import { api, ensureFreshToken } from "./api.js";
 
 /** What the section needs from the rest of the app (main.ts). */
@@ -57,9 +58,11 @@ const STATUS_FILTER: Readonly<Record<string, UserStatus>> = {
   deleted: UserStatus.DELETED,
 };
 
+const STEP_UP: ErrorReason = "STEP_UP_REQUIRED";
+
 /** Whether the service refused the call for want of a recent second factor. */
 export function needsStepUp(err: unknown): boolean {
-  return ConnectError.from(err).findDetails(ErrorInfoSchema)[0]?.reason === "STEP_UP_REQUIRED";
+  return ConnectError.from(err).findDetails(ErrorInfoSchema)[0]?.reason === STEP_UP;
 }
 
 function accountName(user: AdminUser["user"]): string {
