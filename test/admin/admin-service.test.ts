@@ -48,6 +48,18 @@ describe("AdminService for a service account over grpc-js", () => {
     expect((await t.verify(tokens.accessToken)).role).toBe("staff");
   });
 
+  it("ends the account's sessions with the role change when asked", async () => {
+    const target = await t.signUp("svc-revoke-role");
+    const changed = await admin.setUserRole({ userId: target.userId, role: "staff", revokeSessions: true }, service().manager);
+    expect(changed.user).toMatchObject({ activeSessions: 0, user: { role: "staff" } });
+    expect((await t.verify(target.tokens.accessToken)).reason).toBe(InactiveReason.SESSION_REVOKED);
+    const next = await t.login(target.email);
+    expect((await t.verify(next.accessToken)).role).toBe("staff");
+    // Already staff: the sessions still end when asked.
+    expect((await admin.setUserRole({ userId: target.userId, role: "staff", revokeSessions: true }, service().manager)).user?.activeSessions).toBe(0);
+    expect((await t.verify(next.accessToken)).reason).toBe(InactiveReason.SESSION_REVOKED);
+  });
+
   it("audits the act with the service as actor, shown to the person as made by an administrator", async () => {
     const target = await t.signUp("svc-audit");
     await admin.setUserRole({ userId: target.userId, role: "admin" }, service().manager);

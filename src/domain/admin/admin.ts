@@ -109,6 +109,23 @@ export function createAdministration({ db, clock, roles, sessions, revocations, 
     }
   }
 
+  /** RevokeUserSessions (and SetUserRole with revoke_sessions when the role was already held). */
+  async function endSessions(actor: Actor, userId: string, client: ClientMeta): Promise<number> {
+    const target = await view(userId);
+    requireActable(actor, target);
+    if (target.user.deletedAt !== null) throw new AppError("USER_DELETED", `account ${userId} is deleted`);
+    const ended = await db.transaction(async (tx) => {
+      const now = clock.now();
+      const ids = await db.adminUsers.revokeSessions(tx, userId, guardOf(actor), "revoked_by_admin", now);
+      if (ids === null) return null;
+      await record(actor, userId, "SESSIONS_REVOKED_BY_ADMIN", client, { ended_sessions: String(ids.length) }, tx);
+      revocations.sessionsRevoked(ids, now);
+      return ids.length;
+    });
+    if (ended === null) throw (await whyUnchanged(actor, userId, { ownerRule: false, deletedIsRefused: true })) ?? new AppError("ACCOUNT_ROLE_ABOVE_OWN", `${userId} changed role`);
+    return ended;
+  }
+
   return {
     roles,
 
@@ -137,7 +154,7 @@ export function createAdministration({ db, clock, roles, sessions, revocations, 
         const why = await whyUnchanged(actor, userId, { ownerRule: role !== roles.highest, deletedIsRefused: true });
         if (why) throw why;
         // Already holding the role: nothing to change; still end the sessions when asked.
-        if (revokeSessions) await this.revokeSessions(actor, userId, client);
+        if (revokeSessions) await endSessions(actor, userId, client);
       }
       return view(userId);
     },
@@ -214,21 +231,7 @@ export function createAdministration({ db, clock, roles, sessions, revocations, 
       return view(userId);
     },
 
-    async revokeSessions(actor, userId, client) {
-      const target = await view(userId);
-      requireActable(actor, target);
-      if (target.user.deletedAt !== null) throw new AppError("USER_DELETED", `account ${userId} is deleted`);
-      const ended = await db.transaction(async (tx) => {
-        const now = clock.now();
-        const ids = await db.adminUsers.revokeSessions(tx, userId, guardOf(actor), "revoked_by_admin", now);
-        if (ids === null) return null;
-        await record(actor, userId, "SESSIONS_REVOKED_BY_ADMIN", client, { ended_sessions: String(ids.length) }, tx);
-        revocations.sessionsRevoked(ids, now);
-        return ids.length;
-      });
-      if (ended === null) throw (await whyUnchanged(actor, userId, { ownerRule: false, deletedIsRefused: true })) ?? new AppError("ACCOUNT_ROLE_ABOVE_OWN", `${userId} changed role`);
-      return ended;
-    },
+    revokeSessions: endSessions,
 
     async resetMfa(actor, userId, reason, client) {
       requireActable(actor, await view(userId));
