@@ -6,6 +6,7 @@ import type { DescService } from "@bufbuild/protobuf";
 import { ConnectError, createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-web";
 import { ErrorInfoSchema, RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { AdminService } from "../../gen/identity/v1/admin_service_pb.js";
 import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
 import type { TokenPair } from "../../gen/identity/v1/common_pb.js";
 import { MfaService } from "../../gen/identity/v1/mfa_service_pb.js";
@@ -33,6 +34,8 @@ export interface Api {
   readonly tokens: Client<typeof TokenService>;
   readonly otp: Client<typeof OtpService>;
   readonly mfa: Client<typeof MfaService>;
+  /** Administration (admin.ts): the server admits administrators only. */
+  readonly admin: Client<typeof AdminService>;
 }
 
 let current: { name: TransportName; api: Api } | undefined;
@@ -40,7 +43,7 @@ let current: { name: TransportName; api: Api } | undefined;
 export function useTransport(name: TransportName): void {
   const transport = transportFor(name);
   const client = <S extends DescService>(service: S) => createClient(service, transport);
-  current = { name, api: { auth: client(AuthService), tokens: client(TokenService), otp: client(OtpService), mfa: client(MfaService) } };
+  current = { name, api: { auth: client(AuthService), tokens: client(TokenService), otp: client(OtpService), mfa: client(MfaService), admin: client(AdminService) } };
 }
 
 export function transportName(): TransportName {

@@ -29,6 +29,12 @@ const FIELD_LABELS: Readonly<Record<string, string>> = {
   new_password: "The new password",
   current_password: "The current password",
   display_name: "The display name",
+  // Administration (admin.ts).
+  role: "The role",
+  reason: "The reason",
+  email_prefix: "The email prefix",
+  username_prefix: "The username prefix",
+  phone_prefix: "The phone prefix",
   identifier: "The email, username or phone number",
   destination: "The email address or phone number",
   channel: "The channel",

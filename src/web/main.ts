@@ -15,6 +15,7 @@ import {
   useTransport,
   type TransportName,
 } from "./api.js";
+import { setupAdmin } from "./admin.js";
 import { decodeToken, describeClaims } from "./claims.js";
 import { endsSession, friendlyMessage } from "./errors.js";
 
@@ -86,6 +87,8 @@ function onClick(id: string, action: () => Promise<void>): void {
 let signedIn = false;
 let challenge: MfaChallenge | undefined;
 let who = "";
+/** What the person signs in with (email, else username, else phone): the step-up fills it in. */
+let signInName = "";
 
 function updateStatus(): void {
   const transport = transportName() === "connect" ? "Connect" : "gRPC-web";
@@ -98,6 +101,8 @@ function enterSignedOut(): void {
   signedIn = false;
   challenge = undefined;
   who = "";
+  signInName = "";
+  admin.leave();
   show(byId("signed-in"), false);
   show(byId("mfa-challenge"), false);
   show(byId("signed-out"), true);
@@ -119,7 +124,7 @@ async function enterSignedIn(tokens: TokenPair | undefined): Promise<void> {
   show(byId("signed-out"), false);
   show(byId("mfa-challenge"), false);
   show(byId("signed-in"), true);
-  await Promise.all([loadWhoAmI(), loadMfaStatus(), loadSessions(), loadActivity()]);
+  await Promise.all([loadWhoAmI(), loadMfaStatus(), loadSessions(), loadActivity(), admin.enter()]);
 }
 
 function enterChallenge(next: MfaChallenge): void {
@@ -171,6 +176,7 @@ async function loadWhoAmI(): Promise<void> {
   const list = byId("whoami");
   list.replaceChildren();
   who = user?.displayName || user?.email || user?.username || user?.phone || "you";
+  signInName = user?.email || user?.username || user?.phone || "";
   if (user) {
     fact(list, "Name", user.displayName);
     fact(list, "Email", user.email ? `${user.email}${user.emailVerified ? " (verified)" : " (not verified)"}` : "");
@@ -255,15 +261,29 @@ const EVENT_TEXT: Partial<Record<AuditEventType, string>> = {
   [AuditEventType.MFA_FAILED]: "Wrong second-step code",
   [AuditEventType.BACKUP_CODE_USED]: "Backup code used",
   [AuditEventType.BACKUP_CODES_REGENERATED]: "New backup codes made",
+  [AuditEventType.ROLE_CHANGED]: "Role changed",
+  [AuditEventType.ACCOUNT_DISABLED]: "Account disabled",
+  [AuditEventType.ACCOUNT_ENABLED]: "Account enabled",
+  [AuditEventType.ACCOUNT_RESTORED]: "Account restored",
+  [AuditEventType.SESSIONS_REVOKED_BY_ADMIN]: "All sessions ended",
+  [AuditEventType.MFA_RESET]: "Two-step verification reset",
 };
 
 function activityItem(event: AuditEvent): HTMLLIElement {
   const item = element("li");
   item.dataset.type = AuditEventType[event.type] ?? "UNSPECIFIED";
-  const details = Object.entries(event.details)
-    .map(([k, v]) => `${k.replace(/_/g, " ")}: ${v}`)
+  // `actor` (who administered) is said once, below, rather than among the details; a
+  // `x_before`/`x_after` pair reads as one change, `x: before → after`.
+  const facts = event.details;
+  const details = Object.entries(facts)
+    .filter(([k]) => k !== "actor" && !(k.endsWith("_after") && `${k.slice(0, -6)}_before` in facts))
+    .map(([k, v]) => {
+      const pair = k.endsWith("_before") && `${k.slice(0, -7)}_after` in facts;
+      return pair ? `${k.slice(0, -7).replace(/_/g, " ")}: ${v} → ${facts[`${k.slice(0, -7)}_after`]}` : `${k.replace(/_/g, " ")}: ${v}`;
+    })
     .join(", ");
-  item.textContent = `${when(event.createTime)}: ${EVENT_TEXT[event.type] ?? "Other event"}${event.ipAddress ? ` from ${event.ipAddress}` : ""}${details ? ` (${details})` : ""}`;
+  const byAdministrator = event.byAdministrator ? " — changed by an administrator" : "";
+  item.textContent = `${when(event.createTime)}: ${EVENT_TEXT[event.type] ?? "Other event"}${byAdministrator}${event.ipAddress ? ` from ${event.ipAddress}` : ""}${details ? ` (${details})` : ""}`;
   return item;
 }
 
@@ -272,6 +292,26 @@ async function loadActivity(): Promise<void> {
   const res = await api().auth.listActivity({ pageSize: 50 });
   byId("activity-list").replaceChildren(...res.events.map(activityItem));
 }
+
+// ---- administration (admin.ts) ----
+
+const admin = setupAdmin({
+  act,
+  showNotice,
+  activityItem,
+  async signInAgain() {
+    const identifier = signInName;
+    try {
+      await api().auth.logout({});
+    } finally {
+      enterSignedOut();
+    }
+    const login = form("login-form");
+    (login.elements.namedItem("identifier") as HTMLInputElement).value = identifier;
+    login.querySelector<HTMLInputElement>("input[name=password]")?.focus();
+    showNotice("Sign in again with your password and your second factor to continue with administration.");
+  },
+});
 
 // ---- flows ----
 
