@@ -3,7 +3,7 @@
 // domain imports them as types and receives a Store built once by the composition root (app.ts).
 import { auditEventStore, type AuditEventStore } from "./audit.js";
 import { createDatabaseHealth, type DatabaseHealth } from "./health.js";
-import { backupCodeStore, mfaChallengeStore, totpStore, type BackupCodeStore, type MfaChallengeStore, type TotpStore } from "./mfa.js";
+import { backupCodeStore, mfaChallengeStore, mfaCodeFactorStore, totpStore, type BackupCodeStore, type MfaChallengeStore, type MfaCodeFactorStore, type TotpStore } from "./mfa.js";
 import { otpCodeStore, type OtpCodeStore } from "./otp-codes.js";
 import { rateLimitStore, type RateLimitStore } from "./rate-limits.js";
 import { createRevocationFeed, type RevocationFeed } from "./revocation-feed.js";
@@ -21,6 +21,7 @@ export interface Store extends Transactions {
   readonly totp: TotpStore;
   readonly backupCodes: BackupCodeStore;
   readonly mfaChallenges: MfaChallengeStore;
+  readonly mfaCodeFactors: MfaCodeFactorStore;
   readonly signingKeys: SigningKeyStore;
   readonly audit: AuditEventStore;
   readonly serviceAccounts: ServiceAccountStore;
@@ -38,6 +39,7 @@ export function createStore(db: Database): Store {
     totp: totpStore,
     backupCodes: backupCodeStore,
     mfaChallenges: mfaChallengeStore,
+    mfaCodeFactors: mfaCodeFactorStore,
     signingKeys: signingKeyStore,
     audit: auditEventStore,
     serviceAccounts: serviceAccountStore,

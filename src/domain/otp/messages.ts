@@ -25,6 +25,11 @@ export type OtpSenders = Partial<Record<OtpChannel, OtpSender>>;
 const WHAT: Record<OtpPurpose, { subject: string; lead: string; tail: string }> = {
   login: { subject: "Your sign-in code", lead: "Your sign-in code is", tail: "" },
   verify_contact: { subject: "Your verification code", lead: "Your verification code is", tail: "" },
+  mfa: {
+    subject: "Your sign-in confirmation code",
+    lead: "Your sign-in confirmation code is",
+    tail: " It was asked for after your password was entered; if that was not you, change your password.",
+  },
   password_reset: {
     subject: "Your password reset code",
     lead: "Your password reset code is",
