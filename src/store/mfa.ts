@@ -147,7 +147,7 @@ export const mfaCodeFactorStore: MfaCodeFactorStore = {
       `INSERT INTO mfa_code_factors (user_id, channel, enabled_at)
        SELECT u.id, f.channel, $3 FROM users u, (SELECT $2::text AS channel) f
        WHERE u.id = $1 AND ${live("u")} AND ${codeFactorUsable("f", "u")}
-       ON CONFLICT (user_id, channel) DO NOTHING`,
+       ON CONFLICT (user_id, channel) DO NOTHING RETURNING user_id`,
       [userId, channel, at],
     );
     return enabled === 1;
