@@ -20,7 +20,7 @@ import { deliverTokens } from "./browser-session.js";
 import { clientMeta, SignedInRpcs } from "./call.js";
 import { mfaMethodFromProto, userToProto } from "./mappers.js";
 import { channelFromProto } from "./otp-service.js";
-import { signInOutcomes, type RpcMetrics } from "./rpc-metrics.js";
+import { mfaCodeSendOutcomes, signInOutcomes, type RpcMetrics } from "./rpc-metrics.js";
 
 export interface MfaServiceDeps {
   readonly mfa: Mfa;
@@ -30,6 +30,7 @@ export interface MfaServiceDeps {
 /** Metrics that follow from an MfaService RPC's outcome (see rpc-metrics.ts). */
 export const mfaMetrics: RpcMetrics<typeof MfaService> = {
   verifyMfa: signInOutcomes,
+  sendMfaCode: mfaCodeSendOutcomes,
 };
 
 export class MfaServiceImpl extends SignedInRpcs<MfaServiceDeps> implements ServiceImpl<typeof MfaService> {

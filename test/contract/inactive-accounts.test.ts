@@ -66,7 +66,7 @@ describe.each(transportNames)("deleted and disabled accounts at Login over %s", 
 
   it("with one identifier on several accounts, the live one wins, then the newest deleted", async () => {
     const email = uniqueEmail(`shared-${name}`);
-    const passwords = ["first account password", "second account password", "third account password"];
+    const passwords = ["first account password", "second account password", "third account password"] as const;
     const first = await signUp(auth, "shared", { email, password: passwords[0] });
     await deleteAccount(first.tokens.accessToken, passwords[0]);
     const second = await signUp(auth, "shared", { email, password: passwords[1] });

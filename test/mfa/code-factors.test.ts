@@ -262,3 +262,22 @@ describe.each(transportNames)("code second factors over %s", (name) => {
     expect(await sessionCount(account.userId)).toBe(sessionsBefore + 1);
   });
 });
+
+it("a claim of an unverified address discards the code factors the squatter set up", async () => {
+  const { auth, mfa, otp } = t.clients("grpc");
+  // The squatter signs up with the victim's address (unverified) and their own phone, proves the
+  // phone and makes it a second factor.
+  const squatter = await signUp(auth, "squatter", { phone: uniquePhone() });
+  await markVerified(squatter.userId, { phone: true });
+  await mfa.enableCodeFactor({ channel: OtpChannel.SMS, password: PASSWORD }, bearer(squatter.tokens.accessToken));
+  // The owner of the address signs in by code: the account is theirs, without the squatter's factor.
+  await otp.sendOtp({ channel: OtpChannel.EMAIL, destination: squatter.email, purpose: OtpPurpose.LOGIN });
+  const owner = await otp.verifyOtp({ channel: OtpChannel.EMAIL, destination: squatter.email, purpose: OtpPurpose.LOGIN, code: t.outbox.lastCode(squatter.email) });
+  expect(owner.result.case).toBe("tokens");
+  expect(await count(`SELECT count(*)::int AS n FROM mfa_code_factors WHERE user_id = $1`, [squatter.userId])).toBe(0);
+  // A phone the owner proves later is no factor they did not enable.
+  await markVerified(squatter.userId, { phone: true });
+  await t.db.query(`UPDATE users SET phone = $2, phone_verified_at = now() WHERE id = $1`, [squatter.userId, uniquePhone()]);
+  const access = bearer((owner.result.value as { accessToken: string }).accessToken);
+  expect(await mfa.getMfaStatus({}, access)).toMatchObject({ smsCodeEnabled: false, emailCodeEnabled: false });
+});
