@@ -22,17 +22,17 @@ export class MfaCodeFactors1764300000000 implements MigrationInterface {
     // Codes answering an MFA challenge (MfaService.SendMfaCode), bound to the challenge.
     await q.query(`ALTER TABLE otp_codes DROP CONSTRAINT otp_codes_purpose_check`);
     await q.query(`ALTER TABLE otp_codes ADD CONSTRAINT otp_codes_purpose_check CHECK (purpose IN ('login', 'verify_contact', 'password_reset', 'mfa'))`);
-    // Login finds the account an identifier names among deleted ones too (the live one first,
-    // then the newest deleted): the unique indexes cover only accounts not deleted.
-    await q.query(`CREATE INDEX users_login_email_idx ON users (lower(email)) WHERE email IS NOT NULL`);
-    await q.query(`CREATE INDEX users_login_username_idx ON users (lower(username)) WHERE username IS NOT NULL`);
-    await q.query(`CREATE INDEX users_login_phone_idx ON users (phone) WHERE phone IS NOT NULL`);
+    // Login finds the account an identifier names among deleted ones too when no current account
+    // has it (the newest deleted): the unique indexes cover only accounts not deleted.
+    await q.query(`CREATE INDEX users_deleted_email_idx ON users (lower(email), deleted_at DESC) WHERE deleted_at IS NOT NULL AND email IS NOT NULL`);
+    await q.query(`CREATE INDEX users_deleted_username_idx ON users (lower(username), deleted_at DESC) WHERE deleted_at IS NOT NULL AND username IS NOT NULL`);
+    await q.query(`CREATE INDEX users_deleted_phone_idx ON users (phone, deleted_at DESC) WHERE deleted_at IS NOT NULL AND phone IS NOT NULL`);
   }
 
   async down(q: QueryRunner): Promise<void> {
-    await q.query(`DROP INDEX users_login_phone_idx`);
-    await q.query(`DROP INDEX users_login_username_idx`);
-    await q.query(`DROP INDEX users_login_email_idx`);
+    await q.query(`DROP INDEX users_deleted_phone_idx`);
+    await q.query(`DROP INDEX users_deleted_username_idx`);
+    await q.query(`DROP INDEX users_deleted_email_idx`);
     await q.query(`DELETE FROM otp_codes WHERE purpose = 'mfa'`);
     await q.query(`ALTER TABLE otp_codes DROP CONSTRAINT otp_codes_purpose_check`);
     await q.query(`ALTER TABLE otp_codes ADD CONSTRAINT otp_codes_purpose_check CHECK (purpose IN ('login', 'verify_contact', 'password_reset'))`);
