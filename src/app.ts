@@ -119,20 +119,21 @@ export async function createApp({ config, db, logger, kek, clock = systemClock, 
   revocationStream.start();
   const limits = createRateLimits(store, clock);
   const checks = createCredentialChecks({ db: store, passwords, limits, audit, loginLimits: config.loginLimits });
-  const mfa = createMfa({ db: store, clock, kek, sessionTokens, audit, checks, settings: config.mfa });
+
+  // Development only: the web app shows what the console provider "sent".
+  const devOutbox = config.production ? undefined : (outbox ?? createDevOutbox());
+  const senders = createOtpSenders(config.otp, logger, devOutbox);
+  logger.info({ email: senders.email?.name ?? "disabled", sms: senders.sms?.name ?? "disabled" }, "one-time code delivery");
+  const otpCodes = createOtpCodes(store, clock, kek, config.otp);
+  const otp = createOtp({ db: store, logger, codes: otpCodes, limits, senders, settings: config.otp,
+    onBudgetExhausted: (scope, callingCode) => metrics.otpBudgetExhausted.inc({ scope, calling_code: callingCode }) });
+  const mfa = createMfa({ db: store, clock, kek, sessionTokens, audit, checks, settings: config.mfa, otp, otpCodes });
   const signIn = createSignIn(sessionTokens, mfa);
   const accounts = createAccounts({
     db: store, clock, passwords, sessions, sessionTokens, signIn, audit, revocations, limits, checks, signUpLimits: config.signUpLimits, profileRules: config.profile,
   });
   const profiles = createProfiles({ db: store, clock, audit, rules: config.profile });
   const reauthentication = createReauthentication({ db: store, clock, kek, checks, sessionTokens, audit });
-
-  // Development only: the web app shows what the console provider "sent".
-  const devOutbox = config.production ? undefined : (outbox ?? createDevOutbox());
-  const senders = createOtpSenders(config.otp, logger, devOutbox);
-  logger.info({ email: senders.email?.name ?? "disabled", sms: senders.sms?.name ?? "disabled" }, "one-time code delivery");
-  const otp = createOtp({ db: store, logger, codes: createOtpCodes(store, clock, kek, config.otp), limits, senders, settings: config.otp,
-    onBudgetExhausted: (scope, callingCode) => metrics.otpBudgetExhausted.inc({ scope, calling_code: callingCode }) });
   const otpLogin = createOtpLogin({ db: store, otp, clock, sessions, signIn, audit, revocations, signUpEnabled: config.otp.signUpEnabled });
   const contactVerification = createContactVerification({ db: store, otp, clock, accounts, audit });
   const passwordReset = createPasswordReset({ db: store, otp, clock, passwords, sessions, audit, revocations });

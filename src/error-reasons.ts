@@ -49,6 +49,9 @@ export const ERROR_REASONS = {
   IDENTIFIER_TAKEN: { code: "ALREADY_EXISTS", client: "an account with this email, username or phone already exists", browser: "An account with this email address, username or phone number already exists." },
   // The same whether or not the account exists.
   INVALID_CREDENTIALS: { code: "UNAUTHENTICATED", client: "invalid credentials", browser: "The username, email, phone number or password is not correct." },
+  // Only after the right password (a wrong one is INVALID_CREDENTIALS, as for an unknown account).
+  ACCOUNT_DELETED: { code: "PERMISSION_DENIED", client: "the account has been deleted", browser: "Your account has been deleted." },
+  ACCOUNT_DISABLED: { code: "PERMISSION_DENIED", client: "the account has been disabled", browser: "Your account has been disabled. Please contact support." },
   WRONG_PASSWORD: { code: "PERMISSION_DENIED", client: "the password is not correct", browser: "The password is not correct." },
   AUTHENTICATION_REQUIRED: { code: "UNAUTHENTICATED", client: "authentication required", browser: "Please sign in first." },
   ACCESS_TOKEN_INVALID: { code: "UNAUTHENTICATED", client: "the access token is not valid", browser: SESSION_ENDED },
@@ -74,8 +77,9 @@ export const ERROR_REASONS = {
   // A recent sign-in is needed (ChangeEmail, ChangePhone: REAUTH_MAX_AGE_SECONDS): the session
   // proves its factors again with AuthService.Reauthenticate, then retries.
   REAUTHENTICATION_REQUIRED: { code: "PERMISSION_DENIED", client: "a recent sign-in is required; call Reauthenticate and retry", browser: "For your security, please confirm your password first." },
-  // Reauthenticate on an account created by a one-time code: it signs in again by code instead.
-  PASSWORD_NOT_SET: { code: "FAILED_PRECONDITION", client: "the account has no password; sign in again with a one-time code", browser: "This account has no password. Please sign in again with a code." },
+  // Reauthenticate on an account created by a one-time code (it signs in again by code instead), and
+  // EnableCodeFactor / DisableCodeFactor on one (a code is the second step after a password).
+  PASSWORD_NOT_SET: { code: "FAILED_PRECONDITION", client: "the account has no password", browser: "This account has no password: sign in with a code, or set a password first." },
   SESSION_NOT_FOUND: { code: "NOT_FOUND", client: "session not found", browser: "That session has already ended." },
   // The browser app words the wait from RetryInfo.
   RATE_LIMITED: { code: "RESOURCE_EXHAUSTED", client: "too many requests; retry later", browser: null },
@@ -91,6 +95,12 @@ export const ERROR_REASONS = {
   MFA_CHALLENGE_INVALID: { code: "UNAUTHENTICATED", client: "the MFA challenge is not valid; sign in again", browser: "The sign-in took too long. Please sign in again." },
   MFA_ALREADY_ENABLED: { code: "FAILED_PRECONDITION", client: "two-factor authentication is already enabled", browser: "Two-step verification is already on for this account." },
   MFA_NOT_ENABLED: { code: "FAILED_PRECONDITION", client: "two-factor authentication is not enabled", browser: "Two-step verification is not on for this account." },
+  // A second-factor method this challenge does not offer (a code to the address the one-time-code
+  // sign-in used, or a factor the account does not have), or a one-time-code sign-in whose only
+  // second factor is a code to that same address.
+  MFA_METHOD_UNAVAILABLE: { code: "FAILED_PRECONDITION", client: "this second-factor method cannot be used for this sign-in", browser: "That way of confirming is not available for this sign-in. Choose another, or sign in with your password." },
+  // EnableCodeFactor for an email address or phone number that is missing or not verified.
+  CONTACT_NOT_VERIFIED: { code: "FAILED_PRECONDITION", client: "the email address or phone number is missing or not verified", browser: "Verify this email address or phone number first." },
   DEADLINE_EXCEEDED: { code: "DEADLINE_EXCEEDED", client: "deadline exceeded", browser: "The service took too long to answer. Please try again." },
   UNAVAILABLE: { code: "UNAVAILABLE", client: "service unavailable; retry later", browser: "The service is not available right now. Please try again in a moment." },
   INTERNAL: { code: "INTERNAL", client: "internal error", browser: "Something went wrong on our side. Please try again." },

@@ -2,7 +2,7 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { MfaMethod, type MfaChallengeSchema, type UserSchema, type TokenPairSchema } from "../../gen/identity/v1/common_pb.js";
-import type { Challenge } from "../domain/mfa/mfa.js";
+import type { Challenge, MfaMethodName } from "../domain/mfa/mfa.js";
 import { AuditEventType, type AuditEventSchema, type SessionSchema } from "../../gen/identity/v1/auth_service_pb.js";
 import type { AuditEventRow, SessionRow, UserRow } from "../store/index.js";
 import type { TokenPair } from "../domain/sessions/session-tokens.js";
@@ -42,8 +42,24 @@ export function challengeToProto(challenge: Challenge): MessageInitShape<typeof 
   return {
     challengeToken: challenge.token,
     expireTime: timestampFromDate(challenge.expiresAt),
-    methods: [MfaMethod.TOTP, MfaMethod.BACKUP_CODE],
+    methods: challenge.methods.map(mfaMethodToProto),
   };
+}
+
+const MFA_METHODS: Record<MfaMethodName, MfaMethod> = {
+  totp: MfaMethod.TOTP,
+  backup: MfaMethod.BACKUP_CODE,
+  email: MfaMethod.EMAIL_CODE,
+  sms: MfaMethod.SMS_CODE,
+};
+
+export function mfaMethodToProto(method: MfaMethodName): MfaMethod {
+  return MFA_METHODS[method];
+}
+
+/** The domain name of a proto method; undefined for UNSPECIFIED and values this build does not know. */
+export function mfaMethodFromProto(method: MfaMethod): MfaMethodName | undefined {
+  return (Object.keys(MFA_METHODS) as MfaMethodName[]).find((name) => MFA_METHODS[name] === method);
 }
 
 export function sessionToProto(session: SessionRow, currentSessionId: string): MessageInitShape<typeof SessionSchema> {

@@ -3,20 +3,24 @@ import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type {
   ConfirmTotpRequest,
+  DisableCodeFactorRequest,
   DisableTotpRequest,
+  EnableCodeFactorRequest,
   GetMfaStatusRequest,
   MfaService,
   RegenerateBackupCodesRequest,
+  SendMfaCodeRequest,
   SetupTotpRequest,
   VerifyMfaRequest,
 } from "../../gen/identity/v1/mfa_service_pb.js";
 import type { Callers } from "../domain/callers/callers.js";
 import { invalidField } from "../domain/errors.js";
-import type { Mfa } from "../domain/mfa/mfa.js";
+import type { Mfa, SecondFactor } from "../domain/mfa/mfa.js";
 import { deliverTokens } from "./browser-session.js";
 import { clientMeta, SignedInRpcs } from "./call.js";
-import { userToProto } from "./mappers.js";
-import { signInOutcomes, type RpcMetrics } from "./rpc-metrics.js";
+import { mfaMethodFromProto, userToProto } from "./mappers.js";
+import { channelFromProto } from "./otp-service.js";
+import { mfaCodeSendOutcomes, signInOutcomes, type RpcMetrics } from "./rpc-metrics.js";
 
 export interface MfaServiceDeps {
   readonly mfa: Mfa;
@@ -26,6 +30,7 @@ export interface MfaServiceDeps {
 /** Metrics that follow from an MfaService RPC's outcome (see rpc-metrics.ts). */
 export const mfaMetrics: RpcMetrics<typeof MfaService> = {
   verifyMfa: signInOutcomes,
+  sendMfaCode: mfaCodeSendOutcomes,
 };
 
 export class MfaServiceImpl extends SignedInRpcs<MfaServiceDeps> implements ServiceImpl<typeof MfaService> {
@@ -42,9 +47,10 @@ export class MfaServiceImpl extends SignedInRpcs<MfaServiceDeps> implements Serv
 
   async verifyMfa(req: VerifyMfaRequest, ctx: HandlerContext) {
     if (req.code.case === undefined) {
-      throw invalidField("totp_code", "REQUIRED", "a totp_code or a backup_code is required");
+      throw invalidField("totp_code", "REQUIRED", "a totp_code, backup_code, email_code or sms_code is required");
     }
-    const factor = req.code.case === "totpCode" ? { kind: "totp" as const, code: req.code.value } : { kind: "backup" as const, code: req.code.value };
+    const kinds = { totpCode: "totp", backupCode: "backup", emailCode: "email", smsCode: "sms" } as const;
+    const factor: SecondFactor = { kind: kinds[req.code.case], code: req.code.value };
     const { user, tokens } = await this.deps.mfa.verifyChallenge(req.challengeToken, factor, clientMeta(ctx));
     return { tokens: deliverTokens(ctx, tokens), user: userToProto(user) };
   }
@@ -65,6 +71,23 @@ export class MfaServiceImpl extends SignedInRpcs<MfaServiceDeps> implements Serv
       totpEnabled: status.enabled,
       backupCodesRemaining: status.backupCodesRemaining,
       enableTime: status.enabledAt ? timestampFromDate(status.enabledAt) : undefined,
+      emailCodeEnabled: status.codeFactors.includes("email"),
+      smsCodeEnabled: status.codeFactors.includes("sms"),
     };
+  }
+
+  async sendMfaCode(req: SendMfaCodeRequest, ctx: HandlerContext) {
+    const sent = await this.deps.mfa.sendChallengeCode(req.challengeToken, mfaMethodFromProto(req.method), clientMeta(ctx));
+    return { expireTime: timestampFromDate(sent.expiresAt), resendTime: timestampFromDate(sent.resendAt) };
+  }
+
+  async enableCodeFactor(req: EnableCodeFactorRequest, ctx: HandlerContext) {
+    await this.deps.mfa.enableCodeFactor(await this.caller(ctx), channelFromProto(req.channel), req.password, clientMeta(ctx));
+    return {};
+  }
+
+  async disableCodeFactor(req: DisableCodeFactorRequest, ctx: HandlerContext) {
+    await this.deps.mfa.disableCodeFactor(await this.caller(ctx), channelFromProto(req.channel), req.password, clientMeta(ctx));
+    return {};
   }
 }

@@ -5,7 +5,7 @@
 // every call, whatever its outcome. Outcomes every RPC shares (rate limits, refresh-token reuse)
 // stay in policy.ts.
 import type { DescMethod, DescMethodUnary, DescService, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
-import { OtpChannel } from "../../gen/identity/v1/common_pb.js";
+import { MfaMethod, OtpChannel } from "../../gen/identity/v1/common_pb.js";
 import type { Metrics } from "../metrics.js";
 
 /**
@@ -40,5 +40,13 @@ export function signInOutcomes(metrics: Metrics, method: DescMethod) {
 export function codeSendOutcomes(metrics: Metrics) {
   return (request: { readonly channel: OtpChannel }, _response: unknown, failure: string | undefined): void => {
     metrics.otpSends.inc({ channel: OtpChannel[request.channel] ?? "UNSPECIFIED", result: failure ?? "sent" });
+  };
+}
+
+/** MFA code sends (SendMfaCode): identity_otp_sends_total{channel, result}, with the other code sends. */
+export function mfaCodeSendOutcomes(metrics: Metrics) {
+  return (request: { readonly method: MfaMethod }, _response: unknown, failure: string | undefined): void => {
+    const channel = request.method === MfaMethod.SMS_CODE ? "SMS" : request.method === MfaMethod.EMAIL_CODE ? "EMAIL" : "UNSPECIFIED";
+    metrics.otpSends.inc({ channel, result: failure ?? "sent" });
   };
 }

@@ -48,6 +48,8 @@ export interface UserFilter {
 export interface MfaReset {
   readonly totp: number;
   readonly backupCodes: number;
+  /** Email and SMS code factors removed. */
+  readonly codeFactors: number;
   readonly challenges: number;
 }
 
@@ -212,11 +214,12 @@ export const adminUserStore: AdminUserStore = {
   },
 
   async resetMfa(tx, id, guard, now) {
-    const [row] = await rows<{ reset: number; totp: number; backup_codes: number; challenges: number }>(tx,
+    const [row] = await rows<{ reset: number; totp: number; backup_codes: number; code_factors: number; challenges: number }>(tx,
       `WITH target AS (
          UPDATE users u SET mfa_enabled_at = NULL, updated_at = $4
          WHERE u.id = $1 AND u.deleted_at IS NULL AND ${actable("u", "$2", "$3")}
-           AND (u.mfa_enabled_at IS NOT NULL OR EXISTS (SELECT 1 FROM totp_credentials t WHERE t.user_id = u.id))
+           AND (u.mfa_enabled_at IS NOT NULL OR EXISTS (SELECT 1 FROM totp_credentials t WHERE t.user_id = u.id)
+             OR EXISTS (SELECT 1 FROM mfa_code_factors f WHERE f.user_id = u.id))
          RETURNING u.id
        ), totp AS (
          DELETE FROM totp_credentials WHERE user_id IN (SELECT id FROM target) RETURNING 1
@@ -224,14 +227,18 @@ export const adminUserStore: AdminUserStore = {
          DELETE FROM backup_codes WHERE user_id IN (SELECT id FROM target) AND used_at IS NULL RETURNING 1
        ), spent AS (
          DELETE FROM backup_codes WHERE user_id IN (SELECT id FROM target) AND used_at IS NOT NULL
+       ), code_factors AS (
+         -- Email and SMS codes as a second factor (issue 16) go with the rest.
+         DELETE FROM mfa_code_factors WHERE user_id IN (SELECT id FROM target) RETURNING 1
        ), challenges AS (
          -- A first factor proven before the reset must not complete against the old factor.
          DELETE FROM mfa_challenges WHERE user_id IN (SELECT id FROM target) AND used_at IS NULL RETURNING 1
        )
        SELECT (SELECT count(*) FROM target)::int AS reset, (SELECT count(*) FROM totp)::int AS totp,
-         (SELECT count(*) FROM backup)::int AS backup_codes, (SELECT count(*) FROM challenges)::int AS challenges`,
+         (SELECT count(*) FROM backup)::int AS backup_codes, (SELECT count(*) FROM code_factors)::int AS code_factors,
+         (SELECT count(*) FROM challenges)::int AS challenges`,
       [id, guard.actable, guard.known, now],
     );
-    return row && row.reset > 0 ? { totp: row.totp, backupCodes: row.backup_codes, challenges: row.challenges } : null;
+    return row && row.reset > 0 ? { totp: row.totp, backupCodes: row.backup_codes, codeFactors: row.code_factors, challenges: row.challenges } : null;
   },
 };

@@ -4,7 +4,7 @@
 import { adminUserStore, type AdminUserStore } from "./admin-users.js";
 import { auditEventStore, type AuditEventStore } from "./audit.js";
 import { createDatabaseHealth, type DatabaseHealth } from "./health.js";
-import { backupCodeStore, mfaChallengeStore, totpStore, type BackupCodeStore, type MfaChallengeStore, type TotpStore } from "./mfa.js";
+import { backupCodeStore, mfaChallengeStore, mfaCodeFactorStore, totpStore, type BackupCodeStore, type MfaChallengeStore, type MfaCodeFactorStore, type TotpStore } from "./mfa.js";
 import { otpCodeStore, type OtpCodeStore } from "./otp-codes.js";
 import { rateLimitStore, type RateLimitStore } from "./rate-limits.js";
 import { createRevocationFeed, type RevocationFeed } from "./revocation-feed.js";
@@ -22,6 +22,7 @@ export interface Store extends Transactions {
   readonly totp: TotpStore;
   readonly backupCodes: BackupCodeStore;
   readonly mfaChallenges: MfaChallengeStore;
+  readonly mfaCodeFactors: MfaCodeFactorStore;
   readonly signingKeys: SigningKeyStore;
   readonly audit: AuditEventStore;
   readonly serviceAccounts: ServiceAccountStore;
@@ -46,6 +47,7 @@ export function createStore(db: Database, options: StoreOptions = {}): Store {
     totp: totpStore,
     backupCodes: backupCodeStore,
     mfaChallenges: mfaChallengeStore,
+    mfaCodeFactors: mfaCodeFactorStore,
     signingKeys: signingKeyStore,
     audit: auditEventStore,
     serviceAccounts: serviceAccountStore,

@@ -1,7 +1,10 @@
-// Second factors: the TOTP credential, backup codes, and MFA challenges (the half-finished
+// Second factors: the TOTP credential, backup codes, code factors (the account's verified email
+// address or phone number), and MFA challenges (the half-finished
 // sign-in between the first factor and the second). Every use of a factor is one conditional
 // statement, so of two concurrent uses of the same code exactly one passes.
 import { affected, rows, type Tx } from "./tx.js";
+import { live } from "./users.js";
+import type { ContactChannel } from "./users.js";
 
 export interface TotpCredential {
   readonly secretSealed: Buffer;
@@ -32,10 +35,40 @@ export interface LiveChallenge {
   readonly firstFactor: string[];
 }
 
+export interface MfaCodeFactorStore {
+  /**
+   * Enables the channel's code factor while the account is live and its address on that channel
+   * is verified; false when it is not, or when the factor is enabled already.
+   */
+  enable(tx: Tx, userId: string, channel: ContactChannel, at: Date): Promise<boolean>;
+  /** Disables it; false when it was not enabled. */
+  disable(tx: Tx, userId: string, channel: ContactChannel): Promise<boolean>;
+  /** The channels whose factor is enabled (whether or not it is usable now). */
+  enabled(tx: Tx, userId: string): Promise<ContactChannel[]>;
+  /** The channels whose factor counts now: enabled, and the address there is verified. */
+  usable(tx: Tx, userId: string): Promise<ContactChannel[]>;
+}
+
+/**
+ * The rule that makes a code factor follow its address, written once: the factor row `f` of the
+ * account `u` counts only while `u` has a verified address on the factor's channel.
+ */
+export function codeFactorUsable(f: string, u: string): string {
+  return `((${f}.channel = 'email' AND ${u}.email IS NOT NULL AND ${u}.email_verified_at IS NOT NULL)
+        OR (${f}.channel = 'sms' AND ${u}.phone IS NOT NULL AND ${u}.phone_verified_at IS NOT NULL))`;
+}
+
+export interface LiveChallengeOwner {
+  readonly userId: string;
+  readonly firstFactor: string[];
+}
+
 export interface MfaChallengeStore {
   insert(tx: Tx, challenge: { userId: string; tokenHash: Buffer; firstFactor: readonly string[]; expiresAt: Date }): Promise<void>;
   /** The account of a live challenge (unused, unexpired, attempts left), or undefined. */
   findLiveOwner(tx: Tx, tokenHash: Buffer, now: Date, maxAttempts: number): Promise<string | undefined>;
+  /** The account and first factor of a live challenge (unused, unexpired, attempts left), or undefined. */
+  findLive(tx: Tx, tokenHash: Buffer, now: Date, maxAttempts: number): Promise<LiveChallengeOwner | undefined>;
   /** Counts one attempt on the live challenge; undefined when it is used, expired or exhausted. */
   countAttempt(tx: Tx, tokenHash: Buffer, userId: string, now: Date, maxAttempts: number): Promise<LiveChallenge | undefined>;
   /** Marks the challenge used; false when another request did first. */
@@ -106,6 +139,39 @@ export const backupCodeStore: BackupCodeStore = {
   },
 };
 
+export const mfaCodeFactorStore: MfaCodeFactorStore = {
+  async enable(tx, userId, channel, at) {
+    // One statement, conditional on what makes the factor usable (a live account with the
+    // address verified), so a contact change racing it cannot leave a factor on no address.
+    const enabled = await affected(tx,
+      `INSERT INTO mfa_code_factors (user_id, channel, enabled_at)
+       SELECT u.id, f.channel, $3 FROM users u, (SELECT $2::text AS channel) f
+       WHERE u.id = $1 AND ${live("u")} AND ${codeFactorUsable("f", "u")}
+       ON CONFLICT (user_id, channel) DO NOTHING RETURNING user_id`,
+      [userId, channel, at],
+    );
+    return enabled === 1;
+  },
+
+  async disable(tx, userId, channel) {
+    return (await affected(tx, `DELETE FROM mfa_code_factors WHERE user_id = $1 AND channel = $2`, [userId, channel])) === 1;
+  },
+
+  async enabled(tx, userId) {
+    const found = await rows<{ channel: ContactChannel }>(tx, `SELECT channel FROM mfa_code_factors WHERE user_id = $1 ORDER BY channel`, [userId]);
+    return found.map((r) => r.channel);
+  },
+
+  async usable(tx, userId) {
+    const found = await rows<{ channel: ContactChannel }>(tx,
+      `SELECT f.channel FROM mfa_code_factors f JOIN users u ON u.id = f.user_id
+       WHERE f.user_id = $1 AND ${codeFactorUsable("f", "u")} ORDER BY f.channel`,
+      [userId],
+    );
+    return found.map((r) => r.channel);
+  },
+};
+
 export const mfaChallengeStore: MfaChallengeStore = {
   async insert(tx, challenge) {
     await affected(tx,
@@ -120,6 +186,14 @@ export const mfaChallengeStore: MfaChallengeStore = {
       [tokenHash, now, maxAttempts],
     );
     return found?.user_id;
+  },
+
+  async findLive(tx, tokenHash, now, maxAttempts) {
+    const [found] = await rows<{ user_id: string; first_factor: string[] }>(tx,
+      `SELECT user_id, first_factor FROM mfa_challenges WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 AND attempts < $3`,
+      [tokenHash, now, maxAttempts],
+    );
+    return found && { userId: found.user_id, firstFactor: found.first_factor };
   },
 
   async countAttempt(tx, tokenHash, userId, now, maxAttempts) {

@@ -3,7 +3,8 @@
 import { affected, rows, type Tx } from "./tx.js";
 import type { ContactChannel } from "./users.js";
 
-export type OtpPurpose = "login" | "verify_contact" | "password_reset" | "change_contact";
+/** `mfa`: a code answering an MFA challenge (MfaService.SendMfaCode), bound to the challenge. */
+export type OtpPurpose = "login" | "verify_contact" | "password_reset" | "change_contact" | "mfa";
 
 /** Where a code went and what for: the primary key of otp_codes. */
 export interface OtpCodeKey {

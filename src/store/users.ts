@@ -74,6 +74,13 @@ export interface UserStore {
    * the caller decides with isLive, so a disabled account is told apart from an unknown one.
    */
   findByIdentifier(tx: Tx, kind: IdentifierKind, value: string): Promise<UserRow | null>;
+  /**
+   * The account a password login with this identifier is about: the not-deleted one (live or
+   * disabled) when there is one, else the most recently deleted one. A deleted account frees its
+   * identifiers (the unique indexes cover only accounts not deleted), so several deleted accounts
+   * and one live one may share an identifier; the live one always wins.
+   */
+  findForLogin(tx: Tx, kind: IdentifierKind, value: string): Promise<UserRow | null>;
   /** Creates an account; UniqueViolationError when an identifier is taken. */
   insert(tx: Tx, user: NewUser): Promise<UserRow>;
   /** Creates the account of a verified contact (with `role`, by default the store's); null when a live account has it already. */
@@ -134,6 +141,20 @@ export const userStore: UserStore = {
     );
   },
 
+  async findForLogin(tx, kind, value) {
+    // Not deleted first (at most one, by the unique indexes): the path of every login, as before.
+    const current = await userStore.findByIdentifier(tx, kind, value);
+    if (current) return current;
+    // Then the most recently deleted (users_deleted_*_idx). Two statements only for an
+    // identifier no current account has; the password hash that follows dwarfs the difference.
+    const match = kind === "email" ? emailEquals("email", "$1") : kind === "phone" ? "phone = $1" : "lower(username) = lower($1)";
+    const [newest] = await rows<{ id: string }>(tx,
+      `SELECT id FROM users WHERE ${match} AND deleted_at IS NOT NULL ORDER BY deleted_at DESC, id LIMIT 1`,
+      [value],
+    );
+    return newest ? userStore.get(tx, newest.id) : null;
+  },
+
   insert: (tx, user) =>
     guarded(() => {
       const manager = managerOf(tx);
@@ -189,7 +210,7 @@ export const userStore: UserStore = {
    * Marks the contact of `channel` verified on the account when it was not, and discards every
    * credential that whoever put the unverified contact there may have set up (account
    * pre-hijacking; see src/domain/accounts/credential-changes.ts): the password, the TOTP
-   * credential, the backup codes, MFA itself, and the account's other contact (with the codes
+   * credential, the backup codes, MFA itself (code factors too), and the account's other contact (with the codes
    * already sent to it). Older access tokens stop verifying (`tokens_valid_after`).
    * Returns null when the contact was verified already, and nothing changes.
    *
@@ -214,6 +235,10 @@ export const userStore: UserStore = {
            AND destination IN (SELECT other_address FROM claimed)
        ), backup AS (
          DELETE FROM backup_codes WHERE user_id IN (SELECT id FROM claimed) RETURNING used_at
+       ), code_factors AS (
+         -- Code factors go with the other contact and MFA: one set up by the squatter must not
+         -- come back to life on an address the owner adds later.
+         DELETE FROM mfa_code_factors WHERE user_id IN (SELECT id FROM claimed)
        )
        SELECT had_password, had_other,
          (SELECT count(*) FROM totp WHERE confirmed_at IS NOT NULL)::int AS totp,

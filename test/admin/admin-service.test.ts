@@ -4,6 +4,7 @@
 import { Code } from "@connectrpc/connect";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
+import { OtpChannel } from "../../gen/identity/v1/common_pb.js";
 import { UserStatus } from "../../gen/identity/v1/admin_service_pb.js";
 import { AuditEventType } from "../../gen/identity/v1/auth_service_pb.js";
 import { InactiveReason } from "../../gen/identity/v1/token_service_pb.js";
@@ -105,6 +106,20 @@ describe.each(transportNames)("AdminService for a person over %s", (name) => {
     expect(t.outbox.messages(target.email).at(-1)?.subject).toBe("Your two-step verification was reset");
     // Signs in with the password alone now.
     await t.login(target.email, PASSWORD, name);
+    await t.expectUnchanged(() => expectError(admin.resetUserMfa({ userId: target.userId }, bearer(token)), { code: Code.FailedPrecondition, reason: "MFA_NOT_ENABLED" }));
+  });
+
+  it("resets an email-code second factor too", async () => {
+    const token = await stepUp(t, clock, adminPerson());
+    const target = await person(t, clock, `reset-code-${name}`, "user", false);
+    await t.db.query(`UPDATE users SET email_verified_at = now() WHERE id = $1`, [target.userId]);
+    const session = await t.login(target.email, PASSWORD, name);
+    await t.clients(name).mfa.enableCodeFactor({ channel: OtpChannel.EMAIL, password: PASSWORD }, bearer(session.accessToken));
+    await admin.resetUserMfa({ userId: target.userId, reason: "lost mailbox" }, bearer(token));
+    const [{ n }] = (await t.db.query(`SELECT count(*) AS n FROM mfa_code_factors WHERE user_id = $1`, [target.userId])) as [{ n: string }];
+    expect(Number(n)).toBe(0);
+    // Signs in with the password alone now, and a second reset has nothing left to remove.
+    expect((await t.clients(name).auth.login({ identifier: target.email, password: PASSWORD })).result.case).toBe("tokens");
     await t.expectUnchanged(() => expectError(admin.resetUserMfa({ userId: target.userId }, bearer(token)), { code: Code.FailedPrecondition, reason: "MFA_NOT_ENABLED" }));
   });
 
@@ -215,7 +230,9 @@ async function lifecycle(via: TransportName, options: CallOptions, actor: string
   expect(verified.active).toBe(false);
   expect(verified.reason).toBe(InactiveReason.USER_DISABLED);
   await expectError(t.clients("grpc").tokens.refreshToken({ refreshToken: target.tokens.refreshToken }), { code: Code.Unauthenticated });
-  await expectError(auth.login({ identifier: target.email, password: PASSWORD }), { code: Code.Unauthenticated });
+  // The right password is told the account is disabled (issue 16); a wrong one answers as for anyone.
+  await expectError(auth.login({ identifier: target.email, password: PASSWORD }), { code: Code.PermissionDenied, reason: "ACCOUNT_DISABLED" });
+  await expectError(auth.login({ identifier: target.email, password: `${PASSWORD}!` }), { code: Code.Unauthenticated, reason: "INVALID_CREDENTIALS" });
   // Disabling again changes nothing and records nothing.
   await t.expectUnchanged(() => admin.disableUser({ userId: target.userId }, options));
 

@@ -95,8 +95,10 @@ describe.each(transportNames)("ChangePassword and DeleteAccount over %s", (name)
     expect((await sessionRows(t.db, account.userId)).map((r) => r.revoke_reason)).toEqual(["account_deleted", "account_deleted"]);
     expect((await auditRows(t.db, account.userId)).at(-1)).toMatchObject({ type: "ACCOUNT_DELETED", session_id: account.tokens.sessionId });
 
+    // Told plainly after the right password only (issue 16; test/contract/inactive-accounts.test.ts).
+    await expectError(auth.login({ identifier: account.email, password: PASSWORD }), { code: Code.PermissionDenied, reason: "ACCOUNT_DELETED" });
     const unknown = await expectError(auth.login({ identifier: "nobody@example.com", password: PASSWORD }), { code: Code.Unauthenticated });
-    const deleted = await expectError(auth.login({ identifier: account.email, password: PASSWORD }), { code: Code.Unauthenticated, reason: "INVALID_CREDENTIALS" });
+    const deleted = await expectError(auth.login({ identifier: account.email, password: "not the password" }), { code: Code.Unauthenticated, reason: "INVALID_CREDENTIALS" });
     expect(deleted.rawMessage).toBe(unknown.rawMessage);
     for (const pair of [account.tokens, other]) {
       expect((await t.verify(pair.accessToken)).active).toBe(false);

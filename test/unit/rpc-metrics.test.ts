@@ -3,8 +3,8 @@
 import { create, type DescMethod } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { AuthService, LoginResponseSchema, RequestPasswordResetRequestSchema } from "../../gen/identity/v1/auth_service_pb.js";
-import { OtpChannel } from "../../gen/identity/v1/common_pb.js";
-import { MfaService, VerifyMfaRequestSchema } from "../../gen/identity/v1/mfa_service_pb.js";
+import { MfaMethod, OtpChannel } from "../../gen/identity/v1/common_pb.js";
+import { MfaService, SendMfaCodeRequestSchema, VerifyMfaRequestSchema } from "../../gen/identity/v1/mfa_service_pb.js";
 import { OtpService, SendOtpRequestSchema, VerifyOtpRequestSchema } from "../../gen/identity/v1/otp_service_pb.js";
 import { InactiveReason, TokenService, VerifyTokenRequestSchema } from "../../gen/identity/v1/token_service_pb.js";
 import { createMetrics, type Metrics } from "../../src/metrics.js";
@@ -80,6 +80,18 @@ describe("code sends: identity_otp_sends_total{channel, result}", () => {
     observe(create(RequestPasswordResetRequestSchema, { channel: OtpChannel.EMAIL }), {}, undefined);
     expect(await series(metrics.otpSends)).toEqual([[{ channel: "EMAIL", result: "sent" }, 1]]);
   });
+
+  it("counts SendMfaCode by the method's channel", async () => {
+    const { metrics, observe } = observing(mfaMetrics.sendMfaCode, MfaService.method.sendMfaCode);
+    observe(create(SendMfaCodeRequestSchema, { method: MfaMethod.SMS_CODE }), {}, undefined);
+    observe(create(SendMfaCodeRequestSchema, { method: MfaMethod.EMAIL_CODE }), undefined, "MFA_METHOD_UNAVAILABLE");
+    observe(create(SendMfaCodeRequestSchema, { method: MfaMethod.TOTP }), undefined, "InvalidArgument");
+    expect(await series(metrics.otpSends)).toEqual([
+      [{ channel: "SMS", result: "sent" }, 1],
+      [{ channel: "EMAIL", result: "MFA_METHOD_UNAVAILABLE" }, 1],
+      [{ channel: "UNSPECIFIED", result: "InvalidArgument" }, 1],
+    ]);
+  });
 });
 
 describe("VerifyToken: identity_verify_token_total{result}", () => {
@@ -101,5 +113,5 @@ describe("VerifyToken: identity_verify_token_total{result}", () => {
 
 it("declares no metric for the other RPCs", () => {
   const declared = [authMetrics, otpMetrics, mfaMetrics, tokenMetrics].flatMap((table) => Object.keys(table)).sort();
-  expect(declared).toEqual(["login", "requestPasswordReset", "sendOtp", "verifyMfa", "verifyOtp", "verifyToken"]);
+  expect(declared).toEqual(["login", "requestPasswordReset", "sendMfaCode", "sendOtp", "verifyMfa", "verifyOtp", "verifyToken"]);
 });

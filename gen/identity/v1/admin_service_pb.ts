@@ -773,8 +773,9 @@ export const AdminService: GenService<{
     output: typeof ListUserActivityResponseSchema;
   },
   /**
-   * Removes an account's TOTP secret and backup codes and ends its pending MFA challenges, and
-   * tells the person by email (else SMS). MFA_NOT_ENABLED when it has no second factor.
+   * Removes an account's TOTP secret, backup codes and email/SMS code factors and ends its pending
+   * MFA challenges, and tells the person by email (else SMS). MFA_NOT_ENABLED when it has no
+   * second factor.
    *
    * @generated from rpc identity.v1.AdminService.ResetUserMfa
    */

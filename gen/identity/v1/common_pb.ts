@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file identity/v1/common.proto.
  */
 export const file_identity_v1_common: GenFile = /*@__PURE__*/
-  fileDesc("ChhpZGVudGl0eS92MS9jb21tb24ucHJvdG8SC2lkZW50aXR5LnYxIsACCgRVc2VyEgoKAmlkGAEgASgJEg0KBWVtYWlsGAIgASgJEhYKDmVtYWlsX3ZlcmlmaWVkGAMgASgIEhAKCHVzZXJuYW1lGAQgASgJEg0KBXBob25lGAUgASgJEhYKDnBob25lX3ZlcmlmaWVkGAYgASgIEhQKDGRpc3BsYXlfbmFtZRgHIAEoCRIMCgRyb2xlGAggASgJEhMKC21mYV9lbmFibGVkGAkgASgIEhQKDGhhc19wYXNzd29yZBgKIAEoCBIvCgtjcmVhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKZ2l2ZW5fbmFtZRgMIAEoCRITCgtmYW1pbHlfbmFtZRgNIAEoCRIPCgdjb3VudHJ5GA4gASgJEhIKCmJpcnRoX2RhdGUYDyABKAki3QEKCVRva2VuUGFpchIUCgxhY2Nlc3NfdG9rZW4YASABKAkSPAoYYWNjZXNzX3Rva2VuX2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1yZWZyZXNoX3Rva2VuGAMgASgJEj0KGXJlZnJlc2hfdG9rZW5fZXhwaXJlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnRva2VuX3R5cGUYBSABKAkSEgoKc2Vzc2lvbl9pZBgGIAEoCSKBAQoMTWZhQ2hhbGxlbmdlEhcKD2NoYWxsZW5nZV90b2tlbhgBIAEoCRIvCgtleHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJwoHbWV0aG9kcxgDIAMoDjIWLmlkZW50aXR5LnYxLk1mYU1ldGhvZCpYCglNZmFNZXRob2QSGgoWTUZBX01FVEhPRF9VTlNQRUNJRklFRBAAEhMKD01GQV9NRVRIT0RfVE9UUBABEhoKFk1GQV9NRVRIT0RfQkFDS1VQX0NPREUQAipVCgpPdHBDaGFubmVsEhsKF09UUF9DSEFOTkVMX1VOU1BFQ0lGSUVEEAASEwoPT1RQX0NIQU5ORUxfU01TEAESFQoRT1RQX0NIQU5ORUxfRU1BSUwQAiqAAQoKT3RwUHVycG9zZRIbChdPVFBfUFVSUE9TRV9VTlNQRUNJRklFRBAAEhUKEU9UUF9QVVJQT1NFX0xPR0lOEAESHgoaT1RQX1BVUlBPU0VfVkVSSUZZX0NPTlRBQ1QQAhIeChpPVFBfUFVSUE9TRV9QQVNTV09SRF9SRVNFVBADYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChhpZGVudGl0eS92MS9jb21tb24ucHJvdG8SC2lkZW50aXR5LnYxIsACCgRVc2VyEgoKAmlkGAEgASgJEg0KBWVtYWlsGAIgASgJEhYKDmVtYWlsX3ZlcmlmaWVkGAMgASgIEhAKCHVzZXJuYW1lGAQgASgJEg0KBXBob25lGAUgASgJEhYKDnBob25lX3ZlcmlmaWVkGAYgASgIEhQKDGRpc3BsYXlfbmFtZRgHIAEoCRIMCgRyb2xlGAggASgJEhMKC21mYV9lbmFibGVkGAkgASgIEhQKDGhhc19wYXNzd29yZBgKIAEoCBIvCgtjcmVhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKZ2l2ZW5fbmFtZRgMIAEoCRITCgtmYW1pbHlfbmFtZRgNIAEoCRIPCgdjb3VudHJ5GA4gASgJEhIKCmJpcnRoX2RhdGUYDyABKAki3QEKCVRva2VuUGFpchIUCgxhY2Nlc3NfdG9rZW4YASABKAkSPAoYYWNjZXNzX3Rva2VuX2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1yZWZyZXNoX3Rva2VuGAMgASgJEj0KGXJlZnJlc2hfdG9rZW5fZXhwaXJlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnRva2VuX3R5cGUYBSABKAkSEgoKc2Vzc2lvbl9pZBgGIAEoCSKBAQoMTWZhQ2hhbGxlbmdlEhcKD2NoYWxsZW5nZV90b2tlbhgBIAEoCRIvCgtleHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJwoHbWV0aG9kcxgDIAMoDjIWLmlkZW50aXR5LnYxLk1mYU1ldGhvZCqMAQoJTWZhTWV0aG9kEhoKFk1GQV9NRVRIT0RfVU5TUEVDSUZJRUQQABITCg9NRkFfTUVUSE9EX1RPVFAQARIaChZNRkFfTUVUSE9EX0JBQ0tVUF9DT0RFEAISGQoVTUZBX01FVEhPRF9FTUFJTF9DT0RFEAMSFwoTTUZBX01FVEhPRF9TTVNfQ09ERRAEKlUKCk90cENoYW5uZWwSGwoXT1RQX0NIQU5ORUxfVU5TUEVDSUZJRUQQABITCg9PVFBfQ0hBTk5FTF9TTVMQARIVChFPVFBfQ0hBTk5FTF9FTUFJTBACKoABCgpPdHBQdXJwb3NlEhsKF09UUF9QVVJQT1NFX1VOU1BFQ0lGSUVEEAASFQoRT1RQX1BVUlBPU0VfTE9HSU4QARIeChpPVFBfUFVSUE9TRV9WRVJJRllfQ09OVEFDVBACEh4KGk9UUF9QVVJQT1NFX1BBU1NXT1JEX1JFU0VUEANiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * An account as its owner sees it. Secrets (password hash, TOTP secret) never appear here.
@@ -213,7 +213,9 @@ export type MfaChallenge = Message<"identity.v1.MfaChallenge"> & {
   expireTime?: Timestamp | undefined;
 
   /**
-   * The methods that can answer this challenge.
+   * The methods that can answer this challenge: every second factor of the account, but a code
+   * to the address a one-time-code sign-in was made with (one address is never both factors).
+   * For EMAIL_CODE and SMS_CODE, ask for the code with MfaService.SendMfaCode first.
    *
    * @generated from field: repeated identity.v1.MfaMethod methods = 3;
    */
@@ -253,6 +255,21 @@ export enum MfaMethod {
    * @generated from enum value: MFA_METHOD_BACKUP_CODE = 2;
    */
   BACKUP_CODE = 2,
+
+  /**
+   * A 6-digit code sent to the account's verified email address (MfaService.SendMfaCode).
+   *
+   * @generated from enum value: MFA_METHOD_EMAIL_CODE = 3;
+   */
+  EMAIL_CODE = 3,
+
+  /**
+   * A 6-digit code sent by text message to the account's verified phone number
+   * (MfaService.SendMfaCode).
+   *
+   * @generated from enum value: MFA_METHOD_SMS_CODE = 4;
+   */
+  SMS_CODE = 4,
 }
 
 /**

@@ -7,7 +7,7 @@ import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import { file_identity_v1_access } from "./access_pb.js";
-import type { TokenPair, User } from "./common_pb.js";
+import type { MfaMethod, OtpChannel, TokenPair, User } from "./common_pb.js";
 import { file_identity_v1_common } from "./common_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file identity/v1/mfa_service.proto.
  */
 export const file_identity_v1_mfa_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch1pZGVudGl0eS92MS9tZmFfc2VydmljZS5wcm90bxILaWRlbnRpdHkudjEiEgoQU2V0dXBUb3RwUmVxdWVzdCJSChFTZXR1cFRvdHBSZXNwb25zZRIOCgZzZWNyZXQYASABKAkSEwoLb3RwYXV0aF91cmwYAiABKAkSGAoQcXJfY29kZV9kYXRhX3VybBgDIAEoCSIiChJDb25maXJtVG90cFJlcXVlc3QSDAoEY29kZRgBIAEoCSIrChNDb25maXJtVG90cFJlc3BvbnNlEhQKDGJhY2t1cF9jb2RlcxgBIAMoCSJfChBWZXJpZnlNZmFSZXF1ZXN0EhcKD2NoYWxsZW5nZV90b2tlbhgBIAEoCRITCgl0b3RwX2NvZGUYAiABKAlIABIVCgtiYWNrdXBfY29kZRgDIAEoCUgAQgYKBGNvZGUiXAoRVmVyaWZ5TWZhUmVzcG9uc2USJgoGdG9rZW5zGAEgASgLMhYuaWRlbnRpdHkudjEuVG9rZW5QYWlyEh8KBHVzZXIYAiABKAsyES5pZGVudGl0eS52MS5Vc2VyIjQKEkRpc2FibGVUb3RwUmVxdWVzdBIQCghwYXNzd29yZBgBIAEoCRIMCgRjb2RlGAIgASgJIhUKE0Rpc2FibGVUb3RwUmVzcG9uc2UiMQocUmVnZW5lcmF0ZUJhY2t1cENvZGVzUmVxdWVzdBIRCgl0b3RwX2NvZGUYASABKAkiNQodUmVnZW5lcmF0ZUJhY2t1cENvZGVzUmVzcG9uc2USFAoMYmFja3VwX2NvZGVzGAEgAygJIhUKE0dldE1mYVN0YXR1c1JlcXVlc3QifQoUR2V0TWZhU3RhdHVzUmVzcG9uc2USFAoMdG90cF9lbmFibGVkGAEgASgIEh4KFmJhY2t1cF9jb2Rlc19yZW1haW5pbmcYAiABKAUSLwoLZW5hYmxlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wMr0ECgpNZmFTZXJ2aWNlElIKCVNldHVwVG90cBIdLmlkZW50aXR5LnYxLlNldHVwVG90cFJlcXVlc3QaHi5pZGVudGl0eS52MS5TZXR1cFRvdHBSZXNwb25zZSIGirUYAggCElgKC0NvbmZpcm1Ub3RwEh8uaWRlbnRpdHkudjEuQ29uZmlybVRvdHBSZXF1ZXN0GiAuaWRlbnRpdHkudjEuQ29uZmlybVRvdHBSZXNwb25zZSIGirUYAggCElIKCVZlcmlmeU1mYRIdLmlkZW50aXR5LnYxLlZlcmlmeU1mYVJlcXVlc3QaHi5pZGVudGl0eS52MS5WZXJpZnlNZmFSZXNwb25zZSIGirUYAggBElgKC0Rpc2FibGVUb3RwEh8uaWRlbnRpdHkudjEuRGlzYWJsZVRvdHBSZXF1ZXN0GiAuaWRlbnRpdHkudjEuRGlzYWJsZVRvdHBSZXNwb25zZSIGirUYAggCEnYKFVJlZ2VuZXJhdGVCYWNrdXBDb2RlcxIpLmlkZW50aXR5LnYxLlJlZ2VuZXJhdGVCYWNrdXBDb2Rlc1JlcXVlc3QaKi5pZGVudGl0eS52MS5SZWdlbmVyYXRlQmFja3VwQ29kZXNSZXNwb25zZSIGirUYAggCElsKDEdldE1mYVN0YXR1cxIgLmlkZW50aXR5LnYxLkdldE1mYVN0YXR1c1JlcXVlc3QaIS5pZGVudGl0eS52MS5HZXRNZmFTdGF0dXNSZXNwb25zZSIGirUYAggCYgZwcm90bzM", [file_google_protobuf_timestamp, file_identity_v1_access, file_identity_v1_common]);
+  fileDesc("Ch1pZGVudGl0eS92MS9tZmFfc2VydmljZS5wcm90bxILaWRlbnRpdHkudjEiEgoQU2V0dXBUb3RwUmVxdWVzdCJSChFTZXR1cFRvdHBSZXNwb25zZRIOCgZzZWNyZXQYASABKAkSEwoLb3RwYXV0aF91cmwYAiABKAkSGAoQcXJfY29kZV9kYXRhX3VybBgDIAEoCSIiChJDb25maXJtVG90cFJlcXVlc3QSDAoEY29kZRgBIAEoCSIrChNDb25maXJtVG90cFJlc3BvbnNlEhQKDGJhY2t1cF9jb2RlcxgBIAMoCSKJAQoQVmVyaWZ5TWZhUmVxdWVzdBIXCg9jaGFsbGVuZ2VfdG9rZW4YASABKAkSEwoJdG90cF9jb2RlGAIgASgJSAASFQoLYmFja3VwX2NvZGUYAyABKAlIABIUCgplbWFpbF9jb2RlGAQgASgJSAASEgoIc21zX2NvZGUYBSABKAlIAEIGCgRjb2RlIlwKEVZlcmlmeU1mYVJlc3BvbnNlEiYKBnRva2VucxgBIAEoCzIWLmlkZW50aXR5LnYxLlRva2VuUGFpchIfCgR1c2VyGAIgASgLMhEuaWRlbnRpdHkudjEuVXNlciI0ChJEaXNhYmxlVG90cFJlcXVlc3QSEAoIcGFzc3dvcmQYASABKAkSDAoEY29kZRgCIAEoCSIVChNEaXNhYmxlVG90cFJlc3BvbnNlIjEKHFJlZ2VuZXJhdGVCYWNrdXBDb2Rlc1JlcXVlc3QSEQoJdG90cF9jb2RlGAEgASgJIjUKHVJlZ2VuZXJhdGVCYWNrdXBDb2Rlc1Jlc3BvbnNlEhQKDGJhY2t1cF9jb2RlcxgBIAMoCSIVChNHZXRNZmFTdGF0dXNSZXF1ZXN0IrMBChRHZXRNZmFTdGF0dXNSZXNwb25zZRIUCgx0b3RwX2VuYWJsZWQYASABKAgSHgoWYmFja3VwX2NvZGVzX3JlbWFpbmluZxgCIAEoBRIvCgtlbmFibGVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGgoSZW1haWxfY29kZV9lbmFibGVkGAQgASgIEhgKEHNtc19jb2RlX2VuYWJsZWQYBSABKAgiVQoSU2VuZE1mYUNvZGVSZXF1ZXN0EhcKD2NoYWxsZW5nZV90b2tlbhgBIAEoCRImCgZtZXRob2QYAiABKA4yFi5pZGVudGl0eS52MS5NZmFNZXRob2QidwoTU2VuZE1mYUNvZGVSZXNwb25zZRIvCgtleHBpcmVfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcmVzZW5kX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlUKF0VuYWJsZUNvZGVGYWN0b3JSZXF1ZXN0EigKB2NoYW5uZWwYASABKA4yFy5pZGVudGl0eS52MS5PdHBDaGFubmVsEhAKCHBhc3N3b3JkGAIgASgJIhoKGEVuYWJsZUNvZGVGYWN0b3JSZXNwb25zZSJWChhEaXNhYmxlQ29kZUZhY3RvclJlcXVlc3QSKAoHY2hhbm5lbBgBIAEoDjIXLmlkZW50aXR5LnYxLk90cENoYW5uZWwSEAoIcGFzc3dvcmQYAiABKAkiGwoZRGlzYWJsZUNvZGVGYWN0b3JSZXNwb25zZTLsBgoKTWZhU2VydmljZRJSCglTZXR1cFRvdHASHS5pZGVudGl0eS52MS5TZXR1cFRvdHBSZXF1ZXN0Gh4uaWRlbnRpdHkudjEuU2V0dXBUb3RwUmVzcG9uc2UiBoq1GAIIAhJYCgtDb25maXJtVG90cBIfLmlkZW50aXR5LnYxLkNvbmZpcm1Ub3RwUmVxdWVzdBogLmlkZW50aXR5LnYxLkNvbmZpcm1Ub3RwUmVzcG9uc2UiBoq1GAIIAhJSCglWZXJpZnlNZmESHS5pZGVudGl0eS52MS5WZXJpZnlNZmFSZXF1ZXN0Gh4uaWRlbnRpdHkudjEuVmVyaWZ5TWZhUmVzcG9uc2UiBoq1GAIIARJYCgtEaXNhYmxlVG90cBIfLmlkZW50aXR5LnYxLkRpc2FibGVUb3RwUmVxdWVzdBogLmlkZW50aXR5LnYxLkRpc2FibGVUb3RwUmVzcG9uc2UiBoq1GAIIAhJ2ChVSZWdlbmVyYXRlQmFja3VwQ29kZXMSKS5pZGVudGl0eS52MS5SZWdlbmVyYXRlQmFja3VwQ29kZXNSZXF1ZXN0GiouaWRlbnRpdHkudjEuUmVnZW5lcmF0ZUJhY2t1cENvZGVzUmVzcG9uc2UiBoq1GAIIAhJbCgxHZXRNZmFTdGF0dXMSIC5pZGVudGl0eS52MS5HZXRNZmFTdGF0dXNSZXF1ZXN0GiEuaWRlbnRpdHkudjEuR2V0TWZhU3RhdHVzUmVzcG9uc2UiBoq1GAIIAhJYCgtTZW5kTWZhQ29kZRIfLmlkZW50aXR5LnYxLlNlbmRNZmFDb2RlUmVxdWVzdBogLmlkZW50aXR5LnYxLlNlbmRNZmFDb2RlUmVzcG9uc2UiBoq1GAIIARJnChBFbmFibGVDb2RlRmFjdG9yEiQuaWRlbnRpdHkudjEuRW5hYmxlQ29kZUZhY3RvclJlcXVlc3QaJS5pZGVudGl0eS52MS5FbmFibGVDb2RlRmFjdG9yUmVzcG9uc2UiBoq1GAIIAhJqChFEaXNhYmxlQ29kZUZhY3RvchIlLmlkZW50aXR5LnYxLkRpc2FibGVDb2RlRmFjdG9yUmVxdWVzdBomLmlkZW50aXR5LnYxLkRpc2FibGVDb2RlRmFjdG9yUmVzcG9uc2UiBoq1GAIIAmIGcHJvdG8z", [file_google_protobuf_timestamp, file_identity_v1_access, file_identity_v1_common]);
 
 /**
  * Request of MfaService.SetupTotp.
@@ -143,6 +143,22 @@ export type VerifyMfaRequest = Message<"identity.v1.VerifyMfaRequest"> & {
      */
     value: string;
     case: "backupCode";
+  } | {
+    /**
+     * The 6-digit code SendMfaCode sent to the account's email address.
+     *
+     * @generated from field: string email_code = 4;
+     */
+    value: string;
+    case: "emailCode";
+  } | {
+    /**
+     * The 6-digit code SendMfaCode sent to the account's phone number.
+     *
+     * @generated from field: string sms_code = 5;
+     */
+    value: string;
+    case: "smsCode";
   } | { case: undefined; value?: undefined };
 };
 
@@ -307,6 +323,21 @@ export type GetMfaStatusResponse = Message<"identity.v1.GetMfaStatusResponse"> &
    * @generated from field: google.protobuf.Timestamp enable_time = 3;
    */
   enableTime?: Timestamp | undefined;
+
+  /**
+   * Whether codes to the email address are a second factor: enabled, and the address is
+   * verified (the factor follows the address; an unverified or removed one is no factor).
+   *
+   * @generated from field: bool email_code_enabled = 4;
+   */
+  emailCodeEnabled: boolean;
+
+  /**
+   * Whether codes to the phone number are a second factor: enabled, and the number is verified.
+   *
+   * @generated from field: bool sms_code_enabled = 5;
+   */
+  smsCodeEnabled: boolean;
 };
 
 /**
@@ -317,7 +348,150 @@ export const GetMfaStatusResponseSchema: GenMessage<GetMfaStatusResponse> = /*@_
   messageDesc(file_identity_v1_mfa_service, 11);
 
 /**
- * TOTP second factor (RFC 6238) with single-use backup codes.
+ * Request of MfaService.SendMfaCode.
+ *
+ * @generated from message identity.v1.SendMfaCodeRequest
+ */
+export type SendMfaCodeRequest = Message<"identity.v1.SendMfaCodeRequest"> & {
+  /**
+   * The challenge token from Login or VerifyOtp.
+   *
+   * @generated from field: string challenge_token = 1;
+   */
+  challengeToken: string;
+
+  /**
+   * MFA_METHOD_EMAIL_CODE or MFA_METHOD_SMS_CODE, one of the methods the challenge lists.
+   *
+   * @generated from field: identity.v1.MfaMethod method = 2;
+   */
+  method: MfaMethod;
+};
+
+/**
+ * Describes the message identity.v1.SendMfaCodeRequest.
+ * Use `create(SendMfaCodeRequestSchema)` to create a new message.
+ */
+export const SendMfaCodeRequestSchema: GenMessage<SendMfaCodeRequest> = /*@__PURE__*/
+  messageDesc(file_identity_v1_mfa_service, 12);
+
+/**
+ * Response of MfaService.SendMfaCode.
+ *
+ * @generated from message identity.v1.SendMfaCodeResponse
+ */
+export type SendMfaCodeResponse = Message<"identity.v1.SendMfaCodeResponse"> & {
+  /**
+   * When the code expires.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 1;
+   */
+  expireTime?: Timestamp | undefined;
+
+  /**
+   * Earliest time another code may be sent to this address.
+   *
+   * @generated from field: google.protobuf.Timestamp resend_time = 2;
+   */
+  resendTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message identity.v1.SendMfaCodeResponse.
+ * Use `create(SendMfaCodeResponseSchema)` to create a new message.
+ */
+export const SendMfaCodeResponseSchema: GenMessage<SendMfaCodeResponse> = /*@__PURE__*/
+  messageDesc(file_identity_v1_mfa_service, 13);
+
+/**
+ * Request of MfaService.EnableCodeFactor.
+ *
+ * @generated from message identity.v1.EnableCodeFactorRequest
+ */
+export type EnableCodeFactorRequest = Message<"identity.v1.EnableCodeFactorRequest"> & {
+  /**
+   * EMAIL for the account's email address, SMS for its phone number; it must be verified.
+   *
+   * @generated from field: identity.v1.OtpChannel channel = 1;
+   */
+  channel: OtpChannel;
+
+  /**
+   * The account's password (a code factor is the second step after a password).
+   *
+   * @generated from field: string password = 2;
+   */
+  password: string;
+};
+
+/**
+ * Describes the message identity.v1.EnableCodeFactorRequest.
+ * Use `create(EnableCodeFactorRequestSchema)` to create a new message.
+ */
+export const EnableCodeFactorRequestSchema: GenMessage<EnableCodeFactorRequest> = /*@__PURE__*/
+  messageDesc(file_identity_v1_mfa_service, 14);
+
+/**
+ * Response of MfaService.EnableCodeFactor.
+ *
+ * @generated from message identity.v1.EnableCodeFactorResponse
+ */
+export type EnableCodeFactorResponse = Message<"identity.v1.EnableCodeFactorResponse"> & {
+};
+
+/**
+ * Describes the message identity.v1.EnableCodeFactorResponse.
+ * Use `create(EnableCodeFactorResponseSchema)` to create a new message.
+ */
+export const EnableCodeFactorResponseSchema: GenMessage<EnableCodeFactorResponse> = /*@__PURE__*/
+  messageDesc(file_identity_v1_mfa_service, 15);
+
+/**
+ * Request of MfaService.DisableCodeFactor.
+ *
+ * @generated from message identity.v1.DisableCodeFactorRequest
+ */
+export type DisableCodeFactorRequest = Message<"identity.v1.DisableCodeFactorRequest"> & {
+  /**
+   * EMAIL or SMS: the factor to stop using.
+   *
+   * @generated from field: identity.v1.OtpChannel channel = 1;
+   */
+  channel: OtpChannel;
+
+  /**
+   * The account's password.
+   *
+   * @generated from field: string password = 2;
+   */
+  password: string;
+};
+
+/**
+ * Describes the message identity.v1.DisableCodeFactorRequest.
+ * Use `create(DisableCodeFactorRequestSchema)` to create a new message.
+ */
+export const DisableCodeFactorRequestSchema: GenMessage<DisableCodeFactorRequest> = /*@__PURE__*/
+  messageDesc(file_identity_v1_mfa_service, 16);
+
+/**
+ * Response of MfaService.DisableCodeFactor.
+ *
+ * @generated from message identity.v1.DisableCodeFactorResponse
+ */
+export type DisableCodeFactorResponse = Message<"identity.v1.DisableCodeFactorResponse"> & {
+};
+
+/**
+ * Describes the message identity.v1.DisableCodeFactorResponse.
+ * Use `create(DisableCodeFactorResponseSchema)` to create a new message.
+ */
+export const DisableCodeFactorResponseSchema: GenMessage<DisableCodeFactorResponse> = /*@__PURE__*/
+  messageDesc(file_identity_v1_mfa_service, 17);
+
+/**
+ * Second factors: TOTP (RFC 6238) with single-use backup codes, and one-time codes sent to the
+ * account's verified email address or phone number.
  *
  * @generated from service identity.v1.MfaService
  */
@@ -344,7 +518,8 @@ export const MfaService: GenService<{
     output: typeof ConfirmTotpResponseSchema;
   },
   /**
-   * Answers an MFA challenge from Login or OtpService.VerifyOtp with a TOTP or backup code.
+   * Answers an MFA challenge from Login or OtpService.VerifyOtp with a TOTP, backup, email or
+   * SMS code.
    *
    * @generated from rpc identity.v1.MfaService.VerifyMfa
    */
@@ -382,6 +557,39 @@ export const MfaService: GenService<{
     methodKind: "unary";
     input: typeof GetMfaStatusRequestSchema;
     output: typeof GetMfaStatusResponseSchema;
+  },
+  /**
+   * Sends a 6-digit code for an MFA challenge to the account's email address (EMAIL_CODE) or
+   * phone number (SMS_CODE); the method must be one the challenge lists. Limited like
+   * OtpService.SendOtp (per destination and client address, SMS budgets).
+   *
+   * @generated from rpc identity.v1.MfaService.SendMfaCode
+   */
+  sendMfaCode: {
+    methodKind: "unary";
+    input: typeof SendMfaCodeRequestSchema;
+    output: typeof SendMfaCodeResponseSchema;
+  },
+  /**
+   * Makes the caller's verified email address or phone number a second factor: from then on a
+   * password sign-in asks for a code sent there. Needs the password.
+   *
+   * @generated from rpc identity.v1.MfaService.EnableCodeFactor
+   */
+  enableCodeFactor: {
+    methodKind: "unary";
+    input: typeof EnableCodeFactorRequestSchema;
+    output: typeof EnableCodeFactorResponseSchema;
+  },
+  /**
+   * Stops using the email address or phone number as a second factor. Needs the password.
+   *
+   * @generated from rpc identity.v1.MfaService.DisableCodeFactor
+   */
+  disableCodeFactor: {
+    methodKind: "unary";
+    input: typeof DisableCodeFactorRequestSchema;
+    output: typeof DisableCodeFactorResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_identity_v1_mfa_service, 0);

@@ -23,13 +23,14 @@ export class ProfileAndReauthentication1764310000000 implements MigrationInterfa
     await q.query(`UPDATE sessions SET auth_time = created_at`);
     await q.query(`ALTER TABLE sessions ALTER COLUMN auth_time SET NOT NULL`);
     await q.query(`ALTER TABLE otp_codes DROP CONSTRAINT otp_codes_purpose_check`);
-    await q.query(`ALTER TABLE otp_codes ADD CONSTRAINT otp_codes_purpose_check CHECK (purpose IN ('login', 'verify_contact', 'password_reset', 'change_contact'))`);
+    // Runs after MfaCodeFactors, which added 'mfa': every purpose is listed.
+    await q.query(`ALTER TABLE otp_codes ADD CONSTRAINT otp_codes_purpose_check CHECK (purpose IN ('login', 'verify_contact', 'password_reset', 'mfa', 'change_contact'))`);
   }
 
   async down(q: QueryRunner): Promise<void> {
     await q.query(`DELETE FROM otp_codes WHERE purpose = 'change_contact'`);
     await q.query(`ALTER TABLE otp_codes DROP CONSTRAINT otp_codes_purpose_check`);
-    await q.query(`ALTER TABLE otp_codes ADD CONSTRAINT otp_codes_purpose_check CHECK (purpose IN ('login', 'verify_contact', 'password_reset'))`);
+    await q.query(`ALTER TABLE otp_codes ADD CONSTRAINT otp_codes_purpose_check CHECK (purpose IN ('login', 'verify_contact', 'password_reset', 'mfa'))`);
     await q.query(`ALTER TABLE sessions DROP COLUMN auth_time`);
     await q.query(`ALTER TABLE users DROP COLUMN given_name, DROP COLUMN family_name, DROP COLUMN country, DROP COLUMN birth_date`);
   }

@@ -137,11 +137,14 @@ export function createAccounts({ db, clock, passwords, sessions, sessionTokens, 
       }
       violations.throwIfAny();
 
-      // Not deleted, live or disabled: checks.login tells a disabled account from a wrong password.
-      const user = identifier ? await db.users.findByIdentifier(db.direct, identifier.kind, identifier.value) : null;
+      // Live, disabled, or (when no account that is not deleted has the identifier) the newest
+      // deleted one: checks.login tells them apart only after the right password.
+      const user = identifier ? await db.users.findForLogin(db.direct, identifier.kind, identifier.value) : null;
       // Failure limits (login-limits.ts) first; an unknown account still costs one hash and one
       // audit row, so neither the answer nor its timing tells whether the account exists.
       const result = await checks.login(loginSubject(user?.id, identifier, identifierText), user, password, client);
+      if (user && result.inactive === "deleted") throw new AppError("ACCOUNT_DELETED", `right password for deleted account ${user.id}`);
+      if (user && result.inactive === "disabled") throw new AppError("ACCOUNT_DISABLED", `right password for disabled account ${user.id}`);
       if (!user || !result.ok) {
         throw new AppError("INVALID_CREDENTIALS", user ? `login failed for ${user.id}` : "login failed for unknown identifier");
       }

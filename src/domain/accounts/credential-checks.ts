@@ -35,15 +35,25 @@ export interface CheckContext {
   readonly sessionId?: string | null;
 }
 
-export type SecondFactorMethod = "totp" | "backup";
+/** TOTP, backup code, or a one-time code sent to the email address or phone number. */
+export type SecondFactorMethod = "totp" | "backup" | "email" | "sms";
+
+/**
+ * A login's outcome: `inactive` is set only when the password was right and the account is
+ * disabled or deleted (the only case in which login says so).
+ */
+export interface LoginCheck extends VerifyResult {
+  readonly inactive?: "disabled" | "deleted";
+}
 
 export interface CredentialChecks {
   /**
-   * A password login: `user` is the live account the identifier names, or null (then the check
-   * still costs one hash and one audit row, so the answer takes the same work either way).
-   * `subject` is loginSubject(...). Fails for a wrong password and for an account not active.
+   * A password login: `user` is the account the identifier names (users.findForLogin: live,
+   * disabled or deleted), or null (then the check still costs one hash and one audit row, so the
+   * answer takes the same work either way). `subject` is loginSubject(...). Fails for a wrong
+   * password and for an account not active; only in the second case is `inactive` set.
    */
-  login(subject: string, user: UserRow | null, password: string, client: ClientMeta): Promise<VerifyResult>;
+  login(subject: string, user: UserRow | null, password: string, client: ClientMeta): Promise<LoginCheck>;
   /** The signed-in account's password, asked again before a sensitive change. */
   password(user: UserRow, password: string, client: ClientMeta, context: CheckContext): Promise<VerifyResult>;
   /**
@@ -95,11 +105,14 @@ export function createCredentialChecks({ db, passwords, limits, audit, loginLimi
           if (user && r.ok && db.users.isLive(user)) return undefined;
           // Recorded for an unknown identifier too (no account, no identifier stored): the same
           // statements as for a wrong password, so the answer's timing does not tell them apart.
-          const cause = !user ? "unknown_identifier" : !r.ok ? "wrong_password" : "account_disabled";
+          const cause = !user ? "unknown_identifier" : !r.ok ? "wrong_password" : user.deletedAt !== null ? "account_deleted" : "account_disabled";
           return audit.record({ userId: user?.id ?? null, type: "LOGIN_FAILED", client, details: { method: "pwd", cause } });
         },
       );
-      return user && result.ok && db.users.isLive(user) ? result : { ok: false, needsRehash: false };
+      if (user && result.ok && db.users.isLive(user)) return result;
+      // Said only after the right password: a wrong one answers as for an unknown account.
+      if (user && result.ok) return { ok: false, needsRehash: false, inactive: user.deletedAt !== null || user.status === "deleted" ? "deleted" : "disabled" };
+      return { ok: false, needsRehash: false };
     },
 
     password(user, password, client, context) {

@@ -239,7 +239,7 @@ export function createAdministration({ db, clock, roles, sessions, revocations, 
         const removed = await db.adminUsers.resetMfa(tx, userId, guardOf(actor), clock.now());
         if (!removed) return null;
         await record(actor, userId, "MFA_RESET", client, {
-          reason: reasonText(reason), totp: String(removed.totp > 0), backup_codes: String(removed.backupCodes), ended_challenges: String(removed.challenges),
+          reason: reasonText(reason), totp: String(removed.totp > 0), backup_codes: String(removed.backupCodes), code_factors: String(removed.codeFactors), ended_challenges: String(removed.challenges),
         }, tx);
         return removed;
       });

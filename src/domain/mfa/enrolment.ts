@@ -17,7 +17,7 @@ import type { Totp } from "./totp.js";
 export type Enrolment = Pick<Mfa, "setup" | "confirm" | "disable" | "regenerateBackupCodes" | "status">;
 
 export interface EnrolmentDeps {
-  readonly db: Pick<Store, "transaction" | "direct" | "users" | "totp" | "backupCodes" | "mfaChallenges" | "otpCodes">;
+  readonly db: Pick<Store, "transaction" | "direct" | "users" | "totp" | "backupCodes" | "mfaChallenges" | "mfaCodeFactors" | "otpCodes">;
   readonly clock: Clock;
   readonly settings: MfaSettings;
   readonly totp: Totp;
@@ -101,7 +101,12 @@ export function createEnrolment({ db, clock, settings, totp, backupCodes, audit,
 
     async status(userId) {
       const user = await liveUser(userId);
-      return { enabled: user.mfaEnabledAt !== null, backupCodesRemaining: user.mfaEnabledAt ? await backupCodes.remaining(userId) : 0, enabledAt: user.mfaEnabledAt };
+      return {
+        enabled: user.mfaEnabledAt !== null,
+        backupCodesRemaining: user.mfaEnabledAt ? await backupCodes.remaining(userId) : 0,
+        enabledAt: user.mfaEnabledAt,
+        codeFactors: await db.mfaCodeFactors.usable(db.direct, userId),
+      };
     },
   };
 }

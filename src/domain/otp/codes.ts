@@ -27,13 +27,17 @@ export type ConsumeResult =
 export interface OtpCodes {
   /** A fresh random code (not yet stored). */
   generate(): string;
-  /** Stores `code` for the contact and purpose, replacing any earlier one; returns its expiry. */
-  store(contact: Contact, purpose: OtpPurpose, code: string, userId: string | null): Promise<Date>;
+  /**
+   * Stores `code` for the contact and purpose, replacing any earlier one; returns its expiry.
+   * `binding` (an MFA challenge) is mixed into the stored hash: the code then checks out only
+   * when consume is given the same binding.
+   */
+  store(contact: Contact, purpose: OtpPurpose, code: string, userId: string | null, binding?: string): Promise<Date>;
   /**
    * Checks `code` inside the caller's transaction: the right code is spent, a wrong one costs an
    * attempt. Commit the transaction in both cases (the attempt must count).
    */
-  consume(tx: Tx, contact: Contact, purpose: OtpPurpose, code: string): Promise<ConsumeResult>;
+  consume(tx: Tx, contact: Contact, purpose: OtpPurpose, code: string, binding?: string): Promise<ConsumeResult>;
 }
 
 export interface OtpCodeSettings {
@@ -55,26 +59,27 @@ export function createOtpCodes(db: OtpCodesDb, clock: Clock, kek: Buffer, settin
   let stores = 0;
 
   // Bound to where and what for, so a stored hash says nothing about other rows.
-  function digest(contact: Contact, purpose: OtpPurpose, code: string): Buffer {
-    return createHmac("sha256", hmacKey).update(`${contact.channel}\n${purpose}\n${contact.key}\n${code}`).digest();
+  function digest(contact: Contact, purpose: OtpPurpose, code: string, binding: string | undefined): Buffer {
+    const bound = binding === undefined ? "" : `\n${binding}`;
+    return createHmac("sha256", hmacKey).update(`${contact.channel}\n${purpose}\n${contact.key}\n${code}${bound}`).digest();
   }
 
   return {
     generate: () => String(randomInt(0, 10 ** OTP_LENGTH)).padStart(OTP_LENGTH, "0"),
 
-    async store(contact, purpose, code, userId) {
+    async store(contact, purpose, code, userId, binding) {
       const now = clock.now();
       const expiresAt = new Date(now.getTime() + settings.ttlSec * 1000);
       const key = { channel: contact.channel, destination: contact.key, purpose };
-      await db.otpCodes.upsert(db.direct, key, { userId, codeHash: digest(contact, purpose, code), createdAt: now, expiresAt });
+      await db.otpCodes.upsert(db.direct, key, { userId, codeHash: digest(contact, purpose, code, binding), createdAt: now, expiresAt });
       if (++stores % SWEEP_EVERY === 0) await db.otpCodes.sweep(db.direct, new Date(now.getTime() - KEEP_AFTER_EXPIRY_MS));
       return expiresAt;
     },
 
-    async consume(tx, contact, purpose, code) {
+    async consume(tx, contact, purpose, code, binding) {
       const now = clock.now();
       const key = { channel: contact.channel, destination: contact.key, purpose };
-      const row = await db.otpCodes.consume(tx, key, digest(contact, purpose, code), now, OTP_MAX_ATTEMPTS);
+      const row = await db.otpCodes.consume(tx, key, digest(contact, purpose, code, binding), now, OTP_MAX_ATTEMPTS);
       if (row?.ok) return { ok: true, userId: row.userId };
       if (row) return { ok: false, reason: row.attempts >= OTP_MAX_ATTEMPTS ? "OTP_ATTEMPTS_EXHAUSTED" : "OTP_INVALID" };
       // Nothing to check against: say why, so the client knows to ask for a new code.

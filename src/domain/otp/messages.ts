@@ -30,6 +30,11 @@ const WHAT: Record<OtpPurpose, { subject: string; lead: string; tail: string }> 
     lead: "Your code to use this address for your account is",
     tail: " If you did not ask for this, ignore this message.",
   },
+  mfa: {
+    subject: "Your sign-in confirmation code",
+    lead: "Your sign-in confirmation code is",
+    tail: " It was asked for after your password was entered; if that was not you, change your password.",
+  },
   password_reset: {
     subject: "Your password reset code",
     lead: "Your password reset code is",

@@ -36,8 +36,11 @@ export interface OtpSent {
 export type OtpAction<T> = (tx: Tx, codeUserId: string | null) => Promise<T | undefined>;
 
 export interface Otp {
-  /** Sends a new code for `purpose`; `userId` binds it to an account (contact verification). */
-  send(contact: Contact, purpose: OtpPurpose, userId: string | null, client: ClientMeta): Promise<OtpSent>;
+  /**
+   * Sends a new code for `purpose`; `userId` binds it to an account (contact verification, MFA),
+   * `binding` to an MFA challenge (OtpCodes.store).
+   */
+  send(contact: Contact, purpose: OtpPurpose, userId: string | null, client: ClientMeta, binding?: string): Promise<OtpSent>;
   /**
    * Checks `code` and, when it is right, runs `action` in the same transaction as spending it,
    * so the code is spent exactly when the action commits.
@@ -122,7 +125,7 @@ export function createOtp({ db, logger, codes, limits, senders, settings, onBudg
   }
 
   return {
-    async send(contact, purpose, userId, client) {
+    async send(contact, purpose, userId, client, binding) {
       const sender = senders[contact.channel];
       if (!sender) throw new AppError("OTP_CHANNEL_DISABLED", `no ${contact.channel} provider is configured`);
       const reservation = await takeSendRules(contact, client.ip);
@@ -135,7 +138,7 @@ export function createOtp({ db, logger, codes, limits, senders, settings, onBudg
         throw new AppError("OTP_DELIVERY_FAILED", `${purpose} code delivery by ${sender.name} failed: ${errorSummary(err)}`, { cause: err });
       }
       // Stored once delivered, so a failed delivery leaves an earlier code usable.
-      const expiresAt = await codes.store(contact, purpose, code, userId);
+      const expiresAt = await codes.store(contact, purpose, code, userId, binding);
       return { expiresAt, resendAt: reservation.nextAt };
     },
 

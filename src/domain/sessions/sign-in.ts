@@ -13,10 +13,13 @@ export interface SignIn {
   complete(tx: Tx, user: UserRow, firstFactor: readonly string[], client: ClientMeta): Promise<SignInResult>;
 }
 
-export function createSignIn(sessionTokens: SessionTokens, mfa: Pick<Mfa, "createChallenge">): SignIn {
+export function createSignIn(sessionTokens: SessionTokens, mfa: Pick<Mfa, "challengeFor">): SignIn {
   return {
     async complete(tx, user, firstFactor, client) {
-      if (user.mfaEnabledAt !== null) return { kind: "mfa", challenge: await mfa.createChallenge(tx, user.id, firstFactor) };
+      // Any second factor (TOTP, or a code to a verified address other than the first factor's)
+      // means a challenge; MFA_METHOD_UNAVAILABLE when the only one left is the first factor itself.
+      const challenge = await mfa.challengeFor(tx, user, firstFactor);
+      if (challenge) return { kind: "mfa", challenge };
       return { kind: "tokens", tokens: await sessionTokens.start(tx, user, firstFactor, client) };
     },
   };
