@@ -4,7 +4,9 @@
 // server is the authority on every call; hiding the section is only a convenience.
 //
 // A person's administrative calls need a second factor proven within ADMIN_MAX_AUTH_AGE
-// (reason STEP_UP_REQUIRED otherwise): the section then shows a prompt to verify it again.
+// (reason STEP_UP_REQUIRED otherwise): the section then shows a prompt to verify it again in
+// place (AuthService.Reauthenticate with the password and a TOTP or backup code), after which the
+// interrupted action runs again; signing out and in again stays as the fallback.
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { ConnectError } from "@connectrpc/connect";
@@ -13,6 +15,7 @@ import { UserStatus, type AdminUser, type ListUsersRequestSchema } from "../../g
 import type { AuditEvent } from "../../gen/identity/v1/auth_service_pb.js";
 import type { ErrorReason } from "../error-reasons.js";
 import { api, ensureFreshToken } from "./api.js";
+import { reauthenticate } from "./reauth.js";
 
 /** What the section needs from the rest of the app (main.ts). */
 export interface AdminHost {
@@ -21,7 +24,7 @@ export interface AdminHost {
   showNotice(text: string): void;
   /** One activity entry, rendered as the person's own Activity list renders it. */
   activityItem(event: AuditEvent): HTMLLIElement;
-  /** The step-up: end this session and show the sign-in forms, this person's identifier filled in. */
+  /** The step-up's fallback: end this session and show the sign-in forms, this person's identifier filled in. */
   signInAgain(): Promise<void>;
 }
 
@@ -84,6 +87,18 @@ export function setupAdmin(host: AdminHost): AdminSection {
   let selected: AdminUser | undefined;
   /** Incremented by leave(): a probe that answers after sign-out does not show the section. */
   let generation = 0;
+  /** The action a STEP_UP_REQUIRED refusal interrupted: it runs again after the in-place step-up. */
+  let pending: (() => Promise<void>) | undefined;
+
+  /** Runs a section action; on STEP_UP_REQUIRED keeps it for after the step-up. */
+  async function guarded(action: () => Promise<void>): Promise<void> {
+    try {
+      await action();
+    } catch (err) {
+      if (needsStepUp(err)) pending = action;
+      throw err;
+    }
+  }
 
   /** An AdminService call; a STEP_UP_REQUIRED refusal also shows the step-up prompt. */
   async function call<T>(rpc: () => Promise<T>): Promise<T> {
@@ -102,13 +117,13 @@ export function setupAdmin(host: AdminHost): AdminSection {
     const f = byId<HTMLFormElement>(id);
     f.addEventListener("submit", (event) => {
       event.preventDefault();
-      void host.act(f.querySelector<HTMLButtonElement>("button[type=submit]"), () => action(f));
+      void host.act(f.querySelector<HTMLButtonElement>("button[type=submit]"), () => guarded(() => action(f)));
     });
   }
 
   function onClick(id: string, action: () => Promise<void>): void {
     const button = byId<HTMLButtonElement>(id);
-    button.addEventListener("click", () => void host.act(button, action));
+    button.addEventListener("click", () => void host.act(button, () => guarded(action)));
   }
 
   // ---- the list ----
@@ -120,7 +135,7 @@ export function setupAdmin(host: AdminHost): AdminSection {
     if (selected && selected.user?.id === user?.id) row.classList.add("selected");
     const open = element("button", "Open", "secondary");
     open.type = "button";
-    open.addEventListener("click", () => void host.act(open, () => openUser(user?.id ?? "")));
+    open.addEventListener("click", () => void host.act(open, () => guarded(() => openUser(user?.id ?? ""))));
     const cell = element("td");
     cell.append(open);
     row.append(
@@ -262,10 +277,26 @@ export function setupAdmin(host: AdminHost): AdminSection {
     for (const row of Array.from(byId("admin-user-rows").querySelectorAll("tr"))) row.classList.remove("selected");
   });
 
-  onClick("admin-step-up-button", () => host.signInAgain());
+  // The step-up in place: password and second factor again, then the interrupted action.
+  const reauthForm = byId<HTMLFormElement>("admin-reauth-form");
+  reauthForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    void host.act(reauthForm.querySelector<HTMLButtonElement>("button[type=submit]"), async () => {
+      await reauthenticate(reauthForm);
+      show(byId("admin-step-up"), false);
+      const next = pending ?? (() => search(filter));
+      pending = undefined;
+      await guarded(next);
+      host.showNotice("Verified: you may continue with administration.");
+    });
+  });
+
+  byId("admin-step-up-button").addEventListener("click", () => void host.act(byId<HTMLButtonElement>("admin-step-up-button"), () => host.signInAgain()));
 
   function leave(): void {
     generation += 1;
+    pending = undefined;
+    reauthForm.reset();
     filter = {};
     nextPageToken = "";
     selected = undefined;
@@ -288,7 +319,10 @@ export function setupAdmin(host: AdminHost): AdminSection {
     } catch (err) {
       if (mine !== generation) return;
       // Admitted but for the second factor: the section shows with the step-up prompt.
-      if (needsStepUp(err)) show(byId("admin"), true);
+      if (needsStepUp(err)) {
+        pending = () => search({});
+        show(byId("admin"), true);
+      }
       return;
     }
     if (mine === generation) show(byId("admin"), true);

@@ -29,6 +29,12 @@ const FIELD_LABELS: Readonly<Record<string, string>> = {
   new_password: "The new password",
   current_password: "The current password",
   display_name: "The display name",
+  given_name: "The given name",
+  family_name: "The family name",
+  country: "The country",
+  birth_date: "The birth date",
+  update_mask: "The change",
+  mfa_code: "The code",
   // Administration (admin.ts).
   role: "The role",
   reason: "The reason",

@@ -15,9 +15,11 @@ import {
   useTransport,
   type TransportName,
 } from "./api.js";
+import { setupAccount } from "./account.js";
 import { setupAdmin } from "./admin.js";
 import { decodeToken, describeClaims } from "./claims.js";
 import { endsSession, friendlyMessage } from "./errors.js";
+import { setupSecurity } from "./security.js";
 
 const byId = <T extends HTMLElement = HTMLElement>(id: string): T => {
   const el = document.getElementById(id);
@@ -103,6 +105,8 @@ function enterSignedOut(): void {
   who = "";
   signInName = "";
   admin.leave();
+  account.leave();
+  security.leave();
   show(byId("signed-in"), false);
   show(byId("mfa-challenge"), false);
   show(byId("signed-out"), true);
@@ -119,16 +123,18 @@ async function enterSignedIn(tokens: TokenPair | undefined): Promise<void> {
   holdTokens(tokens);
   signedIn = true;
   challenge = undefined;
-  for (const id of ["signup-form", "login-form", "otp-send-form", "otp-verify-form", "mfa-form"]) form(id).reset();
+  for (const id of ["signup-form", "login-form", "otp-send-form", "otp-verify-form", "mfa-form", "reset-request-form", "reset-form"]) form(id).reset();
   show(byId("otp-verify-form"), false);
+  show(byId("reset-form"), false);
   show(byId("signed-out"), false);
   show(byId("mfa-challenge"), false);
   show(byId("signed-in"), true);
-  await Promise.all([loadWhoAmI(), loadMfaStatus(), loadSessions(), loadActivity(), admin.enter()]);
+  await Promise.all([loadWhoAmI(), security.load(), loadSessions(), loadActivity(), admin.enter()]);
 }
 
 function enterChallenge(next: MfaChallenge): void {
   challenge = next;
+  security.showChallenge(next);
   updateStatus();
   show(byId("signed-out"), false);
   show(byId("mfa-challenge"), true);
@@ -182,25 +188,21 @@ async function loadWhoAmI(): Promise<void> {
     fact(list, "Email", user.email ? `${user.email}${user.emailVerified ? " (verified)" : " (not verified)"}` : "");
     fact(list, "Username", user.username);
     fact(list, "Phone", user.phone ? `${user.phone}${user.phoneVerified ? " (verified)" : " (not verified)"}` : "");
+    fact(list, "Given name", user.givenName);
+    fact(list, "Family name", user.familyName);
+    fact(list, "Country", user.country);
+    fact(list, "Birth date", user.birthDate);
     fact(list, "Role", user.role);
     fact(list, "Password", user.hasPassword ? "set" : "none (signs in with codes)");
     fact(list, "Two-step verification", user.mfaEnabled ? "on" : "off");
     fact(list, "Account created", when(user.createTime));
     fact(list, "User id", user.id);
   }
+  account.showUser(user);
   fact(list, "Session", res.sessionId);
   fact(list, "Signed in with", res.amr.join(", "));
   renderClaims();
   updateStatus();
-}
-
-async function loadMfaStatus(): Promise<void> {
-  await ensureFreshToken();
-  const status = await api().mfa.getMfaStatus({});
-  byId("mfa-status").textContent = status.totpEnabled
-    ? `On since ${when(status.enableTime)}. Backup codes left: ${status.backupCodesRemaining}.`
-    : "Off. Add an authenticator app so a password alone cannot sign in.";
-  show(byId("totp-setup-button"), !status.totpEnabled && byId("totp-setup").hidden);
 }
 
 function describeDevice(userAgent: string): string {
@@ -267,6 +269,10 @@ const EVENT_TEXT: Partial<Record<AuditEventType, string>> = {
   [AuditEventType.ACCOUNT_RESTORED]: "Account restored",
   [AuditEventType.SESSIONS_REVOKED_BY_ADMIN]: "All sessions ended",
   [AuditEventType.MFA_RESET]: "Two-step verification reset",
+  [AuditEventType.PROFILE_UPDATED]: "Profile updated",
+  [AuditEventType.CONTACT_CHANGE_REQUESTED]: "Code sent to confirm a new email address or phone number",
+  [AuditEventType.CONTACT_CHANGED]: "Email address or phone number changed",
+  [AuditEventType.REAUTHENTICATED]: "Identity confirmed again",
 };
 
 function activityItem(event: AuditEvent): HTMLLIElement {
@@ -313,6 +319,20 @@ const admin = setupAdmin({
   },
 });
 
+// ---- the account and its second factors (account.ts, security.ts) ----
+
+/** After a change: who am I (the profile form too) and the activity, as the service now has them. */
+const reload = () => Promise.all([loadWhoAmI(), loadActivity()]).then(() => undefined);
+
+const account = setupAccount({ act, showNotice, reload, signOut: enterSignedOut, pollOutbox: () => void pollOutbox() });
+
+function showBackupCodes(codes: readonly string[]): void {
+  byId("backup-code-list").replaceChildren(...codes.map((c) => element("li", c)));
+  show(byId("backup-codes"), true);
+}
+
+const security = setupSecurity({ act, showNotice, reload, showBackupCodes, challenge: () => challenge, pollOutbox: () => void pollOutbox() });
+
 // ---- flows ----
 
 onSubmit("signup-form", async (f) => {
@@ -321,6 +341,10 @@ onSubmit("signup-form", async (f) => {
     username: value(f, "username"),
     phone: value(f, "phone"),
     displayName: value(f, "displayName"),
+    givenName: value(f, "givenName"),
+    familyName: value(f, "familyName"),
+    country: value(f, "country"),
+    birthDate: value(f, "birthDate"),
     password: (f.elements.namedItem("password") as HTMLInputElement).value,
   });
   await enterSignedIn(res.tokens);
@@ -354,10 +378,9 @@ onSubmit("otp-verify-form", async (f) => {
 
 onSubmit("mfa-form", async (f) => {
   if (!challenge) throw new Error("no challenge");
-  const code = value(f, "code");
   const res = await api().mfa.verifyMfa({
     challengeToken: challenge.challengeToken,
-    code: value(f, "method") === "backup" ? { case: "backupCode", value: code } : { case: "totpCode", value: code },
+    code: security.code(f),
   });
   await enterSignedIn(res.tokens);
   showNotice("You are signed in.");
@@ -400,11 +423,10 @@ onSubmit("totp-confirm-form", async (f) => {
   await ensureFreshToken();
   const res = await api().mfa.confirmTotp({ code: value(f, "code") });
   f.reset();
-  byId("backup-code-list").replaceChildren(...res.backupCodes.map((c) => element("li", c)));
   show(byId("totp-setup"), false);
-  show(byId("backup-codes"), true);
+  showBackupCodes(res.backupCodes);
   showNotice("Two-step verification is on.");
-  await Promise.all([loadMfaStatus(), loadWhoAmI(), loadActivity()]);
+  await Promise.all([security.load(), loadWhoAmI(), loadActivity()]);
 });
 
 byId("backup-codes-done").addEventListener("click", () => {

@@ -282,6 +282,25 @@ describe.each<Transport>(["grpc-web", "connect"])("the Administration section ov
     await shot(page, "activity");
   });
 
+  it("asks for the second factor again once it is older than ADMIN_MAX_AUTH_AGE, and continues in place after Reauthenticate", async () => {
+    clock.offsetMs += (ADMIN_MAX_AUTH_AGE_SECONDS + 5) * 1000;
+    await app.submit("admin-search-form", { email: tag });
+    expect(await app.error()).toBe(ERROR_REASONS.STEP_UP_REQUIRED.browser);
+    await page.locator("#admin-step-up:not([hidden])").waitFor();
+    // A wrong code is refused and the prompt stays; the right one continues the search.
+    await app.submit("admin-reauth-form", { password: PASSWORD, method: "totp", code: "000000" === admin.totp() ? "111111" : "000000" });
+    expect(await app.error()).toBe(ERROR_REASONS.MFA_CODE_INVALID.browser);
+    expect(await page.locator("#admin-step-up").isHidden()).toBe(false);
+    const mark = traffic.rpcs.length;
+    await app.submit("admin-reauth-form", { password: PASSWORD, method: "totp", code: admin.totp() });
+    expect(await app.notice()).toBe("Verified: you may continue with administration.");
+    await expect.poll(() => rows().count()).toBe(3);
+    expect(await page.locator("#admin-step-up").isHidden()).toBe(true);
+    expect(traffic.since(mark).map((r) => r.method)).toEqual(expect.arrayContaining(["AuthService/Reauthenticate", "AdminService/ListUsers"]));
+    expect(await app.status()).toMatch(/^Signed in as /);
+    await shot(page, "stepped-up-in-place");
+  });
+
   it("asks for the second factor again once it is older than ADMIN_MAX_AUTH_AGE, and continues after signing in again with it", async () => {
     clock.offsetMs += (ADMIN_MAX_AUTH_AGE_SECONDS + 5) * 1000;
     await app.submit("admin-search-form", { email: tag });

@@ -102,6 +102,17 @@ export class AppPage {
     return match[1]!;
   }
 
+  /** How many development-outbox messages to `to` the panel shows. */
+  outboxCount(to: string): Promise<number> {
+    return this.page.locator(`#outbox-list li[data-to="${to}"]`).count();
+  }
+
+  /** The code of the next message to `to`: waits until the panel shows more than `before` of them. */
+  async nextOutboxCode(to: string, before: number): Promise<string> {
+    await expect.poll(() => this.outboxCount(to), { timeout: 10_000 }).toBeGreaterThan(before);
+    return this.outboxCode(to);
+  }
+
   sessionRows() {
     return this.page.locator("#session-rows tr");
   }
