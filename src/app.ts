@@ -131,6 +131,7 @@ export async function createApp({ config, db, logger, kek, clock = systemClock, 
   const signIn = createSignIn(sessionTokens, mfa);
   const accounts = createAccounts({
     db: store, clock, passwords, sessions, sessionTokens, signIn, audit, revocations, limits, checks, signUpLimits: config.signUpLimits, profileRules: config.profile,
+    highestRole: config.roles.roles.at(-1)!,
   });
   const profiles = createProfiles({ db: store, clock, audit, rules: config.profile });
   const reauthentication = createReauthentication({ db: store, clock, kek, checks, sessionTokens, audit });

@@ -92,7 +92,11 @@ export interface UserStore {
   /** Sets a new password after a reset; older access tokens stop verifying. */
   resetPassword(tx: Tx, id: string, passwordHash: string, now: Date): Promise<void>;
   /** Soft delete; older access tokens stop verifying. */
-  markDeleted(tx: Tx, id: string, now: Date): Promise<void>;
+  /**
+   * Soft-deletes the account (DeleteAccount); false, changing nothing, when it is the last live
+   * holder of `highestRole` (the role administration needs: AdminService's LAST_OWNER rule).
+   */
+  markDeleted(tx: Tx, id: string, now: Date, highestRole: string): Promise<boolean>;
   /** Marks the account's own contact `key` verified (first time only); false when it is not theirs or the account is not live. */
   markContactVerified(tx: Tx, id: string, channel: ContactChannel, key: string, now: Date): Promise<boolean>;
   claimUnverifiedContact(tx: Tx, id: string, channel: ContactChannel, now: Date): Promise<ClaimedContact | null>;
@@ -191,8 +195,18 @@ export const userStore: UserStore = {
     await affected(tx, `UPDATE users SET password_hash = $2, tokens_valid_after = $3, updated_at = $3 WHERE id = $1`, [id, passwordHash, now]);
   },
 
-  async markDeleted(tx, id, now) {
-    await guarded(() => managerOf(tx).update(UserEntity, { id }, { status: "deleted", deletedAt: now, tokensValidAfter: now }));
+  async markDeleted(tx, id, now, highestRole) {
+    // The live holders of the highest role are locked in id order, as AdminService's statements
+    // lock them (admin-users.ts): two last owners deleting themselves at once cannot both succeed.
+    const changed = await rows(tx,
+      `WITH owners AS (SELECT id FROM users WHERE role = $3 AND ${live()} ORDER BY id FOR UPDATE)
+       UPDATE users u SET status = 'deleted', deleted_at = $2, tokens_valid_after = $2, updated_at = $2
+       WHERE u.id = $1 AND u.deleted_at IS NULL
+         AND (u.role <> $3 OR NOT (${live("u")}) OR EXISTS (SELECT 1 FROM owners o WHERE o.id <> u.id))
+       RETURNING u.id`,
+      [id, now, highestRole],
+    );
+    return changed.length === 1;
   },
 
   async markContactVerified(tx, id, channel, key, now) {

@@ -7,6 +7,7 @@ import { UserStatus } from "../../gen/identity/v1/admin_service_pb.js";
 import { expectError } from "../support/errors.js";
 import { ManualClock } from "../support/service.js";
 import { accountWithKey, uniqueAccountName } from "../support/service-accounts.js";
+import { PASSWORD } from "../support/accounts.js";
 import { setupService } from "../support/setup.js";
 import { adminClient, bearer, person, stepUp } from "./support.js";
 
@@ -54,6 +55,26 @@ describe("the last owner (ROLES=user,admin: admin is the highest role)", () => {
     await expectError(admin.getUser({ userId: second.userId }, bearer(token)), { code: Code.PermissionDenied, reason: "ADMIN_ROLE_REQUIRED" });
     await admin.setUserRole({ userId: only.userId, role: "admin" }, manager());
     expect(await activeOwners()).toBe(2);
+  });
+
+  it("refuses the last admin deleting their own account (DeleteAccount), and allows it beside another", async () => {
+    const base = await activeOwners();
+    const lone = await person(t, clock, "lone-owner", "admin", false);
+    // Every other admin steps aside for the test, so that this one is the last.
+    const others = (await t.db.query(`SELECT id FROM users WHERE role = 'admin' AND status = 'active' AND deleted_at IS NULL AND id <> $1`, [lone.userId])) as Array<{ id: string }>;
+    await t.db.query(`UPDATE users SET role = 'user' WHERE id = ANY($1::uuid[])`, [others.map((o) => o.id)]);
+    try {
+      await t.expectUnchanged(
+        () => expectError(t.clients("grpc").auth.deleteAccount({ password: PASSWORD }, bearer(lone.passwordToken)), { code: Code.FailedPrecondition, reason: "LAST_OWNER" }),
+        ["rate_limits"],
+      );
+      await person(t, clock, "lone-owner-peer", "admin", false);
+      await t.clients("grpc").auth.deleteAccount({ password: PASSWORD }, bearer(lone.passwordToken));
+      expect(await activeOwners()).toBe(1);
+    } finally {
+      await t.db.query(`UPDATE users SET role = 'admin' WHERE id = ANY($1::uuid[])`, [others.map((o) => o.id)]);
+    }
+    expect(await activeOwners()).toBe(base + 1);
   });
 
   it("of concurrent demotions of the last two admins, exactly one succeeds", async () => {

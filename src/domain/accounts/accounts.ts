@@ -63,11 +63,13 @@ export interface AccountDeps {
   readonly signUpLimits: SignUpLimitConfig;
   /** MIN_AGE and REQUIRED_PROFILE_FIELDS. */
   readonly profileRules: ProfileRules;
+  /** The highest of ROLES: its last live holder cannot delete their own account (LAST_OWNER). */
+  readonly highestRole: string;
 }
 
 const HOUR_MS = 3_600_000;
 
-export function createAccounts({ db, clock, passwords, sessions, sessionTokens, signIn, audit, revocations, limits, checks, signUpLimits, profileRules }: AccountDeps): Accounts {
+export function createAccounts({ db, clock, passwords, sessions, sessionTokens, signIn, audit, revocations, limits, checks, signUpLimits, profileRules, highestRole }: AccountDeps): Accounts {
   const liveUser = (userId: string) => requireLiveUser(db, userId);
 
   return {
@@ -201,7 +203,9 @@ export function createAccounts({ db, clock, passwords, sessions, sessionTokens, 
       }
       await db.transaction(async (tx) => {
         const now = clock.now();
-        await db.users.markDeleted(tx, user.id, now);
+        if (!(await db.users.markDeleted(tx, user.id, now, highestRole))) {
+          throw new AppError("LAST_OWNER", `${user.id} is the last active holder of ${highestRole}`);
+        }
         await sessions.revokeAll(user.id, "account_deleted", undefined, tx);
         await audit.record({ userId: user.id, type: "ACCOUNT_DELETED", client, sessionId: caller.sessionId }, tx);
         revocations.userTokensInvalidated(user.id, now, "deleted");

@@ -16,7 +16,7 @@ export function revocationFeedContract(ctx: StoreContext): void {
       try {
         await store.transaction(async (tx) => {
           await store.sessions.revoke(tx, { kind: "one", sessionId, userId: user.id }, "logout", now);
-          await store.users.markDeleted(tx, user.id, now);
+          await store.users.markDeleted(tx, user.id, now, "admin");
           // Nothing before the commit.
           await new Promise((resolve) => setTimeout(resolve, 100));
           expect(events).toEqual([]);

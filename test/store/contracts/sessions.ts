@@ -32,7 +32,7 @@ export function sessionStoreContract(ctx: StoreContext): void {
       expect((await rotate(expired.tokenHash, at(new Date(), minutes(11)))).kind).toBe("unusable");
 
       const deleted = await session();
-      await store.users.markDeleted(store.direct, deleted.userId, new Date());
+      await store.users.markDeleted(store.direct, deleted.userId, new Date(), "admin");
       expect((await rotate(deleted.tokenHash, new Date())).kind).toBe("unusable");
     });
 

@@ -24,12 +24,23 @@ export function userStoreContract(ctx: StoreContext): void {
       expect((await store.users.findByIdentifier(store.direct, "phone", phone))?.id).toBe(user.id);
     });
 
+    it("never deletes the last live holder of the highest role (LAST_OWNER)", async () => {
+      const { store } = ctx;
+      const highest = `owner_${Date.now()}`; // a role no other test's account holds
+      const first = await ctx.user();
+      const last = await ctx.user();
+      for (const u of [first, last]) await ctx.sql(`UPDATE users SET role = $2 WHERE id = $1`, [u.id, highest]);
+      expect(await store.users.markDeleted(store.direct, first.id, new Date(), highest)).toBe(true);
+      expect(await store.users.markDeleted(store.direct, last.id, new Date(), highest)).toBe(false);
+      expect((await store.users.findLive(store.direct, last.id))?.id).toBe(last.id);
+    });
+
     it("applies the live-user rule: a deleted or disabled account is not live", async () => {
       const { store } = ctx;
       const deleted = await ctx.user();
       const disabled = await ctx.user();
       const active = await ctx.user();
-      await store.users.markDeleted(store.direct, deleted.id, new Date());
+      await store.users.markDeleted(store.direct, deleted.id, new Date(), "admin");
       await ctx.sql(`UPDATE users SET status = 'disabled' WHERE id = $1`, [disabled.id]);
       expect(await store.users.findLive(store.direct, deleted.id)).toBeNull();
       expect(await store.users.findLive(store.direct, disabled.id)).toBeNull();
@@ -71,7 +82,7 @@ export function userStoreContract(ctx: StoreContext): void {
       expect(await store.users.markContactVerified(store.direct, user.id, "email", "someone-else@example.com", now)).toBe(false);
       expect(await store.users.markContactVerified(store.direct, user.id, "email", user.email!, now)).toBe(true);
       expect((await store.users.get(store.direct, user.id)).emailVerifiedAt?.getTime()).toBe(now.getTime());
-      await store.users.markDeleted(store.direct, user.id, now);
+      await store.users.markDeleted(store.direct, user.id, now, "admin");
       expect(await store.users.markContactVerified(store.direct, user.id, "email", user.email!, now)).toBe(false);
     });
 
