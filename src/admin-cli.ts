@@ -4,15 +4,11 @@
 // role's powers, audited on the account with actor "cli". The last active holder of the highest
 // role cannot be demoted here either (LAST_OWNER). Bad input exits 1 with a clear message and
 // stores nothing; the outcome is one line on stderr.
-import { ConfigError, loadConfig } from "./config.js";
-import { createLogger } from "./logger.js";
-import { locateDatabase, type DatabaseLocation } from "./database.js";
-import { openDatabase } from "./db/data-source.js";
+import { runCommand, UsageError } from "./cli.js";
 import { createAdministration } from "./domain/admin/admin.js";
 import { createRoles } from "./domain/admin/roles.js";
 import { createAuditLog } from "./domain/audit/audit.js";
 import { systemClock } from "./domain/clock.js";
-import { AppError } from "./domain/errors.js";
 import { normalizeEmail, normalizeUsername } from "./domain/accounts/identifiers.js";
 import { createSessions } from "./domain/sessions/sessions.js";
 import { createRevocations } from "./domain/tokens/revocation.js";
@@ -20,8 +16,6 @@ import { createStore } from "./store/index.js";
 
 const USAGE = `usage: npm run admin -- grant <email|username> <role>
   Gives the account the role (one of ROLES); audited with actor "cli".`;
-
-class UsageError extends Error {}
 
 function parseCommand(argv: readonly string[]): { identifier: { kind: "email" | "username"; value: string }; role: string } {
   const [command, identifier, role, ...rest] = argv;
@@ -34,25 +28,16 @@ function parseCommand(argv: readonly string[]): { identifier: { kind: "email" | 
   return { identifier: email !== undefined ? { kind: "email", value: email } : { kind: "username", value: username! }, role };
 }
 
-function describe(err: unknown): string {
-  if (err instanceof AppError) {
-    const fields = err.violations.map((v) => `${v.field}: ${v.description}`);
-    return `${err.reason}: ${fields.length > 0 ? fields.join("; ") : err.message}`;
-  }
-  return err instanceof Error ? err.message : String(err);
-}
-
-let location: DatabaseLocation | undefined;
-let exitCode = 0;
-try {
-  const { identifier, role } = parseCommand(process.argv.slice(2));
-  const config = loadConfig();
-  const roles = createRoles(config.roles);
-  if (!roles.has(role)) throw new UsageError(`unknown role "${role}": ROLES is ${roles.all.join(",")}`);
-  const logger = createLogger(config.logLevel === "info" ? "warn" : config.logLevel, process.stderr);
-  location = await locateDatabase(config, logger);
-  const db = await openDatabase({ url: location.url });
-  try {
+await runCommand({
+  name: "admin",
+  usage: USAGE,
+  parse: parseCommand,
+  check({ role }, config) {
+    const roles = createRoles(config.roles);
+    if (!roles.has(role)) throw new UsageError(`unknown role "${role}": ROLES is ${roles.all.join(",")}`);
+  },
+  async work({ identifier, role }, { config, logger, db }) {
+    const roles = createRoles(config.roles);
     const store = createStore(db, { defaultRole: config.roles.defaultRole });
     const audit = createAuditLog(store, systemClock);
     // Never started: a role change revokes nothing here, and the running instances learn of
@@ -67,15 +52,5 @@ try {
     const before = target.user.role;
     const after = await administration.setRole({ kind: "cli" }, target.user.id, role, false, { ip: "", userAgent: "admin-cli" });
     process.stderr.write(before === after.user.role ? `${target.user.id} already holds ${role}\n` : `${target.user.id}: ${before} -> ${after.user.role}\n`);
-  } finally {
-    await db.destroy();
-  }
-} catch (err) {
-  exitCode = err instanceof UsageError && err.message === "help" ? 0 : 1;
-  if (err instanceof UsageError) process.stderr.write(`admin: ${err.message === "help" ? "" : `${err.message}\n`}${USAGE}\n`);
-  else if (err instanceof ConfigError) process.stderr.write(`admin: ${err.message}\n`);
-  else process.stderr.write(`admin: ${describe(err)}\n`);
-} finally {
-  await location?.stop();
-}
-process.exitCode = exitCode;
+  },
+});

@@ -11,12 +11,8 @@
 //   disable <name>
 //   enable <name>
 import { parseArgs } from "node:util";
-import { ConfigError, loadConfig } from "./config.js";
-import { createLogger } from "./logger.js";
-import { locateDatabase, type DatabaseLocation } from "./database.js";
-import { openDatabase } from "./db/data-source.js";
+import { runCommand, UsageError } from "./cli.js";
 import { systemClock } from "./domain/clock.js";
-import { AppError } from "./domain/errors.js";
 import { PERMISSIONS } from "./domain/callers/permissions.js";
 import { createServiceAccounts, type ServiceAccounts } from "./domain/callers/service-accounts.js";
 import { serviceKeyHasher } from "./domain/callers/service-keys.js";
@@ -32,8 +28,6 @@ const USAGE = `usage: npm run service-accounts -- <command>
   enable <name>
 permissions: ${PERMISSIONS.join(", ")}`;
 
-/** Bad command-line input: exit 1 with the message and the usage. */
-class UsageError extends Error {}
 
 const OPTIONS = {
   permissions: { type: "string" },
@@ -132,24 +126,11 @@ async function execute(accounts: ServiceAccounts, { command, args, values }: Ret
   }
 }
 
-function describe(err: unknown): string {
-  if (err instanceof AppError) {
-    const fields = err.violations.map((v) => `${v.field}: ${v.description}`);
-    return `${err.reason}: ${fields.length > 0 ? fields.join("; ") : err.message}`;
-  }
-  return err instanceof Error ? err.message : String(err);
-}
-
-let location: DatabaseLocation | undefined;
-let exitCode = 0;
-try {
-  const command = parseCommand(process.argv.slice(2));
-  const config = loadConfig();
-  // The log (the embedded database starting, warnings) goes to stderr: stdout carries the key.
-  const logger = createLogger(config.logLevel === "info" ? "warn" : config.logLevel, process.stderr);
-  location = await locateDatabase(config, logger);
-  const db = await openDatabase({ url: location.url });
-  try {
+await runCommand({
+  name: "service-accounts",
+  usage: USAGE,
+  parse: parseCommand,
+  async work(command, { config, location, db }) {
     const accounts = createServiceAccounts({
       db: createStore(db),
       clock: systemClock,
@@ -157,15 +138,5 @@ try {
       bootstrapNames: new Set(config.serviceKeys.map((k) => k.name)),
     });
     await execute(accounts, command);
-  } finally {
-    await db.destroy();
-  }
-} catch (err) {
-  exitCode = err instanceof UsageError && err.message === "help" ? 0 : 1;
-  if (err instanceof UsageError) process.stderr.write(`service-accounts: ${err.message === "help" ? "" : `${err.message}\n`}${USAGE}\n`);
-  else if (err instanceof ConfigError) process.stderr.write(`service-accounts: ${err.message}\n`);
-  else process.stderr.write(`service-accounts: ${describe(err)}\n`);
-} finally {
-  await location?.stop();
-}
-process.exitCode = exitCode;
+  },
+});

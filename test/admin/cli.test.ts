@@ -1,42 +1,18 @@
 // `npm run admin -- grant <email|username> <role>` end to end: the built CLI (dist/src/admin-cli.js,
 // as the npm script runs it) against the test database; the account's next token carries the
 // role, and the grant is in its activity as made by an administrator ("cli").
-import { execFile } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { AuditEventType } from "../../gen/identity/v1/auth_service_pb.js";
 import { bearer, uniqueUsername } from "../support/accounts.js";
 import { createTestDatabase } from "../support/database.js";
-import { TEST_KEK, TEST_SERVICE_KEYS } from "../support/service.js";
+import { runBuiltCli, type CliRun } from "../support/cli.js";
 import { prepared, setupService } from "../support/setup.js";
 
 const database = prepared(createTestDatabase, (db) => db.drop());
 const t = setupService(() => ({ database: database() }));
 
-interface Run {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function cli(...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ["dist/src/admin-cli.js", ...args],
-      {
-        env: {
-          PATH: process.env.PATH,
-          HOME: process.env.HOME,
-          NODE_ENV: "test",
-          DATABASE_URL: database().url,
-          KEY_ENCRYPTION_KEY: TEST_KEK.toString("base64"),
-          SERVICE_KEYS: TEST_SERVICE_KEYS,
-        },
-        timeout: 20_000,
-      },
-      (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout, stderr }),
-    );
-  });
+function cli(...args: string[]): Promise<CliRun> {
+  return runBuiltCli("admin-cli.js", database().url, args);
 }
 
 describe("npm run admin -- grant", () => {

@@ -1,43 +1,20 @@
 // `npm run service-accounts` end to end: the built CLI (dist/src/service-accounts.js, as the npm
 // script runs it) against the test database, and the key it prints used against a running
 // service on the same database.
-import { execFile } from "node:child_process";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { createTestDatabase } from "../support/database.js";
 import { expectError } from "../support/errors.js";
-import { TEST_KEK, TEST_SERVICE_KEYS, startTestService } from "../support/service.js";
+import { startTestService } from "../support/service.js";
+import { runBuiltCli, type CliRun } from "../support/cli.js";
 import { prepared, setupService } from "../support/setup.js";
 
 const database = prepared(createTestDatabase, (db) => db.drop());
 const t = setupService(() => ({ database: database() }));
 const { auth, tokens } = t.clients("grpc");
 
-interface Run {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function cli(...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ["dist/src/service-accounts.js", ...args],
-      {
-        env: {
-          PATH: process.env.PATH,
-          HOME: process.env.HOME,
-          NODE_ENV: "test",
-          DATABASE_URL: database().url,
-          KEY_ENCRYPTION_KEY: TEST_KEK.toString("base64"),
-          SERVICE_KEYS: TEST_SERVICE_KEYS,
-        },
-        timeout: 20_000,
-      },
-      (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout, stderr }),
-    );
-  });
+function cli(...args: string[]): Promise<CliRun> {
+  return runBuiltCli("service-accounts.js", database().url, args);
 }
 
 /**
