@@ -339,7 +339,8 @@ function wrap(
       finish("OK");
       return response;
     };
-    const fail = (err: unknown): never => {
+    /** Logs and counts a failed call; answers the error to send. */
+    const failure = (err: unknown): Error => {
       const error = toConnectError(err);
       const status = Code[error.code];
       const failure = err instanceof AppError ? err.reason : status;
@@ -364,7 +365,7 @@ function wrap(
         else logger.info(fields, "rpc");
       }
       finish(status);
-      throw error;
+      return error;
     };
 
     const run = (): unknown => {
@@ -387,27 +388,20 @@ function wrap(
         result = run();
       }
     } catch (err) {
-      return Promise.reject(catching(fail, err));
+      return Promise.reject(failure(err));
     }
     // A handler that answered at once (VerifyToken: everything it needs is in memory) is answered
     // at once: no promise, no deadline to watch.
     if (!isThenable(result)) return succeed(result);
     const budget = Math.min(ctx.timeoutMs() ?? maxDeadlineMs, maxDeadlineMs);
-    return withDeadline(result, budget, () => new AppError("DEADLINE_EXCEEDED", `${rpc} exceeded ${budget} ms`)).then(succeed, fail);
+    return withDeadline(result, budget, () => new AppError("DEADLINE_EXCEEDED", `${rpc} exceeded ${budget} ms`)).then(succeed, (err: unknown) => {
+      throw failure(err);
+    });
   };
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return typeof value === "object" && value !== null && typeof (value as { then?: unknown }).then === "function";
-}
-
-/** What `fail` throws (it always throws), as a value. */
-function catching(fail: (err: unknown) => never, err: unknown): unknown {
-  try {
-    return fail(err);
-  } catch (thrown) {
-    return thrown;
-  }
 }
 
 /**
