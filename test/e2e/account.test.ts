@@ -6,13 +6,12 @@
 // then used at sign-in with "send code"), change password, TOTP backup-code regeneration and
 // disable, the password reset by code, and deleting the account (whose right password then
 // hears "Your account has been deleted."). Codes are read from the development outbox panel.
-import { generateSync } from "otplib";
 import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ERROR_REASONS } from "../../src/error-reasons.js";
 import { uniqueEmail, uniquePhone } from "../support/accounts.js";
 import { prepared, setupService } from "../support/setup.js";
-import { AppPage, type Transport } from "./app.js";
+import { AppPage, offsetClock, totpCodes, type Transport } from "./app.js";
 import { launchChromium, protocolOf, recordTraffic, screenshots, type Chromium, type Traffic } from "./browser.js";
 
 const PASSWORD = "a long enough passphrase";
@@ -20,29 +19,14 @@ const NEW_PASSWORD = "another long passphrase";
 const RESET_PASSWORD = "a third long passphrase";
 const REAUTH_MAX_AGE_SECONDS = 30;
 
-/** The service's clock: the wall clock plus an offset, moved forward to age a sign-in. */
-const clock = {
-  offsetMs: 0,
-  now(): Date {
-    return new Date(Date.now() + this.offsetMs);
-  },
-};
+/** The service's clock, moved forward to age a sign-in. */
+const clock = offsetClock();
 
 const chromium = prepared(launchChromium, (browser: Chromium) => browser.close());
 const t = setupService({
   clock,
   env: { REAUTH_MAX_AGE_SECONDS: String(REAUTH_MAX_AGE_SECONDS), MIN_AGE: "13", OTP_RESEND_COOLDOWN_SECONDS: "1" },
 });
-
-/** TOTP codes by the service's clock, each step used once (the service refuses a replayed step). */
-function totpCodes(secret: string): () => string {
-  let lastStep = 0;
-  return () => {
-    const step = Math.max(Math.floor(clock.now().getTime() / 30_000), lastStep + 1);
-    lastStep = step;
-    return generateSync({ secret, epoch: step * 30 });
-  };
-}
 
 const isoDate = (d: Date) => d.toISOString().slice(0, 10);
 
@@ -189,7 +173,7 @@ describe.each<Transport>(["grpc-web", "connect"])("the account's flows over %s",
   it("regenerates the backup codes with a TOTP code, then turns TOTP off with the password and a backup code", async () => {
     await app.click("totp-setup-button");
     await page.locator("#totp-qr").waitFor();
-    const totp = totpCodes((await page.locator("#totp-secret").innerText()).trim());
+    const totp = totpCodes(clock, (await page.locator("#totp-secret").innerText()).trim());
     await app.submit("totp-confirm-form", { code: totp() });
     expect(await app.notice()).toBe("Two-step verification is on.");
     const codes = page.locator("#backup-code-list li");

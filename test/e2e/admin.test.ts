@@ -9,7 +9,6 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { generateSync } from "otplib";
 import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ListUsersRequestSchema, SetUserRoleRequestSchema } from "../../gen/identity/v1/admin_service_pb.js";
@@ -19,32 +18,17 @@ import { TokenService } from "../../gen/identity/v1/token_service_pb.js";
 import { ERROR_REASONS } from "../../src/error-reasons.js";
 import { bearer, PASSWORD, uniqueEmail } from "../support/accounts.js";
 import { prepared, setupService } from "../support/setup.js";
-import { AppPage, type Transport } from "./app.js";
+import { AppPage, offsetClock, totpCodes, type Transport } from "./app.js";
 import { launchChromium, protocolOf, recordTraffic, screenshots, type Chromium, type Traffic } from "./browser.js";
 
 const ADMIN_MAX_AUTH_AGE_SECONDS = 60;
 
-/** The service's clock: the wall clock plus an offset, moved forward to age a sign-in. */
-const clock = {
-  offsetMs: 0,
-  now(): Date {
-    return new Date(Date.now() + this.offsetMs);
-  },
-};
+/** The service's clock, moved forward to age a sign-in. */
+const clock = offsetClock();
 
 const chromium = prepared(launchChromium, (browser: Chromium) => browser.close());
 // Access tokens outlive the moved clock (300 s by default), so only the sign-in's age is stale.
 const t = setupService({ clock, env: { ADMIN_MAX_AUTH_AGE_SECONDS: String(ADMIN_MAX_AUTH_AGE_SECONDS) } });
-
-/** TOTP codes by the service's clock, each step used once (the service refuses a replayed step). */
-function totpCodes(secret: string): () => string {
-  let lastStep = 0;
-  return () => {
-    const step = Math.max(Math.floor(clock.now().getTime() / 30_000), lastStep + 1);
-    lastStep = step;
-    return generateSync({ secret, epoch: step * 30 });
-  };
-}
 
 interface Person {
   readonly email: string;
@@ -66,7 +50,7 @@ async function signUpAdmin(tag: string): Promise<Person & { totp: () => string }
   const res = await createClient(AuthService, transport).signUp({ email, password: PASSWORD });
   const mfa = createClient(MfaService, transport);
   const setup = await mfa.setupTotp({}, bearer(res.tokens!.accessToken));
-  const totp = totpCodes(setup.secret);
+  const totp = totpCodes(clock, setup.secret);
   await mfa.confirmTotp({ code: totp() }, bearer(res.tokens!.accessToken));
   await t.db.query("UPDATE users SET role = 'admin' WHERE id = $1", [res.user!.id]);
   return { email, userId: res.user!.id, totp };

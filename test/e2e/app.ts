@@ -1,4 +1,5 @@
 // The browser app as a person uses it: fill the forms, press the buttons, read what it shows.
+import { generateSync } from "otplib";
 import type { Page } from "playwright-core";
 import { expect } from "vitest";
 
@@ -120,4 +121,29 @@ export class AppPage {
   async activityTypes(): Promise<string[]> {
     return this.page.locator("#activity-list li").evaluateAll((items) => items.map((li) => (li as HTMLElement).dataset.type ?? ""));
   }
+}
+
+/** The service's clock in the e2e suites: the wall clock plus an offset, moved forward to age a sign-in. */
+export interface OffsetClock {
+  offsetMs: number;
+  now(): Date;
+}
+
+export function offsetClock(): OffsetClock {
+  return {
+    offsetMs: 0,
+    now(): Date {
+      return new Date(Date.now() + this.offsetMs);
+    },
+  };
+}
+
+/** TOTP codes by `clock`, each step used once (the service refuses a replayed step). */
+export function totpCodes(clock: OffsetClock, secret: string): () => string {
+  let lastStep = 0;
+  return () => {
+    const step = Math.max(Math.floor(clock.now().getTime() / 30_000), lastStep + 1);
+    lastStep = step;
+    return generateSync({ secret, epoch: step * 30 });
+  };
 }
