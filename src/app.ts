@@ -38,7 +38,7 @@ import { createServers, type Servers } from "./server/servers.js";
 import { createTlsFiles } from "./server/tls.js";
 import { serverMetadata } from "./server/well-known.js";
 import { createReadiness } from "./server/readiness.js";
-import { createMetrics, type Metrics } from "./metrics.js";
+import { buildInfo, createMetrics, type Metrics } from "./metrics.js";
 import type { ServiceDeps } from "./services/routes.js";
 import { fileURLToPath } from "node:url";
 
@@ -74,7 +74,13 @@ export interface App {
 export async function createApp({ config, db, logger, kek, clock = systemClock, outbox }: AppOptions): Promise<App> {
   // Every query of the service goes through the store (src/store/), built once here.
   const store = createStore(db, { defaultRole: config.roles.defaultRole });
-  const metrics = createMetrics(() => store.health.pool());
+  // The gauges read parts built below, first at the first scrape (after createApp returns).
+  const metrics = createMetrics({
+    pool: () => store.health.pool(),
+    revocationListenerUp: () => revocations.listening,
+    hashingQueueDepth: () => passwords.queueDepth(),
+    signingKeyAgeSeconds: () => signingKeys.currentAgeSeconds(),
+  }, buildInfo());
   const audit = createAuditLog(store, clock);
   // Service accounts are held in memory (loaded first: a SERVICE_KEYS name clash stops the start
   // before anything else runs); the directory follows the revocation feed, so it reloads

@@ -447,13 +447,13 @@ function withDeadline<T>(work: T | Promise<T>, budgetMs: number, error: () => Er
   });
 }
 
-/** Refusals counted in identity_rate_limited_total{limit="<Rpc>:<reason>"}, whichever RPC answers them. */
+/** Refusals counted in identity_rate_limited_total{method="<Rpc>",reason}, whichever RPC answers them. */
 const LIMIT_REFUSALS: ReadonlySet<string> = new Set<ErrorReason>(["RATE_LIMITED", "OVERLOADED"]);
 const REFRESH_TOKEN_REUSED: ErrorReason = "REFRESH_TOKEN_REUSED";
 
 /** Failures counted whichever RPC answers them. */
 function observeFailure(metrics: Metrics, method: string, failure: string): void {
-  if (LIMIT_REFUSALS.has(failure)) metrics.rateLimited.inc({ limit: `${method}:${failure}` });
+  if (LIMIT_REFUSALS.has(failure)) metrics.rateLimited.inc({ method, reason: failure });
   if (failure === REFRESH_TOKEN_REUSED) metrics.refreshTokenReuse.inc();
 }
 

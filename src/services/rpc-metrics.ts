@@ -24,15 +24,15 @@ export type OutcomeMetric<M extends DescMethod> = (metrics: Metrics, method: M) 
 export type RpcMetrics<S extends DescService> = { readonly [K in keyof S["method"]]?: OutcomeMetric<S["method"][K]> };
 
 /**
- * Sign-in attempts (Login, VerifyOtp, VerifyMfa): identity_logins_total{outcome="<Rpc>:<result>"},
- * the result being success, mfa_required (the answer is an MFA challenge) or the failure.
+ * Sign-in attempts (Login, VerifyOtp, VerifyMfa): identity_logins_total{method="<Rpc>",outcome},
+ * the outcome being success, mfa_required (the answer is an MFA challenge) or the failure.
  */
 export function signInOutcomes(metrics: Metrics, method: DescMethod) {
   const rpc = method.name;
   return (_request: unknown, response: unknown, failure: string | undefined): void => {
     const answer = (response as { result?: { case?: string } } | undefined)?.result?.case;
     const outcome = failure ?? (answer === "mfaChallenge" ? "mfa_required" : "success");
-    metrics.logins.inc({ outcome: `${rpc}:${outcome}` });
+    metrics.logins.inc({ method: rpc, outcome });
   };
 }
 

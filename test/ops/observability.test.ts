@@ -2,6 +2,7 @@
 // user, no secret anywhere in the log, and Prometheus metrics for both transports.
 import { ConnectError } from "@connectrpc/connect";
 import { generateSync } from "otplib";
+import { readFileSync } from "node:fs";
 import { expect, it } from "vitest";
 import { OtpChannel, OtpPurpose } from "../../gen/identity/v1/common_pb.js";
 import { lastTextedCode, startWebhook } from "../support/delivery-servers.js";
@@ -99,11 +100,23 @@ it("serves Prometheus metrics for both transports and the domain counters", asyn
   expect(body).toMatch(/identity_rpc_requests_total\{service="identity.v1.AuthService",method="SignUp",code="OK",transport="grpc",caller="anonymous"\} \d+/);
   expect(body).toMatch(/identity_rpc_requests_total\{service="identity.v1.AuthService",method="SignUp",code="OK",transport="connect",caller="anonymous"\} \d+/);
   expect(body).toMatch(/identity_rpc_duration_seconds_bucket\{le="0.005",service="identity.v1.TokenService",method="VerifyToken"/);
-  expect(body).toMatch(/identity_logins_total\{outcome="Login:success"\} \d+/);
-  expect(body).toMatch(/identity_logins_total\{outcome="Login:INVALID_CREDENTIALS"\} 1/);
+  expect(body).toMatch(/identity_logins_total\{method="Login",outcome="success"\} \d+/);
+  expect(body).toMatch(/identity_logins_total\{method="Login",outcome="INVALID_CREDENTIALS"\} 1/);
   expect(body).toMatch(/identity_verify_token_total\{result="active"\} \d+/);
   expect(body).toMatch(/identity_refresh_token_reuse_total 1/);
   expect(body).toMatch(/identity_otp_sends_total\{channel="SMS",result="sent"\} 1/);
-  expect(body).toMatch(/identity_db_pool_connections\{state="total"\} \d+/);
+  // The pool's gauges are metrics of their own: none is the sum of the others' series.
+  expect(body).toMatch(/^identity_db_pool_connections [1-9]\d*$/m);
+  expect(body).toMatch(/^identity_db_pool_idle_connections \d+$/m);
+  expect(body).toMatch(/^identity_db_pool_waiting_requests 0$/m);
+  expect(body).not.toMatch(/state="total"/);
+  const { version } = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+  expect(body).toContain(`identity_build_info{version="${version}",node="${process.version}"} 1`);
+  expect(body).toMatch(/^identity_revocation_listener_up 1$/m);
+  expect(body).toMatch(/^identity_password_hashing_queue_depth 0$/m);
+  // A fresh database's first key has signed since the service started: a few seconds old at most.
+  const age = Number(/^identity_signing_key_age_seconds (\S+)$/m.exec(body)?.[1]);
+  expect(age).toBeGreaterThanOrEqual(0);
+  expect(age).toBeLessThan(600);
   expect(body).toMatch(/process_resident_memory_bytes \d+/);
 });

@@ -122,6 +122,9 @@ describe("sending", () => {
     clock.advance(29_000);
     expect(retryDelayMs(await expectError(sendLogin(otp, EMAIL, email), { code: Code.ResourceExhausted, reason: "RATE_LIMITED" }))).toBe(1_000);
     expect(t.outbox.messages(email)).toHaveLength(1);
+    // Counted by method and reason, one series per dimension value (not "SendOtp:RATE_LIMITED").
+    const metrics = await (await fetch(t.metricsUrl)).text();
+    expect(metrics).toMatch(/^identity_rate_limited_total\{method="SendOtp",reason="RATE_LIMITED"\} [2-9]\d*$/m);
 
     clock.advance(1_000);
     await sendLogin(otp, EMAIL, email);

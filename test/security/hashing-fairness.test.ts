@@ -69,8 +69,11 @@ describe("the fair hashing gate", () => {
     const refused = await gate("d", job("d1")).catch((err: unknown) => err);
     expect(refused).toBeInstanceOf(AppError);
     expect((refused as AppError).message).toMatch(/queue full/);
+    // The queue depth the metrics export: what waits, not what runs or was shed.
+    expect(gate.waiting()).toBe(2);
     for (const name of ["a1", "b1", "c1"]) await finish(name);
     await Promise.all(admitted);
+    expect(gate.waiting()).toBe(0);
   });
 });
 

@@ -28,7 +28,7 @@ async function series(counter: Metrics[keyof Metrics]): Promise<Array<[Record<st
   return values.map((v) => [{ ...v.labels }, v.value]);
 }
 
-describe("sign-in outcomes: identity_logins_total{outcome}", () => {
+describe("sign-in outcomes: identity_logins_total{method, outcome}", () => {
   it("counts Login by success, MFA challenge and failure reason", async () => {
     const { metrics, observe } = observing(authMetrics.login, AuthService.method.login);
     observe({}, { result: { case: "tokens", value: {} } }, undefined);
@@ -36,9 +36,9 @@ describe("sign-in outcomes: identity_logins_total{outcome}", () => {
     observe({}, undefined, "INVALID_CREDENTIALS");
     observe({}, undefined, "INVALID_CREDENTIALS");
     expect(await series(metrics.logins)).toEqual([
-      [{ outcome: "Login:success" }, 1],
-      [{ outcome: "Login:mfa_required" }, 1],
-      [{ outcome: "Login:INVALID_CREDENTIALS" }, 2],
+      [{ method: "Login", outcome: "success" }, 1],
+      [{ method: "Login", outcome: "mfa_required" }, 1],
+      [{ method: "Login", outcome: "INVALID_CREDENTIALS" }, 2],
     ]);
   });
 
@@ -47,15 +47,15 @@ describe("sign-in outcomes: identity_logins_total{outcome}", () => {
     otp.observe(create(VerifyOtpRequestSchema), { result: { case: "mfaChallenge", value: {} }, newUser: false }, undefined);
     otp.observe(create(VerifyOtpRequestSchema), undefined, "OTP_INVALID");
     expect(await series(otp.metrics.logins)).toEqual([
-      [{ outcome: "VerifyOtp:mfa_required" }, 1],
-      [{ outcome: "VerifyOtp:OTP_INVALID" }, 1],
+      [{ method: "VerifyOtp", outcome: "mfa_required" }, 1],
+      [{ method: "VerifyOtp", outcome: "OTP_INVALID" }, 1],
     ]);
     const mfa = observing(mfaMetrics.verifyMfa, MfaService.method.verifyMfa);
     mfa.observe(create(VerifyMfaRequestSchema), { tokens: {}, user: {} }, undefined);
     mfa.observe(create(VerifyMfaRequestSchema), undefined, "Internal");
     expect(await series(mfa.metrics.logins)).toEqual([
-      [{ outcome: "VerifyMfa:success" }, 1],
-      [{ outcome: "VerifyMfa:Internal" }, 1],
+      [{ method: "VerifyMfa", outcome: "success" }, 1],
+      [{ method: "VerifyMfa", outcome: "Internal" }, 1],
     ]);
   });
 });

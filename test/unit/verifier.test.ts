@@ -34,6 +34,7 @@ function keysOf(published: Map<string, KeyObject>): SigningKeys {
     rotate: unused,
     rotateIfDue: unused,
     current: unused,
+    currentAgeSeconds: unused,
     jwks: unused,
     startMaintenance: unused,
     stop: unused,

@@ -92,6 +92,8 @@ export interface VerifyResult {
 export interface PasswordHasher {
   hash(password: string, clientIp?: string): Promise<string>;
   verify(hash: string | null, password: string, clientIp?: string): Promise<VerifyResult>;
+  /** Hashes waiting for a slot now (the metrics' identity_password_hashing_queue_depth). */
+  queueDepth(): number;
 }
 
 /** Hashes one client address may hold running or waiting: a small share of the queue. */
@@ -99,8 +101,11 @@ export function perClientShare(limits: HashingLimits): number {
   return Math.max(2, Math.floor(limits.maxQueue / 8));
 }
 
+/** Admits work by key (see createFairGate); `waiting()` is how much waits for a slot now. */
+export type FairGate = (<T>(key: unknown, work: () => Promise<T>) => Promise<T>) & { readonly waiting: () => number };
+
 /** Runs work at most `maxConcurrent` at a time, admitting and starting it fairly by key. */
-export function createFairGate(limits: HashingLimits): <T>(key: unknown, work: () => Promise<T>) => Promise<T> {
+export function createFairGate(limits: HashingLimits): FairGate {
   const share = perClientShare(limits);
   const pressure = Math.floor(limits.maxQueue / 2);
   let running = 0;
@@ -127,7 +132,7 @@ export function createFairGate(limits: HashingLimits): <T>(key: unknown, work: (
     start();
   }
 
-  return <T>(key: unknown, work: () => Promise<T>): Promise<T> => {
+  const admit = <T>(key: unknown, work: () => Promise<T>): Promise<T> => {
     const mine = held.get(key) ?? 0;
     if (mine >= share && waiting >= pressure) {
       return Promise.reject(new AppError("OVERLOADED", `password hashing busy (${waiting} waiting): client ${String(key)} already holds its share of ${share}`, {
@@ -159,6 +164,7 @@ export function createFairGate(limits: HashingLimits): <T>(key: unknown, work: (
       queues.set(key, queue);
     });
   };
+  return Object.assign(admit, { waiting: () => waiting });
 }
 
 /** What the hasher did, for the metrics: a hash or verification run, or one shed at once. */
@@ -190,6 +196,7 @@ export function createPasswordHasher(
   let dummyHash: Promise<string> | undefined;
 
   return {
+    queueDepth: () => gate.waiting(),
     hash: (password, clientIp) => gated(clientIp, () => engine.hash(normalizePassword(password), options), "hash"),
     async verify(hash, password, clientIp) {
       const input = normalizePassword(password);

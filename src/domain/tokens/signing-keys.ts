@@ -45,6 +45,8 @@ export interface SigningKeys {
   /** Rotates when the signing key is older than the rotation interval and none is pending. */
   rotateIfDue(): Promise<boolean>;
   current(): { readonly kid: string; readonly privateKey: KeyObject };
+  /** Seconds since the current signing key began signing (a metric); undefined when none signs. */
+  currentAgeSeconds(): number | undefined;
   /** The public key of `kid`, if it is published. */
   publicKey(kid: string): KeyObject | undefined;
   jwks(): readonly PublicJwk[];
@@ -146,6 +148,11 @@ export function createSigningKeys(db: SigningKeysDb, kek: Buffer, clock: Clock, 
       const signer = keys.find((k) => k.row.activatesAt <= now && (k.row.retiresAt === null || k.row.retiresAt > now));
       if (!signer) throw new Error("no active signing key");
       return { kid: signer.row.kid, privateKey: signer.privateKey };
+    },
+    currentAgeSeconds() {
+      const now = clock.now();
+      const signer = keys.find((k) => k.row.activatesAt <= now && (k.row.retiresAt === null || k.row.retiresAt > now));
+      return signer && (now.getTime() - signer.row.activatesAt.getTime()) / 1000;
     },
     publicKey(kid) {
       const now = clock.now();
