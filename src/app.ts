@@ -40,6 +40,8 @@ import { serverMetadata } from "./server/well-known.js";
 import { createReadiness } from "./server/readiness.js";
 import { buildInfo, createMetrics, type Metrics } from "./metrics.js";
 import type { ServiceDeps } from "./services/routes.js";
+import { startTracing, type Tracing } from "./tracing.js";
+import { traceQueries } from "./db/tracing.js";
 import { fileURLToPath } from "node:url";
 
 export const descriptorSetPath = fileURLToPath(new URL("../gen/descriptor.binpb", import.meta.url));
@@ -67,6 +69,8 @@ export interface App {
   readonly metrics: Metrics;
   /** Account administration (AdminService and the admin command line, src/admin-cli.ts). */
   readonly administration: Administration;
+  /** OpenTelemetry, when OTEL_* configures it (config.tracing); else undefined. */
+  readonly tracing: Tracing | undefined;
   /** Stops background work (the revocation listener); the servers are closed separately. */
   stop(): Promise<void>;
 }
@@ -81,6 +85,9 @@ export async function createApp({ config, db, logger, kek, clock = systemClock, 
     hashingQueueDepth: () => passwords.queueDepth(),
     signingKeyAgeSeconds: () => signingKeys.currentAgeSeconds(),
   }, buildInfo());
+  // Tracing (off unless OTEL_* configures an endpoint): a span per RPC and per SQL statement.
+  const tracing = config.tracing && startTracing(config.tracing, buildInfo().version);
+  if (tracing) traceQueries(db, tracing.tracer);
   const audit = createAuditLog(store, clock);
   // Service accounts are held in memory (loaded first: a SERVICE_KEYS name clash stops the start
   // before anything else runs); the directory follows the revocation feed, so it reloads
@@ -180,6 +187,7 @@ export async function createApp({ config, db, logger, kek, clock = systemClock, 
     metrics,
     maxDeadlineMs: config.maxDeadlineMs,
     accessLogSampleRate: config.accessLogSampleRate,
+    tracing,
   };
   const servers = createServers({
     services,
@@ -196,11 +204,12 @@ export async function createApp({ config, db, logger, kek, clock = systemClock, 
     tls: config.tls && createTlsFiles(config.tls, logger),
     trustedProxies: config.trustedProxies,
   });
-  return { services, servers, metrics, serviceAccounts, administration, stop: async () => {
+  return { services, servers, metrics, serviceAccounts, administration, tracing, stop: async () => {
     revocationStream.stop();
     signingKeys.stop();
     await revocations.stop();
     await directory.stop();
     await argon2.close();
+    await tracing?.shutdown();
   } };
 }

@@ -63,6 +63,10 @@ export interface Config {
   readonly reauthMaxAgeSec: number;
   /** Roles and administration (issue 15). */
   readonly roles: RoleConfig;
+  /** OpenTelemetry trace export (the standard OTEL_* variables); undefined: tracing is off. */
+  readonly tracing: TracingConfig | undefined;
+  /** LOG_FORMAT: json, pretty, or undefined to choose by whether stdout is a terminal. */
+  readonly logFormat: "json" | "pretty" | undefined;
 }
 
 export interface RoleConfig {
@@ -461,6 +465,8 @@ export function loadConfig(env: Env = process.env): Config {
     // ASVS 7.5.1: re-authentication before changing an identifier the account is recovered by.
     reauthMaxAgeSec: int(env, "REAUTH_MAX_AGE_SECONDS", 300, 30, 86_400),
     roles: loadRoleConfig(env),
+    tracing: loadTracingConfig(env),
+    logFormat: env.LOG_FORMAT ? oneOf(env, "LOG_FORMAT", "json", ["json", "pretty"] as const) : undefined,
   };
   if (!["fatal", "error", "warn", "info", "debug", "trace", "silent"].includes(config.logLevel)) {
     throw new ConfigError(`LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent`);
@@ -481,4 +487,78 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError("SESSION_ABSOLUTE_TTL_SECONDS must be at least ACCESS_TOKEN_TTL_SECONDS");
   }
   return config;
+}
+
+/** Trace export, from the OpenTelemetry SDK's standard variables (see README, Tracing). */
+export interface TracingConfig {
+  /** Where spans are POSTed (OTLP/HTTP, JSON bodies). */
+  readonly tracesUrl: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly timeoutMs: number;
+  /** OTEL_BSP_SCHEDULE_DELAY: how long ended spans wait to be exported in one batch. */
+  readonly scheduleDelayMs: number;
+  readonly serviceName: string;
+  readonly resourceAttributes: Readonly<Record<string, string>>;
+  /** OTEL_TRACES_SAMPLER, split: the root decision and whether a caller's sampled flag is followed. */
+  readonly sampler: { readonly root: "always_on" | "always_off" | "traceidratio"; readonly parentBased: boolean; readonly ratio: number };
+}
+
+const OTEL_SAMPLERS = ["always_on", "always_off", "traceidratio", "parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio"] as const;
+
+/** OTEL_*_HEADERS and OTEL_RESOURCE_ATTRIBUTES: comma-separated key=value, values percent-encoded. */
+function otelPairs(env: Env, name: string): Record<string, string> {
+  const pairs: Record<string, string> = {};
+  for (const entry of list(env, name, [])) {
+    const at = entry.indexOf("=");
+    if (at < 1) throw new ConfigError(`${name} entries must look like key=value, got an entry without "="`);
+    try {
+      pairs[entry.slice(0, at).trim()] = decodeURIComponent(entry.slice(at + 1).trim());
+    } catch {
+      throw new ConfigError(`${name}: the value of ${entry.slice(0, at).trim()} is not validly percent-encoded`);
+    }
+  }
+  return pairs;
+}
+
+/**
+ * Tracing is on when an OTLP endpoint is set (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, used as it is,
+ * or OTEL_EXPORTER_OTLP_ENDPOINT, to which /v1/traces is appended, as the specification says)
+ * and neither OTEL_SDK_DISABLED=true nor OTEL_TRACES_EXPORTER=none turns it off. Messages never
+ * quote a header (they carry credentials).
+ */
+function loadTracingConfig(env: Env): TracingConfig | undefined {
+  if (bool(env, "OTEL_SDK_DISABLED", false)) return undefined;
+  const exporter = oneOf(env, "OTEL_TRACES_EXPORTER", "otlp", ["otlp", "none"] as const);
+  if (exporter === "none") return undefined;
+  const signal = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || undefined;
+  const base = env.OTEL_EXPORTER_OTLP_ENDPOINT || undefined;
+  if (signal === undefined && base === undefined) return undefined;
+  const name = signal !== undefined ? "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" : "OTEL_EXPORTER_OTLP_ENDPOINT";
+  const tracesUrl = signal ?? `${base!.replace(/\/+$/, "")}/v1/traces`;
+  let url: URL | undefined;
+  try {
+    url = new URL(tracesUrl);
+  } catch {
+    url = undefined;
+  }
+  if (!url || !["http:", "https:"].includes(url.protocol)) throw new ConfigError(`${name} must be an http:// or https:// URL (OTLP/HTTP, e.g. http://collector:4318)`);
+  // This build's exporter (@opentelemetry/exporter-trace-otlp-http) sends JSON; every OTLP/HTTP
+  // receiver takes it on the same port. Asking for another protocol is refused, not ignored.
+  const protocolName = env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ? "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL" : "OTEL_EXPORTER_OTLP_PROTOCOL";
+  const protocol = env[protocolName];
+  if (protocol && protocol !== "http/json") {
+    throw new ConfigError(`${protocolName}=${protocol} is not supported: this service exports OTLP/HTTP with JSON bodies (http/json), which OTLP/HTTP receivers accept on the same port`);
+  }
+  const samplerName = oneOf(env, "OTEL_TRACES_SAMPLER", "parentbased_always_on", OTEL_SAMPLERS);
+  const root = samplerName.replace(/^parentbased_/, "") as TracingConfig["sampler"]["root"];
+  const resourceAttributes = otelPairs(env, "OTEL_RESOURCE_ATTRIBUTES");
+  return {
+    tracesUrl,
+    headers: { ...otelPairs(env, "OTEL_EXPORTER_OTLP_HEADERS"), ...otelPairs(env, "OTEL_EXPORTER_OTLP_TRACES_HEADERS") },
+    timeoutMs: int(env, "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", int(env, "OTEL_EXPORTER_OTLP_TIMEOUT", 10_000, 1, 600_000), 1, 600_000),
+    scheduleDelayMs: int(env, "OTEL_BSP_SCHEDULE_DELAY", 5_000, 1, 600_000),
+    serviceName: env.OTEL_SERVICE_NAME || resourceAttributes["service.name"] || "identity",
+    resourceAttributes,
+    sampler: { root, parentBased: samplerName.startsWith("parentbased_"), ratio: root === "traceidratio" ? fraction(env, "OTEL_TRACES_SAMPLER_ARG", 1) : 1 },
+  };
 }

@@ -8,7 +8,7 @@ import { format } from "node:util";
 import { setFlagsFromString } from "node:v8";
 import * as grpc from "@grpc/grpc-js";
 import { ConfigError, loadConfig } from "./config.js";
-import { createLogger } from "./logger.js";
+import { createLogger, logDestination } from "./logger.js";
 import { locateDatabase } from "./database.js";
 import { openDatabase } from "./db/data-source.js";
 import { createApp } from "./app.js";
@@ -37,7 +37,7 @@ async function main(): Promise<void> {
   // generation grow to several times its live size before a full collection (calls in flight
   // survive young collections and are promoted); the flag is read at each collection.
   if (config.heapGrowingPercent > 0) setFlagsFromString(`--heap-growing-percent=${config.heapGrowingPercent}`);
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, await logDestination(config.logFormat), { traceIds: config.tracing !== undefined });
   // grpc-js's own messages (GRPC_VERBOSITY, errors by default) go to the JSON log, not stderr.
   grpc.setLogger({ error: (...args: unknown[]) => logger.warn({ grpc: format(...args) }, "grpc-js") });
   try {

@@ -1,11 +1,11 @@
 // `npm run migrate`: applies pending migrations to DATABASE_URL (or the embedded database).
 import { loadConfig } from "./config.js";
-import { createLogger } from "./logger.js";
+import { createLogger, logDestination } from "./logger.js";
 import { locateDatabase } from "./database.js";
 import { createDataSource } from "./db/data-source.js";
 
 const config = loadConfig();
-const logger = createLogger(config.logLevel);
+const logger = createLogger(config.logLevel, await logDestination(config.logFormat));
 const location = await locateDatabase(config, logger);
 const db = createDataSource({ url: location.url });
 await db.initialize();

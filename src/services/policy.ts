@@ -20,6 +20,8 @@ import { adminActorKey, authenticate, callInfo, callUserKey, isLoopback, service
 import { toConnectError } from "./errors.js";
 import { compileStringCheck } from "./request-strings.js";
 import type { OutcomeMetric, RpcMetrics } from "./rpc-metrics.js";
+import type { Tracing } from "../tracing.js";
+import { traced } from "./tracing.js";
 
 export interface PolicyDeps {
   readonly callers: Callers;
@@ -33,6 +35,8 @@ export interface PolicyDeps {
   readonly accessLogSampleRate?: number;
   /** Who among people may call AdminService (AUDIENCE_ADMIN); absent, no person may. */
   readonly adminAccess?: AdminAccessSettings;
+  /** OpenTelemetry (src/tracing.ts); absent, tracing is off and calls are not wrapped at all. */
+  readonly tracing?: Tracing;
 }
 
 /** What admits a signed-in person to an AUDIENCE_ADMIN RPC (see admitAdmin). */
@@ -99,9 +103,14 @@ export function withPolicy<S extends DescService>(method: DescMethod, impl: Serv
   const observe = metric?.(deps.metrics, method) as AnyObserver | undefined;
   const access = methodAccess(method);
   const check = accessCheck(access, deps.callers, deps.adminAccess);
-  if (method.methodKind === "server_streaming") return wrapStream(method, handler.bind(impl) as unknown as AnyStream, check, deps);
+  if (method.methodKind === "server_streaming") return traceable(method, wrapStream(method, handler.bind(impl) as unknown as AnyStream, check, deps), deps);
   if (method.methodKind !== "unary") throw new Error(`${method.parent.typeName}/${method.name}: ${method.methodKind} RPCs are not supported`);
-  return wrap(method, handler.bind(impl), observe, check, successLevel(method, access), deps);
+  return traceable(method, wrap(method, handler.bind(impl), observe, check, successLevel(method, access), deps), deps);
+}
+
+/** With tracing on, the policy inside a span per call (tracing.ts); off, the policy as it is. */
+function traceable(method: DescMethod, handler: PolicyHandler, { tracing }: PolicyDeps): PolicyHandler {
+  return tracing === undefined ? handler : traced(method, handler, tracing);
 }
 
 /**

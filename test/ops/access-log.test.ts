@@ -64,7 +64,7 @@ describe.each([
     );
     const lines = linesOf(t, "quiet-bad-key");
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatchObject({ level: 30, msg: "rpc", rpc: VERIFY, status: "Unauthenticated", reason: "SERVICE_KEY_INVALID", caller: "anonymous" });
+    expect(lines[0]).toMatchObject({ level: "info", msg: "rpc", rpc: VERIFY, status: "Unauthenticated", reason: "SERVICE_KEY_INVALID", caller: "anonymous" });
   });
 
   it("a successful VerifyToken echoes the caller's request id and makes none of its own; a failed one answers with one", async () => {
@@ -95,7 +95,7 @@ describe.each([
 
   it("another RPC's success still writes its line at info", async () => {
     await t.clients("grpc").tokens.getJwks({}, { headers: { "x-request-id": "quiet-jwks" } });
-    expect(linesOf(t, "quiet-jwks")).toMatchObject([{ level: 30, msg: "rpc", rpc: "identity.v1.TokenService/GetJwks", status: "OK" }]);
+    expect(linesOf(t, "quiet-jwks")).toMatchObject([{ level: "info", msg: "rpc", rpc: "identity.v1.TokenService/GetJwks", status: "OK" }]);
   });
 });
 
@@ -105,8 +105,8 @@ describe("at LOG_LEVEL=debug", () => {
 
   it("every successful VerifyToken and Envoy Check writes its line at debug, naming its caller", async () => {
     await verifyAndCheck(t, accessToken(), "debug");
-    expect(linesOf(t, "debug-verify")).toMatchObject([{ level: 20, msg: "rpc", rpc: VERIFY, status: "OK", protocol: "grpc", caller: TEST_SERVICE_NAME }]);
-    expect(linesOf(t, "debug-check")).toMatchObject([{ level: 20, msg: "rpc", rpc: CHECK, status: "OK", caller: TEST_SERVICE_NAME }]);
+    expect(linesOf(t, "debug-verify")).toMatchObject([{ level: "debug", msg: "rpc", rpc: VERIFY, status: "OK", protocol: "grpc", caller: TEST_SERVICE_NAME }]);
+    expect(linesOf(t, "debug-check")).toMatchObject([{ level: "debug", msg: "rpc", rpc: CHECK, status: "OK", caller: TEST_SERVICE_NAME }]);
     expect(linesOf(t, "debug-verify")[0]).not.toHaveProperty("sampleRate");
   });
 });
@@ -118,8 +118,8 @@ describe("with ACCESS_LOG_SAMPLE_RATE=1 at LOG_LEVEL=info", () => {
   it("every successful VerifyToken and Envoy Check writes its line at info, marked with the rate", async () => {
     for (let i = 0; i < 5; i++) await verifyAndCheck(t, accessToken(), `sampled-${i}`);
     for (let i = 0; i < 5; i++) {
-      expect(linesOf(t, `sampled-${i}-verify`)).toMatchObject([{ level: 30, msg: "rpc", rpc: VERIFY, status: "OK", caller: TEST_SERVICE_NAME, sampleRate: 1 }]);
-      expect(linesOf(t, `sampled-${i}-check`)).toMatchObject([{ level: 30, msg: "rpc", rpc: CHECK, status: "OK", caller: TEST_SERVICE_NAME, sampleRate: 1 }]);
+      expect(linesOf(t, `sampled-${i}-verify`)).toMatchObject([{ level: "info", msg: "rpc", rpc: VERIFY, status: "OK", caller: TEST_SERVICE_NAME, sampleRate: 1 }]);
+      expect(linesOf(t, `sampled-${i}-check`)).toMatchObject([{ level: "info", msg: "rpc", rpc: CHECK, status: "OK", caller: TEST_SERVICE_NAME, sampleRate: 1 }]);
     }
   });
 });

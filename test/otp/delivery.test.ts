@@ -113,7 +113,7 @@ describe("a provider that fails", () => {
     expect(await stored()).toEqual(before);
     const failure = t.logLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.reason === "OTP_DELIVERY_FAILED");
     expect(failure).toHaveLength(6);
-    expect(failure[0]).toMatchObject({ level: 50, status: "Unavailable" });
+    expect(failure[0]).toMatchObject({ level: "error", status: "Unavailable" });
     expect(String(failure[0]!.detail)).toContain("smtp");
 
     // The earlier code still signs in; a new one can be sent at once (no cooldown started).

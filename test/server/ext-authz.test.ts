@@ -202,8 +202,8 @@ describe("Authorization/Check, as Envoy calls it", () => {
     const requestId = `ext-authz-${Date.now()}`;
     await authz().check(checkRequest({ authorization: "Bearer garbage" }), { headers: { ...AS_ENVOY.headers, "x-request-id": requestId } });
     const lines = t.logLines.map((line) => JSON.parse(line) as Record<string, unknown>);
-    expect(lines).toContainEqual(expect.objectContaining({ level: 20, msg: "rpc", rpc: "envoy.service.auth.v3.Authorization/Check", status: "OK", requestId }));
-    expect(lines).toContainEqual(expect.objectContaining({ level: 30, msg: "ext_authz refused", reason: "MALFORMED", status: 401 }));
+    expect(lines).toContainEqual(expect.objectContaining({ level: "debug", msg: "rpc", rpc: "envoy.service.auth.v3.Authorization/Check", status: "OK", requestId }));
+    expect(lines).toContainEqual(expect.objectContaining({ level: "info", msg: "ext_authz refused", reason: "MALFORMED", status: 401 }));
     const metrics = await (await fetch(t.metricsUrl)).text();
     expect(metrics).toMatch(/identity_rpc_requests_total\{[^}]*service="envoy\.service\.auth\.v3\.Authorization",method="Check",code="OK",transport="grpc"[^}]*\} [1-9]/);
   });

@@ -64,7 +64,7 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
       done();
     },
   });
-  const logger = createLogger(config.logLevel, sink);
+  const logger = createLogger(config.logLevel, sink, { traceIds: config.tracing !== undefined });
   const db = await openDatabase({ url: database.url, poolSize: 20 });
   const clock = options.clock ?? systemClock;
   const outbox = options.outbox ?? createTestOutbox();
