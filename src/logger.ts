@@ -58,11 +58,14 @@ export function createLogger(level: string, destination?: DestinationStream, { t
  * a failure to load it falls back to JSON with a warning on stderr. Redaction happens before
  * either, so neither format shows a secret.
  */
-export async function logDestination(format: "json" | "pretty" | undefined): Promise<DestinationStream | undefined> {
-  if ((format ?? (process.stdout.isTTY ? "pretty" : "json")) === "json") return undefined;
+export async function logDestination(
+  format: "json" | "pretty" | undefined,
+  output: NodeJS.WritableStream & { readonly isTTY?: boolean } = process.stdout,
+): Promise<DestinationStream | undefined> {
+  if ((format ?? (output.isTTY === true ? "pretty" : "json")) === "json") return undefined;
   try {
     const { default: pretty } = await import("pino-pretty");
-    return pretty({ colorize: process.stdout.isTTY === true, translateTime: "SYS:HH:MM:ss.l", ignore: "pid,hostname,service" });
+    return pretty({ destination: output, colorize: output.isTTY === true, translateTime: "SYS:HH:MM:ss.l", ignore: "pid,hostname,service" });
   } catch (err) {
     process.stderr.write(`pino-pretty could not be loaded (${err instanceof Error ? err.message : String(err)}); logging JSON\n`);
     return undefined;
