@@ -83,7 +83,8 @@ async function* tracedStream(span: Span, handler: PolicyHandler, request: unknow
     failure = err;
     throw err;
   } finally {
-    if (failure === undefined) await iterator?.return?.();
+    // The client left early: the policy's own ending (its log line, its metric) runs in the span too.
+    if (failure === undefined && iterator?.return !== undefined) await runInSpan(span, () => iterator!.return!());
     end(span, failure);
   }
 }

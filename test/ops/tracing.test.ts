@@ -9,6 +9,7 @@ import { randomBytes } from "node:crypto";
 import { ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
+import { TEST_SERVICE_KEY } from "../support/service.js";
 import { prepared, setupService } from "../support/setup.js";
 
 interface Attribute {
@@ -168,6 +169,26 @@ describe("with an OTLP endpoint", () => {
     // A refusal is the service doing its job: its code is recorded, the span is not an error.
     expect(attribute(span, "rpc.grpc.status_code")).toBe(16);
     expect(span.status?.code ?? 0).not.toBe(STATUS_ERROR);
+  });
+
+  it("makes a WatchRevocations stream one span, from its start to the client leaving", async () => {
+    const caller = callerContext();
+    const abort = new AbortController();
+    const stream = t.clients("grpc").tokens.watchRevocations({}, {
+      headers: { "x-service-key": TEST_SERVICE_KEY, traceparent: caller.traceparent, "x-request-id": "traced-watch" },
+      signal: abort.signal,
+    })[Symbol.asyncIterator]();
+    const first = await stream.next();
+    expect(first.value?.event.case).toBe("snapshot");
+    // Open while it streams: the span ends with the stream.
+    await t.app.tracing!.flush();
+    expect(receiver().spans.some((s) => s.traceId === caller.traceId && s.kind === SPAN_KIND_SERVER)).toBe(false);
+    abort.abort();
+    await stream.next().catch(() => undefined);
+    const span = await eventually(() => receiver().spans.find((s) => s.traceId === caller.traceId && s.kind === SPAN_KIND_SERVER), "the stream's span");
+    expect(span).toMatchObject({ name: "identity.v1.TokenService/WatchRevocations", parentSpanId: caller.spanId });
+    const line = await eventually(() => t.logLines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.requestId === "traced-watch"), "the stream's line");
+    expect(line).toMatchObject({ msg: "stream", trace_id: caller.traceId, span_id: span.spanId });
   });
 
   it("writes no trace id on lines outside a call", () => {
