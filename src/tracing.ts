@@ -8,7 +8,7 @@
 // active span travels in one AsyncLocalStorage of this module: the RPC span is entered around
 // the call (services/tracing.ts) and read by the database spans and by the log lines.
 import { AsyncLocalStorage } from "node:async_hooks";
-import { ROOT_CONTEXT, trace, type Context, type Span, type TextMapGetter, type Tracer } from "@opentelemetry/api";
+import { defaultTextMapSetter, ROOT_CONTEXT, trace, type Context, type Span, type TextMapGetter, type Tracer } from "@opentelemetry/api";
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import { resourceFromAttributes } from "@opentelemetry/resources";
@@ -90,6 +90,15 @@ export function startTracing(config: TracingConfig, version: string): Tracing {
     flush: () => provider.forceFlush(),
     shutdown: () => provider.shutdown(),
   };
+}
+
+/**
+ * Passes the active call's trace on (W3C `traceparent`, `tracestate`) in the headers of an HTTP
+ * request this service makes for it (the SMS webhook); outside a traced call, nothing.
+ */
+export function injectTraceContext(headers: Record<string, string>): void {
+  const span = active.getStore();
+  if (span !== undefined) propagator.inject(trace.setSpan(ROOT_CONTEXT, span), headers, defaultTextMapSetter);
 }
 
 /** The context whose parent is `span`, for starting its children. */

@@ -1,6 +1,8 @@
 // SMS delivery through an HTTP webhook: POST {"to": "+14155550123", "text": "..."} as JSON,
-// with `authorization: Bearer <secret>` when a secret is configured. Any 2xx is success.
+// with `authorization: Bearer <secret>` when a secret is configured, and the call's W3C
+// `traceparent` when tracing is on. Any 2xx is success.
 import type { OtpSender } from "../domain/otp/messages.js";
+import { injectTraceContext } from "../tracing.js";
 
 export interface SmsWebhookSettings {
   readonly url: string;
@@ -14,6 +16,7 @@ export function createSmsWebhookSender(settings: SmsWebhookSettings): OtpSender 
     async send(message) {
       const headers: Record<string, string> = { "content-type": "application/json" };
       if (settings.secret) headers.authorization = `Bearer ${settings.secret}`;
+      injectTraceContext(headers);
       const response = await fetch(settings.url, {
         method: "POST",
         headers,

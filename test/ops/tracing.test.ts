@@ -9,6 +9,8 @@ import { randomBytes } from "node:crypto";
 import { ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
+import { OtpChannel, OtpPurpose } from "../../gen/identity/v1/common_pb.js";
+import { startWebhook } from "../support/delivery-servers.js";
 import { TEST_SERVICE_KEY } from "../support/service.js";
 import { prepared, setupService } from "../support/setup.js";
 
@@ -105,8 +107,11 @@ function callerContext() {
 
 describe("with an OTLP endpoint", () => {
   const receiver = prepared(startReceiver, (r) => r.close());
+  const webhook = prepared(startWebhook, (server) => server.close());
   const t = setupService(() => ({
     env: {
+      OTP_SMS_PROVIDER: "webhook",
+      SMS_WEBHOOK_URL: webhook().url,
       OTEL_EXPORTER_OTLP_ENDPOINT: receiver().url,
       OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
       OTEL_SERVICE_NAME: "identity-under-test",
@@ -189,6 +194,18 @@ describe("with an OTLP endpoint", () => {
     expect(span).toMatchObject({ name: "identity.v1.TokenService/WatchRevocations", parentSpanId: caller.spanId });
     const line = await eventually(() => t.logLines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.requestId === "traced-watch"), "the stream's line");
     expect(line).toMatchObject({ msg: "stream", trace_id: caller.traceId, span_id: span.spanId });
+  });
+
+  it("passes the trace on to the SMS webhook it calls during a call", async () => {
+    const caller = callerContext();
+    await t.clients("connect").otp.sendOtp(
+      { channel: OtpChannel.SMS, destination: "+14155550177", purpose: OtpPurpose.LOGIN },
+      { headers: { traceparent: caller.traceparent } },
+    );
+    const span = await eventually(() => receiver().spans.find((s) => s.traceId === caller.traceId && s.kind === SPAN_KIND_SERVER), "the SendOtp span");
+    expect(span.name).toBe("identity.v1.OtpService/SendOtp");
+    const call = webhook().calls.find((c) => c.body.to === "+14155550177");
+    expect(call?.traceparent).toBe(`00-${caller.traceId}-${span.spanId}-01`);
   });
 
   it("writes no trace id on lines outside a call", () => {

@@ -75,6 +75,8 @@ export function lastMailedCode(server: TestSmtpServer, to: string): string {
 export interface WebhookCall {
   readonly authorization: string | undefined;
   readonly contentType: string | undefined;
+  /** The W3C trace context the service passed on (tracing on, during a call). */
+  readonly traceparent: string | undefined;
   readonly body: { to: string; text: string };
 }
 
@@ -98,6 +100,7 @@ export async function startWebhook(): Promise<TestWebhook> {
         calls.push({
           authorization: req.headers.authorization,
           contentType: req.headers["content-type"],
+          traceparent: typeof req.headers.traceparent === "string" ? req.headers.traceparent : undefined,
           body: JSON.parse(Buffer.concat(chunks).toString("utf8")) as WebhookCall["body"],
         });
       }
