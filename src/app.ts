@@ -86,8 +86,8 @@ export async function createApp({ config, db, logger, kek, clock = systemClock, 
     signingKeyAgeSeconds: () => signingKeys.currentAgeSeconds(),
   }, buildInfo());
   // Tracing (off unless OTEL_* configures an endpoint): a span per RPC and per SQL statement.
-  const tracing = config.tracing && startTracing(config.tracing, buildInfo().version);
-  if (tracing) traceQueries(db, tracing.tracer);
+  const tracing = config.tracing && (await startTracing(config.tracing, buildInfo().version));
+  if (tracing) traceQueries(db, tracing);
   const audit = createAuditLog(store, clock);
   // Service accounts are held in memory (loaded first: a SERVICE_KEYS name clash stops the start
   // before anything else runs); the directory follows the revocation feed, so it reloads

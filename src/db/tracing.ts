@@ -5,9 +5,13 @@
 // The span holds the statement's text, never its parameters (they carry password hashes, code
 // digests, tokens' hashes), and on failure the SQLSTATE only: PostgreSQL's messages can quote a
 // value ("invalid input syntax for type uuid: ...").
-import { SpanKind, SpanStatusCode, type Tracer } from "@opentelemetry/api";
 import type { DataSource } from "typeorm";
-import { activeSpan, contextOf } from "../tracing.js";
+import { activeSpan, type Tracing } from "../tracing.js";
+
+// @opentelemetry/api's SpanKind.CLIENT and SpanStatusCode.ERROR, by value (src/tracing.ts: no
+// OpenTelemetry module is loaded with tracing off).
+const SPAN_KIND_CLIENT = 2;
+const STATUS_ERROR = 2;
 
 /** What this file needs of a pg Client and Pool (TypeORM types `driver.master` as any). */
 interface PgClient {
@@ -23,19 +27,19 @@ const traced = Symbol("identity.traced");
 const MAX_STATEMENT_CHARS = 2_000;
 
 /** Makes every connection `db` hands out from now on trace its statements. */
-export function traceQueries(db: DataSource, tracer: Tracer): void {
+export function traceQueries(db: DataSource, tracing: Tracing): void {
   const pool = (db.driver as { master?: PgPool }).master;
   if (pool === undefined) throw new Error("traceQueries: the DataSource has no pg pool (is it initialized, and PostgreSQL?)");
   const database = db.driver.database;
   const connect = pool.connect.bind(pool);
   // TypeORM asks with a callback (PostgresDriver.obtainMasterConnection); pg answers a promise without one.
   pool.connect = (callback) => {
-    if (callback === undefined) return (connect() as Promise<PgClient>).then((client) => instrument(client, tracer, database));
-    return connect((err, client, release) => callback(err, client && instrument(client, tracer, database), release));
+    if (callback === undefined) return (connect() as Promise<PgClient>).then((client) => instrument(client, tracing, database));
+    return connect((err, client, release) => callback(err, client && instrument(client, tracing, database), release));
   };
 }
 
-function instrument(client: PgClient, tracer: Tracer, database: string | undefined): PgClient {
+function instrument(client: PgClient, tracing: Tracing, database: string | undefined): PgClient {
   if (client[traced]) return client;
   client[traced] = true;
   const query = client.query.bind(client);
@@ -46,10 +50,10 @@ function instrument(client: PgClient, tracer: Tracer, database: string | undefin
     // submittable forms (TypeORM uses neither for queries), the statement runs as it is.
     if (parent === undefined || typeof text !== "string" || args.some((a) => typeof a === "function")) return query(...args);
     const operation = /^\s*([a-z]+)/i.exec(text)?.[1]?.toUpperCase();
-    const span = tracer.startSpan(
+    const span = tracing.tracer.startSpan(
       operation ?? "postgresql",
       {
-        kind: SpanKind.CLIENT,
+        kind: SPAN_KIND_CLIENT,
         attributes: {
           "db.system.name": "postgresql",
           "db.namespace": database,
@@ -57,7 +61,7 @@ function instrument(client: PgClient, tracer: Tracer, database: string | undefin
           "db.query.text": text.length > MAX_STATEMENT_CHARS ? `${text.slice(0, MAX_STATEMENT_CHARS)}…` : text,
         },
       },
-      contextOf(parent),
+      tracing.childContext(parent),
     );
     return (query(...args) as Promise<unknown>).then(
       (result) => {
@@ -67,7 +71,7 @@ function instrument(client: PgClient, tracer: Tracer, database: string | undefin
       (err: unknown) => {
         const sqlState = (err as { code?: unknown }).code;
         if (typeof sqlState === "string") span.setAttribute("db.response.status_code", sqlState);
-        span.setStatus({ code: SpanStatusCode.ERROR, message: typeof sqlState === "string" ? `SQLSTATE ${sqlState}` : "query failed" });
+        span.setStatus({ code: STATUS_ERROR, message: typeof sqlState === "string" ? `SQLSTATE ${sqlState}` : "query failed" });
         span.end();
         throw err;
       },

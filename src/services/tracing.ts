@@ -5,7 +5,7 @@
 // codes and tokens.
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
-import { SpanKind, SpanStatusCode, type Span } from "@opentelemetry/api";
+import type { Span } from "@opentelemetry/api";
 import { runInSpan, type Tracing } from "../tracing.js";
 import { callInfo } from "./call.js";
 import type { PolicyHandler } from "./policy.js";
@@ -15,6 +15,11 @@ import type { PolicyHandler } from "./policy.js";
  * gRPC servers: the service failed. A refusal (UNAUTHENTICATED, INVALID_ARGUMENT, ...) is the
  * service doing its job; its code is in rpc.grpc.status_code.
  */
+// @opentelemetry/api's SpanKind.SERVER and SpanStatusCode.ERROR, by value: this file is loaded
+// with tracing off too, and imports OpenTelemetry's types only (see src/tracing.ts).
+const SPAN_KIND_SERVER = 1;
+const STATUS_ERROR = 2;
+
 const SERVER_ERRORS: ReadonlySet<Code> = new Set([Code.Unknown, Code.DeadlineExceeded, Code.Unimplemented, Code.Internal, Code.Unavailable, Code.DataLoss]);
 
 /** `handler` (a method inside the call policy) with a server span around each call. */
@@ -27,7 +32,7 @@ export function traced(method: DescMethod, handler: PolicyHandler, tracing: Trac
     return tracing.tracer.startSpan(
       name,
       {
-        kind: SpanKind.SERVER,
+        kind: SPAN_KIND_SERVER,
         attributes: {
           "rpc.system": ctx.protocolName === "connect" ? "connect_rpc" : "grpc",
           "rpc.service": service,
@@ -92,6 +97,6 @@ async function* tracedStream(span: Span, handler: PolicyHandler, request: unknow
 function end(span: Span, err: unknown): void {
   const code: number = err === undefined ? 0 : ConnectError.from(err).code; // 0: OK, which Code does not name
   span.setAttribute("rpc.grpc.status_code", code);
-  if (SERVER_ERRORS.has(code as Code)) span.setStatus({ code: SpanStatusCode.ERROR, message: Code[code] });
+  if (SERVER_ERRORS.has(code as Code)) span.setStatus({ code: STATUS_ERROR, message: Code[code] });
   span.end();
 }

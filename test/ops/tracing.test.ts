@@ -3,6 +3,7 @@
 // traceparent on both servers, with a client span per SQL statement under it, none holding a
 // secret; the log lines of the call carry its trace id. With OTEL_SDK_DISABLED the same service
 // exports nothing and its log lines have no trace id.
+import { spawnSync } from "node:child_process";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { randomBytes } from "node:crypto";
@@ -230,6 +231,37 @@ describe("with OTEL_SDK_DISABLED=true", () => {
     const line = t.logLines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.requestId === "untraced-1");
     expect(line).toMatchObject({ msg: "rpc", level: "info" });
     expect(line).not.toHaveProperty("trace_id");
+  });
+});
+
+describe("with OTEL_* unset", () => {
+  /**
+   * Imports `modules` of the build (`npm test` builds dist/ first) in a process whose module
+   * resolution refuses any @opentelemetry package: answers the process's exit code and stderr.
+   */
+  function importWithoutOpenTelemetry(modules: string[]): { status: number | null; stderr: string } {
+    const hooks = `export async function resolve(specifier, context, next) {
+      if (specifier.startsWith("@opentelemetry/")) throw new Error("OpenTelemetry loaded: " + specifier);
+      return next(specifier, context);
+    }`;
+    const script = [
+      `import { register } from "node:module";`,
+      `register("data:text/javascript,${encodeURIComponent(hooks)}");`,
+      ...modules.map((m) => `await import(${JSON.stringify(new URL(`../../dist/src/${m}`, import.meta.url).href)});`),
+    ].join("\n");
+    const result = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", timeout: 30_000 });
+    return { status: result.status, stderr: result.stderr };
+  }
+
+  it("loads no OpenTelemetry module: the SDK is imported only when tracing starts", () => {
+    // Everything main.ts builds a service from, with the tracing wrappers' own files.
+    const off = importWithoutOpenTelemetry(["app.js", "logger.js", "config.js", "tracing.js", "services/tracing.js", "db/tracing.js", "delivery/sms-webhook.js"]);
+    expect(off.stderr).toBe("");
+    expect(off.status).toBe(0);
+    // The check itself works: the SDK's module is refused.
+    const on = importWithoutOpenTelemetry(["tracing-sdk.js"]);
+    expect(on.status).not.toBe(0);
+    expect(on.stderr).toContain("OpenTelemetry loaded: @opentelemetry/");
   });
 });
 
