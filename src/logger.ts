@@ -65,7 +65,8 @@ export async function logDestination(
   if ((format ?? (output.isTTY === true ? "pretty" : "json")) === "json") return undefined;
   try {
     const { default: pretty } = await import("pino-pretty");
-    return pretty({ destination: output, colorize: output.isTTY === true, translateTime: "SYS:HH:MM:ss.l", ignore: "pid,hostname,service" });
+    // Synchronous, as pino's own stdout is: the last lines before process.exit are not lost.
+    return pretty({ destination: output, sync: true, colorize: output.isTTY === true, translateTime: "SYS:HH:MM:ss.l", ignore: "pid,hostname,service" });
   } catch (err) {
     process.stderr.write(`pino-pretty could not be loaded (${err instanceof Error ? err.message : String(err)}); logging JSON\n`);
     return undefined;
