@@ -260,6 +260,21 @@ describe.each(transportNames)("passkeys over %s", (name) => {
     expect((await signInWith(authenticator, { counter: 7 })).user?.id).toBe(account.userId);
   });
 
+  it("of concurrent finishes with one challenge, or one counter value, exactly one signs in", async () => {
+    const { account, authenticator, passkey } = await withPasskey("pk-race");
+    const start = await passkeys.startPasskeyLogin({});
+    const response = JSON.stringify(authenticator.get(start.optionsJson));
+    const sameChallenge = await Promise.allSettled(Array.from({ length: 5 }, () => passkeys.finishPasskeyLogin({ challengeId: start.challengeId, responseJson: response })));
+    expect(sameChallenge.filter((o) => o.status === "fulfilled")).toHaveLength(1);
+    // A clone racing the original: two challenges, both answers reporting the same counter.
+    const starts = await Promise.all([passkeys.startPasskeyLogin({}), passkeys.startPasskeyLogin({})]);
+    const answers = starts.map((s) => JSON.stringify(authenticator.get(s.optionsJson, { counter: 5 })));
+    const sameCounter = await Promise.allSettled(starts.map((s, i) => passkeys.finishPasskeyLogin({ challengeId: s.challengeId, responseJson: answers[i]! })));
+    expect(sameCounter.filter((o) => o.status === "fulfilled")).toHaveLength(1);
+    expect(await passkeyRow(passkey.credentialId)).toMatchObject({ sign_count: "5" });
+    expect(await audited(account.userId, "PASSKEY_LOGIN")).toHaveLength(2);
+  });
+
   it("refuses a deleted account's passkey as Login refuses it (ACCOUNT_DELETED, only after the signature)", async () => {
     const { access, authenticator } = await withPasskey("pk-deleted");
     await auth.deleteAccount({ password: PASSWORD }, access);
