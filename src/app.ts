@@ -23,6 +23,8 @@ import { createServiceTokens } from "./domain/tokens/service-tokens.js";
 import { createRevocationStream } from "./domain/tokens/revocation-stream.js";
 import { systemClock, type Clock } from "./domain/clock.js";
 import { createMfa } from "./domain/mfa/mfa.js";
+import { createPasskeys } from "./domain/passkeys/passkeys.js";
+import { createPasskeyLogin } from "./domain/passkeys/passkey-login.js";
 import { createAdministration, type Administration } from "./domain/admin/admin.js";
 import { createRoles } from "./domain/admin/roles.js";
 import { createCredentialChecks } from "./domain/accounts/credential-checks.js";
@@ -146,6 +148,8 @@ export async function createApp({ config, db, logger, kek, clock = systemClock, 
     db: store, clock, passwords, sessions, sessionTokens, signIn, audit, revocations, limits, checks, signUpLimits: config.signUpLimits, profileRules: config.profile,
     highestRole: config.roles.roles.at(-1)!,
   });
+  const passkeys = createPasskeys({ db: store, clock, audit, settings: config.webauthn, reauthMaxAgeSec: config.reauthMaxAgeSec });
+  const passkeyLogin = createPasskeyLogin({ db: store, clock, audit, limits, sessionTokens, settings: config.webauthn, loginLimits: config.loginLimits });
   const profiles = createProfiles({ db: store, clock, audit, rules: config.profile });
   const reauthentication = createReauthentication({ db: store, clock, kek, checks, sessionTokens, audit });
   const otpLogin = createOtpLogin({ db: store, otp, clock, sessions, signIn, audit, revocations, signUpEnabled: config.otp.signUpEnabled });
@@ -177,6 +181,8 @@ export async function createApp({ config, db, logger, kek, clock = systemClock, 
     contactChange,
     reauthentication,
     administration,
+    passkeys,
+    passkeyLogin,
     adminAccess: {
       roles,
       maxAuthAgeSec: config.roles.adminMaxAuthAgeSec,

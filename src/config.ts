@@ -67,6 +67,19 @@ export interface Config {
   readonly tracing: TracingConfig | undefined;
   /** LOG_FORMAT: json, pretty, or undefined to choose by whether stdout is a terminal. */
   readonly logFormat: "json" | "pretty" | undefined;
+  /** Passkeys (WebAuthn, issue 17). */
+  readonly webauthn: WebAuthnConfig;
+}
+
+export interface WebAuthnConfig {
+  /** WEBAUTHN_RP_ID: the relying party's domain, a registrable suffix of every origin's host. */
+  readonly rpId: string;
+  /** WEBAUTHN_RP_NAME: the name authenticators show. */
+  readonly rpName: string;
+  /** WEBAUTHN_ORIGINS: the page origins a ceremony may come from. */
+  readonly origins: readonly string[];
+  /** WEBAUTHN_CHALLENGE_TTL_SECONDS: how long a Start's challenge may be finished. */
+  readonly challengeTtlSec: number;
 }
 
 export interface RoleConfig {
@@ -379,6 +392,53 @@ function loadServiceKeys(env: Env): Array<{ name: string; key: string }> {
   return entries;
 }
 
+/** Whether `host` is `rpId` or a subdomain of it (WebAuthn: the RP ID is a registrable suffix of the origin's host). */
+function withinRpId(host: string, rpId: string): boolean {
+  return host === rpId || host.endsWith(`.${rpId}`);
+}
+
+/** Hosts browsers treat as a secure context over plain http (WebAuthn needs one). */
+const isLocalhost = (host: string) => host === "localhost" || host.endsWith(".localhost");
+
+/**
+ * Passkeys. Defaults follow PUBLIC_URL (its host is the RP ID, its origin the one origin); without
+ * it, or when its host is an IP address (never an RP ID), localhost and the gateway's own
+ * http://localhost:<HTTP_PORT>, which browsers treat as a secure context.
+ */
+function loadWebAuthnConfig(env: Env, publicUrl: string | undefined, httpPort: number): WebAuthnConfig {
+  const publicHost = publicUrl === undefined ? undefined : new URL(publicUrl).hostname;
+  const named = publicHost !== undefined && isIP(publicHost.replace(/^\[|\]$/g, "")) === 0;
+  const rpId = (env.WEBAUTHN_RP_ID ?? "").trim().toLowerCase() || (named ? publicHost : "localhost");
+  if (isIP(rpId) !== 0 || !HOSTNAME.test(rpId) || /(^|\.)\d+$/.test(rpId)) {
+    throw new ConfigError(`WEBAUTHN_RP_ID must be a domain name such as example.com (not an IP address, no scheme or port), got "${rpId}"`);
+  }
+  const fallbackOrigin = named && withinRpId(publicHost, rpId) ? publicUrl! : `http://localhost:${httpPort}`;
+  const origins = list(env, "WEBAUTHN_ORIGINS", [fallbackOrigin]).map((raw) => {
+    let url: URL | undefined;
+    try {
+      url = new URL(raw);
+    } catch {
+      url = undefined;
+    }
+    if (!url || !["http:", "https:"].includes(url.protocol) || url.origin !== raw.replace(/\/$/, "")) {
+      throw new ConfigError(`WEBAUTHN_ORIGINS entries must be origins like https://id.example.com, got "${raw}"`);
+    }
+    if (!withinRpId(url.hostname, rpId)) {
+      throw new ConfigError(`WEBAUTHN_ORIGINS entry ${url.origin} is not on WEBAUTHN_RP_ID ${rpId} (its host must be ${rpId} or a subdomain)`);
+    }
+    if (url.protocol === "http:" && !isLocalhost(url.hostname)) {
+      throw new ConfigError(`WEBAUTHN_ORIGINS entry ${url.origin} must be https (browsers offer passkeys over http only on localhost)`);
+    }
+    return url.origin;
+  });
+  return {
+    rpId,
+    rpName: env.WEBAUTHN_RP_NAME || env.TOTP_ISSUER || "grpc-identity",
+    origins,
+    challengeTtlSec: int(env, "WEBAUTHN_CHALLENGE_TTL_SECONDS", 300, 30, 900),
+  };
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const production = env.NODE_ENV === "production";
   const httpPort = int(env, "HTTP_PORT", 8080, 0, 65535);
@@ -467,6 +527,7 @@ export function loadConfig(env: Env = process.env): Config {
     roles: loadRoleConfig(env),
     tracing: loadTracingConfig(env),
     logFormat: env.LOG_FORMAT ? oneOf(env, "LOG_FORMAT", "json", ["json", "pretty"] as const) : undefined,
+    webauthn: loadWebAuthnConfig(env, publicUrl, httpPort),
   };
   if (!["fatal", "error", "warn", "info", "debug", "trace", "silent"].includes(config.logLevel)) {
     throw new ConfigError(`LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent`);

@@ -126,6 +126,20 @@ export const ERROR_REASONS = {
   NOT_RESTORABLE: { code: "FAILED_PRECONDITION", client: "the account is not deleted, or was deleted too long ago to restore", browser: "That account cannot be restored." },
   // The gateway's origin gate: a browser page on an origin that is neither its own nor listed.
   ORIGIN_NOT_ALLOWED: { code: "PERMISSION_DENIED", client: "origin not allowed", browser: "This page is not allowed to use the service." },
+  // Passkeys (issue 17). A ceremony's challenge that is unknown, used, expired, or (registration)
+  // started by another session: start again.
+  WEBAUTHN_CHALLENGE_INVALID: { code: "UNAUTHENTICATED", client: "the passkey challenge is not valid; start again", browser: "The passkey request took too long or was already used. Please try again." },
+  // The authenticator's response does not verify: wrong origin or RP ID, another challenge, a bad
+  // signature, no user verification.
+  WEBAUTHN_VERIFICATION_FAILED: { code: "UNAUTHENTICATED", client: "the passkey response could not be verified", browser: "Your passkey could not be verified. Please try again." },
+  // A passkey sign-in with a credential no account has (never registered, or removed).
+  PASSKEY_UNKNOWN: { code: "UNAUTHENTICATED", client: "this passkey is not registered", browser: "This passkey is not registered with any account. Sign in another way and add it again." },
+  // The passkey's signature counter went back: a cloned authenticator (WebAuthn §6.1.1). Audited.
+  PASSKEY_COUNTER_REGRESSED: { code: "UNAUTHENTICATED", client: "the passkey could not be trusted", browser: "This passkey could not be trusted. Sign in another way, and remove it from your account." },
+  // RenamePasskey / RemovePasskey for an id the caller has no passkey by.
+  PASSKEY_NOT_FOUND: { code: "NOT_FOUND", client: "no such passkey", browser: "That passkey no longer exists." },
+  // FinishPasskeyRegistration for a credential that is registered already.
+  PASSKEY_ALREADY_REGISTERED: { code: "ALREADY_EXISTS", client: "this passkey is already registered", browser: "This passkey is already registered." },
 } as const satisfies Readonly<Record<string, ErrorReasonSpec>>;
 
 /** A stable machine code (google.rpc.ErrorInfo reason, UPPER_SNAKE). */

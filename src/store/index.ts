@@ -6,6 +6,7 @@ import { auditEventStore, type AuditEventStore } from "./audit.js";
 import { createDatabaseHealth, type DatabaseHealth } from "./health.js";
 import { backupCodeStore, mfaChallengeStore, mfaCodeFactorStore, totpStore, type BackupCodeStore, type MfaChallengeStore, type MfaCodeFactorStore, type TotpStore } from "./mfa.js";
 import { otpCodeStore, type OtpCodeStore } from "./otp-codes.js";
+import { passkeyStore, webauthnChallengeStore, type PasskeyStore, type WebAuthnChallengeStore } from "./passkeys.js";
 import { rateLimitStore, type RateLimitStore } from "./rate-limits.js";
 import { createRevocationFeed, type RevocationFeed } from "./revocation-feed.js";
 import { serviceAccountStore, type ServiceAccountStore } from "./service-accounts.js";
@@ -30,6 +31,9 @@ export interface Store extends Transactions {
   readonly health: DatabaseHealth;
   /** AdminService's search and state changes (issue 15). */
   readonly adminUsers: AdminUserStore;
+  /** Passkeys and their WebAuthn challenges (issue 17). */
+  readonly passkeys: PasskeyStore;
+  readonly webauthnChallenges: WebAuthnChallengeStore;
 }
 
 export interface StoreOptions {
@@ -54,6 +58,8 @@ export function createStore(db: Database, options: StoreOptions = {}): Store {
     revocationFeed: createRevocationFeed(db),
     health: createDatabaseHealth(db),
     adminUsers: adminUserStore,
+    passkeys: passkeyStore,
+    webauthnChallenges: webauthnChallengeStore,
   };
 }
 
@@ -70,4 +76,5 @@ export type { RevocationEvent, RevocationFeed, RevocationHandlers, RevocationLis
 export type { CertificateKind, ServiceAccountRow, ServiceAccountStatus, ServiceAccountsSnapshot } from "./service-accounts.js";
 export { LISTENER_APPLICATION_NAME } from "./revocation-feed.js";
 export type { SessionSelector } from "./sessions.js";
+export type { ChallengePurpose, PasskeyDeviceType, PasskeyRow } from "./passkeys.js";
 export type { AdminGuard, AdminUserRow, MfaReset, UserFilter } from "./admin-users.js";

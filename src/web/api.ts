@@ -11,6 +11,7 @@ import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
 import type { TokenPair } from "../../gen/identity/v1/common_pb.js";
 import { MfaService } from "../../gen/identity/v1/mfa_service_pb.js";
 import { OtpService } from "../../gen/identity/v1/otp_service_pb.js";
+import { PasskeyService } from "../../gen/identity/v1/passkey_service_pb.js";
 import { TokenService } from "../../gen/identity/v1/token_service_pb.js";
 
 export type TransportName = "grpc-web" | "connect";
@@ -36,6 +37,8 @@ export interface Api {
   readonly mfa: Client<typeof MfaService>;
   /** Administration (admin.ts): the server admits administrators only. */
   readonly admin: Client<typeof AdminService>;
+  /** Passkeys (passkeys.ts). */
+  readonly passkeys: Client<typeof PasskeyService>;
 }
 
 let current: { name: TransportName; api: Api } | undefined;
@@ -43,7 +46,7 @@ let current: { name: TransportName; api: Api } | undefined;
 export function useTransport(name: TransportName): void {
   const transport = transportFor(name);
   const client = <S extends DescService>(service: S) => createClient(service, transport);
-  current = { name, api: { auth: client(AuthService), tokens: client(TokenService), otp: client(OtpService), mfa: client(MfaService), admin: client(AdminService) } };
+  current = { name, api: { auth: client(AuthService), tokens: client(TokenService), otp: client(OtpService), mfa: client(MfaService), admin: client(AdminService), passkeys: client(PasskeyService) } };
 }
 
 export function transportName(): TransportName {

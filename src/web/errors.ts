@@ -47,6 +47,7 @@ const FIELD_LABELS: Readonly<Record<string, string>> = {
   code: "The code",
   totp_code: "The code",
   backup_code: "The backup code",
+  name: "The name",
 };
 
 function fieldSentence(field: string, reason: string, description: string): string {

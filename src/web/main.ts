@@ -20,6 +20,7 @@ import { setupAdmin } from "./admin.js";
 import { decodeToken, describeClaims } from "./claims.js";
 import { endsSession, friendlyMessage } from "./errors.js";
 import { setupSecurity } from "./security.js";
+import { setupPasskeys } from "./passkeys.js";
 
 const byId = <T extends HTMLElement = HTMLElement>(id: string): T => {
   const el = document.getElementById(id);
@@ -107,6 +108,7 @@ function enterSignedOut(): void {
   admin.leave();
   account.leave();
   security.leave();
+  passkeys.leave();
   show(byId("signed-in"), false);
   show(byId("mfa-challenge"), false);
   show(byId("signed-out"), true);
@@ -129,7 +131,7 @@ async function enterSignedIn(tokens: TokenPair | undefined): Promise<void> {
   show(byId("signed-out"), false);
   show(byId("mfa-challenge"), false);
   show(byId("signed-in"), true);
-  await Promise.all([loadWhoAmI(), security.load(), loadSessions(), loadActivity(), admin.enter()]);
+  await Promise.all([loadWhoAmI(), security.load(), passkeys.load(), loadSessions(), loadActivity(), admin.enter()]);
 }
 
 function enterChallenge(next: MfaChallenge): void {
@@ -273,6 +275,11 @@ const EVENT_TEXT: Partial<Record<AuditEventType, string>> = {
   [AuditEventType.CONTACT_CHANGE_REQUESTED]: "Code sent to confirm a new email address or phone number",
   [AuditEventType.CONTACT_CHANGED]: "Email address or phone number changed",
   [AuditEventType.REAUTHENTICATED]: "Identity confirmed again",
+  [AuditEventType.PASSKEY_REGISTERED]: "Passkey added",
+  [AuditEventType.PASSKEY_RENAMED]: "Passkey renamed",
+  [AuditEventType.PASSKEY_REMOVED]: "Passkey removed",
+  [AuditEventType.PASSKEY_LOGIN]: "Signed in with a passkey",
+  [AuditEventType.PASSKEY_LOGIN_FAILED]: "Failed sign-in with a passkey",
 };
 
 function activityItem(event: AuditEvent): HTMLLIElement {
@@ -332,6 +339,8 @@ function showBackupCodes(codes: readonly string[]): void {
 }
 
 const security = setupSecurity({ act, showNotice, reload, showBackupCodes, challenge: () => challenge, pollOutbox: () => void pollOutbox() });
+
+const passkeys = setupPasskeys({ act, showNotice, showError, reload, signedIn: enterSignedIn });
 
 // ---- flows ----
 

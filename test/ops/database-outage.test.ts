@@ -52,7 +52,7 @@ function healthStatus(address: string, service = ""): Promise<string> {
 
 /** grpc.health.v1 Check for the overall status and every mounted service. */
 async function healthStatuses(): Promise<Record<string, string>> {
-  const names = ["", "identity.v1.AuthService", "identity.v1.TokenService", "identity.v1.OtpService", "identity.v1.MfaService", "identity.v1.AdminService", "envoy.service.auth.v3.Authorization"];
+  const names = ["", "identity.v1.AuthService", "identity.v1.TokenService", "identity.v1.OtpService", "identity.v1.MfaService", "identity.v1.AdminService", "identity.v1.PasskeyService", "envoy.service.auth.v3.Authorization"];
   return Object.fromEntries(await Promise.all(names.map(async (name) => [name, await healthStatus(t.grpcAddress, name)] as const)));
 }
 
@@ -116,6 +116,7 @@ it("answers UNAVAILABLE while the database is down, keeps verifying tokens, and 
     "identity.v1.OtpService": "NOT_SERVING",
     "identity.v1.MfaService": "NOT_SERVING",
     "identity.v1.AdminService": "NOT_SERVING",
+    "identity.v1.PasskeyService": "NOT_SERVING",
     "envoy.service.auth.v3.Authorization": "SERVING",
   });
   // What health calls SERVING answers: VerifyToken and GetJwks still do; TokenService's methods
@@ -144,6 +145,7 @@ it("answers UNAVAILABLE while the database is down, keeps verifying tokens, and 
       "identity.v1.OtpService": "NOT_SERVING",
       "identity.v1.MfaService": "NOT_SERVING",
       "identity.v1.AdminService": "NOT_SERVING",
+      "identity.v1.PasskeyService": "NOT_SERVING",
       "envoy.service.auth.v3.Authorization": "SERVING",
     },
   });
@@ -152,7 +154,7 @@ it("answers UNAVAILABLE while the database is down, keeps verifying tokens, and 
 
   postgres().running = await postgres().start();
   expect(await waitFor(async () => (await healthStatus(t.grpcAddress, "identity.v1.AuthService")) === "SERVING", 15_000)).toBe(true);
-  expect(Object.values(await healthStatuses())).toEqual(Array(7).fill("SERVING"));
+  expect(Object.values(await healthStatuses())).toEqual(Array(8).fill("SERVING"));
   expect((await fetch(`${t.httpUrl}/readyz`)).status).toBe(200);
   expect(await waitFor(async () => {
     await auth.login({ identifier: "outage-user", password: "a long enough passphrase" });

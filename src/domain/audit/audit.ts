@@ -24,6 +24,12 @@ export type AuditEventType =
   | "CONTACT_CHANGE_REQUESTED"
   | "CONTACT_CHANGED"
   | "REAUTHENTICATED"
+  // Passkeys (issue 17).
+  | "PASSKEY_REGISTERED"
+  | "PASSKEY_RENAMED"
+  | "PASSKEY_REMOVED"
+  | "PASSKEY_LOGIN"
+  | "PASSKEY_LOGIN_FAILED"
 
   // Administrative acts (AdminService and the admin command line), recorded with an `actor`.
   | "ROLE_CHANGED"
