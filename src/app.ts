@@ -25,6 +25,8 @@ import { systemClock, type Clock } from "./domain/clock.js";
 import { createMfa } from "./domain/mfa/mfa.js";
 import { createAdministration, type Administration } from "./domain/admin/admin.js";
 import { createRoles } from "./domain/admin/roles.js";
+import { createFederation } from "./domain/federation/federation.js";
+import { createOidcProviders } from "./domain/federation/providers.js";
 import { createCredentialChecks } from "./domain/accounts/credential-checks.js";
 import { createSignIn } from "./domain/sessions/sign-in.js";
 import { createPasswordHasher, inlineArgon2, type Argon2Engine } from "./domain/accounts/passwords.js";
@@ -144,6 +146,11 @@ export async function createApp({ config, db, logger, kek, clock = systemClock, 
     db: store, clock, roles, sessions, revocations, audit, senders, logger, restoreDays: config.roles.accountRestoreDays,
   });
 
+  // Sign-in with OpenID Connect providers (issue 17); discovery happens on first use.
+  const federation = createFederation({
+    db: store, providers: createOidcProviders(config.federation.providers, clock), clock, kek, limits, signIn, audit, profileRules: config.profile,
+    settings: { ...config.federation, defaultRole: config.roles.defaultRole, reauthMaxAgeSec: config.reauthMaxAgeSec },
+  });
 
   const services: ServiceDeps = {
     accounts,
@@ -164,6 +171,7 @@ export async function createApp({ config, db, logger, kek, clock = systemClock, 
     contactChange,
     reauthentication,
     administration,
+    federation,
     adminAccess: {
       roles,
       maxAuthAgeSec: config.roles.adminMaxAuthAgeSec,

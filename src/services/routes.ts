@@ -8,12 +8,14 @@ import { Audience } from "../../gen/identity/v1/access_pb.js";
 import { Authorization } from "../../gen/envoy/service/auth/v3/external_auth_pb.js";
 import { AdminService } from "../../gen/identity/v1/admin_service_pb.js";
 import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
+import { FederationService } from "../../gen/identity/v1/federation_service_pb.js";
 import { MfaService } from "../../gen/identity/v1/mfa_service_pb.js";
 import { OtpService } from "../../gen/identity/v1/otp_service_pb.js";
 import { TokenService } from "../../gen/identity/v1/token_service_pb.js";
 import { AdminServiceImpl, type AdminServiceDeps } from "./admin-service.js";
 import { authMetrics, AuthServiceImpl, type AuthServiceDeps } from "./auth-service.js";
 import { envoyAuthzMetrics, EnvoyAuthzServiceImpl } from "./envoy-authz-service.js";
+import { federationMetrics, FederationServiceImpl, type FederationServiceDeps } from "./federation-service.js";
 import { mfaMetrics, MfaServiceImpl, type MfaServiceDeps } from "./mfa-service.js";
 import { otpMetrics, OtpServiceImpl, type OtpServiceDeps } from "./otp-service.js";
 import { methodAccess, type MethodAccess } from "./access.js";
@@ -21,10 +23,10 @@ import { withPolicy, type PolicyDeps, type PolicyHandler } from "./policy.js";
 import type { RpcMetrics } from "./rpc-metrics.js";
 import { tokenMetrics, TokenServiceImpl, type TokenServiceDeps } from "./token-service.js";
 
-export type ServiceDeps = AuthServiceDeps & TokenServiceDeps & OtpServiceDeps & MfaServiceDeps & AdminServiceDeps & PolicyDeps;
+export type ServiceDeps = AuthServiceDeps & TokenServiceDeps & OtpServiceDeps & MfaServiceDeps & AdminServiceDeps & PolicyDeps & FederationServiceDeps;
 
 /** Every service of the API (identity.v1), in the order both servers mount them. */
-export const apiServices: readonly DescService[] = [AuthService, TokenService, OtpService, MfaService, AdminService];
+export const apiServices: readonly DescService[] = [AuthService, TokenService, OtpService, MfaService, AdminService, FederationService];
 
 /** Services of protos we vendor unchanged (proto/vendor) and implement, mounted after the API's. */
 export const vendoredServices: readonly DescService[] = [Authorization];
@@ -83,6 +85,7 @@ export function createRoutes(deps: ServiceDeps): readonly Route[] {
     route(OtpService, new OtpServiceImpl(deps), otpMetrics, deps),
     route(MfaService, new MfaServiceImpl(deps), mfaMetrics, deps),
     route(AdminService, new AdminServiceImpl(deps), {}, deps),
+    route(FederationService, new FederationServiceImpl(deps), federationMetrics, deps),
     route(Authorization, new EnvoyAuthzServiceImpl(deps), envoyAuthzMetrics, deps),
   ];
 }

@@ -4,6 +4,7 @@
 import { adminUserStore, type AdminUserStore } from "./admin-users.js";
 import { auditEventStore, type AuditEventStore } from "./audit.js";
 import { createDatabaseHealth, type DatabaseHealth } from "./health.js";
+import { federationStore, type FederationStore } from "./federation.js";
 import { backupCodeStore, mfaChallengeStore, mfaCodeFactorStore, totpStore, type BackupCodeStore, type MfaChallengeStore, type MfaCodeFactorStore, type TotpStore } from "./mfa.js";
 import { otpCodeStore, type OtpCodeStore } from "./otp-codes.js";
 import { rateLimitStore, type RateLimitStore } from "./rate-limits.js";
@@ -30,6 +31,8 @@ export interface Store extends Transactions {
   readonly health: DatabaseHealth;
   /** AdminService's search and state changes (issue 15). */
   readonly adminUsers: AdminUserStore;
+  /** Provider identities and started federated sign-ins (issue 17). */
+  readonly federation: FederationStore;
 }
 
 export interface StoreOptions {
@@ -54,6 +57,7 @@ export function createStore(db: Database, options: StoreOptions = {}): Store {
     revocationFeed: createRevocationFeed(db),
     health: createDatabaseHealth(db),
     adminUsers: adminUserStore,
+    federation: federationStore,
   };
 }
 
@@ -71,3 +75,4 @@ export type { CertificateKind, ServiceAccountRow, ServiceAccountStatus, ServiceA
 export { LISTENER_APPLICATION_NAME } from "./revocation-feed.js";
 export type { SessionSelector } from "./sessions.js";
 export type { AdminGuard, AdminUserRow, MfaReset, UserFilter } from "./admin-users.js";
+export type { FederatedIdentityRow, FederationPurpose, FederationStateRow, UnlinkOutcome } from "./federation.js";

@@ -24,6 +24,11 @@ export type AuditEventType =
   | "CONTACT_CHANGE_REQUESTED"
   | "CONTACT_CHANGED"
   | "REAUTHENTICATED"
+  // Sign-in with OpenID Connect providers (issue 17).
+  | "IDENTITY_LINKED"
+  | "IDENTITY_UNLINKED"
+  | "FEDERATED_LOGIN"
+  | "FEDERATED_LOGIN_FAILED"
 
   // Administrative acts (AdminService and the admin command line), recorded with an `actor`.
   | "ROLE_CHANGED"
