@@ -52,7 +52,7 @@ function healthStatus(address: string, service = ""): Promise<string> {
 
 /** grpc.health.v1 Check for the overall status and every mounted service. */
 async function healthStatuses(): Promise<Record<string, string>> {
-  const names = ["", "identity.v1.AuthService", "identity.v1.TokenService", "identity.v1.OtpService", "identity.v1.MfaService", "identity.v1.AdminService", "envoy.service.auth.v3.Authorization"];
+  const names = ["", "identity.v1.AuthService", "identity.v1.TokenService", "identity.v1.OtpService", "identity.v1.MfaService", "identity.v1.AdminService", "identity.v1.FederationService", "envoy.service.auth.v3.Authorization"];
   return Object.fromEntries(await Promise.all(names.map(async (name) => [name, await healthStatus(t.grpcAddress, name)] as const)));
 }
 
@@ -116,6 +116,7 @@ it("answers UNAVAILABLE while the database is down, keeps verifying tokens, and 
     "identity.v1.OtpService": "NOT_SERVING",
     "identity.v1.MfaService": "NOT_SERVING",
     "identity.v1.AdminService": "NOT_SERVING",
+    "identity.v1.FederationService": "NOT_SERVING",
     "envoy.service.auth.v3.Authorization": "SERVING",
   });
   // What health calls SERVING answers: VerifyToken and GetJwks still do; TokenService's methods
@@ -144,6 +145,7 @@ it("answers UNAVAILABLE while the database is down, keeps verifying tokens, and 
       "identity.v1.OtpService": "NOT_SERVING",
       "identity.v1.MfaService": "NOT_SERVING",
       "identity.v1.AdminService": "NOT_SERVING",
+      "identity.v1.FederationService": "NOT_SERVING",
       "envoy.service.auth.v3.Authorization": "SERVING",
     },
   });

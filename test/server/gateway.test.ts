@@ -40,6 +40,7 @@ describe("probes and JWKS", () => {
         "identity.v1.OtpService": "SERVING",
         "identity.v1.MfaService": "SERVING",
         "identity.v1.AdminService": "SERVING",
+        "identity.v1.FederationService": "SERVING",
         "envoy.service.auth.v3.Authorization": "SERVING",
       },
     });
