@@ -9,7 +9,7 @@
 //   const callback = await op.signIn(authorizationUrl, "alice"); // the redirect back, with code
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { decodeJwt, decodeProtectedHeader, generateKeyPair, SignJWT } from "jose";
+import { decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair, SignJWT } from "jose";
 import Provider from "oidc-provider";
 
 export interface TestAccountClaims {
@@ -55,11 +55,17 @@ export async function startTestOidcProvider(options: { redirectUris: readonly st
   const proxyPort = await listen(proxy);
   const issuer = `http://127.0.0.1:${proxyPort}`;
   const foreignKey = await generateKeyPair("RS256");
+  // The provider's own signing key (its quick-start default would warn on every start).
+  const signing = await generateKeyPair("RS256", { extractable: true });
+  const jwk = { ...(await exportJWK(signing.privateKey)), kid: "test-op-key", alg: "RS256", use: "sig" };
 
   const provider = new Provider(issuer, {
     clients: [{ client_id: clientId, client_secret: clientSecret, redirect_uris: [...options.redirectUris], grant_types: ["authorization_code"], response_types: ["code"] }],
     claims: { openid: ["sub"], email: ["email", "email_verified"], profile: ["name"] },
     cookies: { keys: ["test-cookie-key-0123456789"] },
+    jwks: { keys: [jwk] },
+    // Explicit lifetimes (the defaults print a notice each).
+    ttl: { AccessToken: 600, AuthorizationCode: 60, IdToken: 600, Grant: 3600, Interaction: 600, Session: 3600 },
     features: { devInteractions: { enabled: true } },
     async findAccount(_ctx: unknown, sub: string) {
       const claims = accounts.get(sub);
