@@ -153,7 +153,7 @@ export const federationStore: FederationStore = {
   /**
    * THE last-sign-in-method rule, written once: an identity may be unlinked only while the account
    * keeps another way to sign in, a password or another linked identity. (Passkeys join this
-   * list when they land: add their table to `remaining`, locked the same way.) A verified email
+   * list when they land: lock their rows in a CTE like `methods` and add an EXISTS on it.) A verified email
    * address does not count: whether a code can be sent to it is deployment configuration.
    *
    * One statement. The account's identities are locked (FOR UPDATE, in id order), so of two
