@@ -27,6 +27,8 @@ import { createPasskeys } from "./domain/passkeys/passkeys.js";
 import { createPasskeyLogin } from "./domain/passkeys/passkey-login.js";
 import { createAdministration, type Administration } from "./domain/admin/admin.js";
 import { createRoles } from "./domain/admin/roles.js";
+import { createFederation } from "./domain/federation/federation.js";
+import { createOidcProviders } from "./domain/federation/providers.js";
 import { createCredentialChecks } from "./domain/accounts/credential-checks.js";
 import { createSignIn } from "./domain/sessions/sign-in.js";
 import { createPasswordHasher, inlineArgon2, type Argon2Engine } from "./domain/accounts/passwords.js";
@@ -161,6 +163,11 @@ export async function createApp({ config, db, logger, kek, clock = systemClock, 
     db: store, clock, roles, sessions, revocations, audit, senders, logger, restoreDays: config.roles.accountRestoreDays,
   });
 
+  // Sign-in with OpenID Connect providers (issue 17); discovery happens on first use.
+  const federation = createFederation({
+    db: store, providers: createOidcProviders(config.federation.providers, clock), clock, kek, limits, signIn, audit, profileRules: config.profile,
+    settings: { ...config.federation, defaultRole: config.roles.defaultRole, reauthMaxAgeSec: config.reauthMaxAgeSec },
+  });
 
   const services: ServiceDeps = {
     accounts,
@@ -183,6 +190,7 @@ export async function createApp({ config, db, logger, kek, clock = systemClock, 
     administration,
     passkeys,
     passkeyLogin,
+    federation,
     adminAccess: {
       roles,
       maxAuthAgeSec: config.roles.adminMaxAuthAgeSec,

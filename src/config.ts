@@ -1,6 +1,6 @@
 // The one place that reads the environment. Every variable is validated here; a bad
 // value stops the process at start with a message naming the variable.
-import { accessSync, constants as fsConstants } from "node:fs";
+import { accessSync, constants as fsConstants, readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { availableParallelism } from "node:os";
 import path from "node:path";
@@ -69,6 +69,8 @@ export interface Config {
   readonly logFormat: "json" | "pretty" | undefined;
   /** Passkeys (WebAuthn, issue 17). */
   readonly webauthn: WebAuthnConfig;
+  /** Sign-in with OpenID Connect providers (issue 17): OIDC_PROVIDERS and friends. */
+  readonly federation: FederationConfig;
 }
 
 export interface WebAuthnConfig {
@@ -439,6 +441,118 @@ function loadWebAuthnConfig(env: Env, publicUrl: string | undefined, httpPort: n
   };
 }
 
+export interface OidcProviderConfig {
+  /** Identifier in URLs, requests and stored identities: [a-z0-9-], at most 32 characters. */
+  readonly id: string;
+  /** The button's label ("Sign in with <name>"). */
+  readonly name: string;
+  /** The issuer URL; its /.well-known/openid-configuration is read on first use. */
+  readonly issuer: string;
+  readonly clientId: string;
+  /** Empty for a public client (PKCE only). */
+  readonly clientSecret: string;
+  /** Space-separated; "openid email profile" by default. */
+  readonly scopes: string;
+}
+
+export interface FederationConfig {
+  /** OIDC_PROVIDERS (or the file OIDC_PROVIDERS_FILE names), in order; empty turns federation off. */
+  readonly providers: readonly OidcProviderConfig[];
+  /**
+   * Where a provider may send the browser back: any URL on `allowedOrigin` (PUBLIC_URL's origin)
+   * or exactly one of `redirectUris` (OIDC_REDIRECT_URIS). Anything else would hand the code to
+   * whoever chose the URI (an open redirect is an account takeover here).
+   */
+  readonly allowedOrigin: string | undefined;
+  readonly redirectUris: readonly string[];
+  /** FEDERATION_STATE_TTL_SECONDS: how long a started sign-in may take at the provider. */
+  readonly stateTtlSec: number;
+  /** FEDERATION_MAX_STARTS_PER_IP_PER_HOUR: started sign-ins and links per client address. */
+  readonly maxStartsPerIpPerHour: number;
+}
+
+const LOOPBACK_HOSTS = ["localhost", "127.0.0.1", "[::1]"];
+
+/** An https URL (http only outside production or on a loopback host), or a ConfigError naming `what`. */
+function federationUrl(raw: unknown, what: string, production: boolean): URL {
+  let url: URL | undefined;
+  try {
+    url = typeof raw === "string" ? new URL(raw) : undefined;
+  } catch {
+    url = undefined;
+  }
+  if (!url || !["http:", "https:"].includes(url.protocol) || url.username !== "" || url.hash !== "") {
+    throw new ConfigError(`${what} must be an https URL, got ${JSON.stringify(raw)}`);
+  }
+  if (url.protocol === "http:" && production && !LOOPBACK_HOSTS.includes(url.hostname)) {
+    throw new ConfigError(`${what} must use https:// when NODE_ENV=production (http only on localhost / 127.0.0.1), got "${String(raw)}"`);
+  }
+  return url;
+}
+
+/** OIDC_PROVIDERS / OIDC_PROVIDERS_FILE, OIDC_REDIRECT_URIS, FEDERATION_STATE_TTL_SECONDS. */
+function loadFederationConfig(env: Env, production: boolean, publicUrl: string | undefined): FederationConfig {
+  if (env.OIDC_PROVIDERS && env.OIDC_PROVIDERS_FILE) throw new ConfigError("set OIDC_PROVIDERS or OIDC_PROVIDERS_FILE, not both");
+  let source = "OIDC_PROVIDERS";
+  let text = env.OIDC_PROVIDERS ?? "";
+  const file = readableFile(env, "OIDC_PROVIDERS_FILE");
+  if (file) {
+    source = "OIDC_PROVIDERS_FILE";
+    text = readFileSync(file, "utf8");
+  }
+  let parsed: unknown = [];
+  if (text.trim() !== "") {
+    try {
+      parsed = JSON.parse(text);
+    } catch (err) {
+      throw new ConfigError(`${source} must be a JSON array of providers: ${(err as Error).message}`);
+    }
+  }
+  if (!Array.isArray(parsed)) throw new ConfigError(`${source} must be a JSON array of providers`);
+  const providers: OidcProviderConfig[] = [];
+  for (const [i, entry] of parsed.entries()) {
+    const at = `${source}[${i}]`;
+    if (typeof entry !== "object" || entry === null) throw new ConfigError(`${at} must be an object`);
+    const e = entry as Record<string, unknown>;
+    const text = (key: string, required: boolean): string => {
+      const value = e[key];
+      if (value === undefined && !required) return "";
+      if (typeof value !== "string" || (required && value.trim() === "")) throw new ConfigError(`${at}.${key} must be a non-empty string`);
+      return value.trim();
+    };
+    const id = text("id", true);
+    if (!/^[a-z0-9-]{1,32}$/.test(id)) throw new ConfigError(`${at}.id must be 1 to 32 characters of a-z, 0-9 and -, got "${id}"`);
+    if (providers.some((p) => p.id === id)) throw new ConfigError(`${at}.id "${id}" is used twice`);
+    federationUrl(e.issuer, `${at}.issuer`, production);
+    let clientSecret = text("client_secret", false);
+    const secretFile = text("client_secret_file", false);
+    if (clientSecret !== "" && secretFile !== "") throw new ConfigError(`${at}: set client_secret or client_secret_file, not both`);
+    if (secretFile !== "") {
+      try {
+        clientSecret = readFileSync(path.resolve(secretFile), "utf8").trim();
+      } catch {
+        throw new ConfigError(`${at}.client_secret_file must name a readable file, got "${secretFile}"`);
+      }
+    }
+    const scopes = text("scopes", false) || "openid email profile";
+    if (!scopes.split(/\s+/).includes("openid")) throw new ConfigError(`${at}.scopes must include openid, got "${scopes}"`);
+    // The URL as given, without a trailing slash added by URL (issuers are compared exactly).
+    providers.push({ id, name: text("name", true), issuer: String(e.issuer), clientId: text("client_id", true), clientSecret, scopes });
+  }
+  const redirectUris = list(env, "OIDC_REDIRECT_URIS", []).map((raw) => {
+    const url = federationUrl(raw, "OIDC_REDIRECT_URIS entries", production);
+    if (url.search !== "") throw new ConfigError(`OIDC_REDIRECT_URIS entries may not have a query, got "${raw}"`);
+    return url.href;
+  });
+  return {
+    providers,
+    allowedOrigin: publicUrl,
+    redirectUris,
+    stateTtlSec: int(env, "FEDERATION_STATE_TTL_SECONDS", 600, 60, 3600),
+    maxStartsPerIpPerHour: int(env, "FEDERATION_MAX_STARTS_PER_IP_PER_HOUR", 100, 1, 1_000_000),
+  };
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const production = env.NODE_ENV === "production";
   const httpPort = int(env, "HTTP_PORT", 8080, 0, 65535);
@@ -528,6 +642,7 @@ export function loadConfig(env: Env = process.env): Config {
     tracing: loadTracingConfig(env),
     logFormat: env.LOG_FORMAT ? oneOf(env, "LOG_FORMAT", "json", ["json", "pretty"] as const) : undefined,
     webauthn: loadWebAuthnConfig(env, publicUrl, httpPort),
+    federation: loadFederationConfig(env, production, publicUrl),
   };
   if (!["fatal", "error", "warn", "info", "debug", "trace", "silent"].includes(config.logLevel)) {
     throw new ConfigError(`LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent`);

@@ -140,6 +140,22 @@ export const ERROR_REASONS = {
   PASSKEY_NOT_FOUND: { code: "NOT_FOUND", client: "no such passkey", browser: "That passkey no longer exists." },
   // FinishPasskeyRegistration for a credential that is registered already.
   PASSKEY_ALREADY_REGISTERED: { code: "ALREADY_EXISTS", client: "this passkey is already registered", browser: "This passkey is already registered." },
+  // Sign-in with an OpenID Connect provider (issue 17). A state that is unknown, spent, expired,
+  // or presented by another account than the one that started a link.
+  FEDERATION_STATE_INVALID: { code: "UNAUTHENTICATED", client: "the sign-in with the provider is not valid or has expired; start again", browser: "That sign-in took too long or was already used. Please start again." },
+  // An account has the provider's email address, but it is not verified here or at the provider.
+  FEDERATION_LINK_REQUIRED: { code: "FAILED_PRECONDITION", client: "an account with this email address exists; sign in to it and link the provider from its security settings", browser: "An account with this email address already exists. Sign in to it as usual, then link this provider in Security." },
+  // The provider's token endpoint refused the code (spent, expired, or not issued to this sign-in).
+  FEDERATION_CODE_INVALID: { code: "UNAUTHENTICATED", client: "the provider did not accept the sign-in; start again", browser: "The provider did not confirm the sign-in. Please start again." },
+  // The provider's ID token failed a check: issuer, audience, nonce, signature or expiry.
+  ID_TOKEN_INVALID: { code: "UNAUTHENTICATED", client: "the provider's answer could not be verified", browser: "The provider's answer could not be verified. Please start again." },
+  // The provider could not be reached (discovery, token endpoint): RetryInfo says when to retry.
+  PROVIDER_UNAVAILABLE: { code: "UNAVAILABLE", client: "the sign-in provider is not reachable; retry later", browser: "The sign-in provider is not reachable right now. Please try again in a moment." },
+  // FinishLinkIdentity for a provider identity that is linked to an account already.
+  IDENTITY_ALREADY_LINKED: { code: "ALREADY_EXISTS", client: "this provider identity is linked to an account already", browser: "This provider account is already linked to an account." },
+  IDENTITY_NOT_FOUND: { code: "NOT_FOUND", client: "no such linked identity", browser: "That provider account is not linked." },
+  // UnlinkIdentity of the account's last way to sign in (no password, no other linked identity, no passkey).
+  LAST_SIGN_IN_METHOD: { code: "FAILED_PRECONDITION", client: "this is the account's last way to sign in", browser: "This is the last way to sign in to your account: set a password or link another provider first." },
 } as const satisfies Readonly<Record<string, ErrorReasonSpec>>;
 
 /** A stable machine code (google.rpc.ErrorInfo reason, UPPER_SNAKE). */

@@ -8,6 +8,7 @@ import { Audience } from "../../gen/identity/v1/access_pb.js";
 import { Authorization } from "../../gen/envoy/service/auth/v3/external_auth_pb.js";
 import { AdminService } from "../../gen/identity/v1/admin_service_pb.js";
 import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
+import { FederationService } from "../../gen/identity/v1/federation_service_pb.js";
 import { MfaService } from "../../gen/identity/v1/mfa_service_pb.js";
 import { OtpService } from "../../gen/identity/v1/otp_service_pb.js";
 import { PasskeyService } from "../../gen/identity/v1/passkey_service_pb.js";
@@ -15,6 +16,7 @@ import { TokenService } from "../../gen/identity/v1/token_service_pb.js";
 import { AdminServiceImpl, type AdminServiceDeps } from "./admin-service.js";
 import { authMetrics, AuthServiceImpl, type AuthServiceDeps } from "./auth-service.js";
 import { envoyAuthzMetrics, EnvoyAuthzServiceImpl } from "./envoy-authz-service.js";
+import { federationMetrics, FederationServiceImpl, type FederationServiceDeps } from "./federation-service.js";
 import { mfaMetrics, MfaServiceImpl, type MfaServiceDeps } from "./mfa-service.js";
 import { otpMetrics, OtpServiceImpl, type OtpServiceDeps } from "./otp-service.js";
 import { passkeyMetrics, PasskeyServiceImpl, type PasskeyServiceDeps } from "./passkey-service.js";
@@ -23,10 +25,10 @@ import { withPolicy, type PolicyDeps, type PolicyHandler } from "./policy.js";
 import type { RpcMetrics } from "./rpc-metrics.js";
 import { tokenMetrics, TokenServiceImpl, type TokenServiceDeps } from "./token-service.js";
 
-export type ServiceDeps = AuthServiceDeps & TokenServiceDeps & OtpServiceDeps & MfaServiceDeps & AdminServiceDeps & PasskeyServiceDeps & PolicyDeps;
+export type ServiceDeps = AuthServiceDeps & TokenServiceDeps & OtpServiceDeps & MfaServiceDeps & AdminServiceDeps & PasskeyServiceDeps & FederationServiceDeps & PolicyDeps;
 
 /** Every service of the API (identity.v1), in the order both servers mount them. */
-export const apiServices: readonly DescService[] = [AuthService, TokenService, OtpService, MfaService, AdminService, PasskeyService];
+export const apiServices: readonly DescService[] = [AuthService, TokenService, OtpService, MfaService, AdminService, PasskeyService, FederationService];
 
 /** Services of protos we vendor unchanged (proto/vendor) and implement, mounted after the API's. */
 export const vendoredServices: readonly DescService[] = [Authorization];
@@ -86,6 +88,7 @@ export function createRoutes(deps: ServiceDeps): readonly Route[] {
     route(MfaService, new MfaServiceImpl(deps), mfaMetrics, deps),
     route(AdminService, new AdminServiceImpl(deps), {}, deps),
     route(PasskeyService, new PasskeyServiceImpl(deps), passkeyMetrics, deps),
+    route(FederationService, new FederationServiceImpl(deps), federationMetrics, deps),
     route(Authorization, new EnvoyAuthzServiceImpl(deps), envoyAuthzMetrics, deps),
   ];
 }

@@ -4,6 +4,7 @@
 import { adminUserStore, type AdminUserStore } from "./admin-users.js";
 import { auditEventStore, type AuditEventStore } from "./audit.js";
 import { createDatabaseHealth, type DatabaseHealth } from "./health.js";
+import { federationStore, type FederationStore } from "./federation.js";
 import { backupCodeStore, mfaChallengeStore, mfaCodeFactorStore, totpStore, type BackupCodeStore, type MfaChallengeStore, type MfaCodeFactorStore, type TotpStore } from "./mfa.js";
 import { otpCodeStore, type OtpCodeStore } from "./otp-codes.js";
 import { passkeyStore, webauthnChallengeStore, type PasskeyStore, type WebAuthnChallengeStore } from "./passkeys.js";
@@ -34,6 +35,8 @@ export interface Store extends Transactions {
   /** Passkeys and their WebAuthn challenges (issue 17). */
   readonly passkeys: PasskeyStore;
   readonly webauthnChallenges: WebAuthnChallengeStore;
+  /** Provider identities and started federated sign-ins (issue 17). */
+  readonly federation: FederationStore;
 }
 
 export interface StoreOptions {
@@ -60,6 +63,7 @@ export function createStore(db: Database, options: StoreOptions = {}): Store {
     adminUsers: adminUserStore,
     passkeys: passkeyStore,
     webauthnChallenges: webauthnChallengeStore,
+    federation: federationStore,
   };
 }
 
@@ -78,3 +82,4 @@ export { LISTENER_APPLICATION_NAME } from "./revocation-feed.js";
 export type { SessionSelector } from "./sessions.js";
 export type { ChallengePurpose, PasskeyDeviceType, PasskeyRow } from "./passkeys.js";
 export type { AdminGuard, AdminUserRow, MfaReset, UserFilter } from "./admin-users.js";
+export type { FederatedIdentityRow, FederationPurpose, FederationStateRow, UnlinkOutcome } from "./federation.js";

@@ -253,6 +253,13 @@ export const userStore: UserStore = {
          -- Code factors go with the other contact and MFA: one set up by the squatter must not
          -- come back to life on an address the owner adds later.
          DELETE FROM mfa_code_factors WHERE user_id IN (SELECT id FROM claimed)
+       ), federated AS (
+         -- Provider identities too: a provider that does not verify addresses can create an
+         -- account with someone else's (issue 17); its owner claiming it must shut that door.
+         DELETE FROM federated_identities WHERE user_id IN (SELECT id FROM claimed)
+       ), passkeys_gone AS (
+         -- And passkeys, for the same reason: one registered by the squatter signs in alone.
+         DELETE FROM passkeys WHERE user_id IN (SELECT id FROM claimed)
        )
        SELECT had_password, had_other,
          (SELECT count(*) FROM totp WHERE confirmed_at IS NOT NULL)::int AS totp,

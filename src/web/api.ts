@@ -20,7 +20,7 @@ let accessToken: string | undefined;
 let accessTokenExpiresAt: Date | undefined;
 
 /** Adds the bearer token of the signed-in session to every call. */
-const bearer: Interceptor = (next) => (req) => {
+export const bearer: Interceptor = (next) => (req) => {
   if (accessToken !== undefined) req.header.set("authorization", `Bearer ${accessToken}`);
   return next(req);
 };

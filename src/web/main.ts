@@ -21,6 +21,7 @@ import { decodeToken, describeClaims } from "./claims.js";
 import { endsSession, friendlyMessage } from "./errors.js";
 import { setupSecurity } from "./security.js";
 import { setupPasskeys } from "./passkeys.js";
+import { bindLinkForm, setupFederation, takeProviderReturn } from "./federation.js";
 
 const byId = <T extends HTMLElement = HTMLElement>(id: string): T => {
   const el = document.getElementById(id);
@@ -109,6 +110,7 @@ function enterSignedOut(): void {
   account.leave();
   security.leave();
   passkeys.leave();
+  federation.leave();
   show(byId("signed-in"), false);
   show(byId("mfa-challenge"), false);
   show(byId("signed-out"), true);
@@ -131,7 +133,7 @@ async function enterSignedIn(tokens: TokenPair | undefined): Promise<void> {
   show(byId("signed-out"), false);
   show(byId("mfa-challenge"), false);
   show(byId("signed-in"), true);
-  await Promise.all([loadWhoAmI(), security.load(), passkeys.load(), loadSessions(), loadActivity(), admin.enter()]);
+  await Promise.all([loadWhoAmI(), security.load(), passkeys.load(), loadSessions(), loadActivity(), admin.enter(), federation.load()]);
 }
 
 function enterChallenge(next: MfaChallenge): void {
@@ -280,6 +282,10 @@ const EVENT_TEXT: Partial<Record<AuditEventType, string>> = {
   [AuditEventType.PASSKEY_REMOVED]: "Passkey removed",
   [AuditEventType.PASSKEY_LOGIN]: "Signed in with a passkey",
   [AuditEventType.PASSKEY_LOGIN_FAILED]: "Failed sign-in with a passkey",
+  [AuditEventType.IDENTITY_LINKED]: "Sign-in provider linked",
+  [AuditEventType.IDENTITY_UNLINKED]: "Sign-in provider unlinked",
+  [AuditEventType.FEDERATED_LOGIN]: "Signed in with a provider",
+  [AuditEventType.FEDERATED_LOGIN_FAILED]: "Sign-in with a provider refused",
 };
 
 function activityItem(event: AuditEvent): HTMLLIElement {
@@ -341,6 +347,9 @@ function showBackupCodes(codes: readonly string[]): void {
 const security = setupSecurity({ act, showNotice, reload, showBackupCodes, challenge: () => challenge, pollOutbox: () => void pollOutbox() });
 
 const passkeys = setupPasskeys({ act, showNotice, showError, reload, signedIn: enterSignedIn });
+// Sign-in with OpenID Connect providers, and linked providers (federation.ts).
+const federation = setupFederation({ act, showNotice, reload, signInResult });
+bindLinkForm({ act, showNotice, reload, signInResult });
 
 // ---- flows ----
 
@@ -514,7 +523,9 @@ async function pollOutbox(): Promise<void> {
 // ---- start ----
 
 async function start(): Promise<void> {
-  const requested = new URL(window.location.href).searchParams.get("transport");
+  // A provider sending the browser back (federation.ts): the transport it left with.
+  const providerReturn = takeProviderReturn();
+  const requested = providerReturn?.transport ?? new URL(window.location.href).searchParams.get("transport");
   const name: TransportName = requested === "connect" ? "connect" : "grpc-web";
   for (const radio of Array.from(document.querySelectorAll<HTMLInputElement>("input[name=transport]"))) radio.checked = radio.value === name;
   chooseTransport(name);
@@ -527,6 +538,9 @@ async function start(): Promise<void> {
   } catch {
     enterSignedOut();
   }
+  await federation.showProviders();
+  if (signedIn) await federation.load();
+  if (providerReturn) await federation.finish(providerReturn);
   document.body.dataset.ready = "true";
 }
 

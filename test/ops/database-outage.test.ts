@@ -52,7 +52,7 @@ function healthStatus(address: string, service = ""): Promise<string> {
 
 /** grpc.health.v1 Check for the overall status and every mounted service. */
 async function healthStatuses(): Promise<Record<string, string>> {
-  const names = ["", "identity.v1.AuthService", "identity.v1.TokenService", "identity.v1.OtpService", "identity.v1.MfaService", "identity.v1.AdminService", "identity.v1.PasskeyService", "envoy.service.auth.v3.Authorization"];
+  const names = ["", "identity.v1.AuthService", "identity.v1.TokenService", "identity.v1.OtpService", "identity.v1.MfaService", "identity.v1.AdminService", "identity.v1.PasskeyService", "identity.v1.FederationService", "envoy.service.auth.v3.Authorization"];
   return Object.fromEntries(await Promise.all(names.map(async (name) => [name, await healthStatus(t.grpcAddress, name)] as const)));
 }
 
@@ -117,6 +117,7 @@ it("answers UNAVAILABLE while the database is down, keeps verifying tokens, and 
     "identity.v1.MfaService": "NOT_SERVING",
     "identity.v1.AdminService": "NOT_SERVING",
     "identity.v1.PasskeyService": "NOT_SERVING",
+    "identity.v1.FederationService": "NOT_SERVING",
     "envoy.service.auth.v3.Authorization": "SERVING",
   });
   // What health calls SERVING answers: VerifyToken and GetJwks still do; TokenService's methods
@@ -146,6 +147,7 @@ it("answers UNAVAILABLE while the database is down, keeps verifying tokens, and 
       "identity.v1.MfaService": "NOT_SERVING",
       "identity.v1.AdminService": "NOT_SERVING",
       "identity.v1.PasskeyService": "NOT_SERVING",
+      "identity.v1.FederationService": "NOT_SERVING",
       "envoy.service.auth.v3.Authorization": "SERVING",
     },
   });

@@ -41,6 +41,7 @@ describe("probes and JWKS", () => {
         "identity.v1.MfaService": "SERVING",
         "identity.v1.AdminService": "SERVING",
         "identity.v1.PasskeyService": "SERVING",
+        "identity.v1.FederationService": "SERVING",
         "envoy.service.auth.v3.Authorization": "SERVING",
       },
     });

@@ -53,6 +53,7 @@ describe("readinessReport", () => {
           "identity.v1.MfaService": "NOT_SERVING",
           "identity.v1.AdminService": "NOT_SERVING",
           "identity.v1.PasskeyService": "NOT_SERVING",
+          "identity.v1.FederationService": "NOT_SERVING",
           "envoy.service.auth.v3.Authorization": "SERVING",
         },
       });

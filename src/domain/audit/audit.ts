@@ -30,6 +30,11 @@ export type AuditEventType =
   | "PASSKEY_REMOVED"
   | "PASSKEY_LOGIN"
   | "PASSKEY_LOGIN_FAILED"
+  // Sign-in with OpenID Connect providers (issue 17).
+  | "IDENTITY_LINKED"
+  | "IDENTITY_UNLINKED"
+  | "FEDERATED_LOGIN"
+  | "FEDERATED_LOGIN_FAILED"
 
   // Administrative acts (AdminService and the admin command line), recorded with an `actor`.
   | "ROLE_CHANGED"
