@@ -11,6 +11,7 @@ import { createRevocationFeed, type RevocationFeed } from "./revocation-feed.js"
 import { serviceAccountStore, type ServiceAccountStore } from "./service-accounts.js";
 import { sessionStore, type SessionStore } from "./sessions.js";
 import { signingKeyStore, type SigningKeyStore } from "./signing-keys.js";
+import { secretStore, type SecretStore } from "./secrets.js";
 import { transactions, type Database, type Transactions } from "./tx.js";
 import { userStore, withDefaultRole, type UserStore } from "./users.js";
 
@@ -30,6 +31,8 @@ export interface Store extends Transactions {
   readonly health: DatabaseHealth;
   /** AdminService's search and state changes (issue 15). */
   readonly adminUsers: AdminUserStore;
+  /** HMAC keys and sealed columns (the KEK keyring, issue 18). */
+  readonly secrets: SecretStore;
 }
 
 export interface StoreOptions {
@@ -54,6 +57,7 @@ export function createStore(db: Database, options: StoreOptions = {}): Store {
     revocationFeed: createRevocationFeed(db),
     health: createDatabaseHealth(db),
     adminUsers: adminUserStore,
+    secrets: secretStore,
   };
 }
 
@@ -70,4 +74,6 @@ export type { RevocationEvent, RevocationFeed, RevocationHandlers, RevocationLis
 export type { CertificateKind, ServiceAccountRow, ServiceAccountStatus, ServiceAccountsSnapshot } from "./service-accounts.js";
 export { LISTENER_APPLICATION_NAME } from "./revocation-feed.js";
 export type { SessionSelector } from "./sessions.js";
+export type { HmacPurpose, SealedColumn } from "./secrets.js";
+export { SEALED_COLUMNS } from "./secrets.js";
 export type { AdminGuard, AdminUserRow, MfaReset, UserFilter } from "./admin-users.js";
