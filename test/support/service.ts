@@ -5,7 +5,7 @@ import { Writable } from "node:stream";
 import type { DataSource } from "typeorm";
 import { createApp, type App } from "../../src/app.js";
 import { DEFAULT_KEY_ID, loadConfig, type Config } from "../../src/config.js";
-import { createKeyring } from "../../src/domain/crypto.js";
+import { createKeyring, type Keyring } from "../../src/domain/crypto.js";
 import { openDatabase } from "../../src/db/data-source.js";
 import { ManualClock, systemClock, type Clock } from "../../src/domain/clock.js";
 import { createLogger } from "../../src/logger.js";
@@ -44,6 +44,8 @@ export interface TestServiceOptions {
   readonly database?: TestDatabase;
   /** The outbox the console provider writes to (a new one when omitted). */
   readonly outbox?: TestOutbox;
+  /** The key-encryption keyring (TEST_KEYRING when omitted). */
+  readonly keyring?: Keyring;
 }
 
 export async function startTestService(options: TestServiceOptions = {}): Promise<TestService> {
@@ -74,7 +76,7 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
   const db = await openDatabase({ url: database.url, poolSize: 20 });
   const clock = options.clock ?? systemClock;
   const outbox = options.outbox ?? createTestOutbox();
-  const app = await createApp({ config, db, logger, kek: TEST_KEYRING, clock, outbox }).catch(async (err: unknown) => {
+  const app = await createApp({ config, db, logger, kek: options.keyring ?? TEST_KEYRING, clock, outbox }).catch(async (err: unknown) => {
     await db.destroy();
     throw err;
   });
