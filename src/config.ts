@@ -37,7 +37,7 @@ export interface Config {
   readonly serviceKeys: ReadonlyArray<{ readonly name: string; readonly key: string }>;
   /**
    * The key-encryption keyring (KEY_ENCRYPTION_KEYS, or KEY_ENCRYPTION_KEY as one key with the id
-   * `default`): the first seals, every one unseals. Undefined outside production: dev-secrets.ts.
+   * `default`): the first seals, every one unseals. Undefined when unset (development: dev-secrets.ts).
    */
   readonly keyEncryptionKeys: readonly KeyEncryptionKey[] | undefined;
   readonly corsOrigins: readonly string[];

@@ -1,5 +1,6 @@
 // Small cryptographic helpers shared by the domain modules.
 import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual } from "node:crypto";
+import type { KeyEncryptionKey } from "../config.js";
 
 export function randomToken(bytes = 32): string {
   return randomBytes(bytes).toString("base64url");
@@ -31,10 +32,7 @@ export function deriveKey(kek: Buffer, purpose: string): Buffer {
 }
 
 /** One key-encryption key of the keyring (config.ts reads them: KEY_ENCRYPTION_KEYS). */
-export interface KeyEncryptionKey {
-  readonly id: string;
-  readonly key: Buffer;
-}
+export type { KeyEncryptionKey };
 
 /** The key-encryption keys: the first seals, every one unseals (a blob names the key that sealed it). */
 export interface Keyring {

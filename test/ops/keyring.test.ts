@@ -9,6 +9,9 @@ import { OtpChannel, OtpPurpose } from "../../gen/identity/v1/common_pb.js";
 import { DEFAULT_KEY_ID, loadConfig } from "../../src/config.js";
 import { createKeyring, deriveKey, keyedHash, seal, sealWith, unsealWith, type Keyring } from "../../src/domain/crypto.js";
 import { loadHmacKeys } from "../../src/domain/secrets/hmac-keys.js";
+import { createServiceAccounts } from "../../src/domain/callers/service-accounts.js";
+import { createSigningKeys } from "../../src/domain/tokens/signing-keys.js";
+import { openDatabase } from "../../src/db/data-source.js";
 import { createStore } from "../../src/store/index.js";
 import { runBuiltCli } from "../support/cli.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
@@ -218,4 +221,65 @@ describe("secrets from files and every error at once", () => {
     expect(message).not.toContain(a);
     expect(() => loadConfig({ KEY_ENCRYPTION_KEY: a, KEY_ENCRYPTION_KEYS: `x:${b}` })).toThrow(/both set/);
   });
+});
+
+describe("the legacy HMAC keys", () => {
+  it("are stored only for an installation upgraded from derived keys, and retire once no stored hash needs them", async () => {
+    const k0 = randomBytes(32);
+    const ring = createKeyring([{ id: DEFAULT_KEY_ID, key: k0 }]);
+    const t0 = new Date("2026-12-01T12:00:00Z");
+    const clock = new ManualClock(t0);
+    const database = await createTestDatabase();
+    const db = await openDatabase({ url: database.url });
+    try {
+      const store = createStore(db);
+      // What the previous version left: a signing key sealed without a key id, and a service
+      // key hashed under the key derived from the KEK.
+      const signing = createSigningKeys(store, ring, clock, { accessTokenTtlSec: 300, publishAheadSec: 0, rotationIntervalSec: 0 });
+      await signing.init();
+      signing.stop();
+      for (const row of (await db.query(`SELECT kid, private_key_sealed FROM signing_keys`)) as Array<{ kid: string; private_key_sealed: Buffer }>) {
+        await db.query(`UPDATE signing_keys SET private_key_sealed = $2 WHERE kid = $1`, [row.kid, seal(k0, unsealWith(ring, row.private_key_sealed, row.kid).plaintext, row.kid)]);
+      }
+      const derived = keyedHash(deriveKey(k0, "identity service keys"));
+      const before = createServiceAccounts({ db: store, clock, hash: derived });
+      await before.create({ name: "legacy-caller", permissions: ["tokens.verify"] });
+      const { key, prefix } = await before.addKey("legacy-caller");
+
+      clock.advance(60_000);
+      const legacyOf = async () => Object.fromEntries(((await db.query(`SELECT purpose, legacy_key_sealed IS NOT NULL AS legacy FROM hmac_keys`)) as Array<{ purpose: string; legacy: boolean }>).map((r) => [r.purpose, r.legacy]));
+      const keys = await loadHmacKeys(store, ring, clock);
+      expect(await legacyOf()).toEqual({ "backup-codes": true, "otp-codes": true, "service-keys": true });
+      const [stored] = (await db.query(`SELECT hash FROM service_account_keys WHERE prefix = $1`, [prefix])) as Array<{ hash: Buffer }>;
+      expect(keys["service-keys"].matches(key, stored!.hash)).toBe(true);
+      expect(keys["service-keys"].digest(key).equals(stored!.hash)).toBe(false);
+
+      clock.advance(12 * 3600_000);
+      await loadHmacKeys(store, ring, clock);
+      expect(await legacyOf()).toEqual({ "backup-codes": true, "otp-codes": true, "service-keys": true });
+      // A day on: codes made before the upgrade have expired, no backup code was made before it;
+      // the service key made before it still needs its legacy key.
+      clock.advance(13 * 3600_000);
+      await loadHmacKeys(store, ring, clock);
+      expect(await legacyOf()).toEqual({ "backup-codes": false, "otp-codes": false, "service-keys": true });
+      const after = createServiceAccounts({ db: store, clock, hash: (await loadHmacKeys(store, ring, clock))["service-keys"] });
+      expect(await after.revokeKey(prefix)).toBe(true);
+      await loadHmacKeys(store, ring, clock);
+      expect(await legacyOf()).toEqual({ "backup-codes": false, "otp-codes": false, "service-keys": false });
+
+      // A new installation stores none.
+      const fresh = await createTestDatabase();
+      const freshDb = await openDatabase({ url: fresh.url });
+      try {
+        await loadHmacKeys(createStore(freshDb), ring, clock);
+        expect(((await freshDb.query(`SELECT count(*)::int AS n FROM hmac_keys WHERE legacy_key_sealed IS NULL`)) as Array<{ n: number }>)[0]!.n).toBe(3);
+      } finally {
+        await freshDb.destroy();
+        await fresh.drop();
+      }
+    } finally {
+      await db.destroy();
+      await database.drop();
+    }
+  }, 60_000);
 });
