@@ -102,7 +102,7 @@ export const secretStore: SecretStore = {
 
   async replaceSealed(tx, c, id, before, after) {
     // Conditional on the value read: a value changed meanwhile (a TOTP secret enrolled again) is
-    // left as it is, sealed under the current key already by whoever changed it.
+    // not overwritten with the old one; a second run reseals it if it needs it.
     const replaced = await affected(tx,
       `UPDATE ${c.table} SET ${c.column} = $3 WHERE ${c.id} = $1 AND ${c.column} = $2`,
       [id, before, after],

@@ -15,7 +15,7 @@ export interface RewrapCounts {
   resealed: number;
   /** Sealed under the current key already. */
   current: number;
-  /** Changed by someone else between the read and the write (sealed under the current key by them). */
+  /** Changed by someone else between the read and the write: left as written (a second run reseals it if it needs to). */
   changed: number;
 }
 
