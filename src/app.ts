@@ -18,7 +18,8 @@ import { createAuditLog } from "./domain/audit/audit.js";
 import { createCallers } from "./domain/callers/callers.js";
 import { createServiceDirectory } from "./domain/callers/directory.js";
 import { createServiceAccounts, type ServiceAccounts } from "./domain/callers/service-accounts.js";
-import { serviceKeyHasher } from "./domain/callers/service-keys.js";
+import type { Keyring } from "./domain/crypto.js";
+import { loadHmacKeys } from "./domain/secrets/hmac-keys.js";
 import { createServiceTokens } from "./domain/tokens/service-tokens.js";
 import { createRevocationStream } from "./domain/tokens/revocation-stream.js";
 import { systemClock, type Clock } from "./domain/clock.js";
@@ -56,7 +57,8 @@ export interface AppOptions {
   readonly config: Config;
   readonly db: Database;
   readonly logger: Logger;
-  readonly kek: Buffer;
+  /** The key-encryption keyring (database.ts builds it from the configuration). */
+  readonly kek: Keyring;
   readonly clock?: Clock;
   /**
    * Where the console provider also keeps what it "sent" (outside production). Tests pass their
@@ -96,7 +98,9 @@ export async function createApp({ config, db, logger, kek, clock = systemClock, 
   // Service accounts are held in memory (loaded first: a SERVICE_KEYS name clash stops the start
   // before anything else runs); the directory follows the revocation feed, so it reloads
   // on the same notifications and the same fallback cadence (directory.ts).
-  const hashServiceKey = serviceKeyHasher(kek);
+  // Random, stored sealed; created by the first start, before any signing key of a new installation.
+  const hmacKeys = await loadHmacKeys(store, kek, clock, logger);
+  const hashServiceKey = hmacKeys["service-keys"];
   const directory = createServiceDirectory(store, clock, logger, { bootstrap: config.serviceKeys, hash: hashServiceKey });
   await directory.reload();
   // Documented precedence is not enough here: the name is what logs, metrics and audit rows say.
@@ -141,10 +145,10 @@ export async function createApp({ config, db, logger, kek, clock = systemClock, 
   const devOutbox = config.production ? undefined : (outbox ?? createDevOutbox());
   const senders = createOtpSenders(config.otp, logger, devOutbox);
   logger.info({ email: senders.email?.name ?? "disabled", sms: senders.sms?.name ?? "disabled" }, "one-time code delivery");
-  const otpCodes = createOtpCodes(store, clock, kek, config.otp);
+  const otpCodes = createOtpCodes(store, clock, hmacKeys["otp-codes"], config.otp);
   const otp = createOtp({ db: store, logger, codes: otpCodes, limits, senders, settings: config.otp,
     onBudgetExhausted: (scope, callingCode) => metrics.otpBudgetExhausted.inc({ scope, calling_code: callingCode }) });
-  const mfa = createMfa({ db: store, clock, kek, sessionTokens, audit, checks, settings: config.mfa, otp, otpCodes });
+  const mfa = createMfa({ db: store, clock, kek, backupCodeHash: hmacKeys["backup-codes"], sessionTokens, audit, checks, settings: config.mfa, otp, otpCodes });
   const signIn = createSignIn(sessionTokens, mfa);
   const accounts = createAccounts({
     db: store, clock, passwords, sessions, sessionTokens, signIn, audit, revocations, limits, checks, signUpLimits: config.signUpLimits, profileRules: config.profile,
@@ -153,7 +157,7 @@ export async function createApp({ config, db, logger, kek, clock = systemClock, 
   const passkeys = createPasskeys({ db: store, clock, audit, settings: config.webauthn, reauthMaxAgeSec: config.reauthMaxAgeSec });
   const passkeyLogin = createPasskeyLogin({ db: store, clock, audit, limits, sessionTokens, settings: config.webauthn, loginLimits: config.loginLimits });
   const profiles = createProfiles({ db: store, clock, audit, rules: config.profile });
-  const reauthentication = createReauthentication({ db: store, clock, kek, checks, sessionTokens, audit });
+  const reauthentication = createReauthentication({ db: store, clock, kek, backupCodeHash: hmacKeys["backup-codes"], checks, sessionTokens, audit });
   const otpLogin = createOtpLogin({ db: store, otp, clock, sessions, signIn, audit, revocations, signUpEnabled: config.otp.signUpEnabled });
   const contactVerification = createContactVerification({ db: store, otp, clock, accounts, audit });
   const passwordReset = createPasswordReset({ db: store, otp, clock, passwords, sessions, audit, revocations });

@@ -60,7 +60,7 @@ export async function runCommand<C>(command: Command<C>): Promise<void> {
     exitCode = err instanceof UsageError && err.message === "help" ? 0 : 1;
     const { name, usage } = command;
     if (err instanceof UsageError) process.stderr.write(`${name}: ${err.message === "help" ? "" : `${err.message}\n`}${usage}\n`);
-    else if (err instanceof ConfigError) process.stderr.write(`${name}: ${err.message}\n`);
+    else if (err instanceof ConfigError) process.stderr.write(err.errors.map((line) => `${name}: ${line}\n`).join(""));
     else process.stderr.write(`${name}: ${describe(err)}\n`);
   } finally {
     await location?.stop();

@@ -35,7 +35,11 @@ export interface Config {
   };
   /** SERVICE_KEYS: bootstrap callers, each holding every permission and no audiences. */
   readonly serviceKeys: ReadonlyArray<{ readonly name: string; readonly key: string }>;
-  readonly keyEncryptionKey: string | undefined;
+  /**
+   * The key-encryption keyring (KEY_ENCRYPTION_KEYS, or KEY_ENCRYPTION_KEY as one key with the id
+   * `default`): the first seals, every one unseals. Undefined when unset (development: dev-secrets.ts).
+   */
+  readonly keyEncryptionKeys: readonly KeyEncryptionKey[] | undefined;
   readonly corsOrigins: readonly string[];
   /** TRUSTED_PROXIES: IPs, CIDRs or proxy-addr names whose X-Forwarded-For is honoured. */
   readonly trustedProxies: readonly string[];
@@ -112,7 +116,7 @@ function requiredProfileFields(env: Env): Set<RequirableProfileField> {
   const names = list(env, "REQUIRED_PROFILE_FIELDS", []);
   for (const name of names) {
     if (!(REQUIRABLE_PROFILE_FIELDS as readonly string[]).includes(name)) {
-      throw new ConfigError(`REQUIRED_PROFILE_FIELDS may list ${REQUIRABLE_PROFILE_FIELDS.join(", ")}; "${name}" is none of them`);
+      problem(`REQUIRED_PROFILE_FIELDS may list ${REQUIRABLE_PROFILE_FIELDS.join(", ")}; "${name}" is none of them`);
     }
   }
   return new Set(names as RequirableProfileField[]);
@@ -162,18 +166,108 @@ export interface SignUpLimitConfig {
   readonly maxPerHour: number;
 }
 
+export interface KeyEncryptionKey {
+  /** Recorded in every blob it seals, so the blob finds its key after a rotation. */
+  readonly id: string;
+  readonly key: Buffer;
+}
+
 export class ConfigError extends Error {
   override name = "ConfigError";
+  /** Every configuration error of the start, each naming its variable (the message joins them). */
+  readonly errors: readonly string[];
+  constructor(message: string, errors: readonly string[] = [message]) {
+    super(message);
+    this.errors = errors;
+  }
 }
 
 type Env = Record<string, string | undefined>;
 
+/**
+ * The errors of the loadConfig run in progress: a bad value is recorded and the run goes on with
+ * the default, so one start names every bad variable. Outside a run (a helper called on its own)
+ * the first error throws.
+ */
+let pending: string[] | undefined;
+
+function problem(message: string): void {
+  if (pending) pending.push(message);
+  else throw new ConfigError(message);
+}
+
+/**
+ * A secret setting: NAME itself, or NAME_FILE naming a file that holds it (Docker and Kubernetes
+ * secrets; one trailing newline is trimmed). Both set is an error. Every secret reads through
+ * here: KEY_ENCRYPTION_KEY(S), SERVICE_KEYS, DATABASE_URL, SMTP_URL, SMS_WEBHOOK_SECRET, and any
+ * secret added later.
+ */
+export function secret(env: Env, name: string): string | undefined {
+  const direct = env[name];
+  const file = env[`${name}_FILE`];
+  if (file === undefined || file === "") return direct === "" ? undefined : direct;
+  if (direct !== undefined && direct !== "") return problem(`${name} and ${name}_FILE are both set: set one`), undefined;
+  try {
+    const value = readFileSync(file, "utf8").replace(/\r?\n$/, "");
+    return value === "" ? (problem(`${name}_FILE names an empty file ("${file}")`), undefined) : value;
+  } catch (err) {
+    return problem(`${name}_FILE must name a readable file, got "${file}" (${(err as NodeJS.ErrnoException).code ?? "unreadable"})`), undefined;
+  }
+}
+
+/** The setting's value with a secret file read in (for helpers that take an Env and a name). */
+function withSecret(env: Env, name: string): Env {
+  return { [name]: secret(env, name) };
+}
+
+const KEY_ID = /^[A-Za-z0-9_.-]{1,32}$/;
+/** The id KEY_ENCRYPTION_KEY's one key has (write it as `default:<key>` in KEY_ENCRYPTION_KEYS). */
+export const DEFAULT_KEY_ID = "default";
+
+function kekBytes(name: string, what: string, raw: string): Buffer | undefined {
+  const key = Buffer.from(raw, "base64");
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(raw) || key.length !== 32) {
+    return problem(`${name}: ${what} must be 32 bytes, base64-encoded (openssl rand -base64 32)`), undefined;
+  }
+  return key;
+}
+
+/**
+ * KEY_ENCRYPTION_KEYS: "id1:key1,id0:key0", the current key first; or KEY_ENCRYPTION_KEY, one key
+ * with the id `default`. Messages never quote a key.
+ */
+function loadKeyring(env: Env): KeyEncryptionKey[] | undefined {
+  const single = secret(env, "KEY_ENCRYPTION_KEY");
+  const ring = secret(env, "KEY_ENCRYPTION_KEYS");
+  if (single !== undefined && ring !== undefined) {
+    return problem("KEY_ENCRYPTION_KEY and KEY_ENCRYPTION_KEYS are both set: put the key in KEY_ENCRYPTION_KEYS as default:<key>"), undefined;
+  }
+  if (single !== undefined) {
+    const key = kekBytes("KEY_ENCRYPTION_KEY", "the key", single);
+    return key && [{ id: DEFAULT_KEY_ID, key }];
+  }
+  if (ring === undefined) return undefined;
+  const keys: KeyEncryptionKey[] = [];
+  for (const [index, entry] of list({ KEY_ENCRYPTION_KEYS: ring }, "KEY_ENCRYPTION_KEYS", []).entries()) {
+    const colon = entry.indexOf(":");
+    const id = colon < 0 ? "" : entry.slice(0, colon);
+    if (!KEY_ID.test(id)) {
+      problem(`KEY_ENCRYPTION_KEYS entries are id:key pairs (k2:<base64 key>, the current key first); entry ${index + 1} has no valid id (1 to 32 of A-Z a-z 0-9 . _ -)`);
+      continue;
+    }
+    if (keys.some((k) => k.id === id)) problem(`KEY_ENCRYPTION_KEYS names the id "${id}" twice`);
+    const key = kekBytes("KEY_ENCRYPTION_KEYS", `the key "${id}"`, entry.slice(colon + 1));
+    if (key) keys.push({ id, key });
+  }
+  return keys.length > 0 ? keys : (problem("KEY_ENCRYPTION_KEYS holds no key"), undefined);
+}
+
 function int(env: Env, name: string, fallback: number, min: number, max: number): number {
   const raw = env[name];
   if (raw === undefined || raw === "") return fallback;
-  if (!/^\d+$/.test(raw)) throw new ConfigError(`${name} must be an integer, got "${raw}"`);
+  if (!/^\d+$/.test(raw)) return problem(`${name} must be an integer, got "${raw}"`), fallback;
   const value = Number(raw);
-  if (value < min || value > max) throw new ConfigError(`${name} must be between ${min} and ${max}, got ${value}`);
+  if (value < min || value > max) return problem(`${name} must be between ${min} and ${max}, got ${value}`), fallback;
   return value;
 }
 
@@ -181,9 +275,9 @@ function int(env: Env, name: string, fallback: number, min: number, max: number)
 function fraction(env: Env, name: string, fallback: number): number {
   const raw = env[name];
   if (raw === undefined || raw === "") return fallback;
-  if (!/^(?:\d+(?:\.\d*)?|\.\d+)$/.test(raw)) throw new ConfigError(`${name} must be a number from 0 to 1 (e.g. 0.01), got "${raw}"`);
+  if (!/^(?:\d+(?:\.\d*)?|\.\d+)$/.test(raw)) return problem(`${name} must be a number from 0 to 1 (e.g. 0.01), got "${raw}"`), fallback;
   const value = Number(raw);
-  if (value > 1) throw new ConfigError(`${name} must be a number from 0 to 1 (e.g. 0.01), got ${raw}`);
+  if (value > 1) return problem(`${name} must be a number from 0 to 1 (e.g. 0.01), got ${raw}`), fallback;
   return value;
 }
 
@@ -198,13 +292,13 @@ function bool(env: Env, name: string, fallback: boolean): boolean {
   if (raw === undefined || raw === "") return fallback;
   if (raw === "true" || raw === "1") return true;
   if (raw === "false" || raw === "0") return false;
-  throw new ConfigError(`${name} must be true or false, got "${raw}"`);
+  return problem(`${name} must be true or false, got "${raw}"`), fallback;
 }
 
 function oneOf<T extends string>(env: Env, name: string, fallback: T, allowed: readonly T[]): T {
   const raw = env[name];
   if (raw === undefined || raw === "") return fallback;
-  if (!(allowed as readonly string[]).includes(raw)) throw new ConfigError(`${name} must be one of ${allowed.join(", ")}, got "${raw}"`);
+  if (!(allowed as readonly string[]).includes(raw)) return problem(`${name} must be one of ${allowed.join(", ")}, got "${raw}"`), fallback;
   return raw as T;
 }
 
@@ -213,7 +307,7 @@ function countryLimits(env: Env, name: string): Map<string, number> {
   const limits = new Map<string, number>();
   for (const entry of list(env, name, [])) {
     const match = /^\+([1-9]\d{0,2}):(\d{1,7})$/.exec(entry);
-    if (!match || Number(match[2]) < 1) throw new ConfigError(`${name} entries must look like +44:100 (calling code:sends per hour), got "${entry}"`);
+    if (!match || Number(match[2]) < 1) { problem(`${name} entries must look like +44:100 (calling code:sends per hour), got "${entry}"`); continue; }
     limits.set(`+${match[1]}`, Number(match[2]));
   }
   return limits;
@@ -225,14 +319,14 @@ function loadOtpConfig(env: Env, production: boolean): OtpConfig {
   const fallback = production ? "disabled" : "console";
   const emailProvider = oneOf<EmailProvider>(env, "OTP_EMAIL_PROVIDER", fallback, ["console", "smtp", "disabled"]);
   const smsProvider = oneOf<SmsProvider>(env, "OTP_SMS_PROVIDER", fallback, ["console", "webhook", "disabled"]);
-  if (production && emailProvider === "console") throw new ConfigError("OTP_EMAIL_PROVIDER=console is refused when NODE_ENV=production (it logs codes)");
-  if (production && smsProvider === "console") throw new ConfigError("OTP_SMS_PROVIDER=console is refused when NODE_ENV=production (it logs codes)");
+  if (production && emailProvider === "console") problem("OTP_EMAIL_PROVIDER=console is refused when NODE_ENV=production (it logs codes)");
+  if (production && smsProvider === "console") problem("OTP_SMS_PROVIDER=console is refused when NODE_ENV=production (it logs codes)");
   let smtp: OtpConfig["smtp"];
   if (emailProvider === "smtp") {
-    const url = env.SMTP_URL ?? "";
-    if (!/^smtps?:\/\/[^\s/]+/.test(url)) throw new ConfigError("SMTP_URL must be an smtp:// or smtps:// URL when OTP_EMAIL_PROVIDER=smtp");
+    const url = secret(env, "SMTP_URL") ?? "";
+    if (!/^smtps?:\/\/[^\s/]+/.test(url)) problem("SMTP_URL must be an smtp:// or smtps:// URL when OTP_EMAIL_PROVIDER=smtp");
     const from = env.SMTP_FROM ?? "";
-    if (!/@[^\s@]+\.[^\s@]+/.test(from)) throw new ConfigError("SMTP_FROM must be a sender address (e.g. Identity <no-reply@example.com>) when OTP_EMAIL_PROVIDER=smtp");
+    if (!/@[^\s@]+\.[^\s@]+/.test(from)) problem("SMTP_FROM must be a sender address (e.g. Identity <no-reply@example.com>) when OTP_EMAIL_PROVIDER=smtp");
     smtp = { url, from };
   }
   let smsWebhook: OtpConfig["smsWebhook"];
@@ -245,12 +339,11 @@ function loadOtpConfig(env: Env, production: boolean): OtpConfig {
       parsed = undefined;
     }
     if (!parsed || !["http:", "https:"].includes(parsed.protocol)) {
-      throw new ConfigError("SMS_WEBHOOK_URL must be an http:// or https:// URL when OTP_SMS_PROVIDER=webhook");
+      problem("SMS_WEBHOOK_URL must be an http:// or https:// URL when OTP_SMS_PROVIDER=webhook");
+    } else if (production && parsed.protocol !== "https:" && !["localhost", "127.0.0.1", "[::1]"].includes(parsed.hostname)) {
+      problem("SMS_WEBHOOK_URL must use https:// when NODE_ENV=production (the message carries the code)");
     }
-    if (production && parsed.protocol !== "https:" && !["localhost", "127.0.0.1", "[::1]"].includes(parsed.hostname)) {
-      throw new ConfigError("SMS_WEBHOOK_URL must use https:// when NODE_ENV=production (the message carries the code)");
-    }
-    smsWebhook = { url, secret: env.SMS_WEBHOOK_SECRET || undefined };
+    smsWebhook = { url, secret: secret(env, "SMS_WEBHOOK_SECRET") };
   }
   return {
     ttlSec: int(env, "OTP_TTL_SECONDS", 300, 30, 600),
@@ -286,7 +379,7 @@ function listenHost(env: Env, name: string, fallback: string): string {
   const host = raw.toLowerCase();
   // A name whose last label is all digits is a mistyped IPv4 address, not a host name.
   if (bare === raw && HOSTNAME.test(host) && !/(^|\.)\d+$/.test(host)) return host;
-  throw new ConfigError(`${name} must be an IPv4 or IPv6 address (e.g. 0.0.0.0, ::, [::1]) or a host name, got "${raw}"`);
+  return problem(`${name} must be an IPv4 or IPv6 address (e.g. 0.0.0.0, ::, [::1]) or a host name, got "${raw}"`), fallback;
 }
 
 /** PUBLIC_URL as an origin (`https://id.example.com`), or undefined when unset. */
@@ -299,7 +392,7 @@ function publicOrigin(raw: string | undefined): string | undefined {
     url = undefined;
   }
   if (!url || !["http:", "https:"].includes(url.protocol) || url.pathname !== "/" || url.search !== "" || url.hash !== "" || url.username !== "") {
-    throw new ConfigError(`PUBLIC_URL must be an origin like https://id.example.com (no path), got "${raw}"`);
+    return problem(`PUBLIC_URL must be an origin like https://id.example.com (no path), got "${raw}"`), undefined;
   }
   return url.origin;
 }
@@ -312,7 +405,7 @@ function readableFile(env: Env, name: string): string | undefined {
   try {
     accessSync(file, fsConstants.R_OK);
   } catch {
-    throw new ConfigError(`${name} must name a readable file, got "${raw}"`);
+    return problem(`${name} must name a readable file, got "${raw}"`), undefined;
   }
   return file;
 }
@@ -324,15 +417,15 @@ function loadTlsConfig(env: Env): TlsConfig | undefined {
   const clientAuth = oneOf<TlsConfig["clientAuth"]>(env, "TLS_CLIENT_AUTH", "optional", ["optional", "require"]);
   const reloadIntervalMs = int(env, "TLS_RELOAD_SECONDS", 60, 1, 86_400) * 1000;
   if ((certFile === undefined) !== (keyFile === undefined)) {
-    throw new ConfigError("TLS_CERT_FILE and TLS_KEY_FILE must be set together (or neither, for plaintext)");
+    return problem("TLS_CERT_FILE and TLS_KEY_FILE must be set together (or neither, for plaintext)"), undefined;
   }
   if (certFile === undefined || keyFile === undefined) {
-    if (clientCaFile !== undefined) throw new ConfigError("TLS_CLIENT_CA_FILE needs TLS_CERT_FILE and TLS_KEY_FILE (mutual TLS is TLS first)");
-    if (env.TLS_CLIENT_AUTH) throw new ConfigError("TLS_CLIENT_AUTH needs TLS_CERT_FILE, TLS_KEY_FILE and TLS_CLIENT_CA_FILE");
+    if (clientCaFile !== undefined) problem("TLS_CLIENT_CA_FILE needs TLS_CERT_FILE and TLS_KEY_FILE (mutual TLS is TLS first)");
+    if (env.TLS_CLIENT_AUTH) problem("TLS_CLIENT_AUTH needs TLS_CERT_FILE, TLS_KEY_FILE and TLS_CLIENT_CA_FILE");
     return undefined;
   }
   // Without a CA no client certificate can be verified: `require` would refuse everyone.
-  if (clientCaFile === undefined && clientAuth === "require") throw new ConfigError("TLS_CLIENT_AUTH=require needs TLS_CLIENT_CA_FILE");
+  if (clientCaFile === undefined && clientAuth === "require") problem("TLS_CLIENT_AUTH=require needs TLS_CLIENT_CA_FILE");
   return { certFile, keyFile, clientCaFile, clientAuth, reloadIntervalMs };
 }
 
@@ -350,15 +443,15 @@ const ROLE_NAME = /^[a-z][a-z0-9_-]{0,31}$/;
 function loadRoleConfig(env: Env): RoleConfig {
   const roles = list(env, "ROLES", ["user", "admin"]);
   for (const role of roles) {
-    if (!ROLE_NAME.test(role)) throw new ConfigError(`ROLES entries must be 1 to 32 characters of a-z, 0-9, '_', '-', starting with a letter, got "${role}"`);
+    if (!ROLE_NAME.test(role)) problem(`ROLES entries must be 1 to 32 characters of a-z, 0-9, '_', '-', starting with a letter, got "${role}"`);
   }
-  if (new Set(roles).size !== roles.length) throw new ConfigError("ROLES must not name a role twice");
+  if (new Set(roles).size !== roles.length) problem("ROLES must not name a role twice");
   const highest = roles[roles.length - 1]!;
   const defaultRole = env.DEFAULT_ROLE?.trim() || roles[0]!;
-  if (!roles.includes(defaultRole)) throw new ConfigError(`DEFAULT_ROLE must be one of ROLES (${roles.join(", ")}), got "${defaultRole}"`);
+  if (!roles.includes(defaultRole)) problem(`DEFAULT_ROLE must be one of ROLES (${roles.join(", ")}), got "${defaultRole}"`);
   const adminRoles = list(env, "ADMIN_ROLES", [highest]);
   for (const role of adminRoles) {
-    if (!roles.includes(role)) throw new ConfigError(`ADMIN_ROLES entries must be among ROLES (${roles.join(", ")}), got "${role}"`);
+    if (!roles.includes(role)) problem(`ADMIN_ROLES entries must be among ROLES (${roles.join(", ")}), got "${role}"`);
   }
   return {
     roles,
@@ -375,19 +468,19 @@ function loadServiceKeys(env: Env): Array<{ name: string; key: string }> {
     const name = colon < 0 ? "" : entry.slice(0, colon);
     const key = colon < 0 ? entry : entry.slice(colon + 1);
     if (!CALLER_NAME.test(name)) {
-      throw new ConfigError(
+      problem(
         `SERVICE_KEYS entries are name:key pairs (billing:<32+ characters>); entry ${index + 1} has no valid name ` +
           "(a lower-case letter, then up to 62 lower-case letters, digits or hyphens). Nameless keys are no longer accepted: prefix each with a name",
       );
     }
-    if (key.length < 32) throw new ConfigError(`SERVICE_KEYS: the key of "${name}" must be at least 32 characters`);
+    if (key.length < 32) problem(`SERVICE_KEYS: the key of "${name}" must be at least 32 characters`);
     return { name, key };
   });
   const names = new Set<string>();
   const keys = new Set<string>();
   for (const { name, key } of entries) {
-    if (names.has(name)) throw new ConfigError(`SERVICE_KEYS names "${name}" twice`);
-    if (keys.has(key)) throw new ConfigError(`SERVICE_KEYS: "${name}" repeats another entry's key`);
+    if (names.has(name)) problem(`SERVICE_KEYS names "${name}" twice`);
+    if (keys.has(key)) problem(`SERVICE_KEYS: "${name}" repeats another entry's key`);
     names.add(name);
     keys.add(key);
   }
@@ -553,27 +646,58 @@ function loadFederationConfig(env: Env, production: boolean, publicUrl: string |
   };
 }
 
+/**
+ * Reads and validates the whole configuration; throws one ConfigError listing every error found
+ * (its `errors`), each naming its variable.
+ */
 export function loadConfig(env: Env = process.env): Config {
+  const outer = pending;
+  pending = [];
+  try {
+    const config = readConfig(env);
+    if (config.production) requireForProduction(env, config);
+    if (pending.length > 0) throw new ConfigError(pending.join("\n"), pending);
+    return config;
+  } catch (err) {
+    // A section that still throws (rather than calling problem) adds its error to the others.
+    if (err instanceof ConfigError && err.errors !== pending) {
+      const errors = [...pending, ...err.errors];
+      throw new ConfigError(errors.join("\n"), errors);
+    }
+    throw err;
+  } finally {
+    pending = outer;
+  }
+}
+
+/**
+ * Production starts only when told where everything is: an embedded database, a localhost issuer
+ * in every token or a key-encryption key generated into a data directory would each start
+ * silently and be wrong.
+ */
+function requireForProduction(env: Env, config: Config): void {
+  if (!config.databaseUrl) problem("DATABASE_URL is required when NODE_ENV=production (the embedded PostgreSQL is for development)");
+  if (!env.TOKEN_ISSUER) problem("TOKEN_ISSUER is required when NODE_ENV=production (it is the iss of every token, e.g. https://id.example.com)");
+}
+
+function readConfig(env: Env): Config {
   const production = env.NODE_ENV === "production";
   const httpPort = int(env, "HTTP_PORT", 8080, 0, 65535);
-  const serviceKeys = loadServiceKeys(env);
+  const serviceKeys = loadServiceKeys(withSecret(env, "SERVICE_KEYS"));
   const corsOrigins = list(env, "CORS_ORIGINS", production ? [] : [`http://localhost:${httpPort}`, `http://127.0.0.1:${httpPort}`]);
   for (const origin of corsOrigins) {
     if (origin !== "*" && !/^https?:\/\/[^/\s]+$/.test(origin)) {
-      throw new ConfigError(`CORS_ORIGINS entries must be origins like https://app.example.com, got "${origin}"`);
+      problem(`CORS_ORIGINS entries must be origins like https://app.example.com, got "${origin}"`);
     }
   }
   const trustedProxies = list(env, "TRUSTED_PROXIES", []);
   try {
     proxyaddr.compile(trustedProxies);
   } catch (err) {
-    throw new ConfigError(`TRUSTED_PROXIES must list IP addresses, CIDRs (10.0.0.0/8) or loopback, linklocal, uniquelocal: ${(err as Error).message}`);
+    problem(`TRUSTED_PROXIES must list IP addresses, CIDRs (10.0.0.0/8) or loopback, linklocal, uniquelocal: ${(err as Error).message}`);
   }
   const publicUrl = publicOrigin(env.PUBLIC_URL);
-  const keyEncryptionKey = env.KEY_ENCRYPTION_KEY || undefined;
-  if (keyEncryptionKey !== undefined && Buffer.from(keyEncryptionKey, "base64").length !== 32) {
-    throw new ConfigError("KEY_ENCRYPTION_KEY must be 32 bytes, base64-encoded (openssl rand -base64 32)");
-  }
+  const keyEncryptionKeys = loadKeyring(env);
   const config: Config = {
     production,
     bindHost: listenHost(env, "BIND_HOST", "0.0.0.0"),
@@ -581,7 +705,7 @@ export function loadConfig(env: Env = process.env): Config {
     httpPort,
     metricsHost: listenHost(env, "METRICS_HOST", "127.0.0.1"),
     metricsPort: int(env, "METRICS_PORT", 9464, 0, 65535),
-    databaseUrl: env.DATABASE_URL || undefined,
+    databaseUrl: secret(env, "DATABASE_URL"),
     dataDir: path.resolve(env.DATA_DIR || ".data"),
     embeddedPgPort: int(env, "EMBEDDED_PG_PORT", 54329, 1024, 65535),
     logLevel: env.LOG_LEVEL || "info",
@@ -603,7 +727,7 @@ export function loadConfig(env: Env = process.env): Config {
       nice: int(env, "HASH_NICE", 10, 0, 19),
     },
     serviceKeys,
-    keyEncryptionKey,
+    keyEncryptionKeys,
     corsOrigins,
     trustedProxies,
     publicUrl,
@@ -645,22 +769,22 @@ export function loadConfig(env: Env = process.env): Config {
     federation: loadFederationConfig(env, production, publicUrl),
   };
   if (!["fatal", "error", "warn", "info", "debug", "trace", "silent"].includes(config.logLevel)) {
-    throw new ConfigError(`LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent`);
+    problem(`LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent`);
   }
   if (production) {
-    if (!config.keyEncryptionKey) throw new ConfigError("KEY_ENCRYPTION_KEY is required when NODE_ENV=production");
-    if (config.serviceKeys.length === 0) throw new ConfigError("SERVICE_KEYS is required when NODE_ENV=production");
-    if (config.corsOrigins.includes("*")) throw new ConfigError("CORS_ORIGINS may not be * when NODE_ENV=production");
+    if (!config.keyEncryptionKeys) problem("KEY_ENCRYPTION_KEY (or KEY_ENCRYPTION_KEYS) is required when NODE_ENV=production");
+    if (config.serviceKeys.length === 0) problem("SERVICE_KEYS is required when NODE_ENV=production");
+    if (config.corsOrigins.includes("*")) problem("CORS_ORIGINS may not be * when NODE_ENV=production");
     // Without it the gateway would take its own origin from the Host header (DNS rebinding).
-    if (!config.publicUrl) throw new ConfigError("PUBLIC_URL is required when NODE_ENV=production (e.g. https://id.example.com)");
+    if (!config.publicUrl) problem("PUBLIC_URL is required when NODE_ENV=production (e.g. https://id.example.com)");
   }
   const ports = [["GRPC_PORT", config.grpcPort], ["HTTP_PORT", config.httpPort], ["METRICS_PORT", config.metricsPort]] as const;
   for (const [i, [name, port]] of ports.entries()) {
     const other = ports.slice(i + 1).find(([, p]) => p === port && p !== 0);
-    if (other) throw new ConfigError(`${name} and ${other[0]} must differ, both are ${port}`);
+    if (other) problem(`${name} and ${other[0]} must differ, both are ${port}`);
   }
   if (config.sessionAbsoluteTtlSec < config.accessTokenTtlSec) {
-    throw new ConfigError("SESSION_ABSOLUTE_TTL_SECONDS must be at least ACCESS_TOKEN_TTL_SECONDS");
+    problem("SESSION_ABSOLUTE_TTL_SECONDS must be at least ACCESS_TOKEN_TTL_SECONDS");
   }
   return config;
 }

@@ -4,16 +4,19 @@ import type { Config } from "./config.js";
 import type { Logger } from "./logger.js";
 import { startEmbeddedPostgres } from "./db/embedded.js";
 import { loadDevSecrets } from "./dev-secrets.js";
+import { DEFAULT_KEY_ID } from "./config.js";
+import { createKeyring, type Keyring } from "./domain/crypto.js";
 
 export interface DatabaseLocation {
   readonly url: string;
-  readonly kek: Buffer;
+  /** KEY_ENCRYPTION_KEYS (or the development key in DATA_DIR, with the id `default`). */
+  readonly kek: Keyring;
   stop(): Promise<void>;
 }
 
 export async function locateDatabase(config: Config, logger: Logger): Promise<DatabaseLocation> {
-  const devSecrets = config.keyEncryptionKey && config.databaseUrl ? undefined : loadDevSecrets(config.dataDir);
-  const kek = Buffer.from(config.keyEncryptionKey ?? devSecrets!.keyEncryptionKey, "base64");
+  const devSecrets = config.keyEncryptionKeys && config.databaseUrl ? undefined : loadDevSecrets(config.dataDir);
+  const kek = createKeyring(config.keyEncryptionKeys ?? [{ id: DEFAULT_KEY_ID, key: Buffer.from(devSecrets!.keyEncryptionKey, "base64") }]);
   if (config.databaseUrl) return { url: config.databaseUrl, kek, stop: async () => {} };
   const dir = path.join(config.dataDir, "postgres");
   logger.info({ dir, port: config.embeddedPgPort }, "starting embedded PostgreSQL (DATABASE_URL is unset)");

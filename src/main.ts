@@ -28,7 +28,8 @@ async function main(): Promise<void> {
     config = loadConfig();
   } catch (err) {
     if (err instanceof ConfigError) {
-      console.error(`configuration error: ${err.message}`);
+      // Every error at once, one line each, each naming its variable.
+      for (const line of err.errors) console.error(`configuration error: ${line}`);
       process.exit(78);
     }
     throw err;

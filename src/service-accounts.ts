@@ -15,7 +15,7 @@ import { runCommand, UsageError } from "./cli.js";
 import { systemClock } from "./domain/clock.js";
 import { PERMISSIONS } from "./domain/callers/permissions.js";
 import { createServiceAccounts, type ServiceAccounts } from "./domain/callers/service-accounts.js";
-import { serviceKeyHasher } from "./domain/callers/service-keys.js";
+import { loadHmacKeys } from "./domain/secrets/hmac-keys.js";
 import { createStore } from "./store/index.js";
 
 const USAGE = `usage: npm run service-accounts -- <command>
@@ -131,10 +131,11 @@ await runCommand({
   usage: USAGE,
   parse: parseCommand,
   async work(command, { config, location, db }) {
+    const store = createStore(db);
     const accounts = createServiceAccounts({
-      db: createStore(db),
+      db: store,
       clock: systemClock,
-      hash: serviceKeyHasher(location.kek),
+      hash: (await loadHmacKeys(store, location.kek, systemClock))["service-keys"],
       bootstrapNames: new Set(config.serviceKeys.map((k) => k.name)),
     });
     await execute(accounts, command);

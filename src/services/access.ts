@@ -27,6 +27,14 @@ export const VENDORED_ACCESS: ReadonlyMap<string, MethodAccess> = new Map<string
 ]);
 
 /**
+ * Services of the descriptor set (proto/vendor/grpc) that their own libraries serve on the gRPC
+ * port, outside the call policy and open to every caller, as grpcurl and probes expect: health
+ * checking (grpc-health-check) and server reflection (@grpc/reflection). They are in the set so
+ * that reflection lists and describes them.
+ */
+export const LIBRARY_SERVICES: ReadonlySet<string> = new Set(["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"]);
+
+/**
  * The access `method` declares (or VENDORED_ACCESS gives it). Throws (so the service does not
  * start) when the option is missing or unspecified, when an internal RPC names no permission, or
  * when another names one (it would not be checked, and a reader of the proto would think it is).

@@ -13,6 +13,7 @@ import { createRevocationFeed, type RevocationFeed } from "./revocation-feed.js"
 import { serviceAccountStore, type ServiceAccountStore } from "./service-accounts.js";
 import { sessionStore, type SessionStore } from "./sessions.js";
 import { signingKeyStore, type SigningKeyStore } from "./signing-keys.js";
+import { secretStore, type SecretStore } from "./secrets.js";
 import { transactions, type Database, type Transactions } from "./tx.js";
 import { userStore, withDefaultRole, type UserStore } from "./users.js";
 
@@ -37,6 +38,8 @@ export interface Store extends Transactions {
   readonly webauthnChallenges: WebAuthnChallengeStore;
   /** Provider identities and started federated sign-ins (issue 17). */
   readonly federation: FederationStore;
+  /** HMAC keys and sealed columns (the KEK keyring, issue 18). */
+  readonly secrets: SecretStore;
 }
 
 export interface StoreOptions {
@@ -64,6 +67,7 @@ export function createStore(db: Database, options: StoreOptions = {}): Store {
     passkeys: passkeyStore,
     webauthnChallenges: webauthnChallengeStore,
     federation: federationStore,
+    secrets: secretStore,
   };
 }
 
@@ -81,5 +85,7 @@ export type { CertificateKind, ServiceAccountRow, ServiceAccountStatus, ServiceA
 export { LISTENER_APPLICATION_NAME } from "./revocation-feed.js";
 export type { SessionSelector } from "./sessions.js";
 export type { ChallengePurpose, PasskeyDeviceType, PasskeyRow } from "./passkeys.js";
+export type { HmacPurpose, SealedColumn } from "./secrets.js";
+export { SEALED_COLUMNS } from "./secrets.js";
 export type { AdminGuard, AdminUserRow, MfaReset, UserFilter } from "./admin-users.js";
 export type { FederatedIdentityRow, FederationPurpose, FederationStateRow, UnlinkOutcome } from "./federation.js";

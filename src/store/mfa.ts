@@ -25,7 +25,7 @@ export interface BackupCodeStore {
   /** Replaces the account's backup codes with `codeHashes`. */
   replace(tx: Tx, userId: string, codeHashes: readonly Buffer[]): Promise<void>;
   /** Spends an unused code once; false when it is unknown or used. */
-  use(tx: Tx, userId: string, codeHash: Buffer, at: Date): Promise<boolean>;
+  use(tx: Tx, userId: string, codeHashes: readonly Buffer[], at: Date): Promise<boolean>;
   countUnused(tx: Tx, userId: string): Promise<number>;
   deleteAll(tx: Tx, userId: string): Promise<void>;
 }
@@ -120,11 +120,11 @@ export const backupCodeStore: BackupCodeStore = {
     }
   },
 
-  async use(tx, userId, codeHash, at) {
+  async use(tx, userId, codeHashes, at) {
     // One statement: a code is spent only while unused, so two concurrent uses cannot both pass.
     const used = await affected(tx,
-      `UPDATE backup_codes SET used_at = $3 WHERE user_id = $1 AND code_hash = $2 AND used_at IS NULL`,
-      [userId, codeHash, at],
+      `UPDATE backup_codes SET used_at = $3 WHERE user_id = $1 AND code_hash = ANY($2::bytea[]) AND used_at IS NULL`,
+      [userId, codeHashes, at],
     );
     return used === 1;
   },

@@ -27,7 +27,7 @@ export interface OtpCodeStore {
   /** Deletes codes that expired before `before`. */
   sweep(tx: Tx, before: Date): Promise<void>;
   /** Spends the code when `codeHash` matches, else counts an attempt; undefined when no live code is left to check. */
-  consume(tx: Tx, key: OtpCodeKey, codeHash: Buffer, now: Date, maxAttempts: number): Promise<ConsumedCode | undefined>;
+  consume(tx: Tx, key: OtpCodeKey, codeHashes: readonly Buffer[], now: Date, maxAttempts: number): Promise<ConsumedCode | undefined>;
   /** Why an unspent code could not be checked; undefined when there is none. */
   state(tx: Tx, key: OtpCodeKey, now: Date, maxAttempts: number): Promise<{ expired: boolean; exhausted: boolean } | undefined>;
   /** Deletes the account's outstanding password-reset codes (sent to its current contacts); returns how many. */
@@ -50,17 +50,17 @@ export const otpCodeStore: OtpCodeStore = {
     await affected(tx, `DELETE FROM otp_codes WHERE expires_at < $1`, [before]);
   },
 
-  async consume(tx, key, codeHash, now, maxAttempts) {
+  async consume(tx, key, codeHashes, now, maxAttempts) {
     // One statement: the right code is spent, a wrong one costs an attempt, and a spent, expired
     // or exhausted code matches nothing; the row lock orders concurrent checks.
     const [row] = await rows<{ ok: boolean; attempts: number; user_id: string | null }>(tx,
       `UPDATE otp_codes SET
-         attempts = attempts + CASE WHEN code_hash = $4 THEN 0 ELSE 1 END,
-         consumed_at = CASE WHEN code_hash = $4 THEN $5::timestamptz END
+         attempts = attempts + CASE WHEN code_hash = ANY($4::bytea[]) THEN 0 ELSE 1 END,
+         consumed_at = CASE WHEN code_hash = ANY($4::bytea[]) THEN $5::timestamptz END
        WHERE channel = $1 AND destination = $2 AND purpose = $3
          AND consumed_at IS NULL AND expires_at > $5 AND attempts < $6
        RETURNING consumed_at IS NOT NULL AS ok, attempts, user_id`,
-      [key.channel, key.destination, key.purpose, codeHash, now, maxAttempts],
+      [key.channel, key.destination, key.purpose, codeHashes, now, maxAttempts],
     );
     return row && { ok: row.ok, attempts: row.attempts, userId: row.user_id };
   },

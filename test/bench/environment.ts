@@ -61,6 +61,7 @@ export async function startEnvironment(profileDir: string | undefined): Promise<
     SERVICE_KEYS: `bench:${BENCH_SERVICE_KEY}`,
     CORS_ORIGINS: "http://127.0.0.1",
     PUBLIC_URL: "http://127.0.0.1",
+    TOKEN_ISSUER: "http://localhost:8080",
     METRICS_PORT: String(metricsPort),
     BIND_HOST: "127.0.0.1",
     GRPC_PORT: String(grpcPort),

@@ -11,8 +11,8 @@ import { createLogger } from "../../src/logger.js";
 import { createStore, type RevocationEvent } from "../../src/store/index.js";
 import { parseRevocation } from "../../src/store/revocation-feed.js";
 import { createServiceDirectory } from "../../src/domain/callers/directory.js";
-import { serviceKeyHasher } from "../../src/domain/callers/service-keys.js";
-import { TEST_KEK } from "../support/service.js";
+import { loadHmacKeys } from "../../src/domain/secrets/hmac-keys.js";
+import { TEST_KEYRING } from "../support/service.js";
 import { accountWithKey, uniqueAccountName } from "../support/service-accounts.js";
 import { setupService } from "../support/setup.js";
 
@@ -222,7 +222,7 @@ describe("the directory", () => {
       { direct: store.direct, serviceAccounts: store.serviceAccounts, transaction: (fn) => db.transaction(fn) },
       systemClock,
       createLogger("silent"),
-      { bootstrap: [{ name: "boot", key: "b".repeat(40) }], hash: serviceKeyHasher(TEST_KEK), flushMs: 60_000 },
+      { bootstrap: [{ name: "boot", key: "b".repeat(40) }], hash: (await loadHmacKeys(store, TEST_KEYRING, systemClock))["service-keys"], flushMs: 60_000 },
     );
     try {
       await directory.reload();

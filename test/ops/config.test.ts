@@ -18,7 +18,7 @@ import { createGrpcJsTransport } from "../support/transports.js";
 
 const KEK = Buffer.alloc(32, 1).toString("base64");
 const SERVICE_KEY = "k".repeat(40);
-const production = { NODE_ENV: "production", KEY_ENCRYPTION_KEY: KEK, SERVICE_KEYS: `ops:${SERVICE_KEY}`, CORS_ORIGINS: "https://app.example.com", PUBLIC_URL: "https://id.example.com" };
+const production = { NODE_ENV: "production", DATABASE_URL: "postgres://identity@db.internal/identity", TOKEN_ISSUER: "https://id.example.com", KEY_ENCRYPTION_KEY: KEK, SERVICE_KEYS: `ops:${SERVICE_KEY}`, CORS_ORIGINS: "https://app.example.com", PUBLIC_URL: "https://id.example.com" };
 
 describe("loadConfig", () => {
   it("has working development defaults", () => {

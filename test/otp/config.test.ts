@@ -11,7 +11,7 @@ import { spawnServiceProcess } from "../support/process.js";
 import { TEST_KEK, TEST_SERVICE_KEYS } from "../support/service.js";
 import { withService } from "../support/setup.js";
 
-const PRODUCTION = { NODE_ENV: "production", KEY_ENCRYPTION_KEY: TEST_KEK.toString("base64"), SERVICE_KEYS: TEST_SERVICE_KEYS, PUBLIC_URL: "https://id.example.com" };
+const PRODUCTION = { NODE_ENV: "production", DATABASE_URL: "postgres://identity@db.internal/identity", TOKEN_ISSUER: "https://id.example.com", KEY_ENCRYPTION_KEY: TEST_KEK.toString("base64"), SERVICE_KEYS: TEST_SERVICE_KEYS, PUBLIC_URL: "https://id.example.com" };
 
 function refused(env: Record<string, string>, message: RegExp): void {
   expect(() => loadConfig(env)).toThrow(ConfigError);

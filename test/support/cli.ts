@@ -10,8 +10,8 @@ export interface CliRun {
   readonly stderr: string;
 }
 
-/** Runs `dist/src/<script>` with `args` against the database at `databaseUrl`. */
-export function runBuiltCli(script: string, databaseUrl: string, args: readonly string[]): Promise<CliRun> {
+/** Runs `dist/src/<script>` with `args` against the database at `databaseUrl` (`env` overrides the defaults). */
+export function runBuiltCli(script: string, databaseUrl: string, args: readonly string[], env: Record<string, string> = {}): Promise<CliRun> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
@@ -24,6 +24,7 @@ export function runBuiltCli(script: string, databaseUrl: string, args: readonly 
           DATABASE_URL: databaseUrl,
           KEY_ENCRYPTION_KEY: TEST_KEK.toString("base64"),
           SERVICE_KEYS: TEST_SERVICE_KEYS,
+          ...env,
         },
         timeout: 20_000,
       },

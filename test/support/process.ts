@@ -23,6 +23,7 @@ export async function spawnServiceProcess(databaseUrl: string, env: Record<strin
       HOME: process.env.HOME,
       NODE_ENV: "test",
       DATABASE_URL: databaseUrl,
+      TOKEN_ISSUER: "http://localhost:8080",
       KEY_ENCRYPTION_KEY: TEST_KEK.toString("base64"),
       SERVICE_KEYS: TEST_SERVICE_KEYS,
       BIND_HOST: "127.0.0.1",

@@ -4,7 +4,8 @@
 import { Writable } from "node:stream";
 import type { DataSource } from "typeorm";
 import { createApp, type App } from "../../src/app.js";
-import { loadConfig, type Config } from "../../src/config.js";
+import { DEFAULT_KEY_ID, loadConfig, type Config } from "../../src/config.js";
+import { createKeyring, type Keyring } from "../../src/domain/crypto.js";
 import { openDatabase } from "../../src/db/data-source.js";
 import { ManualClock, systemClock, type Clock } from "../../src/domain/clock.js";
 import { createLogger } from "../../src/logger.js";
@@ -13,6 +14,8 @@ import { createTestOutbox, type TestOutbox } from "./outbox.js";
 
 /** Fixed so that several instances on one database can unseal the same signing keys. */
 export const TEST_KEK = Buffer.alloc(32, 7);
+/** TEST_KEK as KEY_ENCRYPTION_KEY gives it: a keyring of one key, id `default`. */
+export const TEST_KEYRING = createKeyring([{ id: DEFAULT_KEY_ID, key: TEST_KEK }]);
 export const TEST_SERVICE_KEY = "test-service-key-0123456789abcdef0123456789";
 /** The bootstrap caller every test service has: SERVICE_KEYS=test:<TEST_SERVICE_KEY>. */
 export const TEST_SERVICE_NAME = "test";
@@ -41,12 +44,17 @@ export interface TestServiceOptions {
   readonly database?: TestDatabase;
   /** The outbox the console provider writes to (a new one when omitted). */
   readonly outbox?: TestOutbox;
+  /** The key-encryption keyring (TEST_KEYRING when omitted). */
+  readonly keyring?: Keyring;
 }
 
 export async function startTestService(options: TestServiceOptions = {}): Promise<TestService> {
   const database = options.database ?? (await createTestDatabase());
   const config = loadConfig({
     NODE_ENV: "test",
+    // What production requires (the database is opened below, from the same URL).
+    DATABASE_URL: database.url,
+    TOKEN_ISSUER: "http://localhost:8080",
     SERVICE_KEYS: TEST_SERVICE_KEYS,
     CORS_ORIGINS: "http://allowed.example",
     LOG_LEVEL: "info",
@@ -68,7 +76,7 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
   const db = await openDatabase({ url: database.url, poolSize: 20 });
   const clock = options.clock ?? systemClock;
   const outbox = options.outbox ?? createTestOutbox();
-  const app = await createApp({ config, db, logger, kek: TEST_KEK, clock, outbox }).catch(async (err: unknown) => {
+  const app = await createApp({ config, db, logger, kek: options.keyring ?? TEST_KEYRING, clock, outbox }).catch(async (err: unknown) => {
     await db.destroy();
     throw err;
   });

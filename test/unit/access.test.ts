@@ -9,15 +9,15 @@ import { create, createFileRegistry, fromBinary, getOption, hasOption, setExtens
 import { FileDescriptorProtoSchema, FileDescriptorSetSchema, MethodOptionsSchema } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
 import { access, AccessSchema, Audience } from "../../gen/identity/v1/access_pb.js";
-import { methodAccess, servedByGateway, VENDORED_ACCESS } from "../../src/services/access.js";
+import { LIBRARY_SERVICES, methodAccess, servedByGateway, VENDORED_ACCESS } from "../../src/services/access.js";
 import { apiServices, internalMethods, vendoredServices } from "../../src/services/routes.js";
 
 const root = path.resolve(import.meta.dirname, "../..");
 const registry = createFileRegistry(fromBinary(FileDescriptorSetSchema, readFileSync(path.join(root, "gen/descriptor.binpb"))));
 /** Every RPC of identity.v1 in the descriptor set. */
 const described: DescMethod[] = [...registry.files].filter((f) => f.proto.package === "identity.v1").flatMap((f) => f.services.flatMap((s) => s.methods));
-/** Every RPC of every package in the descriptor set, vendored ones included. */
-const everyMethod: DescMethod[] = [...registry.files].flatMap((f) => f.services.flatMap((s) => s.methods));
+/** Every RPC of every package in the descriptor set, vendored ones included (not health and reflection, which their libraries serve). */
+const everyMethod: DescMethod[] = [...registry.files].flatMap((f) => f.services.filter((s) => !LIBRARY_SERVICES.has(s.typeName)).flatMap((s) => s.methods));
 const label = (m: DescMethod) => `${m.parent.typeName}/${m.name}`;
 
 describe("every RPC in the descriptor set", () => {
@@ -28,6 +28,12 @@ describe("every RPC in the descriptor set", () => {
   it.each(everyMethod.map((m) => [label(m), m] as const))("%s has its access from exactly one source: its option, or VENDORED_ACCESS", (name, method) => {
     expect(hasOption(method, access) !== VENDORED_ACCESS.has(name), "neither or both").toBe(true);
     expect(() => methodAccess(method)).not.toThrow();
+  });
+
+  it("leaves out only health checking and reflection, which the set holds for reflection to describe and their libraries serve", () => {
+    const services = [...registry.files].flatMap((f) => f.services.map((s) => s.typeName));
+    expect(services.filter((s) => LIBRARY_SERVICES.has(s)).sort()).toEqual([...LIBRARY_SERVICES].sort());
+    for (const name of LIBRARY_SERVICES) expect([...apiServices, ...vendoredServices].map((s) => s.typeName)).not.toContain(name);
   });
 
   it("VENDORED_ACCESS is exactly Envoy's Check, internal, needing authz.check", () => {

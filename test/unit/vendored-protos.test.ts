@@ -1,6 +1,7 @@
 // proto/vendor holds exactly the import closure of Envoy's external_auth.proto (google/protobuf/*
-// aside, which buf provides), so nothing unused is vendored and nothing it needs is missing; and
-// one google/rpc/status.proto in the whole build, beside our google.rpc error details.
+// aside, which buf provides), so nothing unused is vendored and nothing it needs is missing, plus
+// gRPC's health and reflection protos (for reflection to describe them); and one
+// google/rpc/status.proto in the whole build, beside our google.rpc error details.
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { fromBinary } from "@bufbuild/protobuf";
@@ -26,11 +27,16 @@ function closure(start: string): string[] {
 }
 
 describe("proto/vendor", () => {
-  it("is exactly the import closure of envoy/service/auth/v3/external_auth.proto", () => {
-    const vendored = readdirSync(vendor, { recursive: true, withFileTypes: true })
+  const GRPC = ["grpc/health/v1/health.proto", "grpc/reflection/v1/reflection.proto", "grpc/reflection/v1alpha/reflection.proto"];
+
+  it("is exactly the import closure of envoy/service/auth/v3/external_auth.proto, and gRPC's health and reflection protos", () => {
+    const all = readdirSync(vendor, { recursive: true, withFileTypes: true })
       .filter((entry) => entry.isFile() && entry.name.endsWith(".proto"))
       .map((entry) => path.relative(vendor, path.join(entry.parentPath, entry.name)))
       .sort();
+    expect(all.filter((name) => name.startsWith("grpc/"))).toEqual(GRPC);
+    for (const name of GRPC) expect(closure(name), name).toEqual([name]);
+    const vendored = all.filter((name) => !name.startsWith("grpc/"));
     expect(vendored).toHaveLength(19);
     expect(closure("envoy/service/auth/v3/external_auth.proto")).toEqual(vendored);
   });

@@ -12,6 +12,7 @@ import type { Store } from "../../store/index.js";
 import type { AuditLog, ClientMeta } from "../audit/audit.js";
 import type { Caller } from "../callers/callers.js";
 import type { Clock } from "../clock.js";
+import type { KeyedHash, Keyring } from "../crypto.js";
 import { AppError, Violations } from "../errors.js";
 import { createBackupCodes } from "../mfa/backup-codes.js";
 import { BACKUP_CODE, TOTP_CODE } from "../mfa/codes.js";
@@ -45,7 +46,8 @@ export interface Reauthentication {
 export interface ReauthenticationDeps {
   readonly db: Pick<Store, "transaction" | "direct" | "users" | "totp" | "backupCodes">;
   readonly clock: Clock;
-  readonly kek: Buffer;
+  readonly kek: Keyring;
+  readonly backupCodeHash: KeyedHash;
   readonly checks: CredentialChecks;
   readonly sessionTokens: SessionTokens;
   readonly audit: AuditLog;
@@ -54,10 +56,10 @@ export interface ReauthenticationDeps {
 /** The code as typed without spaces and dashes, lower-cased (as MfaService reads it). */
 const compact = (code: string) => code.replace(/[\s-]/g, "").toLowerCase();
 
-export function createReauthentication({ db, clock, kek, checks, sessionTokens, audit }: ReauthenticationDeps): Reauthentication {
+export function createReauthentication({ db, clock, kek, backupCodeHash, checks, sessionTokens, audit }: ReauthenticationDeps): Reauthentication {
   // The same credentials VerifyMfa checks (stateless parts of the MFA feature).
   const totp = createTotp(db, clock, kek);
-  const backupCodes = createBackupCodes(db, clock, kek);
+  const backupCodes = createBackupCodes(db, clock, backupCodeHash);
 
   return {
     async reauthenticate(caller, input, client) {

@@ -144,8 +144,7 @@ export function createServiceDirectory(db: DirectoryDb, clock: Clock, logger: Lo
   function resolveStored(presented: string, prefix: string): Resolved {
     const entry = loaded.keys.get(prefix);
     if (!entry) throw invalid(`unknown service key prefix ${prefix}`);
-    const hash = settings.hash(presented);
-    if (!timingSafeEqual(hash, entry.hash)) throw invalid(`wrong secret for service key ${prefix}`);
+    if (!settings.hash.matches(presented, entry.hash)) throw invalid(`wrong secret for service key ${prefix}`);
     if (entry.expiresAtMs <= clock.now().getTime()) throw invalid(`service key ${prefix} expired`);
     if (!entry.active) throw invalid(`service account ${entry.caller.name} is disabled`);
     return { caller: entry.caller, expiresAtMs: entry.expiresAtMs, keyId: entry.id };

@@ -123,7 +123,7 @@ export function createServiceAccounts({ db, clock, hash, bootstrapNames = new Se
       for (let attempt = 0; ; attempt++) {
         const { key, prefix } = newServiceKey();
         try {
-          const inserted = await store.insertKey(db.direct, name, { prefix, hash: hash(key), expiresAt: expiresAt ?? null }, now);
+          const inserted = await store.insertKey(db.direct, name, { prefix, hash: hash.digest(key), expiresAt: expiresAt ?? null }, now);
           if (!inserted) throw notFound(name);
           await onChanged();
           return { key, prefix, expiresAt: expiresAt ?? null };

@@ -1,8 +1,8 @@
 // The API keys of service accounts: `isk_<prefix>_<secret>`. The prefix is public (it finds the
 // stored row and may be logged or typed into `revoke-key`); the secret is 256 random bits. Only a
 // keyed hash of the whole string is stored, so a copy of the database yields no usable key.
-import { createHmac, randomBytes } from "node:crypto";
-import { deriveKey } from "../crypto.js";
+import { randomBytes } from "node:crypto";
+import type { KeyedHash } from "../crypto.js";
 
 const BASE32 = "abcdefghijklmnopqrstuvwxyz234567";
 export const KEY_PREFIX_LENGTH = 12;
@@ -32,10 +32,8 @@ export function looksLikeServiceKey(value: string): boolean {
   return value.startsWith("isk_");
 }
 
-export type ServiceKeyHasher = (key: string) => Buffer;
-
-/** HMAC-SHA256 under a key of its own derived from the KEK. */
-export function serviceKeyHasher(kek: Buffer): ServiceKeyHasher {
-  const secret = deriveKey(kek, "identity service keys");
-  return (key) => createHmac("sha256", secret).update(key).digest();
-}
+/**
+ * HMAC-SHA256 under a key of its own (random, stored sealed: src/domain/secrets/hmac-keys.ts);
+ * keys issued before issue 18 verify under the legacy key while one is kept.
+ */
+export type ServiceKeyHasher = KeyedHash;

@@ -20,7 +20,7 @@ import type { FederatedIdentityRow, Store, UserRow } from "../../store/index.js"
 import type { AuditLog, ClientMeta } from "../audit/audit.js";
 import type { Caller } from "../callers/callers.js";
 import type { Clock } from "../clock.js";
-import { randomToken, seal, sha256, unseal } from "../crypto.js";
+import { randomToken, sealWith, sha256, unsealWith, type Keyring } from "../crypto.js";
 import { AppError, invalidField, Violations, type ErrorReason } from "../errors.js";
 import { normalizeEmail } from "../accounts/identifiers.js";
 import { checkProfile, type ProfileRules } from "../accounts/profile.js";
@@ -82,7 +82,7 @@ export interface FederationDeps {
   readonly db: Pick<Store, "transaction" | "direct" | "users" | "federation">;
   readonly providers: OidcProviders;
   readonly clock: Clock;
-  readonly kek: Buffer;
+  readonly kek: Keyring;
   readonly limits: RateLimits;
   readonly signIn: SignIn;
   readonly audit: AuditLog;
@@ -136,7 +136,7 @@ export function createFederation({ db, providers, clock, kek, limits, signIn, au
     await db.federation.insertState(db.direct, {
       stateHash,
       provider: chosen.id,
-      secretsSealed: seal(kek, Buffer.from(JSON.stringify(secrets)), SECRETS_AAD + stateHash.toString("hex")),
+      secretsSealed: sealWith(kek, Buffer.from(JSON.stringify(secrets)), SECRETS_AAD + stateHash.toString("hex")),
       redirectUri,
       purpose: userId === null ? "login" : "link",
       userId,
@@ -159,7 +159,7 @@ export function createFederation({ db, providers, clock, kek, limits, signIn, au
     if (taken.userId !== userId) throw new AppError("FEDERATION_STATE_INVALID", `state of ${taken.purpose} by ${taken.userId ?? "-"} presented by ${userId ?? "a sign-in"}`);
     const chosen = providers.get(taken.provider);
     if (!chosen) throw new AppError("FEDERATION_STATE_INVALID", `provider ${taken.provider} is no longer configured`);
-    const secrets = JSON.parse(unseal(kek, taken.secretsSealed, SECRETS_AAD + stateHash.toString("hex")).toString()) as AuthorizationSecrets;
+    const secrets = JSON.parse(unsealWith(kek, taken.secretsSealed, SECRETS_AAD + stateHash.toString("hex")).plaintext.toString()) as AuthorizationSecrets;
     try {
       const claims = await providers.exchange(chosen, { redirectUri: taken.redirectUri, state: callback.state, code: callback.code, iss: callback.iss }, secrets);
       return { provider: chosen, claims };

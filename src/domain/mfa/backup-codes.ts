@@ -1,8 +1,8 @@
-// Ten single-use backup codes, shown once and stored as an HMAC keyed from the key-encryption key.
-import { createHmac, randomInt } from "node:crypto";
+// Ten single-use backup codes, shown once and stored as an HMAC (its key: src/domain/secrets/hmac-keys.ts).
+import { randomInt } from "node:crypto";
 import type { Store, Tx } from "../../store/index.js";
 import type { Clock } from "../clock.js";
-import { deriveKey } from "../crypto.js";
+import type { KeyedHash } from "../crypto.js";
 
 export const BACKUP_CODE_COUNT = 10;
 const BACKUP_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789";
@@ -15,9 +15,8 @@ export interface BackupCodes {
   remaining(userId: string): Promise<number>;
 }
 
-export function createBackupCodes(db: Pick<Store, "direct" | "backupCodes">, clock: Clock, kek: Buffer): BackupCodes {
-  const backupKey = deriveKey(kek, "identity backup codes");
-  const hashBackup = (code: string) => createHmac("sha256", backupKey).update(code).digest();
+export function createBackupCodes(db: Pick<Store, "direct" | "backupCodes">, clock: Clock, hash: KeyedHash): BackupCodes {
+  const hashBackup = (code: string) => hash.digest(code);
 
   function newBackupCodes(): string[] {
     return Array.from({ length: BACKUP_CODE_COUNT }, () => {
@@ -33,7 +32,8 @@ export function createBackupCodes(db: Pick<Store, "direct" | "backupCodes">, clo
       return codes;
     },
     // One conditional statement (store: backupCodes.use), so two concurrent uses cannot both pass.
-    accept: (tx, userId, code) => db.backupCodes.use(tx, userId, hashBackup(code), clock.now()),
+    // Its hash under each key a stored code may have used (the legacy key, while kept).
+    accept: (tx, userId, code) => db.backupCodes.use(tx, userId, hash.candidates(code), clock.now()),
     remaining: (userId) => db.backupCodes.countUnused(db.direct, userId),
   };
 }

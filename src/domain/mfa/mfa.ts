@@ -7,6 +7,7 @@
 import type { Store } from "../../store/index.js";
 import type { AuditLog } from "../audit/audit.js";
 import type { Clock } from "../clock.js";
+import type { KeyedHash, Keyring } from "../crypto.js";
 import type { CredentialChecks } from "../accounts/credential-checks.js";
 import type { OtpCodes } from "../otp/codes.js";
 import type { Otp } from "../otp/otp.js";
@@ -31,7 +32,9 @@ export type MfaDb = Pick<Store, "transaction" | "direct" | "users" | "totp" | "b
 export interface MfaDeps {
   readonly db: MfaDb;
   readonly clock: Clock;
-  readonly kek: Buffer;
+  readonly kek: Keyring;
+  /** The backup codes' HMAC (src/domain/secrets/hmac-keys.ts). */
+  readonly backupCodeHash: KeyedHash;
   readonly sessionTokens: SessionTokens;
   readonly audit: AuditLog;
   /** Every password and code check, within the shared failure limits (credential-checks.ts), audited. */
@@ -43,9 +46,9 @@ export interface MfaDeps {
   readonly otpCodes: OtpCodes;
 }
 
-export function createMfa({ db, clock, kek, sessionTokens, audit, checks, settings, otp, otpCodes }: MfaDeps): Mfa {
+export function createMfa({ db, clock, kek, backupCodeHash, sessionTokens, audit, checks, settings, otp, otpCodes }: MfaDeps): Mfa {
   const totp = createTotp(db, clock, kek);
-  const backupCodes = createBackupCodes(db, clock, kek);
+  const backupCodes = createBackupCodes(db, clock, backupCodeHash);
   const challenges = createChallenges({ db, clock, settings, totp, backupCodes, otpCodes, sessionTokens, audit, checks });
   const codeFactors = createCodeFactors({ db, clock, otp, challenges, audit, checks });
   const enrolment = createEnrolment({ db, clock, settings, totp, backupCodes, audit, checks });

@@ -4,7 +4,7 @@ import { generateSecret, generateURI, verifySync } from "otplib";
 import QRCode from "qrcode";
 import type { Store, Tx } from "../../store/index.js";
 import type { Clock } from "../clock.js";
-import { seal, unseal } from "../crypto.js";
+import { sealWith, unsealWith, type Keyring } from "../crypto.js";
 
 export const TOTP_PERIOD_SEC = 30;
 
@@ -15,9 +15,9 @@ export interface Totp {
   accept(tx: Tx, userId: string, code: string, requireConfirmed: boolean): Promise<boolean>;
 }
 
-export function createTotp(db: Pick<Store, "direct" | "totp">, clock: Clock, kek: Buffer): Totp {
-  const sealSecret = (userId: string, secret: string) => seal(kek, Buffer.from(secret), `totp:${userId}`);
-  const unsealSecret = (userId: string, sealed: Buffer) => unseal(kek, sealed, `totp:${userId}`).toString();
+export function createTotp(db: Pick<Store, "direct" | "totp">, clock: Clock, kek: Keyring): Totp {
+  const sealSecret = (userId: string, secret: string) => sealWith(kek, Buffer.from(secret), `totp:${userId}`);
+  const unsealSecret = (userId: string, sealed: Buffer) => unsealWith(kek, sealed, `totp:${userId}`).plaintext.toString();
 
   return {
     async enrol(userId, issuer, label) {

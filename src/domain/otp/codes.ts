@@ -2,9 +2,9 @@
 // from the key-encryption key, single use, a few wrong attempts at most. Spending a code and
 // counting a wrong attempt are one conditional UPDATE each, so of several concurrent checks of
 // the right code exactly one succeeds, on any instance.
-import { createHmac, randomInt } from "node:crypto";
+import { randomInt } from "node:crypto";
 import type { OtpPurpose, Store, Tx } from "../../store/index.js";
-import { deriveKey } from "../crypto.js";
+import type { KeyedHash } from "../crypto.js";
 import type { Clock } from "../clock.js";
 import type { Contact } from "../accounts/contacts.js";
 
@@ -53,15 +53,14 @@ export function normalizeCode(raw: string): string | undefined {
 /** What one-time codes need of the store. */
 export type OtpCodesDb = Pick<Store, "direct" | "otpCodes">;
 
-export function createOtpCodes(db: OtpCodesDb, clock: Clock, kek: Buffer, settings: OtpCodeSettings): OtpCodes {
-  // A key of its own, so the key-encryption key is never used for two purposes.
-  const hmacKey = deriveKey(kek, "identity.v1 otp code hmac");
+export function createOtpCodes(db: OtpCodesDb, clock: Clock, hash: KeyedHash, settings: OtpCodeSettings): OtpCodes {
+  // A key of its own (src/domain/secrets/hmac-keys.ts), never the key-encryption key.
   let stores = 0;
 
   // Bound to where and what for, so a stored hash says nothing about other rows.
-  function digest(contact: Contact, purpose: OtpPurpose, code: string, binding: string | undefined): Buffer {
+  function message(contact: Contact, purpose: OtpPurpose, code: string, binding: string | undefined): string {
     const bound = binding === undefined ? "" : `\n${binding}`;
-    return createHmac("sha256", hmacKey).update(`${contact.channel}\n${purpose}\n${contact.key}\n${code}${bound}`).digest();
+    return `${contact.channel}\n${purpose}\n${contact.key}\n${code}${bound}`;
   }
 
   return {
@@ -71,7 +70,7 @@ export function createOtpCodes(db: OtpCodesDb, clock: Clock, kek: Buffer, settin
       const now = clock.now();
       const expiresAt = new Date(now.getTime() + settings.ttlSec * 1000);
       const key = { channel: contact.channel, destination: contact.key, purpose };
-      await db.otpCodes.upsert(db.direct, key, { userId, codeHash: digest(contact, purpose, code, binding), createdAt: now, expiresAt });
+      await db.otpCodes.upsert(db.direct, key, { userId, codeHash: hash.digest(message(contact, purpose, code, binding)), createdAt: now, expiresAt });
       if (++stores % SWEEP_EVERY === 0) await db.otpCodes.sweep(db.direct, new Date(now.getTime() - KEEP_AFTER_EXPIRY_MS));
       return expiresAt;
     },
@@ -79,7 +78,7 @@ export function createOtpCodes(db: OtpCodesDb, clock: Clock, kek: Buffer, settin
     async consume(tx, contact, purpose, code, binding) {
       const now = clock.now();
       const key = { channel: contact.channel, destination: contact.key, purpose };
-      const row = await db.otpCodes.consume(tx, key, digest(contact, purpose, code, binding), now, OTP_MAX_ATTEMPTS);
+      const row = await db.otpCodes.consume(tx, key, hash.candidates(message(contact, purpose, code, binding)), now, OTP_MAX_ATTEMPTS);
       if (row?.ok) return { ok: true, userId: row.userId };
       if (row) return { ok: false, reason: row.attempts >= OTP_MAX_ATTEMPTS ? "OTP_ATTEMPTS_EXHAUSTED" : "OTP_INVALID" };
       // Nothing to check against: say why, so the client knows to ask for a new code.

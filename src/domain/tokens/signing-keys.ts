@@ -11,7 +11,7 @@ import { createPrivateKey, createPublicKey, type JsonWebKey, type KeyObject } fr
 import { calculateJwkThumbprint, exportJWK, generateKeyPair } from "jose";
 import type { SigningKeyRow, Store, Tx } from "../../store/index.js";
 import type { Clock } from "../clock.js";
-import { seal, unseal } from "../crypto.js";
+import { sealWith, unsealWith, type Keyring } from "../crypto.js";
 
 export const SIGNING_ALG = "EdDSA";
 const UNKNOWN_KID_RELOAD_MS = 5_000;
@@ -64,7 +64,7 @@ interface LoadedKey {
 /** What signing keys need of the store. */
 export type SigningKeysDb = Pick<Store, "transaction" | "direct" | "signingKeys">;
 
-export function createSigningKeys(db: SigningKeysDb, kek: Buffer, clock: Clock, settings: KeySettings): SigningKeys {
+export function createSigningKeys(db: SigningKeysDb, kek: Keyring, clock: Clock, settings: KeySettings): SigningKeys {
   let keys: LoadedKey[] = [];
   let lastUnknownReload = 0;
   let timer: NodeJS.Timeout | undefined;
@@ -78,7 +78,7 @@ export function createSigningKeys(db: SigningKeysDb, kek: Buffer, clock: Clock, 
       kid,
       alg: SIGNING_ALG,
       publicJwk: { kty: publicJwk.kty!, crv: publicJwk.crv!, x: publicJwk.x! },
-      privateKeySealed: seal(kek, Buffer.from(JSON.stringify(privateJwk)), kid),
+      privateKeySealed: sealWith(kek, Buffer.from(JSON.stringify(privateJwk)), kid),
       activatesAt,
       retiresAt: null,
       expiresAt: null,
@@ -94,7 +94,7 @@ export function createSigningKeys(db: SigningKeysDb, kek: Buffer, clock: Clock, 
       return {
         row,
         publicKey: previous?.publicKey ?? createPublicKey({ key: row.publicJwk as JsonWebKey, format: "jwk" }),
-        privateKey: previous?.privateKey ?? createPrivateKey({ key: JSON.parse(unseal(kek, row.privateKeySealed, row.kid).toString()), format: "jwk" }),
+        privateKey: previous?.privateKey ?? createPrivateKey({ key: JSON.parse(unsealWith(kek, row.privateKeySealed, row.kid).plaintext.toString()), format: "jwk" }),
       };
     });
   }

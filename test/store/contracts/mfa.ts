@@ -28,11 +28,11 @@ export function mfaStoreContract(ctx: StoreContext): void {
       const user = await ctx.user();
       const hashes = [randomBytes(32), randomBytes(32), randomBytes(32)];
       await store.backupCodes.replace(store.direct, user.id, hashes);
-      const results = await concurrently(store, 6, (tx) => store.backupCodes.use(tx, user.id, hashes[0]!, new Date()));
+      const results = await concurrently(store, 6, (tx) => store.backupCodes.use(tx, user.id, [hashes[0]!], new Date()));
       expect(results.filter(Boolean)).toHaveLength(1);
       expect(await store.backupCodes.countUnused(store.direct, user.id)).toBe(2);
       await store.backupCodes.replace(store.direct, user.id, [randomBytes(32)]);
-      expect(await store.backupCodes.use(store.direct, user.id, hashes[1]!, new Date())).toBe(false);
+      expect(await store.backupCodes.use(store.direct, user.id, [hashes[1]!], new Date())).toBe(false);
       expect(await store.backupCodes.countUnused(store.direct, user.id)).toBe(1);
     });
   });

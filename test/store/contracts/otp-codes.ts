@@ -19,19 +19,19 @@ export function otpCodeStoreContract(ctx: StoreContext): void {
     it("spends the right code once: of concurrent consumes exactly one wins", async () => {
       const { store } = ctx;
       const { key, codeHash } = await code();
-      const results = await concurrently(store, 8, (tx) => store.otpCodes.consume(tx, key, codeHash, new Date(), MAX));
+      const results = await concurrently(store, 8, (tx) => store.otpCodes.consume(tx, key, [codeHash], new Date(), MAX));
       expect(results.filter((r) => r?.ok)).toHaveLength(1);
       expect(results.filter((r) => r !== undefined && !r.ok)).toHaveLength(0);
-      expect(await store.otpCodes.consume(store.direct, key, codeHash, new Date(), MAX)).toBeUndefined();
+      expect(await store.otpCodes.consume(store.direct, key, [codeHash], new Date(), MAX)).toBeUndefined();
     });
 
     it("counts a wrong code as an attempt and stops checking after the last one", async () => {
       const { store } = ctx;
       const { key, codeHash } = await code();
       const wrong = randomBytes(32);
-      for (let i = 1; i <= MAX; i++) expect(await store.otpCodes.consume(store.direct, key, wrong, new Date(), MAX)).toMatchObject({ ok: false, attempts: i });
+      for (let i = 1; i <= MAX; i++) expect(await store.otpCodes.consume(store.direct, key, [wrong], new Date(), MAX)).toMatchObject({ ok: false, attempts: i });
       // Exhausted: even the right code is not checked any more.
-      expect(await store.otpCodes.consume(store.direct, key, codeHash, new Date(), MAX)).toBeUndefined();
+      expect(await store.otpCodes.consume(store.direct, key, [codeHash], new Date(), MAX)).toBeUndefined();
       expect(await store.otpCodes.state(store.direct, key, new Date(), MAX)).toEqual({ expired: false, exhausted: true });
     });
 
@@ -39,17 +39,17 @@ export function otpCodeStoreContract(ctx: StoreContext): void {
       const { store } = ctx;
       const { key, codeHash } = await code();
       const later = at(new Date(), minutes(11));
-      expect(await store.otpCodes.consume(store.direct, key, codeHash, later, MAX)).toBeUndefined();
+      expect(await store.otpCodes.consume(store.direct, key, [codeHash], later, MAX)).toBeUndefined();
       expect(await store.otpCodes.state(store.direct, key, later, MAX)).toEqual({ expired: true, exhausted: false });
     });
 
     it("replaces a code: the earlier one stops working, attempts start again", async () => {
       const { store } = ctx;
       const first = await code("verify_contact");
-      await store.otpCodes.consume(store.direct, first.key, randomBytes(32), new Date(), MAX);
+      await store.otpCodes.consume(store.direct, first.key, [randomBytes(32)], new Date(), MAX);
       const second = await code("verify_contact", first.key.destination);
-      expect(await store.otpCodes.consume(store.direct, first.key, first.codeHash, new Date(), MAX)).toMatchObject({ ok: false, attempts: 1 });
-      expect(await store.otpCodes.consume(store.direct, second.key, second.codeHash, new Date(), MAX)).toMatchObject({ ok: true });
+      expect(await store.otpCodes.consume(store.direct, first.key, [first.codeHash], new Date(), MAX)).toMatchObject({ ok: false, attempts: 1 });
+      expect(await store.otpCodes.consume(store.direct, second.key, [second.codeHash], new Date(), MAX)).toMatchObject({ ok: true });
     });
 
     it("deletes an account's outstanding reset codes, and nobody else's", async () => {
