@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../../src/config.js";
 
 const production = {
-  NODE_ENV: "production", KEY_ENCRYPTION_KEY: Buffer.alloc(32, 1).toString("base64"), SERVICE_KEYS: `ops:${"k".repeat(40)}`,
+  NODE_ENV: "production", DATABASE_URL: "postgres://db.example.com/identity", TOKEN_ISSUER: "https://id.example.com", KEY_ENCRYPTION_KEY: Buffer.alloc(32, 1).toString("base64"), SERVICE_KEYS: `ops:${"k".repeat(40)}`,
   CORS_ORIGINS: "https://app.example.com", PUBLIC_URL: "https://id.example.com",
 };
 const google = { id: "google", name: "Google", issuer: "https://accounts.google.com", client_id: "123.apps.googleusercontent.com", client_secret: "s3cret" };

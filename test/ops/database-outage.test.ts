@@ -156,7 +156,7 @@ it("answers UNAVAILABLE while the database is down, keeps verifying tokens, and 
 
   postgres().running = await postgres().start();
   expect(await waitFor(async () => (await healthStatus(t.grpcAddress, "identity.v1.AuthService")) === "SERVING", 15_000)).toBe(true);
-  expect(Object.values(await healthStatuses())).toEqual(Array(8).fill("SERVING"));
+  expect(Object.values(await healthStatuses())).toEqual(Array(9).fill("SERVING"));
   expect((await fetch(`${t.httpUrl}/readyz`)).status).toBe(200);
   expect(await waitFor(async () => {
     await auth.login({ identifier: "outage-user", password: "a long enough passphrase" });
