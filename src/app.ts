@@ -189,6 +189,7 @@ export async function createApp({ config, db, logger, kek, clock = systemClock, 
     logger,
     tls: config.tls && createTlsFiles(config.tls, logger),
     trustedProxies: config.trustedProxies,
+    grpcConnectionAge: config.grpcConnectionAge,
   });
   return { services, servers, metrics, serviceAccounts, administration, stop: async () => {
     revocationStream.stop();
