@@ -221,6 +221,7 @@ export async function createApp({ config, db, logger, kek, clock = systemClock, 
     logger,
     tls: config.tls && createTlsFiles(config.tls, logger),
     trustedProxies: config.trustedProxies,
+    grpcConnectionAge: config.grpcConnectionAge,
   });
   return { services, servers, metrics, serviceAccounts, administration, tracing, stop: async () => {
     revocationStream.stop();

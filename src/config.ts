@@ -75,6 +75,8 @@ export interface Config {
   readonly webauthn: WebAuthnConfig;
   /** Sign-in with OpenID Connect providers (issue 17): OIDC_PROVIDERS and friends. */
   readonly federation: FederationConfig;
+  /** GRPC_MAX_CONNECTION_AGE_MS and _GRACE_MS: when the gRPC port asks clients to reconnect (load balancing). */
+  readonly grpcConnectionAge: GrpcConnectionAgeConfig;
 }
 
 export interface WebAuthnConfig {
@@ -86,6 +88,31 @@ export interface WebAuthnConfig {
   readonly origins: readonly string[];
   /** WEBAUTHN_CHALLENGE_TTL_SECONDS: how long a Start's challenge may be finished. */
   readonly challengeTtlSec: number;
+}
+
+export interface GrpcConnectionAgeConfig {
+  /**
+   * GRPC_MAX_CONNECTION_AGE_MS: after about this long (grpc-js adds +/-10% jitter) the gRPC port
+   * sends GOAWAY on a connection, so that its client opens a new one, which an L4 balancer
+   * (a Kubernetes Service) may place on another replica; 0 never does.
+   */
+  readonly maxAgeMs: number;
+  /**
+   * GRPC_MAX_CONNECTION_AGE_GRACE_MS: how long calls and streams already on an aged connection
+   * may still run on it before it is closed; undefined (unset) lets them finish however long
+   * they take (a WatchRevocations stream then keeps its connection until it ends).
+   */
+  readonly maxAgeGraceMs: number | undefined;
+}
+
+/** GRPC_MAX_CONNECTION_AGE_MS (default 10 minutes) and GRPC_MAX_CONNECTION_AGE_GRACE_MS (default unset: no limit). */
+function loadGrpcConnectionAge(env: Env): GrpcConnectionAgeConfig {
+  const maxAgeMs = int(env, "GRPC_MAX_CONNECTION_AGE_MS", 600_000, 0, 86_400_000);
+  if (maxAgeMs > 0 && maxAgeMs < 1_000) throw new ConfigError(`GRPC_MAX_CONNECTION_AGE_MS must be 0 (never) or at least 1000, got ${maxAgeMs}`);
+  const graceRaw = env.GRPC_MAX_CONNECTION_AGE_GRACE_MS;
+  const maxAgeGraceMs = graceRaw === undefined || graceRaw === "" ? undefined : int(env, "GRPC_MAX_CONNECTION_AGE_GRACE_MS", 0, 0, 86_400_000);
+  if (maxAgeGraceMs !== undefined && maxAgeMs === 0) throw new ConfigError("GRPC_MAX_CONNECTION_AGE_GRACE_MS needs GRPC_MAX_CONNECTION_AGE_MS (connections never age when it is 0)");
+  return { maxAgeMs, maxAgeGraceMs };
 }
 
 export interface RoleConfig {
@@ -767,6 +794,7 @@ function readConfig(env: Env): Config {
     logFormat: env.LOG_FORMAT ? oneOf(env, "LOG_FORMAT", "json", ["json", "pretty"] as const) : undefined,
     webauthn: loadWebAuthnConfig(env, publicUrl, httpPort),
     federation: loadFederationConfig(env, production, publicUrl),
+    grpcConnectionAge: loadGrpcConnectionAge(env),
   };
   if (!["fatal", "error", "warn", "info", "debug", "trace", "silent"].includes(config.logLevel)) {
     problem(`LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent`);

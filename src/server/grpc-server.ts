@@ -24,6 +24,29 @@ export interface GrpcServerOptions {
   readonly maxMessageBytes: number;
   /** Who may pass the end user's address (TRUSTED_PROXIES, or a caller holding client-address.forward). */
   readonly forwarding?: ForwardingPolicy;
+  /** When connections are asked to reconnect (GOAWAY); left out, never. */
+  readonly connectionAge?: GrpcConnectionAge;
+}
+
+/** grpc.max_connection_age_ms and grpc.max_connection_age_grace_ms; 0 / undefined: no limit. */
+export interface GrpcConnectionAge {
+  readonly maxAgeMs: number;
+  readonly maxAgeGraceMs: number | undefined;
+}
+
+/**
+ * The channel options for a connection age. A client holds one HTTP/2 connection for as long as
+ * it can; behind an L4 balancer (a Kubernetes Service, kube-proxy) that pins it to one replica
+ * for good, and replicas started later get none of its calls. After max_connection_age the
+ * server sends GOAWAY with the highest stream id (calls in flight finish), the client opens a
+ * new connection for its next call, and the balancer places that one afresh.
+ */
+export function connectionAgeOptions(age: GrpcConnectionAge | undefined): grpc.ServerOptions {
+  if (!age || age.maxAgeMs === 0) return {};
+  return {
+    "grpc.max_connection_age_ms": age.maxAgeMs,
+    ...(age.maxAgeGraceMs === undefined ? {} : { "grpc.max_connection_age_grace_ms": age.maxAgeGraceMs }),
+  };
 }
 
 /** A request that did not decode; the handler answers INVALID_ARGUMENT instead of crashing. */
@@ -198,11 +221,12 @@ function serveOriginalFiles(reflection: ReflectionService, fileDescriptorProtos:
   }
 }
 
-export function createGrpcServer({ routes, health, descriptorSetPath, maxMessageBytes, forwarding }: GrpcServerOptions): grpc.Server {
+export function createGrpcServer({ routes, health, descriptorSetPath, maxMessageBytes, forwarding, connectionAge }: GrpcServerOptions): grpc.Server {
   const server = new grpc.Server({
     "grpc.max_receive_message_length": maxMessageBytes,
     "grpc.max_send_message_length": 4 * 1024 * 1024,
     "grpc.keepalive_permit_without_calls": 1,
+    ...connectionAgeOptions(connectionAge),
   });
   for (const route of routes) server.addService(...definitionOf(route, forwarding));
   health.addToServer(server);

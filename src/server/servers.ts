@@ -5,7 +5,7 @@ import { isIP, type AddressInfo } from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import proxyaddr from "proxy-addr";
 import { HealthImplementation } from "grpc-health-check";
-import { createGrpcServer } from "./grpc-server.js";
+import { createGrpcServer, type GrpcConnectionAge } from "./grpc-server.js";
 import { createMetricsServer } from "./metrics-server.js";
 import { createWebServer, type BrowserAppOptions, type WebServer } from "./web-server.js";
 import { createRoutes, servedWithoutDatabase, type ServiceDeps } from "../services/routes.js";
@@ -37,6 +37,8 @@ export interface ServerDeps {
   readonly metadata?: ServerMetadata;
   /** TRUSTED_PROXIES (validated by config.ts): peers whose X-Forwarded-For is honoured on both ports. */
   readonly trustedProxies?: readonly string[];
+  /** GRPC_MAX_CONNECTION_AGE_MS / _GRACE_MS (config.ts); left out, connections never age. */
+  readonly grpcConnectionAge?: GrpcConnectionAge;
 }
 
 export interface ListenOptions {
@@ -99,6 +101,7 @@ export function createServers(deps: ServerDeps): Servers {
     health,
     descriptorSetPath: deps.descriptorSetPath,
     maxMessageBytes: deps.maxMessageBytes,
+    connectionAge: deps.grpcConnectionAge,
     // A service caller holding client-address.forward may forward too (resolved once per call by
     // the call policy; call.ts clientMeta reads it).
     forwarding: { trusted, honoursCallerPermission: true } satisfies ForwardingPolicy,

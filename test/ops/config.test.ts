@@ -113,6 +113,15 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ ACCESS_LOG_SAMPLE_RATE: raw })).toThrow(/^ACCESS_LOG_SAMPLE_RATE must be a number from 0 to 1/);
   });
 
+  it("ages gRPC connections after 10 minutes by default, with no grace limit; 0 turns it off", () => {
+    expect(loadConfig({}).grpcConnectionAge).toEqual({ maxAgeMs: 600_000, maxAgeGraceMs: undefined });
+    expect(loadConfig({ GRPC_MAX_CONNECTION_AGE_MS: "0" }).grpcConnectionAge).toEqual({ maxAgeMs: 0, maxAgeGraceMs: undefined });
+    expect(loadConfig({ GRPC_MAX_CONNECTION_AGE_MS: "30000", GRPC_MAX_CONNECTION_AGE_GRACE_MS: "5000" }).grpcConnectionAge).toEqual({ maxAgeMs: 30_000, maxAgeGraceMs: 5_000 });
+    expect(() => loadConfig({ GRPC_MAX_CONNECTION_AGE_MS: "500" })).toThrow(/GRPC_MAX_CONNECTION_AGE_MS must be 0 \(never\) or at least 1000/);
+    expect(() => loadConfig({ GRPC_MAX_CONNECTION_AGE_MS: "soon" })).toThrow(/GRPC_MAX_CONNECTION_AGE_MS must be an integer/);
+    expect(() => loadConfig({ GRPC_MAX_CONNECTION_AGE_MS: "0", GRPC_MAX_CONNECTION_AGE_GRACE_MS: "1000" })).toThrow(/GRPC_MAX_CONNECTION_AGE_GRACE_MS needs GRPC_MAX_CONNECTION_AGE_MS/);
+  });
+
   it("serves metrics on 127.0.0.1:9464 unless told otherwise", () => {
     expect(loadConfig({})).toMatchObject({ metricsHost: "127.0.0.1", metricsPort: 9464 });
     expect(loadConfig({ METRICS_HOST: "::", METRICS_PORT: "9100" })).toMatchObject({ metricsHost: "::", metricsPort: 9100 });

@@ -20,12 +20,12 @@ export interface Nginx {
 }
 
 /**
- * Starts nginx with `http` as the body of its `http {}` block; `{{port}}` in it is replaced by
- * the port nginx listens on.
+ * Starts nginx with `http(port)` as the body of its `http {}` block, `port` the one it waits for
+ * (`options.port`, else a free one). `npm run cluster` (deploy/cluster/run.ts) starts it too.
  */
-export async function startNginx(http: (port: number) => string): Promise<Nginx> {
+export async function startNginx(http: (port: number) => string, options: { port?: number } = {}): Promise<Nginx> {
   const dir = mkdtempSync(path.join(tmpdir(), "identity-nginx-"));
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const errorLogFile = path.join(dir, "error.log");
   const temp = (name: string) => path.join(dir, name);
   writeFileSync(

@@ -63,7 +63,8 @@ export async function spawnServiceProcess(databaseUrl: string, env: Record<strin
     logLines,
     stop: () =>
       new Promise((resolve) => {
-        if (child.exitCode !== null) return resolve(child.exitCode);
+        // Already gone (a test may have killed it with a signal: exitCode stays null then).
+        if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode);
         child.once("exit", (code) => resolve(code));
         child.kill("SIGTERM");
       }),
