@@ -81,7 +81,7 @@ function start(instance: Instance): Promise<void> {
       // nginx forwards the client's address.
       TRUSTED_PROXIES: process.env.TRUSTED_PROXIES ?? "loopback",
       // Short enough to see a client move onto a restarted instance through an L4 balancer.
-      GRPC_MAX_CONNECTION_AGE_MS: process.env.GRPC_MAX_CONNECTION_AGE_MS ?? "30000",
+      GRPC_MAX_CONNECTION_AGE_MS: process.env.GRPC_MAX_CONNECTION_AGE_MS ?? "0",
       HASH_CONCURRENCY: process.env.HASH_CONCURRENCY ?? "1",
     },
     stdio: ["ignore", "pipe", "pipe"],

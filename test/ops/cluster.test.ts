@@ -25,10 +25,13 @@ import { TEST_SERVICE_KEY } from "../support/service.js";
 import { prepared } from "../support/setup.js";
 import { createGrpcJsTransport } from "../support/transports.js";
 
-/** Short, so that the L4 test below sees a reconnect within seconds; nginx's upstream connections age too. */
+/** Short, so that the L4 test below sees a reconnect within seconds. */
 const MAX_CONNECTION_AGE_MS = 3_000;
+// Behind nginx the instances' connections never age (GRPC_MAX_CONNECTION_AGE_MS=0, as README
+// advises): nginx balances per call, and a GOAWAY racing a call nginx has just written on its
+// kept-alive upstream connection fails that call with 502 (seen here under load with 3 s ages).
 const instanceEnv = {
-  GRPC_MAX_CONNECTION_AGE_MS: String(MAX_CONNECTION_AGE_MS),
+  GRPC_MAX_CONNECTION_AGE_MS: "0",
   // nginx forwards the client's address; rate limits per address see it.
   TRUSTED_PROXIES: "loopback",
   LOGIN_MAX_FAILURES_PER_IP_PER_HOUR: "1000000",
@@ -160,6 +163,9 @@ describe("three instances behind nginx", () => {
     // death, never much later (the instance is then skipped: every later call succeeds).
     expect(failed.length, summary).toBeLessThanOrEqual(2 * load.length);
     for (const outcome of failed) {
+      // A call nginx had already streamed to the instance when it died may end in a reset stream
+      // (RST_STREAM INTERNAL_ERROR, which grpc-js reports as INTERNAL) instead of a 502.
+      if (outcome.startedAt < diedAt && outcome.code === Code.Internal) continue;
       expect(outcome.code, summary).toBe(Code.Unavailable);
       expect(outcome.startedAt, summary).toBeLessThan(diedAt + 500);
       expect(outcome.endedAt, summary).toBeLessThan(diedAt + 1_000);
@@ -250,7 +256,10 @@ describe("GRPC_MAX_CONNECTION_AGE_MS behind an L4 balancer", () => {
   it("moves an existing grpc-js client's calls onto an instance started later, without a failed call", { timeout: 40_000 }, async () => {
     const { connectAuth } = cluster();
     const token = (await connectAuth.signUp({ email: uniqueEmail("cluster-l4"), password: PASSWORD })).tokens!.accessToken;
-    const live = instances.filter((instance) => instance.child.exitCode === null && instance.child.signalCode === null);
+    // Two instances of their own whose connections age, behind the L4 balancer; a fourth comes later.
+    const agedEnv = { ...instanceEnv, GRPC_MAX_CONNECTION_AGE_MS: String(MAX_CONNECTION_AGE_MS) };
+    const live = await Promise.all([spawnServiceProcess(database().url, agedEnv), spawnServiceProcess(database().url, agedEnv)]);
+    instances.push(...live);
     const balancer = await startL4Balancer(live.map((instance) => instance.grpcAddress));
     // A channel of its own (not grpc-js's shared subchannel pool): one connection, as a backend's client has.
     const client = createGrpcJsTransport(balancer.address, undefined, { "grpc.use_local_subchannel_pool": 1 });
@@ -272,7 +281,7 @@ describe("GRPC_MAX_CONNECTION_AGE_MS behind an L4 balancer", () => {
     try {
       // The client reconnects as its connections age (one connection so far: about every 3 s).
       const reconnects = balancer.accepted();
-      const fourth = await spawnServiceProcess(database().url, instanceEnv);
+      const fourth = await spawnServiceProcess(database().url, agedEnv);
       instances.push(fourth);
       balancer.add(fourth.grpcAddress);
       const started = performance.now();
