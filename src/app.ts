@@ -38,7 +38,7 @@ import { createServers, type Servers } from "./server/servers.js";
 import { createTlsFiles } from "./server/tls.js";
 import { serverMetadata } from "./server/well-known.js";
 import { createReadiness } from "./server/readiness.js";
-import { createMetrics, type Metrics } from "./metrics.js";
+import { createMetrics, registerStallMetrics, type Metrics } from "./metrics.js";
 import type { ServiceDeps } from "./services/routes.js";
 import { fileURLToPath } from "node:url";
 
@@ -109,7 +109,8 @@ export async function createApp({ config, db, logger, kek, clock = systemClock, 
   await signingKeys.rotateIfDue();
   signingKeys.startMaintenance(60_000, (err) => logger.warn({ err }, "signing key maintenance failed"));
   const accessTokens = createAccessTokens(signingKeys, config, clock);
-  const revocations = createRevocations({ direct: store.direct, revocationFeed: directory.follow(store.revocationFeed) }, clock, logger, { accessTokenTtlSec: config.accessTokenTtlSec });
+  const revocations = createRevocations({ direct: store.direct, revocationFeed: directory.follow(store.revocationFeed) }, clock, logger, { accessTokenTtlSec: config.accessTokenTtlSec, maxStalenessMs: config.database.revocationMaxStalenessMs });
+  registerStallMetrics(metrics.registry, { breakerOpen: () => store.health.breakerOpen, revocationAgeMs: () => revocations.ageMs() });
   await revocations.start();
   const sessions = createSessions(store, audit, clock, config, revocations);
   const sessionTokens = createSessionTokens(sessions, accessTokens);
@@ -178,7 +179,7 @@ export async function createApp({ config, db, logger, kek, clock = systemClock, 
   const servers = createServers({
     services,
     signingKeys,
-    readiness: createReadiness(store.health, logger),
+    readiness: createReadiness(store.health, logger, () => revocations.ageMs()),
     metrics: metrics.registry,
     corsOrigins: config.corsOrigins,
     maxMessageBytes: config.maxMessageBytes,
@@ -196,5 +197,6 @@ export async function createApp({ config, db, logger, kek, clock = systemClock, 
     await revocations.stop();
     await directory.stop();
     await argon2.close();
+    await store.health.close();
   } };
 }

@@ -63,6 +63,21 @@ export interface Config {
   readonly reauthMaxAgeSec: number;
   /** Roles and administration (issue 15). */
   readonly roles: RoleConfig;
+  /** Time bounds on every database interaction, and the revocation staleness rule (issue 19). */
+  readonly database: DatabaseBoundsConfig;
+}
+
+export interface DatabaseBoundsConfig {
+  /** DB_QUERY_TIMEOUT_MS: statement_timeout, and pg's client-side read timeout (default 3000). */
+  readonly queryTimeoutMs: number;
+  /** DB_LOCK_TIMEOUT_MS: lock_timeout (default 2000). */
+  readonly lockTimeoutMs: number;
+  /** DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: idle_in_transaction_session_timeout (default 10000). */
+  readonly idleInTransactionTimeoutMs: number;
+  /** DB_POOL_WAIT_MS: how long a call waits for a pool connection, or for a new one to open (default 3000). */
+  readonly poolWaitMs: number;
+  /** REVOCATION_MAX_STALENESS_MS: past this age of the revocation state VerifyToken answers UNAVAILABLE (default 60000). */
+  readonly revocationMaxStalenessMs: number;
 }
 
 export interface RoleConfig {
@@ -375,6 +390,17 @@ function loadServiceKeys(env: Env): Array<{ name: string; key: string }> {
   return entries;
 }
 
+// A hung PostgreSQL must cost a call a few seconds, never its whole deadline (issue 19).
+function loadDatabaseBounds(env: Env): DatabaseBoundsConfig {
+  return {
+    queryTimeoutMs: int(env, "DB_QUERY_TIMEOUT_MS", 3_000, 100, 600_000),
+    lockTimeoutMs: int(env, "DB_LOCK_TIMEOUT_MS", 2_000, 100, 600_000),
+    idleInTransactionTimeoutMs: int(env, "DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", 10_000, 100, 3_600_000),
+    poolWaitMs: int(env, "DB_POOL_WAIT_MS", 3_000, 100, 600_000),
+    revocationMaxStalenessMs: int(env, "REVOCATION_MAX_STALENESS_MS", 60_000, 1_000, 86_400_000),
+  };
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const production = env.NODE_ENV === "production";
   const httpPort = int(env, "HTTP_PORT", 8080, 0, 65535);
@@ -461,6 +487,7 @@ export function loadConfig(env: Env = process.env): Config {
     // ASVS 7.5.1: re-authentication before changing an identifier the account is recovered by.
     reauthMaxAgeSec: int(env, "REAUTH_MAX_AGE_SECONDS", 300, 30, 86_400),
     roles: loadRoleConfig(env),
+    database: loadDatabaseBounds(env),
   };
   if (!["fatal", "error", "warn", "info", "debug", "trace", "silent"].includes(config.logLevel)) {
     throw new ConfigError(`LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent`);

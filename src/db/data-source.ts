@@ -1,14 +1,48 @@
 import { DataSource } from "typeorm";
 import { entities } from "./entities/index.js";
 import { migrations } from "./migrations/index.js";
+import { BoundedClient } from "./bounded-client.js";
 
 export interface DataSourceOptions {
   readonly url: string;
   readonly poolSize?: number;
+  /** Time bounds on every statement and on the wait for a connection (config.ts DatabaseBoundsConfig); none when left out. */
+  readonly bounds?: DatabaseBounds;
+}
+
+/** What the pool is bounded by (issue 19); the same fields as config.database. */
+export interface DatabaseBounds {
+  readonly queryTimeoutMs: number;
+  readonly lockTimeoutMs: number;
+  readonly idleInTransactionTimeoutMs: number;
+  readonly poolWaitMs: number;
+}
+
+/** TCP keepalives on every connection (pool and LISTEN): a peer gone without a FIN is noticed. */
+export const KEEPALIVE = { keepAlive: true, keepAliveInitialDelayMillis: 10_000 } as const;
+
+/**
+ * The pg pool options for `bounds`. statement_timeout, lock_timeout and
+ * idle_in_transaction_session_timeout are PostgreSQL's (sent at connection start); query_timeout
+ * is pg's own read timeout, a little longer than statement_timeout so that a live server cancels
+ * first (the connection survives) and only a server that does not answer at all is cut off on
+ * this side (BoundedClient then drops the connection). connectionTimeoutMillis bounds both
+ * opening a connection and waiting for a pooled one (pg-pool's connect() times out its pending
+ * queue entry too).
+ */
+export function poolBounds(bounds: DatabaseBounds): Record<string, unknown> {
+  return {
+    statement_timeout: bounds.queryTimeoutMs,
+    query_timeout: bounds.queryTimeoutMs + 250,
+    lock_timeout: bounds.lockTimeoutMs,
+    idle_in_transaction_session_timeout: bounds.idleInTransactionTimeoutMs,
+    connectionTimeoutMillis: bounds.poolWaitMs,
+    Client: BoundedClient,
+  };
 }
 
 /** Builds (does not connect) the DataSource. Schema changes come only from migrations. */
-export function createDataSource({ url, poolSize = 10 }: DataSourceOptions): DataSource {
+export function createDataSource({ url, poolSize = 10, bounds }: DataSourceOptions): DataSource {
   return new DataSource({
     type: "postgres",
     url,
@@ -18,7 +52,7 @@ export function createDataSource({ url, poolSize = 10 }: DataSourceOptions): Dat
     migrationsRun: false,
     migrationsTransactionMode: "each",
     logging: false,
-    extra: { max: poolSize, connectionTimeoutMillis: 5_000, application_name: "grpc-identity" },
+    extra: { max: poolSize, connectionTimeoutMillis: 5_000, application_name: "grpc-identity", ...KEEPALIVE, ...(bounds && poolBounds(bounds)) },
   });
 }
 
@@ -27,12 +61,25 @@ export async function openDatabase(options: DataSourceOptions): Promise<DataSour
   const dataSource = createDataSource(options);
   await dataSource.initialize();
   try {
+    // Migrations are not bounded by the query timeout (an index on a large table takes what it
+    // takes): a pending one runs on a connection of its own without bounds.
+    if (options.bounds && (await dataSource.showMigrations())) await migrateUnbounded(options.url);
     await dataSource.runMigrations();
   } catch (err) {
     await dataSource.destroy();
     throw err;
   }
   return dataSource;
+}
+
+async function migrateUnbounded(url: string): Promise<void> {
+  const unbounded = createDataSource({ url, poolSize: 1 });
+  await unbounded.initialize();
+  try {
+    await unbounded.runMigrations();
+  } finally {
+    await unbounded.destroy();
+  }
 }
 
 /** The connection string the DataSource was opened with (for a connection of its own, e.g. LISTEN). */
@@ -52,4 +99,29 @@ export interface PoolStats {
 export function poolStats(db: DataSource): PoolStats {
   const pool = (db.driver as { master?: { totalCount: number; idleCount: number; waitingCount: number } }).master;
   return { total: pool?.totalCount ?? 0, idle: pool?.idleCount ?? 0, waiting: pool?.waitingCount ?? 0 };
+}
+
+type Checkout = (callback: (err: Error | undefined, client?: unknown, release?: unknown) => void) => unknown;
+const gates = new WeakMap<object, () => Error | undefined>();
+
+/**
+ * Makes the pool refuse checkouts while `refusal()` answers an error (the store's breaker,
+ * src/store/health.ts): every statement, transaction and entity operation of the service takes
+ * a connection through this one point (TypeORM's obtainMasterConnection), so a refused checkout
+ * fails the call at once instead of queueing it behind a database that does not answer. The
+ * last call for a DataSource wins; it does nothing before the DataSource is initialized.
+ */
+export function gateCheckouts(db: DataSource, refusal: () => Error | undefined): void {
+  const pool = (db.driver as { master?: { connect: Checkout } }).master;
+  if (!pool) return;
+  const installed = gates.has(pool);
+  gates.set(pool, refusal);
+  if (installed) return;
+  const connect = pool.connect.bind(pool) as Checkout;
+  pool.connect = ((callback) => {
+    const refused = typeof callback === "function" ? gates.get(pool)?.() : undefined;
+    if (refused === undefined) return connect(callback);
+    process.nextTick(() => callback(refused));
+    return undefined;
+  }) as Checkout;
 }

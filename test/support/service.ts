@@ -65,7 +65,7 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
     },
   });
   const logger = createLogger(config.logLevel, sink);
-  const db = await openDatabase({ url: database.url, poolSize: 20 });
+  const db = await openDatabase({ url: database.url, poolSize: 20, bounds: config.database });
   const clock = options.clock ?? systemClock;
   const outbox = options.outbox ?? createTestOutbox();
   const app = await createApp({ config, db, logger, kek: TEST_KEK, clock, outbox }).catch(async (err: unknown) => {
