@@ -15,7 +15,6 @@ type Callback = (err: Error | null, result?: unknown) => void;
 export class BoundedClient extends pg.Client {
   // pg's query has a dozen overloads (text, config, Submittable; promise or callback): this one
   // passes every form through and only watches the outcome.
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   override query(...args: any[]): any {
     const last: unknown = args.at(-1);
     if (typeof last === "function") {

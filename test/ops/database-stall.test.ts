@@ -21,7 +21,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorInfoSchema, RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { AuthService } from "../../gen/identity/v1/auth_service_pb.js";
 import { TokenService } from "../../gen/identity/v1/token_service_pb.js";
+import { openDatabase } from "../../src/db/data-source.js";
 import { startEmbeddedPostgres, type EmbeddedDatabase } from "../../src/db/embedded.js";
+import { createStore, DatabaseUnavailableError } from "../../src/store/index.js";
+import { run } from "../../src/store/tx.js";
 import { freePort } from "../support/ports.js";
 import { startTestService, TEST_SERVICE_KEY, type TestService } from "../support/service.js";
 import { clientsFor, type Clients, type TransportName } from "../support/transports.js";
@@ -467,6 +470,54 @@ describe("a hung database", () => {
       await proxy.close();
     }
   }, 60_000);
+
+  it("a transaction cut off by a bound is rolled back and answers DATABASE_UNAVAILABLE: statement_timeout, lock_timeout, the read timeout of a frozen server", async () => {
+    const db = await openDatabase({ url: postgres!.url, bounds: { queryTimeoutMs: 500, lockTimeoutMs: 300, idleInTransactionTimeoutMs: 5_000, poolWaitMs: 500 } });
+    const store = createStore(db);
+    const other = new pg.Client({ connectionString: postgres!.url });
+    await other.connect();
+    const stored = async () => (await other.query<{ tag: string }>("SELECT tag FROM stall_probe ORDER BY tag")).rows.map((r) => r.tag);
+    try {
+      await other.query("CREATE TABLE IF NOT EXISTS stall_probe (tag text)");
+      const bounded = async (work: () => Promise<unknown>, limitMs: number) => {
+        const started = Date.now();
+        const err = await work().then(() => undefined, (e: unknown) => e);
+        expect(err).toBeInstanceOf(DatabaseUnavailableError);
+        expect(Date.now() - started).toBeLessThan(limitMs);
+      };
+      // A live server cancels the statement (57014).
+      await bounded(() => store.transaction(async (tx) => {
+        await run(tx, "INSERT INTO stall_probe VALUES ('slow')");
+        await run(tx, "SELECT pg_sleep(5)");
+      }), 1_500);
+      // A lock held elsewhere (55P03).
+      await other.query("BEGIN");
+      await other.query("LOCK TABLE stall_probe IN ACCESS EXCLUSIVE MODE");
+      await bounded(() => store.transaction(async (tx) => run(tx, "INSERT INTO stall_probe VALUES ('locked')")), 1_500);
+      await other.query("ROLLBACK");
+      // A server frozen between two statements: pg's read timeout, the connection dropped, and the
+      // ROLLBACK not waited for (one bound, not two).
+      try {
+        await bounded(() => store.transaction(async (tx) => {
+          await run(tx, "INSERT INTO stall_probe VALUES ('frozen')");
+          signalPostgres("SIGSTOP");
+          await run(tx, "SELECT 1");
+        }), 1_200);
+      } finally {
+        signalPostgres("SIGCONT");
+      }
+      expect(await stored()).toEqual([]);
+      // The pool works again at once: the dropped connection was not handed out again.
+      await store.transaction(async (tx) => run(tx, "INSERT INTO stall_probe VALUES ('after')"));
+      expect(await stored()).toEqual(["after"]);
+    } finally {
+      signalPostgres("SIGCONT");
+      await other.query("DROP TABLE IF EXISTS stall_probe").catch(() => undefined);
+      await other.end();
+      await store.health.close();
+      await db.destroy();
+    }
+  }, 20_000);
 
   it("a start against a port that accepts TCP and never answers fails within the pool bound", async () => {
     const proxy = await stallingProxy(port);
