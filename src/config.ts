@@ -74,7 +74,7 @@ export interface DatabaseBoundsConfig {
   readonly lockTimeoutMs: number;
   /** DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: idle_in_transaction_session_timeout (default 10000). */
   readonly idleInTransactionTimeoutMs: number;
-  /** DB_POOL_WAIT_MS: how long a call waits for a pool connection, or for a new one to open (default 3000). */
+  /** DB_POOL_WAIT_MS: how long a call waits for a pool connection, or for a new one to open (default 5000, as before issue 19). */
   readonly poolWaitMs: number;
   /** REVOCATION_MAX_STALENESS_MS: past this age of the revocation state VerifyToken answers UNAVAILABLE (default 60000). */
   readonly revocationMaxStalenessMs: number;
@@ -396,7 +396,7 @@ function loadDatabaseBounds(env: Env): DatabaseBoundsConfig {
     queryTimeoutMs: int(env, "DB_QUERY_TIMEOUT_MS", 3_000, 100, 600_000),
     lockTimeoutMs: int(env, "DB_LOCK_TIMEOUT_MS", 2_000, 100, 600_000),
     idleInTransactionTimeoutMs: int(env, "DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", 10_000, 100, 3_600_000),
-    poolWaitMs: int(env, "DB_POOL_WAIT_MS", 3_000, 100, 600_000),
+    poolWaitMs: int(env, "DB_POOL_WAIT_MS", 5_000, 100, 600_000),
     revocationMaxStalenessMs: int(env, "REVOCATION_MAX_STALENESS_MS", 60_000, 1_000, 86_400_000),
   };
 }

@@ -1,7 +1,7 @@
 import { DataSource } from "typeorm";
 import { entities } from "./entities/index.js";
 import { migrations } from "./migrations/index.js";
-import { BoundedClient } from "./bounded-client.js";
+import { BoundedClient, type Answers } from "./bounded-client.js";
 
 export interface DataSourceOptions {
   readonly url: string;
@@ -38,6 +38,7 @@ export function poolBounds(bounds: DatabaseBounds): Record<string, unknown> {
     idle_in_transaction_session_timeout: bounds.idleInTransactionTimeoutMs,
     connectionTimeoutMillis: bounds.poolWaitMs,
     Client: BoundedClient,
+    answers: { at: 0 } satisfies Answers,
   };
 }
 
@@ -99,6 +100,11 @@ export interface PoolStats {
 export function poolStats(db: DataSource): PoolStats {
   const pool = (db.driver as { master?: { totalCount: number; idleCount: number; waitingCount: number } }).master;
   return { total: pool?.totalCount ?? 0, idle: pool?.idleCount ?? 0, waiting: pool?.waitingCount ?? 0 };
+}
+
+/** When PostgreSQL last answered a query of the pool (Date.now()); 0 when unknown (a pool without bounds). */
+export function lastAnswerAt(db: DataSource): number {
+  return (db.driver as { master?: { options?: { answers?: Answers } } }).master?.options?.answers?.at ?? 0;
 }
 
 type Checkout = (callback: (err: Error | undefined, client?: unknown, release?: unknown) => void) => unknown;

@@ -1,5 +1,6 @@
-// Readiness, per service. A monitor asks PostgreSQL every few seconds (does it answer, is a
-// migration pending) and derives each service's grpc.health.v1 status from the answer and from
+// Readiness, per service. A monitor asks PostgreSQL every second (does it answer within a
+// second, is a migration pending; the probe's answer also opens and closes the store's breaker,
+// src/store/health.ts, so a stall is noticed within 2 s) and derives each service's grpc.health.v1 status from the answer and from
 // what the service declares once in routes.ts (SERVED_WITHOUT_DATABASE): a service that answers
 // from memory stays SERVING while the database is away, the others are NOT_SERVING until it is
 // back. /readyz reports the same derivation. Liveness (/healthz) never depends on the database.

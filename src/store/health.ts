@@ -5,7 +5,7 @@
 // every checkout at once (src/db/data-source.ts gateCheckouts), so calls that need the database
 // answer DATABASE_UNAVAILABLE immediately instead of queueing; the next probe that succeeds closes it.
 import pg from "pg";
-import { databaseUrl, gateCheckouts, KEEPALIVE, poolStats, type PoolStats } from "../db/data-source.js";
+import { databaseUrl, gateCheckouts, KEEPALIVE, lastAnswerAt, poolStats, type PoolStats } from "../db/data-source.js";
 import { DatabaseUnavailableError } from "./errors.js";
 import type { Database } from "./tx.js";
 
@@ -58,13 +58,23 @@ export function createDatabaseHealth(db: Database): DatabaseHealth {
 
   return {
     async ping(timeoutMs = 1_000) {
+      const started = Date.now();
       let client: pg.Client | undefined;
       try {
         client = await connected(timeoutMs);
         await client.query({ text: "SELECT 1", query_timeout: timeoutMs } as pg.QueryConfig);
         open = false;
       } catch (err) {
+        // A busy process reads its sockets late: let it read what arrived before deciding.
+        await new Promise((resolve) => setImmediate(resolve));
         if (client) drop(client);
+        // The pool's calls were answered in the second half of the probe's wait: slow (a busy
+        // machine), not stalled. A server that stopped answering at the probe's start has answered
+        // nothing since.
+        if (lastAnswerAt(db) >= Math.max(started, Date.now() - timeoutMs / 2)) {
+          open = false;
+          return;
+        }
         open = true;
         throw err;
       }
