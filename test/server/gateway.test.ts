@@ -42,6 +42,7 @@ describe("probes and JWKS", () => {
         "identity.v1.AdminService": "SERVING",
         "envoy.service.auth.v3.Authorization": "SERVING",
       },
+      revocationAgeMs: expect.any(Number),
     });
   });
 

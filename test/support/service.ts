@@ -55,6 +55,10 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
     // Suites written before the refresh grace window expect a second use to revoke at once;
     // test/contract/refresh-grace.test.ts runs with the default window.
     REFRESH_REUSE_GRACE_MS: "0",
+    // Suites share a busy machine (floods of sign-ups in test/security/ wait seconds on locks);
+    // test/ops/database-stall.test.ts sets the bounds it tests, and config.test.ts the defaults.
+    DB_QUERY_TIMEOUT_MS: "10000",
+    DB_LOCK_TIMEOUT_MS: "10000",
     ...options.env,
   });
   const logLines: string[] = [];
