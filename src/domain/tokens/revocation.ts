@@ -152,7 +152,9 @@ export function createRevocations(db: RevocationsDb, clock: Clock, logger: Logge
     const current = listener;
     heartbeatTimer = setTimeout(() => {
       const sentAt = Date.now();
-      current.ping(Math.min(heartbeatMs, 1_000)).then(
+      // A generous timeout: an unanswered heartbeat stops the state growing fresher at once, and
+      // losing the listener early on a busy server would only add the polling's queries to its load.
+      current.ping(HEARTBEAT_TIMEOUT_MS).then(
         () => {
           if (listener !== current) return;
           freshAsOf(sentAt);
@@ -274,6 +276,9 @@ export function createRevocations(db: RevocationsDb, clock: Clock, logger: Logge
     },
   };
 }
+
+/** How long a heartbeat on the LISTEN connection may go unanswered before the listener counts as lost. */
+const HEARTBEAT_TIMEOUT_MS = 5_000;
 
 function staleError(): AppError {
   return new AppError("REVOCATIONS_STALE", "revocation state older than REVOCATION_MAX_STALENESS_MS: PostgreSQL has not answered", { retryAfterMs: 1_000 });
