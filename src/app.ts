@@ -43,7 +43,7 @@ import { createServers, type Servers } from "./server/servers.js";
 import { createTlsFiles } from "./server/tls.js";
 import { serverMetadata } from "./server/well-known.js";
 import { createReadiness } from "./server/readiness.js";
-import { buildInfo, createMetrics, type Metrics } from "./metrics.js";
+import { buildInfo, createMetrics, registerStallMetrics, type Metrics } from "./metrics.js";
 import type { ServiceDeps } from "./services/routes.js";
 import { startTracing, type Tracing } from "./tracing.js";
 import { traceQueries } from "./db/tracing.js";
@@ -130,7 +130,8 @@ export async function createApp({ config, db, logger, kek, clock = systemClock, 
   await signingKeys.rotateIfDue();
   signingKeys.startMaintenance(60_000, (err) => logger.warn({ err }, "signing key maintenance failed"));
   const accessTokens = createAccessTokens(signingKeys, config, clock);
-  const revocations = createRevocations({ direct: store.direct, revocationFeed: directory.follow(store.revocationFeed) }, clock, logger, { accessTokenTtlSec: config.accessTokenTtlSec });
+  const revocations = createRevocations({ direct: store.direct, revocationFeed: directory.follow(store.revocationFeed) }, clock, logger, { accessTokenTtlSec: config.accessTokenTtlSec, maxStalenessMs: config.database.revocationMaxStalenessMs });
+  registerStallMetrics(metrics.registry, { breakerOpen: () => store.health.breakerOpen, revocationAgeMs: () => revocations.ageMs() });
   await revocations.start();
   const sessions = createSessions(store, audit, clock, config, revocations);
   const sessionTokens = createSessionTokens(sessions, accessTokens);
@@ -210,7 +211,7 @@ export async function createApp({ config, db, logger, kek, clock = systemClock, 
   const servers = createServers({
     services,
     signingKeys,
-    readiness: createReadiness(store.health, logger),
+    readiness: createReadiness(store.health, logger, () => revocations.ageMs()),
     metrics: metrics.registry,
     corsOrigins: config.corsOrigins,
     maxMessageBytes: config.maxMessageBytes,
@@ -230,5 +231,6 @@ export async function createApp({ config, db, logger, kek, clock = systemClock, 
     await directory.stop();
     await argon2.close();
     await tracing?.shutdown();
+    await store.health.close();
   } };
 }

@@ -77,6 +77,8 @@ export interface Config {
   readonly federation: FederationConfig;
   /** GRPC_MAX_CONNECTION_AGE_MS and _GRACE_MS: when the gRPC port asks clients to reconnect (load balancing). */
   readonly grpcConnectionAge: GrpcConnectionAgeConfig;
+  /** Time bounds on every database interaction, and the revocation staleness rule (issue 19). */
+  readonly database: DatabaseBoundsConfig;
 }
 
 export interface WebAuthnConfig {
@@ -113,6 +115,19 @@ function loadGrpcConnectionAge(env: Env): GrpcConnectionAgeConfig {
   const maxAgeGraceMs = graceRaw === undefined || graceRaw === "" ? undefined : int(env, "GRPC_MAX_CONNECTION_AGE_GRACE_MS", 0, 0, 86_400_000);
   if (maxAgeGraceMs !== undefined && maxAgeMs === 0) throw new ConfigError("GRPC_MAX_CONNECTION_AGE_GRACE_MS needs GRPC_MAX_CONNECTION_AGE_MS (connections never age when it is 0)");
   return { maxAgeMs, maxAgeGraceMs };
+}
+
+export interface DatabaseBoundsConfig {
+  /** DB_QUERY_TIMEOUT_MS: statement_timeout, and pg's client-side read timeout (default 3000). */
+  readonly queryTimeoutMs: number;
+  /** DB_LOCK_TIMEOUT_MS: lock_timeout (default 2000). */
+  readonly lockTimeoutMs: number;
+  /** DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: idle_in_transaction_session_timeout (default 10000). */
+  readonly idleInTransactionTimeoutMs: number;
+  /** DB_POOL_WAIT_MS: how long a call waits for a pool connection, or for a new one to open (default 5000, as before issue 19). */
+  readonly poolWaitMs: number;
+  /** REVOCATION_MAX_STALENESS_MS: past this age of the revocation state VerifyToken answers UNAVAILABLE (default 60000). */
+  readonly revocationMaxStalenessMs: number;
 }
 
 export interface RoleConfig {
@@ -677,6 +692,17 @@ function loadFederationConfig(env: Env, production: boolean, publicUrl: string |
  * Reads and validates the whole configuration; throws one ConfigError listing every error found
  * (its `errors`), each naming its variable.
  */
+// A hung PostgreSQL must cost a call a few seconds, never its whole deadline (issue 19).
+function loadDatabaseBounds(env: Env): DatabaseBoundsConfig {
+  return {
+    queryTimeoutMs: int(env, "DB_QUERY_TIMEOUT_MS", 3_000, 100, 600_000),
+    lockTimeoutMs: int(env, "DB_LOCK_TIMEOUT_MS", 2_000, 100, 600_000),
+    idleInTransactionTimeoutMs: int(env, "DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", 10_000, 100, 3_600_000),
+    poolWaitMs: int(env, "DB_POOL_WAIT_MS", 5_000, 100, 600_000),
+    revocationMaxStalenessMs: int(env, "REVOCATION_MAX_STALENESS_MS", 60_000, 1_000, 86_400_000),
+  };
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const outer = pending;
   pending = [];
@@ -795,6 +821,7 @@ function readConfig(env: Env): Config {
     webauthn: loadWebAuthnConfig(env, publicUrl, httpPort),
     federation: loadFederationConfig(env, production, publicUrl),
     grpcConnectionAge: loadGrpcConnectionAge(env),
+    database: loadDatabaseBounds(env),
   };
   if (!["fatal", "error", "warn", "info", "debug", "trace", "silent"].includes(config.logLevel)) {
     problem(`LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent`);

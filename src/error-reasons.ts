@@ -104,6 +104,12 @@ export const ERROR_REASONS = {
   DEADLINE_EXCEEDED: { code: "DEADLINE_EXCEEDED", client: "deadline exceeded", browser: "The service took too long to answer. Please try again." },
   UNAVAILABLE: { code: "UNAVAILABLE", client: "service unavailable; retry later", browser: "The service is not available right now. Please try again in a moment." },
   INTERNAL: { code: "INTERNAL", client: "internal error", browser: "Something went wrong on our side. Please try again." },
+  // PostgreSQL did not answer within its bounds (DB_QUERY_TIMEOUT_MS, DB_POOL_WAIT_MS, ...), is
+  // unreachable, or the breaker is open after a failed probe: retry after RetryInfo (issue 19).
+  DATABASE_UNAVAILABLE: { code: "UNAVAILABLE", client: "the database is not answering; retry later", browser: "The service is not available right now. Please try again in a moment." },
+  // VerifyToken (and every check of an access token) once the revocation state is older than
+  // REVOCATION_MAX_STALENESS_MS: fail closed rather than accept a token revoked meanwhile.
+  REVOCATIONS_STALE: { code: "UNAVAILABLE", client: "revocation state is stale; retry later", browser: "The service is not available right now. Please try again in a moment." },
   // Raised by the gateway's transport before any handler runs (services/errors.ts, transportReason).
   UNSUPPORTED_ENCODING: { code: "UNIMPLEMENTED", client: "unsupported compression; see the accept-encoding header", browser: "The request was sent in a form the service does not accept. Please reload the page and try again." },
   MALFORMED_FRAME: { code: "INVALID_ARGUMENT", client: "the request message could not be read", browser: "The request could not be read. Please reload the page and try again." },

@@ -44,7 +44,7 @@ async function main(): Promise<void> {
   try {
     const location = await locateDatabase(config, logger);
     undo.unshift({ name: "database", run: () => location.stop() });
-    const db = await openDatabase({ url: location.url });
+    const db = await openDatabase({ url: location.url, bounds: config.database });
     undo.unshift({ name: "connections", run: () => db.destroy() });
     const app = await createApp({ config, db, logger, kek: location.kek });
     undo.unshift({ name: "background work", run: () => app.stop() });

@@ -131,3 +131,26 @@ function registerGauges(registry: Registry, readings: GaugeReadings, build: Buil
   gauge("identity_password_hashing_queue_depth", "Password hashes waiting for a hashing slot", readings.hashingQueueDepth);
   gauge("identity_signing_key_age_seconds", "Seconds since the current signing key began signing", readings.signingKeyAgeSeconds);
 }
+
+/**
+ * What an operator watches during a database stall (issue 19): whether the breaker refuses calls
+ * that need the database, and how old the revocation state VerifyToken answers from is.
+ */
+export function registerStallMetrics(registry: Registry, sources: { breakerOpen(): boolean; revocationAgeMs(): number }): void {
+  new Gauge({
+    name: "identity_db_breaker_open",
+    help: "1 while the last readiness probe of PostgreSQL failed and calls that need it are refused at once (DATABASE_UNAVAILABLE)",
+    registers: [registry],
+    collect() {
+      this.set(sources.breakerOpen() ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: "identity_revocation_staleness_seconds",
+    help: "Age of the revocation state VerifyToken answers from; past REVOCATION_MAX_STALENESS_MS VerifyToken answers UNAVAILABLE",
+    registers: [registry],
+    collect() {
+      this.set(sources.revocationAgeMs() / 1000);
+    },
+  });
+}

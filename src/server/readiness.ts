@@ -1,5 +1,6 @@
-// Readiness, per service. A monitor asks PostgreSQL every few seconds (does it answer, is a
-// migration pending) and derives each service's grpc.health.v1 status from the answer and from
+// Readiness, per service. A monitor asks PostgreSQL every second (does it answer within a
+// second, is a migration pending; the probe's answer also opens and closes the store's breaker,
+// src/store/health.ts, so a stall is noticed within 2 s) and derives each service's grpc.health.v1 status from the answer and from
 // what the service declares once in routes.ts (SERVED_WITHOUT_DATABASE): a service that answers
 // from memory stays SERVING while the database is away, the others are NOT_SERVING until it is
 // back. /readyz reports the same derivation. Liveness (/healthz) never depends on the database.
@@ -32,6 +33,11 @@ export interface ReadinessReport {
   readonly overall: ServingStatus;
   /** Every mounted service by its proto name. */
   readonly services: Readonly<Record<string, ServingStatus>>;
+  /**
+   * How old the revocation state VerifyToken answers from is, in ms (issue 19); past
+   * REVOCATION_MAX_STALENESS_MS VerifyToken answers UNAVAILABLE. Set by /readyz only.
+   */
+  readonly revocationAgeMs?: number;
 }
 
 /**
@@ -53,6 +59,8 @@ export function healthStatuses(report: ReadinessReport): Record<string, ServingS
 export interface Readiness {
   /** Probes the database now. */
   database(): Promise<DatabaseState>;
+  /** How old the revocation state is, in ms (0 when nothing follows it). */
+  revocationAgeMs(): number;
   /** Starts mirroring each service's derived status into the health service until stop(). */
   watch(health: HealthImplementation, services: readonly ServiceReadiness[], intervalMs?: number): void;
   stop(): void;
@@ -60,18 +68,26 @@ export interface Readiness {
 
 /** What readiness asks of the database (the store's DatabaseHealth provides it). */
 export interface DatabaseProbe {
-  ping(): Promise<void>;
+  /** Rejects unless PostgreSQL answers within `timeoutMs`; opens the store's breaker when it rejects, closes it when it resolves. */
+  ping(timeoutMs: number): Promise<void>;
   pendingMigrations(): Promise<boolean>;
 }
 
-export function createReadiness(db: DatabaseProbe, logger: Logger): Readiness {
+/**
+ * How long a probe may wait for PostgreSQL, and how often the monitor probes: together they bound
+ * how long a database that stopped answering goes unnoticed (2 s, issue 19).
+ */
+export const PROBE_TIMEOUT_MS = 1_000;
+export const PROBE_INTERVAL_MS = 1_000;
+
+export function createReadiness(db: DatabaseProbe, logger: Logger, revocationAgeMs: () => number = () => 0): Readiness {
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
   let last: DatabaseState | undefined;
 
   async function database(): Promise<DatabaseState> {
     try {
-      await withTimeout(db.ping(), 2_000);
+      await withTimeout(db.ping(PROBE_TIMEOUT_MS), PROBE_TIMEOUT_MS + 500);
     } catch {
       return "unreachable";
     }
@@ -84,7 +100,8 @@ export function createReadiness(db: DatabaseProbe, logger: Logger): Readiness {
 
   return {
     database,
-    watch(health, services, intervalMs = 2_000) {
+    revocationAgeMs,
+    watch(health, services, intervalMs = PROBE_INTERVAL_MS) {
       stopped = false;
       const tick = async () => {
         const state = await database();
@@ -93,7 +110,10 @@ export function createReadiness(db: DatabaseProbe, logger: Logger): Readiness {
           const report = readinessReport(state, services);
           if (last !== undefined) {
             const notServing = Object.keys(report.services).filter((name) => report.services[name] === "NOT_SERVING");
-            logger.warn({ database: state, notServing }, state === "ok" ? "database ready again: every service serving" : "database not ready: services that need it not serving");
+            logger.warn(
+              { database: state, notServing, revocationAgeMs: revocationAgeMs() },
+              state === "ok" ? "database ready again: every service serving" : "database not ready: services that need it not serving, calls needing it refused at once",
+            );
           }
           last = state;
           for (const [name, status] of Object.entries(healthStatuses(report))) health.setStatus(name, status);

@@ -124,7 +124,7 @@ export function createServers(deps: ServerDeps): Servers {
       trustedProxy: (address) => trusted(address, 0),
       logger: deps.logger,
     }),
-    ready: async () => readinessReport(await deps.readiness.database(), serviceReadiness),
+    ready: async () => ({ ...readinessReport(await deps.readiness.database(), serviceReadiness), revocationAgeMs: deps.readiness.revocationAgeMs() }),
     browserApp: deps.browserApp,
     logger: deps.logger,
     https: deps.tls !== undefined,

@@ -37,6 +37,13 @@ const wire = Object.fromEntries(
   Object.entries(ERROR_REASONS).map(([reason, { code, client }]) => [reason, { code: CONNECT_CODE[code], message: client }]),
 ) as Readonly<Record<ErrorReason, { readonly code: Code; readonly message: string }>>;
 
+/** The RetryInfo delay of DATABASE_UNAVAILABLE: the readiness monitor probes about this often. */
+export const DATABASE_RETRY_MS = 1_000;
+
+function retryInfo(ms: number): OutgoingDetail {
+  return { desc: RetryInfoSchema, value: create(RetryInfoSchema, { retryDelay: durationFromMs(ms) }) };
+}
+
 function errorInfo(reason: string): OutgoingDetail {
   return { desc: ErrorInfoSchema, value: { reason, domain: ERROR_DOMAIN } };
 }
@@ -60,9 +67,13 @@ export function toConnectError(err: unknown): ConnectError {
     }
     if (err.code !== Code.Internal) return err;
   }
-  // The store classifies database errors (src/store/errors.ts): unreachable is retryable.
-  const reason: ErrorReason = isDatabaseUnavailable(err) ? "UNAVAILABLE" : "INTERNAL";
-  return new ConnectError(wire[reason].message, wire[reason].code, undefined, [errorInfo(reason)], err);
+  // The store classifies database errors (src/store/errors.ts): unreachable, or not answering
+  // within its bounds, is retryable (issue 19), after about one probe of the readiness monitor.
+  if (isDatabaseUnavailable(err)) {
+    const { code, message } = wire.DATABASE_UNAVAILABLE;
+    return new ConnectError(message, code, undefined, [errorInfo("DATABASE_UNAVAILABLE"), retryInfo(DATABASE_RETRY_MS)], err);
+  }
+  return new ConnectError(wire.INTERNAL.message, wire.INTERNAL.code, undefined, [errorInfo("INTERNAL")], err);
 }
 
 /**

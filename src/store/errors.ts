@@ -25,9 +25,11 @@ export class DatabaseUnavailableError extends StoreError {
   override name = "DatabaseUnavailableError";
 }
 
-const UNAVAILABLE_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "ENOTCONN", "57P01", "57P02", "57P03"]);
+// The bounds of issue 19 count as unavailable too: statement_timeout (57014), lock_timeout (55P03),
+// idle_in_transaction_session_timeout (25P03), pg's read timeout and the pool's wait.
+const UNAVAILABLE_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "ENOTCONN", "57P01", "57P02", "57P03", "57014", "55P03", "25P03"]);
 const UNAVAILABLE_MESSAGES =
-  /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable|Query runner already released|connection provided by a query runner was already released/i;
+  /Connection terminated|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error|not queryable|Query runner already released|connection provided by a query runner was already released/i;
 
 interface DriverErrorShape {
   readonly name?: string;

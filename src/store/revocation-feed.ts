@@ -4,7 +4,7 @@
 // migration on the channel declared in src/db/channels.ts.
 import pg from "pg";
 import { REVOCATION_CHANNEL } from "../db/channels.js";
-import { databaseUrl } from "../db/data-source.js";
+import { databaseUrl, KEEPALIVE } from "../db/data-source.js";
 import { rows, type Database, type Tx } from "./tx.js";
 
 /** How the LISTEN connection names itself in pg_stat_activity. */
@@ -36,8 +36,18 @@ export interface RevocationHandlers {
 }
 
 export interface RevocationListener {
+  /**
+   * Resolves when PostgreSQL answers a trivial query on the LISTEN connection within `timeoutMs`:
+   * every notification committed before the call has then been delivered (a backend sends pending
+   * notifications before it reads the next command). Rejects otherwise, and the connection is
+   * then lost (onLost).
+   */
+  ping(timeoutMs: number): Promise<void>;
   close(): Promise<void>;
 }
+
+/** How long opening the LISTEN connection (and the LISTEN itself) may take. */
+const LISTEN_TIMEOUT_MS = 3_000;
 
 export interface RevocationFeed {
   /**
@@ -79,14 +89,18 @@ export function createRevocationFeed(db: Database): RevocationFeed {
     },
 
     async listen(handlers) {
-      const client = new pg.Client({ connectionString: databaseUrl(db), application_name: LISTENER_APPLICATION_NAME });
+      const client = new pg.Client({
+        connectionString: databaseUrl(db), application_name: LISTENER_APPLICATION_NAME, connectionTimeoutMillis: LISTEN_TIMEOUT_MS, ...KEEPALIVE,
+      });
+      // Not end() on a connection that stopped answering: the goodbye would never complete.
+      const destroy = () => (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
       let state: "connecting" | "listening" | "ended" = "connecting";
       const lost = (err?: unknown) => {
         if (state !== "listening") return;
         state = "ended";
         client.removeAllListeners();
         client.on("error", () => {});
-        client.end().catch(() => {});
+        destroy();
         handlers.onLost(err);
       };
       // An error listener from the start: pg emits 'error' as well as rejecting connect().
@@ -104,21 +118,33 @@ export function createRevocationFeed(db: Database): RevocationFeed {
       });
       try {
         await client.connect();
-        await client.query(`LISTEN ${REVOCATION_CHANNEL}`);
+        await client.query({ text: `LISTEN ${REVOCATION_CHANNEL}`, query_timeout: LISTEN_TIMEOUT_MS } as pg.QueryConfig);
       } catch (err) {
         state = "ended";
         client.removeAllListeners();
         client.on("error", () => {});
-        await client.end().catch(() => {});
+        destroy();
         throw err;
       }
       state = "listening";
       return {
+        async ping(timeoutMs) {
+          try {
+            await client.query({ text: "SELECT 1", query_timeout: timeoutMs } as pg.QueryConfig);
+          } catch (err) {
+            lost(err);
+            throw err;
+          }
+        },
         async close() {
           state = "ended";
           client.removeAllListeners();
           client.on("error", () => {});
-          await client.end().catch(() => {});
+          // A goodbye for a server that answers; a bounded wait for one that does not.
+          let timer: NodeJS.Timeout | undefined;
+          await Promise.race([client.end().catch(() => {}), new Promise((resolve) => (timer = setTimeout(resolve, 1_000)))]);
+          clearTimeout(timer);
+          destroy();
         },
       };
     },

@@ -150,6 +150,7 @@ it("answers UNAVAILABLE while the database is down, keeps verifying tokens, and 
       "identity.v1.FederationService": "NOT_SERVING",
       "envoy.service.auth.v3.Authorization": "SERVING",
     },
+    revocationAgeMs: expect.any(Number),
   });
   expect((await fetch(`${t.httpUrl}/healthz`)).status).toBe(200);
   await new Promise((r) => setTimeout(r, 500));

@@ -44,6 +44,7 @@ describe("probes and JWKS", () => {
         "identity.v1.FederationService": "SERVING",
         "envoy.service.auth.v3.Authorization": "SERVING",
       },
+      revocationAgeMs: expect.any(Number),
     });
   });
 

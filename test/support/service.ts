@@ -63,6 +63,10 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
     // Suites written before the refresh grace window expect a second use to revoke at once;
     // test/contract/refresh-grace.test.ts runs with the default window.
     REFRESH_REUSE_GRACE_MS: "0",
+    // Suites share a busy machine (floods of sign-ups in test/security/ wait seconds on locks);
+    // test/ops/database-stall.test.ts sets the bounds it tests, and config.test.ts the defaults.
+    DB_QUERY_TIMEOUT_MS: "10000",
+    DB_LOCK_TIMEOUT_MS: "10000",
     ...options.env,
   });
   const logLines: string[] = [];
@@ -73,7 +77,7 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
     },
   });
   const logger = createLogger(config.logLevel, sink, { traceIds: config.tracing !== undefined });
-  const db = await openDatabase({ url: database.url, poolSize: 20 });
+  const db = await openDatabase({ url: database.url, poolSize: 20, bounds: config.database });
   const clock = options.clock ?? systemClock;
   const outbox = options.outbox ?? createTestOutbox();
   const app = await createApp({ config, db, logger, kek: options.keyring ?? TEST_KEYRING, clock, outbox }).catch(async (err: unknown) => {

@@ -8,6 +8,18 @@
 // migration; the connection and the queries are the store's revocation feed), revocations
 // made by this instance are applied at once, a full reload runs periodically, and while the
 // listener is down the reload runs every `fallbackPollMs`.
+//
+// Staleness (issue 19): the state is as fresh as the last moment it was known complete, the
+// start of the last reload that succeeded or of the last heartbeat answered on the LISTEN
+// connection (a heartbeat answered means every notification committed before it was delivered).
+// While PostgreSQL does not answer, VerifyToken keeps answering from memory; past
+// `maxStalenessMs` check() throws REVOCATIONS_STALE (UNAVAILABLE) rather than risk accepting a
+// token revoked meanwhile. After an outage the state becomes fresh again only through a reload
+// that succeeded (the polling backstop, or the catch-up after the LISTEN connection is back), so
+// revocations made meanwhile on other instances are applied before the staleness clock resets.
+// The clock of staleness is the process's (Date.now()), not the injected Clock: it measures how
+// long this process has been cut off, and the hot path reads it as one number, no allocation.
+import { AppError } from "../errors.js";
 import type { RevocationEvent, RevocationListener, Store } from "../../store/index.js";
 import type { Logger } from "../../logger.js";
 import type { Clock } from "../clock.js";
@@ -20,7 +32,8 @@ export type RevocationChange =
 
 export interface Revocations {
   /**
-   * Why a signature-valid token is revoked, if it is. A service token's subject
+   * Why a signature-valid token is revoked, if it is; throws REVOCATIONS_STALE (UNAVAILABLE) when
+   * the state is older than `maxStalenessMs`. A service token's subject
    * (`service:<name>`) is an account like a person's: the service-account triggers report a
    * disabled account under that id.
    */
@@ -41,12 +54,18 @@ export interface Revocations {
   readonly retentionMs: number;
   /** For tests and health: whether the LISTEN connection is up. */
   readonly listening: boolean;
+  /** How old the revocation state is, in ms (0 until start()): for the gauge and /readyz. */
+  ageMs(): number;
 }
 
 export interface RevocationSettings {
   readonly accessTokenTtlSec: number;
   readonly fullReloadMs?: number;
   readonly fallbackPollMs?: number;
+  /** REVOCATION_MAX_STALENESS_MS: past this age check() fails closed (default 60000). */
+  readonly maxStalenessMs?: number;
+  /** How often the LISTEN connection is asked to answer (its answer keeps the state fresh; default 1000). */
+  readonly heartbeatMs?: number;
 }
 
 interface UserState {
@@ -64,6 +83,19 @@ export function createRevocations(db: RevocationsDb, clock: Clock, logger: Logge
   const windowMs = (settings.accessTokenTtlSec + 60) * 1000;
   const fullReloadMs = settings.fullReloadMs ?? 30_000;
   const fallbackPollMs = settings.fallbackPollMs ?? 500;
+  const maxStalenessMs = settings.maxStalenessMs ?? 60_000;
+  const heartbeatMs = settings.heartbeatMs ?? 1_000;
+  // Date.now() values. Until start() nothing follows the feed, so nothing is stale.
+  let freshAt = 0;
+  let staleAt = Number.POSITIVE_INFINITY;
+  let heartbeatTimer: NodeJS.Timeout | undefined;
+
+  /** The state is complete as of `at` (a Date.now() taken before the query that proved it). */
+  function freshAsOf(at: number): void {
+    if (at <= freshAt) return;
+    freshAt = at;
+    staleAt = at + maxStalenessMs;
+  }
 
   let listener: RevocationListener | undefined;
   let listening = false;
@@ -104,11 +136,35 @@ export function createRevocations(db: RevocationsDb, clock: Clock, logger: Logge
   }
 
   async function reload(): Promise<void> {
+    const startedAt = Date.now();
     const recent = await db.revocationFeed.recent(db.direct, cutoff());
     // Merged, never replaced: a revocation applied locally while the query ran must survive.
     for (const row of recent.sessions) applySession(row.id, row.revokedAt);
     for (const row of recent.users) applyUser(row.id, row.validAfter, row.status);
     prune();
+    freshAsOf(startedAt);
+  }
+
+  /** While listening: the heartbeat keeps the state fresh; a heartbeat not answered loses the listener. */
+  function scheduleHeartbeat(): void {
+    clearTimeout(heartbeatTimer);
+    if (stopped || !listener) return;
+    const current = listener;
+    heartbeatTimer = setTimeout(() => {
+      const sentAt = Date.now();
+      // A generous timeout: an unanswered heartbeat stops the state growing fresher at once, and
+      // losing the listener early on a busy server would only add the polling's queries to its load.
+      current.ping(HEARTBEAT_TIMEOUT_MS).then(
+        () => {
+          if (listener !== current) return;
+          freshAsOf(sentAt);
+          scheduleHeartbeat();
+        },
+        // The feed reports the connection lost (onLost), which starts polling and reconnecting.
+        () => {},
+      );
+    }, heartbeatMs);
+    heartbeatTimer.unref();
   }
 
   function scheduleReload(): void {
@@ -132,6 +188,7 @@ export function createRevocations(db: RevocationsDb, clock: Clock, logger: Logge
     listening = false;
     const lost = listener;
     listener = undefined;
+    clearTimeout(heartbeatTimer);
     lost?.close().catch(() => {});
     if (stopped) return;
     logger.warn({ err }, "revocation listener lost; polling until it reconnects");
@@ -161,9 +218,10 @@ export function createRevocations(db: RevocationsDb, clock: Clock, logger: Logge
       // Catch up on whatever happened while nobody listened.
       await reload();
       scheduleReload();
+      scheduleHeartbeat();
     } catch (err) {
       // Could not listen (or catch up): treated as a lost listener, so polling and reconnecting start.
-      listener = opened ?? { close: async () => {} };
+      listener = opened ?? { ping: async () => {}, close: async () => {} };
       onListenerLost(err);
     }
   }
@@ -173,6 +231,8 @@ export function createRevocations(db: RevocationsDb, clock: Clock, logger: Logge
       return listening;
     },
     check(claims) {
+      // The hot path's only cost here: one comparison (issue 19).
+      if (Date.now() > staleAt) throw staleError();
       const user = users.get(claims.sub);
       if (user) {
         if (user.status !== "active") return "USER_DISABLED";
@@ -198,6 +258,7 @@ export function createRevocations(db: RevocationsDb, clock: Clock, logger: Logge
       return { sessions: new Map(sessions), subjects };
     },
     retentionMs: windowMs,
+    ageMs: () => (freshAt === 0 ? 0 : Date.now() - freshAt),
     async start() {
       await reload();
       await connect();
@@ -206,6 +267,7 @@ export function createRevocations(db: RevocationsDb, clock: Clock, logger: Logge
     async stop() {
       stopped = true;
       clearTimeout(reloadTimer);
+      clearTimeout(heartbeatTimer);
       clearTimeout(reconnectTimer);
       const open = listener;
       listener = undefined;
@@ -213,4 +275,11 @@ export function createRevocations(db: RevocationsDb, clock: Clock, logger: Logge
       await open?.close().catch(() => {});
     },
   };
+}
+
+/** How long a heartbeat on the LISTEN connection may go unanswered before the listener counts as lost. */
+const HEARTBEAT_TIMEOUT_MS = 5_000;
+
+function staleError(): AppError {
+  return new AppError("REVOCATIONS_STALE", "revocation state older than REVOCATION_MAX_STALENESS_MS: PostgreSQL has not answered", { retryAfterMs: 1_000 });
 }

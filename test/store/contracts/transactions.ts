@@ -29,6 +29,10 @@ export function transactionContract(ctx: StoreContext): void {
       expect(classifyError({ code: "ECONNREFUSED", message: "connect ECONNREFUSED" })).toBeInstanceOf(DatabaseUnavailableError);
       expect(classifyError({ driverError: { code: "57P01" }, message: "terminating connection" })).toBeInstanceOf(DatabaseUnavailableError);
       expect(classifyError(new Error("Connection terminated unexpectedly"))).toBeInstanceOf(DatabaseUnavailableError);
+      // The bounds of issue 19: statement_timeout, lock_timeout, idle-in-transaction, pg's read timeout, the pool's wait.
+      for (const code of ["57014", "55P03", "25P03"]) expect(classifyError({ driverError: { code }, message: "canceled" })).toBeInstanceOf(DatabaseUnavailableError);
+      expect(classifyError(new Error("Query read timeout"))).toBeInstanceOf(DatabaseUnavailableError);
+      expect(classifyError(new Error("timeout exceeded when trying to connect"))).toBeInstanceOf(DatabaseUnavailableError);
       // TypeORM's own, when a transaction's connection died under it (seen in the outage test under load).
       expect(classifyError(new QueryRunnerProviderAlreadyReleasedError())).toBeInstanceOf(DatabaseUnavailableError);
       expect(classifyError(new QueryRunnerAlreadyReleasedError())).toBeInstanceOf(DatabaseUnavailableError);
