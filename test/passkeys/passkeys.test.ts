@@ -23,6 +23,8 @@ const clock = new ManualClock(new Date("2026-07-01T09:00:10Z"));
 const t = setupService({ clock, env: { WEBAUTHN_RP_ID: RP_ID, WEBAUTHN_ORIGINS: `${ORIGIN},https://app.example.test`, WEBAUTHN_RP_NAME: "Example" } });
 /** What a refused finish may change: its audit row and its rate-limit slot. */
 const AUDIT_AND_LIMITS = ["audit_events", "rate_limits"];
+/** A refusal after the challenge was taken: the challenge is spent too (single use, even on failure). */
+const SPENT = [...AUDIT_AND_LIMITS, "webauthn_challenges"];
 const REAUTH_MAX_AGE_MS = 300_000;
 
 async function passkeyRow(credentialId: string) {
@@ -156,7 +158,7 @@ describe.each(transportNames)("passkeys over %s", (name) => {
     const response = JSON.stringify(authenticator.get(loginStart.optionsJson));
     await t.expectUnchanged(
       () => expectError(passkeys.finishPasskeyLogin({ challengeId: loginStart.challengeId, responseJson: response }), { code: Code.Unauthenticated, reason: "PASSKEY_UNKNOWN" }),
-      AUDIT_AND_LIMITS,
+      SPENT,
     );
     // The synced one (no counter: always 0) still signs in, twice.
     expect((await signInWith(second)).user?.id).toBe(account.userId);
@@ -217,11 +219,15 @@ describe.each(transportNames)("passkeys over %s", (name) => {
       const response = JSON.stringify(authenticator.get(start.optionsJson, overrides));
       await t.expectUnchanged(
         () => expectError(passkeys.finishPasskeyLogin({ challengeId: start.challengeId, responseJson: response }), { code: Code.Unauthenticated, reason: "WEBAUTHN_VERIFICATION_FAILED" }),
+        SPENT,
+      );
+      // The refused attempt spent the challenge: the right response on it is refused too.
+      await t.expectUnchanged(
+        () => expectError(passkeys.finishPasskeyLogin({ challengeId: start.challengeId, responseJson: JSON.stringify(authenticator.get(start.optionsJson)) }), { code: Code.Unauthenticated, reason: "WEBAUTHN_CHALLENGE_INVALID" }),
         AUDIT_AND_LIMITS,
       );
-      // The refusal left the challenge (a refusal stores nothing), but only a right response uses it.
     }
-    const failures = await audited(account.userId, "PASSKEY_LOGIN_FAILED");
+    const failures = (await audited(account.userId, "PASSKEY_LOGIN_FAILED")).filter((e) => (e.details as { cause?: string }).cause === "verification_failed");
     expect(failures).toHaveLength(5);
     expect(failures[0]!.details).toMatchObject({ cause: "verification_failed" });
 
@@ -231,6 +237,10 @@ describe.each(transportNames)("passkeys over %s", (name) => {
       const response = JSON.stringify(new SoftAuthenticator(ORIGIN).create(start.optionsJson, overrides));
       await t.expectUnchanged(
         () => expectError(passkeys.finishPasskeyRegistration({ challengeId: start.challengeId, responseJson: response, name: "" }, fresh), { code: Code.Unauthenticated, reason: "WEBAUTHN_VERIFICATION_FAILED" }),
+        ["webauthn_challenges"],
+      );
+      await t.expectUnchanged(
+        () => expectError(passkeys.finishPasskeyRegistration({ challengeId: start.challengeId, responseJson: JSON.stringify(new SoftAuthenticator(ORIGIN).create(start.optionsJson)), name: "" }, fresh), { code: Code.Unauthenticated, reason: "WEBAUTHN_CHALLENGE_INVALID" }),
       );
     }
     // The second listed origin is accepted.
@@ -250,7 +260,7 @@ describe.each(transportNames)("passkeys over %s", (name) => {
       const response = JSON.stringify(authenticator.get(start.optionsJson, { counter }));
       await t.expectUnchanged(
         () => expectError(passkeys.finishPasskeyLogin({ challengeId: start.challengeId, responseJson: response }), { code: Code.Unauthenticated, reason: "PASSKEY_COUNTER_REGRESSED" }),
-        AUDIT_AND_LIMITS,
+        SPENT,
       );
     }
     expect(await passkeyRow(passkey.credentialId)).toMatchObject({ sign_count: "2" });
@@ -282,7 +292,7 @@ describe.each(transportNames)("passkeys over %s", (name) => {
     const response = JSON.stringify(authenticator.get(start.optionsJson));
     await t.expectUnchanged(
       () => expectError(passkeys.finishPasskeyLogin({ challengeId: start.challengeId, responseJson: response }), { code: Code.PermissionDenied, reason: "ACCOUNT_DELETED" }),
-      AUDIT_AND_LIMITS,
+      SPENT,
     );
   });
 });

@@ -77,12 +77,14 @@ export function createPasskeyLogin({ db, clock, audit, limits, sessionTokens, se
       let owner: string | null = null;
       let passkeyId: string | undefined;
       try {
-        // One transaction: a refusal rolls back the challenge's consumption and the counter with
-        // the rest, so it stores nothing but its audit row and its rate-limit slot.
+        // The challenge is spent first, in a statement of its own: a refused response (a wrong
+        // origin, a bad signature, a counter gone back) does not leave it for another attempt.
+        const challenge = await db.webauthnChallenges.consume(db.direct, challengeId.toLowerCase(), "login", { userId: null, sessionId: null }, clock.now());
+        if (challenge === undefined) throw new AppError("WEBAUTHN_CHALLENGE_INVALID", `sign-in challenge ${challengeId} unknown, used or expired`);
+        // One transaction for the rest: a refusal rolls back the counter with it, so it stores
+        // nothing but the spent challenge, its audit row and its rate-limit slot.
         const signedIn = await db.transaction(async (tx) => {
           const now = clock.now();
-          const challenge = await db.webauthnChallenges.consume(tx, challengeId.toLowerCase(), "login", { userId: null, sessionId: null }, now);
-          if (challenge === undefined) throw new AppError("WEBAUTHN_CHALLENGE_INVALID", `sign-in challenge ${challengeId} unknown, used or expired`);
           const passkey = await db.passkeys.findByCredentialId(tx, response.id);
           if (!passkey) throw new AppError("PASSKEY_UNKNOWN", `no passkey has credential ${response.id}`);
           owner = passkey.userId;

@@ -92,12 +92,12 @@ export function createPasskeys({ db, clock, audit, settings, reauthMaxAgeSec }: 
       const name = checkName(violations, rawName, true);
       const response = parseFinish<RegistrationResponseJSON>(challengeId, responseJson, violations);
       const user = await requireLiveUser(db, caller.userId);
-      // One transaction: a refused response rolls the challenge's consumption back with the rest,
-      // so a refusal stores nothing (the challenge stays usable until it expires, by this session only).
+      // The challenge is spent first, in a statement of its own: whatever follows (a refused
+      // response included), it never serves a second attempt. Only its own session can spend it.
+      const challenge = await db.webauthnChallenges.consume(db.direct, challengeId.toLowerCase(), "register", { userId: user.id, sessionId: caller.sessionId }, clock.now());
+      if (challenge === undefined) throw new AppError("WEBAUTHN_CHALLENGE_INVALID", `registration challenge ${challengeId} unknown, used, expired or not of session ${caller.sessionId}`);
       return db.transaction(async (tx) => {
         const now = clock.now();
-        const challenge = await db.webauthnChallenges.consume(tx, challengeId.toLowerCase(), "register", { userId: user.id, sessionId: caller.sessionId }, now);
-        if (challenge === undefined) throw new AppError("WEBAUTHN_CHALLENGE_INVALID", `registration challenge ${challengeId} unknown, used, expired or not of session ${caller.sessionId}`);
         const { registrationInfo: info } = await verified(`registration for ${user.id}`, () =>
           verifyRegistrationResponse({
             response,
