@@ -89,11 +89,11 @@ describe("deploy/kubernetes", () => {
       }
     }
     expect(variables).toContain("DATABASE_URL");
-    expect(variables).toContain("KEY_ENCRYPTION_KEY");
+    expect(variables).toContain("KEY_ENCRYPTION_KEYS");
   });
 
   it("is a valid production configuration, with the ports the container declares", () => {
-    const secrets = { DATABASE_URL: "postgres://identity:x@db:5432/identity", KEY_ENCRYPTION_KEY: Buffer.alloc(32, 1).toString("base64"), SERVICE_KEYS: `billing:${"k".repeat(40)}` };
+    const secrets = { DATABASE_URL: "postgres://identity:x@db:5432/identity", KEY_ENCRYPTION_KEYS: `k1:${Buffer.alloc(32, 1).toString("base64")}`, SERVICE_KEYS: `billing:${"k".repeat(40)}` };
     const config = loadConfig({ ...configData, ...secrets });
     expect(config.production).toBe(true);
     const port = (name: string) => container.ports!.find((p) => p.name === name)!.containerPort;
