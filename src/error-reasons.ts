@@ -160,8 +160,8 @@ export const ERROR_REASONS = {
   // FinishLinkIdentity for a provider identity that is linked to an account already.
   IDENTITY_ALREADY_LINKED: { code: "ALREADY_EXISTS", client: "this provider identity is linked to an account already", browser: "This provider account is already linked to an account." },
   IDENTITY_NOT_FOUND: { code: "NOT_FOUND", client: "no such linked identity", browser: "That provider account is not linked." },
-  // UnlinkIdentity of the account's last way to sign in (no password, no other linked identity, no passkey).
-  LAST_SIGN_IN_METHOD: { code: "FAILED_PRECONDITION", client: "this is the account's last way to sign in", browser: "This is the last way to sign in to your account: set a password or link another provider first." },
+  // UnlinkIdentity of the account's last way to sign in (no password, no other linked identity, no passkey); RemovePasskey likewise.
+  LAST_SIGN_IN_METHOD: { code: "FAILED_PRECONDITION", client: "this is the account's last way to sign in", browser: "This is the last way to sign in to your account: set a password, link a provider or add another passkey first." },
 } as const satisfies Readonly<Record<string, ErrorReasonSpec>>;
 
 /** A stable machine code (google.rpc.ErrorInfo reason, UPPER_SNAKE). */

@@ -300,5 +300,10 @@ describe("second factor, explicit links and unlinking", () => {
     const [identity] = (await federation.listLinkedIdentities({}, bearer(access))).identities;
     await federation.unlinkIdentity({ provider: "test", subject: identity!.subject }, bearer(access));
     expect((await federation.listLinkedIdentities({}, bearer(access))).identities).toEqual([]);
+    // The passkey is now the account's last way to sign in: it stays.
+    const [passkey] = (await passkeys.listPasskeys({}, bearer(access))).passkeys;
+    await t.expectUnchanged(() =>
+      expectError(passkeys.removePasskey({ passkeyId: passkey!.id }, bearer(access)), { code: Code.FailedPrecondition, reason: "LAST_SIGN_IN_METHOD" }),
+    );
   });
 });

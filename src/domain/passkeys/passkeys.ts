@@ -154,7 +154,9 @@ export function createPasskeys({ db, clock, audit, settings, reauthMaxAgeSec }: 
       requireRecentAuthentication(caller, clock, reauthMaxAgeSec);
       const user = await requireLiveUser(db, caller.userId);
       await db.transaction(async (tx) => {
-        if (!(await db.passkeys.remove(tx, user.id, passkeyId.toLowerCase()))) throw new AppError("PASSKEY_NOT_FOUND", `account ${user.id} has no passkey ${passkeyId}`);
+        const outcome = await db.passkeys.remove(tx, user.id, passkeyId.toLowerCase());
+        if (outcome === "not_found") throw new AppError("PASSKEY_NOT_FOUND", `account ${user.id} has no passkey ${passkeyId}`);
+        if (outcome === "last_sign_in_method") throw new AppError("LAST_SIGN_IN_METHOD", `passkey ${passkeyId} is account ${user.id}'s last way to sign in`);
         await audit.record({ userId: user.id, type: "PASSKEY_REMOVED", client, sessionId: caller.sessionId, details: { passkey_id: passkeyId.toLowerCase() } }, tx);
       });
     },
