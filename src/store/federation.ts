@@ -1,5 +1,6 @@
 // Sign-in with OpenID Connect providers: the provider identities linked to accounts, and the
 // sign-ins (or links) started at a provider and not yet finished (their state).
+import { removeSignInMethod } from "./sign-in-methods.js";
 import { rows, type Tx } from "./tx.js";
 
 export interface FederatedIdentityRow {
@@ -150,38 +151,9 @@ export const federationStore: FederationStore = {
     return found.map(identityRow);
   },
 
-  /**
-   * THE last-sign-in-method rule, written once: an identity may be unlinked only while the account
-   * keeps another way to sign in, a password or another linked identity. (Passkeys join this
-   * list when they land: lock their rows in a CTE like `methods` and add an EXISTS on it.) A verified email
-   * address does not count: whether a code can be sent to it is deployment configuration.
-   *
-   * One statement. The account's identities are locked (FOR UPDATE, in id order), so of two
-   * concurrent unlinks of an account's last two identities the second waits, then sees the
-   * first one gone (a locked row is read as committed) and is refused.
-   */
   async unlink(tx, userId, provider, subject) {
-    const [row] = await rows<{ found: number; deleted: number }>(tx,
-      `WITH methods AS (
-         SELECT id, provider, subject FROM federated_identities WHERE user_id = $1 ORDER BY id FOR UPDATE
-       ), keys AS (
-         -- A passkey is a way to sign in too; locked so a concurrent RemovePasskey cannot take the
-         -- last one while this unlink counts on it.
-         SELECT id FROM passkeys WHERE user_id = $1 ORDER BY id FOR UPDATE
-       ), target AS (
-         SELECT id FROM methods WHERE provider = $2 AND subject = $3
-       ), deleted AS (
-         DELETE FROM federated_identities d USING target t
-         WHERE d.id = t.id AND (
-           EXISTS (SELECT 1 FROM users u WHERE u.id = $1 AND u.password_hash IS NOT NULL)
-           OR EXISTS (SELECT 1 FROM methods m WHERE m.id <> t.id)
-           OR EXISTS (SELECT 1 FROM keys))
-         RETURNING d.id
-       )
-       SELECT (SELECT count(*) FROM target)::int AS found, (SELECT count(*) FROM deleted)::int AS deleted`,
-      [userId, provider, subject],
-    );
-    if (!row || row.found === 0) return "not_found";
-    return row.deleted === 1 ? "unlinked" : "last_sign_in_method";
+    // The last-sign-in-method rule (sign-in-methods.ts), shared with RemovePasskey.
+    const outcome = await removeSignInMethod(tx, userId, "identity", [provider, subject]);
+    return outcome === "removed" ? "unlinked" : outcome;
   },
 };

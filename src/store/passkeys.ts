@@ -1,6 +1,7 @@
 // Passkeys (WebAuthn credentials) and the challenges of their ceremonies. The two security state
 // changes are one conditional statement each: consuming a challenge (single use, unexpired, bound
 // to what started it) and advancing a passkey's signature counter (never backwards).
+import { removeSignInMethod, type RemovalOutcome } from "./sign-in-methods.js";
 import { affected, rows, type Tx } from "./tx.js";
 import { live } from "./users.js";
 
@@ -50,7 +51,7 @@ export interface PasskeyStore {
    * Removes the account's passkey `id`, unless it is the account's last way to sign in (no
    * password, no other passkey, no provider identity): "last_sign_in_method", changing nothing.
    */
-  remove(tx: Tx, userId: string, id: string): Promise<"removed" | "not_found" | "last_sign_in_method">;
+  remove(tx: Tx, userId: string, id: string): Promise<RemovalOutcome>;
   /**
    * Records a sign-in whose authenticator reported `signCount`: false, changing nothing, when the
    * counter did not move forward (a cloned authenticator, WebAuthn §6.1.1), unless both are 0
@@ -139,30 +140,9 @@ export const passkeyStore: PasskeyStore = {
     return row && toRow(row);
   },
 
-  async remove(tx, userId, id) {
-    // One statement, the same rule as UnlinkIdentity's (src/store/federation.ts) and locking in the
-    // same order (identities, then passkeys): of a concurrent unlink and removal of an account's
-    // last two ways to sign in, one waits for the other and then sees what is left.
-    const [row] = await rows<{ found: number; deleted: number }>(tx,
-      `WITH methods AS (
-         SELECT id FROM federated_identities WHERE user_id = $1 ORDER BY id FOR UPDATE
-       ), keys AS (
-         SELECT id FROM passkeys WHERE user_id = $1 ORDER BY id FOR UPDATE
-       ), target AS (
-         SELECT id FROM keys WHERE id = $2
-       ), deleted AS (
-         DELETE FROM passkeys d USING target t
-         WHERE d.id = t.id AND (
-           EXISTS (SELECT 1 FROM users u WHERE u.id = $1 AND u.password_hash IS NOT NULL)
-           OR EXISTS (SELECT 1 FROM methods)
-           OR EXISTS (SELECT 1 FROM keys k WHERE k.id <> t.id))
-         RETURNING d.id
-       )
-       SELECT (SELECT count(*) FROM target)::int AS found, (SELECT count(*) FROM deleted)::int AS deleted`,
-      [userId, id],
-    );
-    if (!row || row.found === 0) return "not_found";
-    return row.deleted === 1 ? "removed" : "last_sign_in_method";
+  remove(tx, userId, id) {
+    // The last-sign-in-method rule (sign-in-methods.ts), shared with UnlinkIdentity.
+    return removeSignInMethod(tx, userId, "passkey", [id]);
   },
 
   async recordUse(tx, id, signCount, backedUp, at) {

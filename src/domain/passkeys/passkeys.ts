@@ -51,11 +51,10 @@ function checkName(violations: Violations, raw: string, optional: boolean): stri
   return name === "" ? DEFAULT_NAME : name;
 }
 
-function checkPasskeyId(passkeyId: string): void {
-  const violations = new Violations();
+function checkPasskeyId(passkeyId: string, violations = new Violations()): Violations {
   if (passkeyId === "") violations.add("passkey_id", "REQUIRED", "is required");
   else if (!isUuid(passkeyId)) violations.add("passkey_id", "INVALID_ID", "is not a passkey id");
-  violations.throwIfAny();
+  return violations;
 }
 
 export function createPasskeys({ db, clock, audit, settings, reauthMaxAgeSec }: PasskeysDeps): Passkeys {
@@ -135,9 +134,7 @@ export function createPasskeys({ db, clock, audit, settings, reauthMaxAgeSec }: 
     },
 
     async rename(caller, passkeyId, rawName, client) {
-      const violations = new Violations();
-      if (passkeyId === "") violations.add("passkey_id", "REQUIRED", "is required");
-      else if (!isUuid(passkeyId)) violations.add("passkey_id", "INVALID_ID", "is not a passkey id");
+      const violations = checkPasskeyId(passkeyId);
       const name = checkName(violations, rawName, false);
       violations.throwIfAny();
       const user = await requireLiveUser(db, caller.userId);
@@ -150,7 +147,7 @@ export function createPasskeys({ db, clock, audit, settings, reauthMaxAgeSec }: 
     },
 
     async remove(caller, passkeyId, client) {
-      checkPasskeyId(passkeyId);
+      checkPasskeyId(passkeyId).throwIfAny();
       requireRecentAuthentication(caller, clock, reauthMaxAgeSec);
       const user = await requireLiveUser(db, caller.userId);
       await db.transaction(async (tx) => {
