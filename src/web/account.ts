@@ -6,6 +6,7 @@
 import { OtpChannel, type User } from "../../gen/identity/v1/common_pb.js";
 import { api, ensureFreshToken } from "./api.js";
 import { reauthenticate, refusedFor } from "./reauth.js";
+import { byId, show, input, field } from "./dom.js";
 
 /** What this part needs from the rest of the app (main.ts). */
 export interface AccountHost {
@@ -26,14 +27,6 @@ export interface AccountSection {
   leave(): void;
 }
 
-const byId = <T extends HTMLElement = HTMLElement>(id: string): T => {
-  const el = document.getElementById(id);
-  if (!el) throw new Error(`missing #${id}`);
-  return el as T;
-};
-const show = (el: HTMLElement, visible: boolean) => (el.hidden = !visible);
-const input = (f: HTMLFormElement, name: string) => f.elements.namedItem(name) as HTMLInputElement;
-const field = (f: HTMLFormElement, name: string): string => (input(f, name)?.value ?? "").trim();
 const channelOf = (f: HTMLFormElement): OtpChannel => (field(f, "channel") === "sms" ? OtpChannel.SMS : OtpChannel.EMAIL);
 
 /** Profile form input -> the proto field (its mask path) and the account's current value. */

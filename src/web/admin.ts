@@ -8,7 +8,6 @@
 // place (AuthService.Reauthenticate with the password and a TOTP or backup code), after which the
 // interrupted action runs again; signing out and in again stays as the fallback.
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { ConnectError } from "@connectrpc/connect";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { UserStatus, type AdminUser, type ListUsersRequestSchema } from "../../gen/identity/v1/admin_service_pb.js";
@@ -16,6 +15,7 @@ import type { AuditEvent } from "../../gen/identity/v1/auth_service_pb.js";
 import type { ErrorReason } from "../error-reasons.js";
 import { api, ensureFreshToken } from "./api.js";
 import { reauthenticate } from "./reauth.js";
+import { byId, show, when, input } from "./dom.js";
 
 /** What the section needs from the rest of the app (main.ts). */
 export interface AdminHost {
@@ -30,14 +30,6 @@ export interface AdminHost {
 
 const PAGE_SIZE = 20;
 
-const byId = <T extends HTMLElement = HTMLElement>(id: string): T => {
-  const el = document.getElementById(id);
-  if (!el) throw new Error(`missing #${id}`);
-  return el as T;
-};
-const show = (el: HTMLElement, visible: boolean) => (el.hidden = !visible);
-const when = (t: Timestamp | undefined): string => (t ? timestampDate(t).toLocaleString() : "");
-const input = (f: HTMLFormElement, name: string) => f.elements.namedItem(name) as HTMLInputElement;
 const field = (f: HTMLFormElement, name: string): string => input(f, name).value.trim();
 
 function element<K extends keyof HTMLElementTagNameMap>(tag: K, text?: string, className?: string): HTMLElementTagNameMap[K] {

@@ -11,6 +11,7 @@ import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/conn
 import type { MfaChallenge, TokenPair } from "../../gen/identity/v1/common_pb.js";
 import { FederationService, type LinkedIdentity } from "../../gen/identity/v1/federation_service_pb.js";
 import { bearer, ensureFreshToken, transportName, type TransportName } from "./api.js";
+import { byId } from "./dom.js";
 
 export type SignInResult = { case: "tokens"; value: TokenPair } | { case: "mfaChallenge"; value: MfaChallenge } | { case: undefined };
 
@@ -44,11 +45,6 @@ export interface FederationSection {
 
 const PENDING_KEY = "identity-federation-pending";
 
-const byId = <T extends HTMLElement = HTMLElement>(id: string): T => {
-  const el = document.getElementById(id);
-  if (!el) throw new Error(`missing #${id}`);
-  return el as T;
-};
 
 /** Where providers send the browser back. */
 function redirectUri(): string {

@@ -1,6 +1,5 @@
 // The browser app: every public flow of the service, by hand, over gRPC-web or Connect.
 // Plain DOM, no framework. Tokens: see api.ts.
-import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { AuditEventType, type AuditEvent, type Session } from "../../gen/identity/v1/auth_service_pb.js";
 import { OtpChannel, OtpPurpose, type MfaChallenge, type TokenPair, type User } from "../../gen/identity/v1/common_pb.js";
 import {
@@ -22,16 +21,9 @@ import { endsSession, friendlyMessage } from "./errors.js";
 import { setupSecurity } from "./security.js";
 import { setupPasskeys } from "./passkeys.js";
 import { bindLinkForm, setupFederation, takeProviderReturn } from "./federation.js";
+import { byId, show, when, field as value } from "./dom.js";
 
-const byId = <T extends HTMLElement = HTMLElement>(id: string): T => {
-  const el = document.getElementById(id);
-  if (!el) throw new Error(`missing #${id}`);
-  return el as T;
-};
 const form = (id: string) => byId<HTMLFormElement>(id);
-const value = (f: HTMLFormElement, name: string): string => ((f.elements.namedItem(name) as HTMLInputElement | null)?.value ?? "").trim();
-const show = (el: HTMLElement, visible: boolean) => (el.hidden = !visible);
-const when = (t: Timestamp | undefined): string => (t ? timestampDate(t).toLocaleString() : "");
 
 function element<K extends keyof HTMLElementTagNameMap>(tag: K, text?: string, className?: string): HTMLElementTagNameMap[K] {
   const el = document.createElement(tag);

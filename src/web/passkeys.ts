@@ -4,12 +4,12 @@
 // checks the answers (PasskeyService). Adding and removing need a recent sign-in: a
 // REAUTHENTICATION_REQUIRED refusal opens the in-place Reauthenticate prompt (reauth.ts), and the
 // interrupted action runs again after it.
-import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { browserSupportsWebAuthn, startAuthentication, startRegistration } from "@simplewebauthn/browser";
 import type { TokenPair } from "../../gen/identity/v1/common_pb.js";
 import type { Passkey } from "../../gen/identity/v1/passkey_service_pb.js";
 import { api, ensureFreshToken } from "./api.js";
 import { reauthenticate, refusedFor } from "./reauth.js";
+import { byId, show, when } from "./dom.js";
 
 export interface PasskeysHost {
   act(button: HTMLButtonElement | null, action: () => Promise<void>): Promise<void>;
@@ -27,13 +27,6 @@ export interface PasskeysSection {
   leave(): void;
 }
 
-const byId = <T extends HTMLElement = HTMLElement>(id: string): T => {
-  const el = document.getElementById(id);
-  if (!el) throw new Error(`missing #${id}`);
-  return el as T;
-};
-const show = (el: HTMLElement, visible: boolean) => (el.hidden = !visible);
-const when = (t: Timestamp | undefined): string => (t ? timestampDate(t).toLocaleString() : "");
 
 /** What the browser's part of a ceremony failed with, as a sentence; undefined for a service error. */
 function ceremonyFailure(err: unknown): string | undefined {

@@ -2,10 +2,10 @@
 // regeneration, email/SMS codes as a second factor (EnableCodeFactor / DisableCodeFactor); and
 // the sign-in's MFA step: the challenge's methods to choose from, with a "send code" button
 // (SendMfaCode) for a code sent by email or SMS.
-import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { MfaMethod, OtpChannel, type MfaChallenge } from "../../gen/identity/v1/common_pb.js";
 import type { VerifyMfaRequest } from "../../gen/identity/v1/mfa_service_pb.js";
 import { api, ensureFreshToken } from "./api.js";
+import { byId, show, when, input, field } from "./dom.js";
 
 export interface SecurityHost {
   act(button: HTMLButtonElement | null, action: () => Promise<void>): Promise<void>;
@@ -29,15 +29,6 @@ export interface SecuritySection {
   leave(): void;
 }
 
-const byId = <T extends HTMLElement = HTMLElement>(id: string): T => {
-  const el = document.getElementById(id);
-  if (!el) throw new Error(`missing #${id}`);
-  return el as T;
-};
-const show = (el: HTMLElement, visible: boolean) => (el.hidden = !visible);
-const when = (t: Timestamp | undefined): string => (t ? timestampDate(t).toLocaleString() : "");
-const input = (f: HTMLFormElement, name: string) => f.elements.namedItem(name) as HTMLInputElement;
-const field = (f: HTMLFormElement, name: string): string => (input(f, name)?.value ?? "").trim();
 
 /** The MFA step's choices: radio value, method, label, hint. */
 const METHODS = [
